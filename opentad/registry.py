@@ -1,0 +1,208 @@
+"""One registry per kind of component, and the single function that builds them.
+
+Every registry is an :class:`mmengine.registry.Registry` whose ``locations``
+name the package that registers into it, so ``REGISTRY.get(name)`` imports
+what it needs on first use. Upstream OpenTAD configs name some components
+with an ``mmaction.`` prefix (``mmaction.Resize``, ``mmaction.Recognizer3D``);
+such aliases are registered literally and resolved before mmengine's scope
+logic would try to import a package called ``mmaction``.
+
+:func:`build` is the only way configs become objects. It never mutates the
+config it is given, checks that the keys bind to the constructor (or to the
+class's ``from_config``) before calling it, and names the class, the bad key
+and the valid keys when they do not.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import Registry as _MMRegistry
+
+__all__ = [
+    "Registry",
+    "ConfigError",
+    "build",
+    "check_binding",
+    "ALL_REGISTRIES",
+    "DETECTORS",
+    "BACKBONES",
+    "PROJECTIONS",
+    "NECKS",
+    "HEADS",
+    "ROI_HEADS",
+    "LOSSES",
+    "PRIOR_GENERATORS",
+    "DATASETS",
+    "TRANSFORMS",
+    "EVALUATORS",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be turned into an object: unknown type or bad keys."""
+
+
+class Registry(_MMRegistry):
+    """mmengine registry that resolves literal aliases such as ``mmaction.Resize``."""
+
+    def get(self, key: str):  # noqa: D401 - same contract as mmengine
+        self.import_from_location()
+        if isinstance(key, str) and key in self._module_dict:
+            return self._module_dict[key]
+        return super().get(key)
+
+    def names(self) -> List[str]:
+        """All names registered here (aliases included), sorted."""
+        self.import_from_location()
+        return sorted(self._module_dict)
+
+
+def _child(name: str, location: str) -> Registry:
+    return Registry(name, scope="opentad", locations=[location])
+
+
+DETECTORS = _child("detector", "opentad.models.detectors")
+BACKBONES = _child("backbone", "opentad.models.backbones")
+PROJECTIONS = _child("projection", "opentad.models.projections")
+NECKS = _child("neck", "opentad.models.necks")
+HEADS = _child("dense head", "opentad.models.dense_heads")
+ROI_HEADS = _child("roi head", "opentad.models.roi_heads")
+LOSSES = _child("loss", "opentad.models.losses")
+PRIOR_GENERATORS = _child("prior generator", "opentad.models.dense_heads")
+DATASETS = _child("dataset", "opentad.datasets")
+TRANSFORMS = _child("transform", "opentad.datasets.transforms")
+EVALUATORS = _child("evaluator", "opentad.evaluations")
+SCHEDULERS = _child("scheduler", "opentad.cores")
+# A child of mmengine's optimizer registry, so every torch.optim class
+# (AdamW, SGD, ...) resolves by name without being registered again here.
+OPTIMIZERS = Registry(
+    "optimizer", parent=MMENGINE_OPTIMIZERS, scope="opentad", locations=["opentad.cores"]
+)
+
+ALL_REGISTRIES: Dict[str, Registry] = {
+    r.name: r
+    for r in (
+        DETECTORS,
+        BACKBONES,
+        PROJECTIONS,
+        NECKS,
+        HEADS,
+        ROI_HEADS,
+        LOSSES,
+        PRIOR_GENERATORS,
+        DATASETS,
+        TRANSFORMS,
+        EVALUATORS,
+        SCHEDULERS,
+        OPTIMIZERS,
+    )
+}
+
+
+def _target_signature(cls: Callable) -> inspect.Signature:
+    """The signature config keys must bind to: ``from_config`` if the class has one."""
+    from_config = getattr(cls, "from_config", None)
+    if from_config is not None and inspect.ismethod(from_config):
+        return inspect.signature(from_config)
+    return inspect.signature(cls)
+
+
+def _suggest(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_binding(cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = False) -> Optional[str]:
+    """Return an error message if ``kwargs`` do not bind to ``cls``, else ``None``.
+
+    Args:
+        cls: a class (or function) from a registry.
+        kwargs: the config keys, without ``type``.
+        partial: if True, missing required arguments are not an error (used
+            when a caller supplies them at build time through ``default_args``).
+    """
+    sig = _target_signature(cls)
+    params = sig.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown: List[str] = []
+    else:
+        accepted = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        unknown = [k for k in kwargs if k not in accepted]
+    name = getattr(cls, "__name__", repr(cls))
+    if unknown:
+        valid = [n for n in params if n not in ("self", "args", "kwargs")]
+        hints = "".join(_suggest(k, valid) for k in unknown)
+        return (
+            f"{name} got unknown config key(s) {unknown}. Valid keys: {valid}.{hints}"
+        )
+    if not partial:
+        try:
+            sig.bind_partial(**kwargs)
+            missing = [
+                n
+                for n, p in params.items()
+                if p.default is inspect.Parameter.empty
+                and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                and n not in kwargs
+                and n not in ("self", "cls")
+            ]
+        except TypeError as exc:  # pragma: no cover - defensive
+            return f"{name}: {exc}"
+        if missing:
+            return f"{name} is missing required config key(s) {missing}."
+    return None
+
+
+def build(cfg: Optional[Mapping[str, Any]], registry: Registry, **default_args: Any) -> Any:
+    """Build an object from ``cfg`` (a mapping with ``type``) using ``registry``.
+
+    The config is deep-copied, never mutated. ``default_args`` fill keys that
+    the config does not set. If the class defines a ``from_config``
+    classmethod, it turns the config keys into constructor keyword arguments
+    (this is where sub-modules are built); otherwise the keys are passed to
+    the constructor as they are.
+
+    Args:
+        cfg: the config mapping, or None (then None is returned).
+        registry: where to look up ``cfg["type"]``.
+        **default_args: values for keys the config leaves out.
+
+    Returns:
+        The built object.
+
+    Raises:
+        ConfigError: the type is missing or unknown (the message lists close
+            matches), or the keys do not bind to the constructor.
+    """
+    if cfg is None:
+        return None
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"Expected a config dict for the {registry.name} registry, got {type(cfg).__name__}: {cfg!r}")
+    args = copy.deepcopy(dict(cfg))
+    if "type" not in args:
+        raise ConfigError(f"Config for the {registry.name} registry has no 'type' key: {dict(cfg)!r}")
+    type_name = args.pop("type")
+    if not isinstance(type_name, str):
+        cls = type_name
+    else:
+        cls = registry.get(type_name)
+        if cls is None:
+            raise ConfigError(
+                f"Unknown {registry.name} type {type_name!r}.{_suggest(type_name, registry.names())} "
+                f"Registered: {registry.names()}"
+            )
+    for key, value in default_args.items():
+        args.setdefault(key, value)
+    error = check_binding(cls, args)
+    if error:
+        raise ConfigError(f"In config of type {type_name!r}: {error}")
+    from_config = getattr(cls, "from_config", None)
+    if from_config is not None and inspect.ismethod(from_config):
+        return cls(**from_config(**args))
+    return cls(**args)

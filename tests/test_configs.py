@@ -1,0 +1,58 @@
+"""Every config under configs/ loads, every type resolves, every key binds."""
+import glob
+import os
+
+import pytest
+
+from opentad.registry import ConfigError, TRANSFORMS, build
+from opentad.utils.config import check_config, load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(
+    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+    if os.sep + "_base_" + os.sep not in p
+)
+
+
+def test_there_are_configs():
+    assert CONFIGS, "no config found under configs/"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_config_types_and_keys_bind(path):
+    cfg = load_config(path)
+    errors = check_config(cfg)
+    assert not errors, f"{os.path.relpath(path, ROOT)}:\n" + "\n".join(errors)
+
+
+def test_misspelled_key_is_reported_with_class_and_key(tmp_path):
+    """The checker must fail loudly on a typo, naming key and class."""
+    cfg_file = tmp_path / "bad.py"
+    cfg_file.write_text(
+        "dataset = dict(train=dict(pipeline=[dict(type='ConvertToTensor', keyz=['x'])]))\n"
+        "model = dict(type='NoSuchDetector')\n"
+    )
+    errors = check_config(load_config(str(cfg_file)))
+    joined = "\n".join(errors)
+    assert "keyz" in joined and "ConvertToTensor" in joined
+    assert "NoSuchDetector" in joined
+    assert len(errors) == 2
+
+
+def test_build_rejects_unknown_key_and_suggests():
+    with pytest.raises(ConfigError) as info:
+        build(dict(type="ConvertToTensor", keyz=["x"]), TRANSFORMS)
+    assert "keyz" in str(info.value) and "keys" in str(info.value)
+
+
+def test_build_does_not_mutate_config():
+    cfg = dict(type="ConvertToTensor", keys=["imgs"])
+    before = repr(cfg)
+    build(cfg, TRANSFORMS)
+    assert repr(cfg) == before
+
+
+def test_unknown_type_lists_close_matches():
+    with pytest.raises(ConfigError) as info:
+        build(dict(type="ConvertToTensr", keys=[]), TRANSFORMS)
+    assert "ConvertToTensor" in str(info.value)
