@@ -53,6 +53,8 @@ class Registry(_MMRegistry):
 
     def get(self, key: str):  # noqa: D401 - same contract as mmengine
         self.import_from_location()
+        if self.parent is not None:
+            self.parent.import_from_location()
         if isinstance(key, str) and key in self._module_dict:
             return self._module_dict[key]
         return super().get(key)
