@@ -53,8 +53,6 @@ class Registry(_MMRegistry):
 
     def get(self, key: str):  # noqa: D401 - same contract as mmengine
         self.import_from_location()
-        if self.parent is not None:
-            self.parent.import_from_location()
         if isinstance(key, str) and key in self._module_dict:
             return self._module_dict[key]
         return super().get(key)
@@ -84,7 +82,7 @@ SCHEDULERS = _child("scheduler", "opentad.cores")
 # A child of mmengine's optimizer registry, so every torch.optim class
 # (AdamW, SGD, ...) resolves by name without being registered again here.
 OPTIMIZERS = Registry(
-    "optimizer", parent=MMENGINE_OPTIMIZERS, scope="opentad", locations=["opentad.cores"]
+    "optimizer", parent=MMENGINE_OPTIMIZERS, scope="opentad", locations=["opentad.cores", "mmengine.optim"]
 )
 
 ALL_REGISTRIES: Dict[str, Registry] = {
