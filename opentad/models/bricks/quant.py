@@ -1,0 +1,245 @@
+"""Quantized linear layers (bitsandbytes) and the helpers around them.
+
+A quantized layer is always made from a float ``nn.Linear`` whose weights are
+already final (pretrained or initialised): bitsandbytes quantizes a weight
+when the layer is moved with ``.to()``/``.cuda()``, so :func:`quantize_linear`
+copies the float weight into a ``Params4bit``/``Int8Params`` and moves the new
+layer to the float layer's device, which performs the quantization on CPU
+too. Biases stay float.
+
+bitsandbytes cannot load a ``Linear4bit`` state_dict into a fresh layer
+(upstream issue #1946), so :func:`export_quantized` and
+:func:`import_quantized` save and restore the packed bytes and the
+quantization statistics as plain tensors; restoring is bit-exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+__all__ = [
+    "QuantSpec",
+    "quantize_linear",
+    "dequantize_weight",
+    "is_quantized",
+    "export_quantized",
+    "import_quantized",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantSpec:
+    """How to quantize a linear layer.
+
+    Args:
+        bits: 4 (``Linear4bit``) or 8 (``Linear8bitLt``).
+        quant_type: 4-bit data type, ``"nf4"`` (default, QLoRA's) or ``"fp4"``
+            (bitsandbytes' own default, hence set explicitly here).
+        double_quant: quantize the 4-bit block scales again (QLoRA's double
+            quantization, ``compress_statistics`` in bitsandbytes).
+        compute_dtype: dtype of the 4-bit matmul; None picks bf16 on CUDA
+            and fp32 on CPU when the layer is built.
+        blocksize: 4-bit block size.
+
+    Raises:
+        ValueError: unsupported ``bits`` or ``quant_type``.
+    """
+
+    bits: int = 4
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    compute_dtype: Optional[torch.dtype] = None
+    blocksize: int = 64
+
+    def __post_init__(self):
+        if self.bits not in (4, 8):
+            raise ValueError(f"quantize bits must be 4 or 8, got {self.bits!r}")
+        if self.quant_type not in ("nf4", "fp4"):
+            raise ValueError(f"quant_type must be 'nf4' or 'fp4', got {self.quant_type!r}")
+
+    def resolved_compute_dtype(self, device: torch.device) -> torch.dtype:
+        if self.compute_dtype is not None:
+            return self.compute_dtype
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _bnb():
+    import bitsandbytes  # imported lazily: importing opentad must not need it
+
+    return bitsandbytes
+
+
+class _FrozenInt8Matmul(torch.autograd.Function):
+    """``x @ dequant(W).T`` for a frozen int8 weight; backward re-dequantizes.
+
+    Only the int8 weight and its row scales are kept for backward (no float
+    copy of the weight is saved), and no gradient flows to the weight.
+    """
+
+    @staticmethod
+    def forward(ctx, x, int8_weight, scales):
+        ctx.save_for_backward(int8_weight, scales)
+        weight = int8_weight.to(x.dtype) * (scales.to(x.dtype)[:, None] / 127.0)
+        return x @ weight.t()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        int8_weight, scales = ctx.saved_tensors
+        weight = int8_weight.to(grad_out.dtype) * (scales.to(grad_out.dtype)[:, None] / 127.0)
+        return grad_out @ weight, None, None
+
+
+_INT8_CLASS = None
+
+
+def _int8_layer_class():
+    """``Linear8bitLt`` whose matmul uses the dequantized weight.
+
+    bitsandbytes' own int8 matmul also quantizes the activations in eval mode
+    (and casts them to fp16 on CPU) but not in train mode, so the same layer
+    gives different outputs in ``train()`` and ``eval()``. This subclass keeps
+    bitsandbytes' storage (int8 weight, fp32 row scales) and always computes
+    ``x @ dequant(W).T`` in the input's dtype, in both modes.
+    """
+    global _INT8_CLASS
+    if _INT8_CLASS is None:
+        bnb = _bnb()
+
+        class Linear8bitDequant(bnb.nn.Linear8bitLt):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                out = _FrozenInt8Matmul.apply(x, self.weight.data, _int8_scales(self))
+                if self.bias is not None:
+                    out = out + self.bias.to(out.dtype)
+                return out
+
+        _INT8_CLASS = Linear8bitDequant
+    return _INT8_CLASS
+
+
+def is_quantized(module: nn.Module) -> bool:
+    """True for a bitsandbytes ``Linear4bit`` or ``Linear8bitLt``."""
+    bnb = _bnb()
+    return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
+
+
+def quantize_linear(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
+    """Return a frozen bitsandbytes layer holding ``linear``'s weight, quantized.
+
+    Args:
+        linear: a float ``nn.Linear`` with its final weights ([out, in]).
+        spec: the quantization settings.
+
+    Returns:
+        ``Linear4bit`` or ``Linear8bitLt`` on ``linear``'s device; its weight
+        never requires grad; the bias (if any) is a frozen float parameter.
+
+    Raises:
+        TypeError: ``linear`` is not an ``nn.Linear``.
+    """
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"quantize_linear expects nn.Linear, got {type(linear).__name__}")
+    bnb = _bnb()
+    device = linear.weight.device
+    weight = linear.weight.detach().float().cpu().clone()
+    has_bias = linear.bias is not None
+    if spec.bits == 4:
+        layer = bnb.nn.Linear4bit(
+            linear.in_features,
+            linear.out_features,
+            bias=has_bias,
+            compute_dtype=spec.resolved_compute_dtype(device),
+            compress_statistics=spec.double_quant,
+            quant_type=spec.quant_type,
+            device="cpu",
+        )
+        layer.weight = bnb.nn.Params4bit(
+            weight,
+            requires_grad=False,
+            quant_type=spec.quant_type,
+            compress_statistics=spec.double_quant,
+            blocksize=spec.blocksize,
+        )
+    else:
+        layer = _int8_layer_class()(
+            linear.in_features, linear.out_features, bias=has_bias, has_fp16_weights=False, device="cpu"
+        )
+        layer.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+    if has_bias:
+        layer.bias = nn.Parameter(linear.bias.detach().clone().cpu(), requires_grad=False)
+    return layer.to(device)  # the move is what quantizes
+
+
+def _int8_scales(layer: nn.Module) -> torch.Tensor:
+    # bitsandbytes moves the row scales from the weight to the layer state on first use
+    scales = layer.weight.SCB if getattr(layer.weight, "SCB", None) is not None else layer.state.SCB
+    if scales is None:
+        raise RuntimeError("8-bit layer has no row scales: was it moved to a device after loading?")
+    return scales
+
+
+def dequantize_weight(layer: nn.Module) -> torch.Tensor:
+    """The float32 weight ``[out, in]`` a quantized layer computes with.
+
+    Raises:
+        TypeError: ``layer`` is not a bitsandbytes quantized linear.
+    """
+    bnb = _bnb()
+    if isinstance(layer, bnb.nn.Linear4bit):
+        return bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
+    if isinstance(layer, bnb.nn.Linear8bitLt):
+        return layer.weight.data.float() * _int8_scales(layer).float()[:, None] / 127.0
+    raise TypeError(f"not a quantized layer: {type(layer).__name__}")
+
+
+def export_quantized(layer: nn.Module) -> Dict[str, torch.Tensor]:
+    """Packed bytes and statistics of a quantized layer, as plain tensors.
+
+    The result round-trips through ``torch.save``/``torch.load(weights_only=True)``
+    and :func:`import_quantized` bit-exactly.
+    """
+    bnb = _bnb()
+    if isinstance(layer, bnb.nn.Linear4bit):
+        state = {"weight": layer.weight.data.detach().cpu().clone()}
+        for key, value in layer.weight.quant_state.as_dict(packed=True).items():
+            state["qs." + key] = value.detach().cpu().clone()
+        return state
+    if isinstance(layer, bnb.nn.Linear8bitLt):
+        return {"weight": layer.weight.data.detach().cpu().clone(), "SCB": _int8_scales(layer).detach().cpu().clone()}
+    raise TypeError(f"not a quantized layer: {type(layer).__name__}")
+
+
+def import_quantized(layer: nn.Module, state: Dict[str, torch.Tensor]) -> None:
+    """Restore what :func:`export_quantized` saved into a layer of the same kind and shape.
+
+    Raises:
+        ValueError: the saved packed weight does not fit the layer.
+    """
+    bnb = _bnb()
+    device = layer.weight.device
+    packed = state["weight"]
+    if isinstance(layer, bnb.nn.Linear4bit):
+        stats = {k[3:]: v for k, v in state.items() if k.startswith("qs.")}
+        expected = layer.in_features * layer.out_features
+        if packed.numel() * 2 != expected and packed.numel() * 2 != expected + 1:
+            raise ValueError(
+                f"packed 4-bit weight of {packed.numel()} bytes does not fit a "
+                f"{layer.out_features}x{layer.in_features} layer"
+            )
+        layer.weight = bnb.nn.Params4bit.from_prequantized(
+            packed.to(device), stats, requires_grad=False, device=device
+        )
+        return
+    if isinstance(layer, bnb.nn.Linear8bitLt):
+        if tuple(packed.shape) != (layer.out_features, layer.in_features):
+            raise ValueError(f"int8 weight {tuple(packed.shape)} does not fit layer {tuple(layer.weight.shape)}")
+        param = bnb.nn.Int8Params(packed.to(device), requires_grad=False, has_fp16_weights=False)
+        param.CB = param.data
+        param.SCB = state["SCB"].to(device)
+        layer.weight = param
+        layer.state.SCB = None
+        layer.state.CB = None
+        return
+    raise TypeError(f"not a quantized layer: {type(layer).__name__}")
