@@ -36,6 +36,7 @@ __all__ = [
     "ROI_HEADS",
     "LOSSES",
     "PRIOR_GENERATORS",
+    "LAYERS",
     "DATASETS",
     "TRANSFORMS",
     "EVALUATORS",
@@ -75,6 +76,8 @@ HEADS = _child("dense head", "opentad.models.dense_heads")
 ROI_HEADS = _child("roi head", "opentad.models.roi_heads")
 LOSSES = _child("loss", "opentad.models.losses")
 PRIOR_GENERATORS = _child("prior generator", "opentad.models.dense_heads")
+# Basic layers named by ``norm_cfg``/``act_cfg`` dicts (``dict(type="LN", eps=1e-6)``).
+LAYERS = _child("layer", "opentad.models.bricks.layers")
 DATASETS = _child("dataset", "opentad.datasets")
 TRANSFORMS = _child("transform", "opentad.datasets.transforms")
 EVALUATORS = _child("evaluator", "opentad.evaluations")
@@ -96,6 +99,7 @@ ALL_REGISTRIES: Dict[str, Registry] = {
         ROI_HEADS,
         LOSSES,
         PRIOR_GENERATORS,
+        LAYERS,
         DATASETS,
         TRANSFORMS,
         EVALUATORS,
