@@ -1,0 +1,239 @@
+"""Reading ground truth and predictions into flat numpy arrays for evaluation.
+
+Ground truth is an ActivityNet-style file ``{"database": {video: {"subset": ...,
+"annotations": [{"segment": [start, end], "label": name}, ...]}}}``;
+predictions are ``{"results": {video: [{"segment": [start, end], "label": name,
+"score": s}, ...]}}``, given as a JSON path or as the dict itself. Times are
+seconds. Which entries are kept is decided here (see :class:`GroundTruth` and
+:class:`Predictions`); the matching itself lives in ``matching.py``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Sequence, Union
+
+import numpy as np
+
+from .builder import remove_duplicate_annotations
+
+__all__ = ["GroundTruth", "Predictions", "load_json", "load_ground_truth", "load_predictions", "load_blocked_videos"]
+
+PathOrDict = Union[str, os.PathLike, Mapping[str, Any]]
+
+
+@dataclass
+class GroundTruth:
+    """Ground-truth actions of one subset, as parallel arrays of length ``G``.
+
+    Attributes:
+        videos: names of the subset's videos (blocked ones removed), in file order.
+        classes: class names in order of first appearance in the kept actions.
+        video: ``[G]`` int64 index into ``videos``.
+        start, end: ``[G]`` float64 seconds.
+        label: ``[G]`` int64 index into ``classes``.
+        num_ignored: actions dropped because their label is in ``ignored_labels``.
+    """
+
+    videos: List[str]
+    classes: List[str]
+    video: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    label: np.ndarray
+    num_ignored: int = 0
+
+
+@dataclass
+class Predictions:
+    """Predicted actions as parallel arrays of length ``N`` (file order).
+
+    Attributes:
+        video: ``[N]`` int64 video index; indices ``>= len(gt.videos)`` are
+            videos absent from the ground-truth subset (``extra_videos``).
+        start, end, score: ``[N]`` float64.
+        label: ``[N]`` int64 index into the ground-truth classes, -1 when the
+            label is not a ground-truth class.
+        extra_videos: names of predicted videos that are not in the subset.
+    """
+
+    video: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    score: np.ndarray
+    label: np.ndarray
+    extra_videos: List[str]
+
+
+def load_json(path: Union[str, os.PathLike], key: str) -> Any:
+    """Read a JSON file, naming the config ``key`` and the path on failure.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not valid JSON.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{key}: file not found: {os.fspath(path)!r}")
+    try:
+        with open(path, "r") as fobj:
+            return json.load(fobj)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{key}: {os.fspath(path)!r} is not a valid JSON file: {exc}") from exc
+
+
+def load_blocked_videos(blocked_videos: Union[None, str, os.PathLike, Sequence[str]]) -> set:
+    """The set of blocked video names: from a JSON list file, a list, or None."""
+    if blocked_videos is None:
+        return set()
+    if isinstance(blocked_videos, (str, os.PathLike)):
+        blocked_videos = load_json(blocked_videos, "blocked_videos")
+    if not isinstance(blocked_videos, (list, tuple, set)):
+        raise ValueError(f"blocked_videos must hold a list of video names, got {type(blocked_videos).__name__}")
+    return set(blocked_videos)
+
+
+def _require_key(data: Any, key: str, source: str, what: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+        raise ValueError(f"{what} {source} has no top-level {key!r} key (found: {found})")
+    return data[key]
+
+
+def load_ground_truth(
+    source: Union[str, os.PathLike, Mapping[str, Any]],
+    *,
+    subset: str,
+    blocked: set,
+    ignored_labels: Sequence[str] = (),
+) -> GroundTruth:
+    """Read the actions of ``subset``.
+
+    Kept: videos whose ``subset`` equals ``subset`` and that are not blocked;
+    within them, actions after :func:`remove_duplicate_annotations` whose label
+    is not in ``ignored_labels``. Videos without (kept) actions stay in
+    ``videos``; they only turn predictions on them into false positives.
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable file, no ``database`` key, a
+            video without ``subset``/``annotations``, or no action in ``subset``
+            (the message lists the subsets present).
+    """
+    name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "(dict)"
+    data = load_json(source, "ground_truth_filename") if isinstance(source, (str, os.PathLike)) else source
+    database = _require_key(data, "database", name, "ground_truth_filename")
+    ignored = set(ignored_labels)
+    videos: List[str] = []
+    classes: Dict[str, int] = {}
+    rows: List[tuple] = []
+    subsets_seen = set()
+    num_ignored = 0
+    for video_name, info in database.items():
+        if "subset" not in info or "annotations" not in info:
+            raise ValueError(f"ground_truth_filename {name}: video {video_name!r} lacks 'subset' or 'annotations'")
+        subsets_seen.add(info["subset"])
+        if info["subset"] != subset or video_name in blocked:
+            continue
+        vidx = len(videos)
+        videos.append(video_name)
+        try:
+            for ann in remove_duplicate_annotations(info["annotations"]):
+                if ann["label"] in ignored:
+                    num_ignored += 1
+                    continue
+                cidx = classes.setdefault(ann["label"], len(classes))
+                rows.append((vidx, float(ann["segment"][0]), float(ann["segment"][1]), cidx))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"ground_truth_filename {name}: malformed annotation in video {video_name!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    if not rows:
+        raise ValueError(
+            f"ground_truth_filename {name}: no ground-truth action in subset {subset!r} "
+            f"(subsets present: {sorted(map(str, subsets_seen))})"
+        )
+    video, start, end, label = (np.asarray(col) for col in zip(*rows))
+    return GroundTruth(
+        videos=videos,
+        classes=list(classes),
+        video=video.astype(np.int64),
+        start=start.astype(np.float64),
+        end=end.astype(np.float64),
+        label=label.astype(np.int64),
+        num_ignored=num_ignored,
+    )
+
+
+def _bad_entry(results: Mapping[str, Any], blocked: set) -> str:
+    """Describe the first prediction entry (outside blocked videos) that cannot be read."""
+    for video_name, items in results.items():
+        if video_name in blocked:
+            continue
+        if not isinstance(items, (list, tuple)):
+            return f"video {video_name!r}: expected a list of predictions, got {type(items).__name__}"
+        for i, item in enumerate(items):
+            try:
+                float(item["segment"][0]), float(item["segment"][1]), float(item["score"]), hash(item["label"])
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                return f"video {video_name!r}, prediction {i} ({item!r}): {type(exc).__name__}: {exc}"
+    return "unknown entry"  # pragma: no cover - only called after a failure
+
+
+def load_predictions(source: PathOrDict, *, gt: GroundTruth, blocked: set) -> Predictions:
+    """Read predictions, dropping those of blocked videos.
+
+    Predictions whose label is not a ground-truth class get label -1 (they are
+    not evaluated); videos outside the ground-truth subset keep their
+    predictions (they are false positives).
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable file, no ``results`` key, an
+            entry without ``segment``/``label``/``score`` or a NaN score (the
+            message names the video and the entry).
+        TypeError: ``source`` is neither a path nor a dict.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = repr(os.fspath(source))
+        data = load_json(source, "prediction_filename")
+    elif isinstance(source, Mapping):
+        name, data = "(dict)", source
+    else:
+        raise TypeError(f"prediction_filename must be a JSON path or a dict, got {type(source).__name__}")
+    results = _require_key(data, "results", name, "prediction_filename")
+    if not isinstance(results, Mapping):
+        raise ValueError(f"prediction_filename {name}: 'results' must map video names to lists")
+    video_index = {v: i for i, v in enumerate(gt.videos)}
+    class_index = {c: i for i, c in enumerate(gt.classes)}
+    extra: List[str] = []
+    vids: List[int] = []
+    cols: List[tuple] = []
+    try:
+        for video_name, items in results.items():
+            if video_name in blocked:
+                continue
+            if video_name not in video_index:
+                video_index[video_name] = len(video_index)
+                extra.append(video_name)
+            vidx = video_index[video_name]
+            cols.extend(
+                (float(r["segment"][0]), float(r["segment"][1]), float(r["score"]), class_index.get(r["label"], -1))
+                for r in items
+            )
+            vids.extend([vidx] * (len(cols) - len(vids)))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(f"prediction_filename {name}: malformed prediction at {_bad_entry(results, blocked)}") from exc
+    arr = np.asarray(cols, dtype=np.float64).reshape(-1, 4)
+    video = np.asarray(vids, dtype=np.int64)
+    if np.isnan(arr[:, 2]).any():
+        bad = int(np.flatnonzero(np.isnan(arr[:, 2]))[0])
+        names = list(video_index)
+        raise ValueError(f"prediction_filename {name}: NaN score in a prediction of video {names[video[bad]]!r}")
+    return Predictions(
+        video=video,
+        start=arr[:, 0].copy(),
+        end=arr[:, 1].copy(),
+        score=arr[:, 2].copy(),
+        label=arr[:, 3].astype(np.int64),
+        extra_videos=extra,
+    )
