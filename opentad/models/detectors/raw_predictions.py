@@ -1,0 +1,72 @@
+"""Raw (pre-post-processing) predictions on disk, as upstream's ``inference`` options.
+
+``inference.save_raw_prediction=True`` writes, per video, ``<folder>/<video_name>.pkl``
+holding the list ``[proposals [P, 2], scores [P, C]]`` of that sample;
+``inference.load_from_raw_predictions=True`` reads them back instead of
+running the network (to tune post-processing quickly), averaging the scores
+and proposals of the folders in ``inference.fuse_list`` when it is given.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any, List, Mapping, Sequence, Tuple
+
+import torch
+
+__all__ = ["save_predictions", "load_predictions"]
+
+Predictions = Tuple[List[torch.Tensor], List[torch.Tensor]]
+
+
+def _path(folder: str, meta: Mapping[str, Any]) -> str:
+    return os.path.join(folder, f"{meta['video_name']}.pkl")
+
+
+def save_predictions(predictions: Predictions, metas: Sequence[Mapping[str, Any]], folder: str) -> None:
+    """Write each sample's ``[proposals, scores]`` (moved to the CPU) to ``folder``.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"inference.folder {folder!r} does not exist; create it before saving predictions")
+    for idx, meta in enumerate(metas):
+        sample = [data[idx].detach().cpu() for data in predictions]
+        with open(_path(folder, meta), "wb") as handle:
+            pickle.dump(sample, handle, pickle.HIGHEST_PROTOCOL)
+
+
+def _load_folder(metas: Sequence[Mapping[str, Any]], folder: str) -> List[List[torch.Tensor]]:
+    samples = []
+    for meta in metas:
+        path = _path(folder, meta)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"raw prediction {path} not found (inference.load_from_raw_predictions=True)")
+        with open(path, "rb") as handle:
+            samples.append(pickle.load(handle))
+    return samples
+
+
+def load_predictions(metas: Sequence[Mapping[str, Any]], infer_cfg: Mapping[str, Any]) -> Predictions:
+    """Read the predictions of ``metas`` from ``infer_cfg["folder"]`` or average ``infer_cfg["fuse_list"]``.
+
+    Returns:
+        ``(proposals, scores)``: per-sample lists, as ``forward_test`` returns them.
+
+    Raises:
+        KeyError: neither ``folder`` nor ``fuse_list`` is set.
+        FileNotFoundError: a prediction file is missing.
+    """
+    if "fuse_list" in infer_cfg:
+        folders = list(infer_cfg["fuse_list"])
+    elif "folder" in infer_cfg:
+        folders = [infer_cfg["folder"]]
+    else:
+        raise KeyError("inference config needs 'folder' or 'fuse_list' to load raw predictions")
+    loaded = [_load_folder(metas, folder) for folder in folders]
+    fields = len(loaded[0][0])
+    fused = [
+        [torch.stack([run[i][f] for run in loaded]).mean(dim=0) for i in range(len(metas))] for f in range(fields)
+    ]
+    return fused[0], fused[1]
