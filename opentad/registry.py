@@ -122,6 +122,35 @@ def _suggest(name: str, options: Iterable[str]) -> str:
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
+def _named(sig: inspect.Signature) -> List[str]:
+    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [n for n, p in sig.parameters.items() if p.kind not in skip]
+
+
+def _accepted_keys(cls: Callable, sig: inspect.Signature) -> Optional[List[str]]:
+    """Keyword names ``cls`` accepts, or None if it accepts any.
+
+    A class whose ``__init__`` takes ``**kwargs`` and forwards them to its
+    base class accepts the base's names too: the classes of the MRO are
+    walked until one ``__init__`` has no ``**kwargs`` (then those names are
+    all it accepts) or a non-class base takes arbitrary keywords (None).
+    """
+    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    names = _named(sig)
+    if not has_var_kw:
+        return names
+    if not inspect.isclass(cls) or getattr(cls, "from_config", None) is not None:
+        return None
+    for base in cls.__mro__[1:]:
+        if base is object or "__init__" not in vars(base):
+            continue
+        base_sig = inspect.signature(base.__init__)
+        names += [n for n in _named(base_sig) if n != "self" and n not in names]
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in base_sig.parameters.values()):
+            return names
+    return None
+
+
 def check_binding(cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = False) -> Optional[str]:
     """Return an error message if ``kwargs`` do not bind to ``cls``, else ``None``.
 
@@ -133,14 +162,11 @@ def check_binding(cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = F
     """
     sig = _target_signature(cls)
     params = sig.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        unknown: List[str] = []
-    else:
-        accepted = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-        unknown = [k for k in kwargs if k not in accepted]
+    accepted = _accepted_keys(cls, sig)
+    unknown: List[str] = [] if accepted is None else [k for k in kwargs if k not in accepted]
     name = getattr(cls, "__name__", repr(cls))
     if unknown:
-        valid = [n for n in params if n not in ("self", "args", "kwargs")]
+        valid = [n for n in accepted if n not in ("self", "args", "kwargs")]
         hints = "".join(_suggest(k, valid) for k in unknown)
         return (
             f"{name} got unknown config key(s) {unknown}. Valid keys: {valid}.{hints}"

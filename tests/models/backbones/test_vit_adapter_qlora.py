@@ -1,0 +1,217 @@
+"""QLoRA-AdaTAD backbone: trainable set, identity at init, quantization equivalence,
+adapter_pretrain, checkpoints, merging, and counts of the ViT-S config."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
+from opentad.models.backbones.vit_adapter_qlora import QLoRAAdapter, VisionTransformerQLoRA
+from opentad.models.bricks.lora import LoRALinear
+from opentad.models.bricks.quant import dequantize_weight, is_quantized
+from opentad.models.utils.qlora import (
+    load_qlora_state_dict,
+    merged_state_dict,
+    qlora_state_dict,
+)
+
+TINY = dict(
+    img_size=32, patch_size=16, embed_dims=64, depth=2, num_heads=2, mlp_ratio=2.0, num_frames=4,
+    total_frames=8, adapter_index=[0, 1], return_feat_map=True, drop_path_rate=0.0,
+)
+
+
+def _frames(seed=0, videos=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2 * videos, 3, 4, 32, 32, generator=g)  # 2 clips of 4 frames = 8 frames per video
+
+
+def _qlora(seed=0, prepare=True, perturb=True, **kwargs):
+    torch.manual_seed(seed)
+    model = VisionTransformerQLoRA(**TINY, lora_r=4, lora_alpha=8, lora_dropout=0.0, **kwargs)
+    if perturb:  # stand-in for trained adapters: non-zero up projections
+        with torch.no_grad():
+            for _, adapter in model.named_adapters():
+                adapter.up_proj.base_layer.weight.normal_(0, 0.05)
+    if prepare:
+        model.on_weights_loaded()
+        model.freeze()
+    return model.eval()
+
+
+def _dequantized_copy(model):
+    """The same model with every quantized base replaced by a float Linear of its dequantized weight."""
+    twin = copy.deepcopy(model)
+    for name, module in list(twin.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if is_quantized(child):
+                lin = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+                with torch.no_grad():
+                    lin.weight.copy_(dequantize_weight(child))
+                    if child.bias is not None:
+                        lin.bias.copy_(child.bias)
+                setattr(module, child_name, lin)
+    return twin
+
+
+def _randomise_lora(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_b.weight.copy_(torch.randn(m.lora_b.weight.shape, generator=g) * 0.1)
+
+
+def test_vit_s_counts_match_the_design_note(caplog):
+    cfg = dict(
+        img_size=224, patch_size=16, embed_dims=384, depth=12, num_heads=6, mlp_ratio=4, num_frames=16,
+        total_frames=768, adapter_index=list(range(12)), lora_r=16, lora_alpha=32, lora_dropout=0.1,
+    )
+    with caplog.at_level("INFO", logger="opentad"):
+        model = VisionTransformerQLoRA(**cfg)
+    assert "ViT parameters: 21,879,936, QLoRA adapter parameters: 1,185,420 (5.4% of the ViT)" in caplog.text
+    # the same numbers by hand: AdaTAD adapter minus projection biases plus 2 LoRA pairs
+    per_block = (384 * 96 + 96 * 384) + (96 * 3 + 96) + (96 * 96 + 96) + 1 + 16 * (384 + 96) * 2
+    assert per_block * 12 == 1_185_420
+    assert isinstance(model.blocks[0].adapter, QLoRAAdapter)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_only_lora_gamma_and_convs_train_and_get_gradients(bits):
+    model = _qlora(quantize_bits=bits)
+    _randomise_lora(model)
+    model.train()
+    out = model(_frames())
+    out.square().mean().backward()
+    expected = {"down_proj.lora_a.weight", "down_proj.lora_b.weight", "up_proj.lora_a.weight",
+                "up_proj.lora_b.weight", "gamma", "dwconv.weight", "dwconv.bias", "conv.weight", "conv.bias"}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"blocks.{i}.adapter.{n}" for i in range(2) for n in expected}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+        else:
+            assert param.grad is None, name
+    quantized = [m for m in model.modules() if is_quantized(m)]
+    assert len(quantized) == 4 and all(not m.weight.requires_grad for m in quantized)
+
+
+def test_freeze_never_raises_and_is_idempotent():
+    model = _qlora(quantize_bits=4, quantize_backbone=True, backbone_lora_targets=["qkv"])
+    model.freeze()
+    model.freeze()
+    assert all(not m.weight.requires_grad for m in model.modules() if is_quantized(m))
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_adapter_is_identity_at_initialisation(bits):
+    qlora = _qlora(quantize_bits=bits, perturb=False)
+    plain = VisionTransformerAdapter(**TINY)
+    plain.load_state_dict({k: v for k, v in qlora.state_dict().items() if ".adapter." not in k}, strict=False)
+    for block in plain.blocks:
+        block.adapter = None  # the plain ViT
+    x = _frames(3)
+    assert torch.equal(qlora(x), plain.eval()(x))
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("backbone", [False, True])
+def test_equals_dequantized_model_and_stays_near_float_model(bits, backbone):
+    float_model = _qlora(prepare=False)
+    qlora = copy.deepcopy(float_model)
+    qlora.quantize_bits = bits
+    qlora.adapter_spec = type(qlora.adapter_spec)(bits=bits)
+    qlora.quantize_backbone = backbone
+    qlora.on_weights_loaded()
+    qlora.eval()
+    x = _frames(4)
+    out = qlora(x)
+    torch.testing.assert_close(out, _dequantized_copy(qlora)(x), atol=1e-5, rtol=0)
+    # the float model: error of the order of the stated weight quantization error
+    reference = float_model.eval()(x)
+    rel = (out - reference).abs().max() / reference.abs().max()
+    assert rel < (0.1 if backbone else 0.02), rel
+
+
+def test_quantize_backbone_keeps_float_what_should_stay_float():
+    model = _qlora(quantize_backbone=True, backbone_lora_targets=["qkv", "fc2"])
+    block = model.blocks[0]
+    assert isinstance(block.attn.qkv, LoRALinear) and is_quantized(block.attn.qkv.base_layer)
+    assert is_quantized(block.attn.proj) and is_quantized(block.mlp.layers[0][0])
+    assert block.attn.proj.weight.quant_state.quant_type == "nf4" and block.attn.proj.weight.quant_state.nested
+    for tensor in (model.patch_embed.projection.weight, block.norm1.weight, block.attn.q_bias, model.pos_embed,
+                   block.attn.proj.bias):
+        assert tensor.is_floating_point()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad and ".adapter." not in n}
+    assert trainable == {f"blocks.{i}.{m}.lora_{ab}.weight" for i in range(2) for ab in "ab"
+                         for m in ("attn.qkv", "mlp.layers.1")}
+
+
+def test_bad_arguments_name_the_value():
+    with pytest.raises(ValueError, match="bogus"):
+        VisionTransformerQLoRA(**TINY, quantize_backbone=True, backbone_lora_targets=["bogus"])
+    with pytest.raises(ValueError, match="3"):
+        VisionTransformerQLoRA(**TINY, quantize_bits=3)
+
+
+def test_adapter_pretrain_loads_an_adatad_checkpoint(tmp_path):
+    torch.manual_seed(5)
+    adatad = VisionTransformerAdapter(**TINY).eval()
+    with torch.no_grad():
+        for _, adapter in adatad.named_adapters():
+            for p in adapter.parameters():
+                p.normal_(0, 0.05)
+    prefix = "backbone.model.backbone."  # OpenTAD's nesting inside the detector
+    path = tmp_path / "adatad.pth"
+    torch.save({"state_dict": {prefix + k: v for k, v in adatad.state_dict().items()}}, path)
+    float_qlora = _qlora(perturb=False, prepare=False, adapter_pretrain=str(path), quantize_adapters=False)
+    float_qlora.load_state_dict({k: v for k, v in adatad.state_dict().items() if ".adapter." not in k}, strict=False)
+    float_qlora.on_weights_loaded()
+    x = _frames(6)
+    torch.testing.assert_close(float_qlora.eval()(x), adatad(x), atol=1e-6, rtol=0)
+    quantized = _qlora(perturb=False, prepare=False, adapter_pretrain=str(path))
+    quantized.load_state_dict({k: v for k, v in adatad.state_dict().items() if ".adapter." not in k}, strict=False)
+    quantized.on_weights_loaded()
+    rel = (quantized.eval()(x) - adatad(x)).abs().max() / adatad(x).abs().max()
+    assert 0 < rel < 0.02
+
+
+def test_adapter_pretrain_without_a_block_names_it(tmp_path):
+    path = tmp_path / "empty.pth"
+    torch.save({"state_dict": {"blocks.5.adapter.gamma": torch.ones(1)}}, path)
+    model = _qlora(prepare=False, adapter_pretrain=str(path))
+    with pytest.raises(KeyError, match="block 0"):
+        model.on_weights_loaded()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_checkpoint_round_trip_is_exact(bits, tmp_path):
+    model = _qlora(quantize_bits=bits, quantize_backbone=True, backbone_lora_targets=["proj"])
+    _randomise_lora(model)
+    path = tmp_path / "ckpt.pth"
+    torch.save(qlora_state_dict(model), path)
+    restored = _qlora(seed=99, quantize_bits=bits, quantize_backbone=True, backbone_lora_targets=["proj"])
+    report = load_qlora_state_dict(restored, torch.load(path, weights_only=True))
+    assert report == {"missing": [], "unexpected": []}
+    x = _frames(7)
+    assert torch.equal(restored(x), model(x))
+    for (n1, t1), (n2, t2) in zip(model.state_dict().items(), restored.state_dict().items()):
+        assert n1 == n2 and torch.equal(t1, t2), n1
+
+
+def test_checkpoint_of_a_mismatching_model_lists_keys():
+    state = qlora_state_dict(_qlora())
+    other = _qlora(quantize_backbone=True)
+    with pytest.raises(ValueError, match="blocks.0.attn.qkv"):
+        load_qlora_state_dict(other, state)
+
+
+def test_merge_gives_an_adatad_model_with_the_same_outputs():
+    model = _qlora(quantize_bits=4, quantize_backbone=True, backbone_lora_targets=["qkv"])
+    _randomise_lora(model)
+    adatad = VisionTransformerAdapter(**TINY).eval()
+    result = adatad.load_state_dict(merged_state_dict(model), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = _frames(8)
+    torch.testing.assert_close(adatad(x), model(x), atol=1e-5, rtol=1e-5)
