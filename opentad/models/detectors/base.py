@@ -14,12 +14,14 @@ import torch.nn as nn
 from opentad.models.bricks.misc import AffineDropPath, Scale
 from opentad.models.detectors.raw_predictions import load_predictions, save_predictions
 from opentad.models.utils.misc import resize_mask
+from opentad.models.utils.qlora import QLORA_FORMAT, has_quantized_layers, load_qlora_state_dict, qlora_state_dict
 from opentad.models.utils.post_processing import (
     batched_nms,
     convert_to_seconds,
     format_detections,
     select_topk_predictions,
 )
+from opentad.utils.checkpoint import CheckpointError
 from opentad.registry import BACKBONES, DETECTORS, HEADS, NECKS, PROJECTIONS, build
 
 __all__ = ["BaseDetector"]
@@ -267,3 +269,39 @@ class BaseDetector(nn.Module):
             dict(params=[decay[k] for k in sorted(decay)], weight_decay=cfg["weight_decay"], lr=cfg["lr"]),
             dict(params=[no_decay[k] for k in sorted(no_decay)], weight_decay=0.0, lr=cfg["lr"]),
         ]
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_state_dict(self) -> Dict[str, Any]:
+        """What a checkpoint stores: ``state_dict()``, or for a model with quantized
+        layers the QLoRA state of :func:`opentad.models.utils.qlora.qlora_state_dict`
+        (bitsandbytes cannot reload its own 4-bit state_dict)."""
+        if has_quantized_layers(self):
+            return qlora_state_dict(self)
+        return self.state_dict()
+
+    def load_checkpoint_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> Tuple[List[str], List[str]]:
+        """Load what :meth:`checkpoint_state_dict` saved; returns ``(missing, unexpected)`` keys.
+
+        Raises:
+            ValueError: a QLoRA state into a model without quantized layers or the
+                reverse (merge with tools/model_converters/merge_qlora.py instead).
+        """
+        is_qlora_state = state.get("format") == QLORA_FORMAT
+        if is_qlora_state != has_quantized_layers(self):
+            raise ValueError(
+                "checkpoint and model disagree on quantization: "
+                + ("a QLoRA checkpoint into a float model; merge it first (tools/model_converters/merge_qlora.py)"
+                   if is_qlora_state else "a float checkpoint into a QLoRA model; use the backbone's adapter_pretrain")
+            )
+        if is_qlora_state:
+            report = load_qlora_state_dict(self, state, strict=strict)
+            return report["missing"], report["unexpected"]
+        own = set(self.state_dict())
+        missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                f"checkpoint does not fit {type(self).__name__}: missing keys {missing[:20]}, "
+                f"unexpected keys {unexpected[:20]} ({len(missing)} missing, {len(unexpected)} unexpected)"
+            )
+        self.load_state_dict(state, strict=False)
+        return missing, unexpected

@@ -1,0 +1,19 @@
+# QLoRA-AdaTAD, VideoMAE-S, 768 frames x 1 at 160 px, 8-bit: the AdaTAD recipe of e2e_thumos_videomae_s_768x1_160_adapter.py with the adapters' down/up
+# projections quantized (8-bit, frozen, no bias) and trained through LoRA
+# (r=16, alpha=32, dropout 0.1) beside them; gamma and the temporal convolutions
+# train as in AdaTAD. See docs/qlora.md.
+_base_ = ["e2e_thumos_videomae_s_768x1_160_adapter.py"]
+
+model = dict(
+    backbone=dict(
+        backbone=dict(
+            type="VisionTransformerQLoRA",
+            lora_r=16,
+            lora_alpha=32,
+            lora_dropout=0.1,
+            quantize_bits=8,
+        ),
+    ),
+)
+
+work_dir = "exps/thumos/adatad/e2e_thumos_videomae_s_768x1_160_adapter_qlora8bit"

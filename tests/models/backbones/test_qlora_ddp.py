@@ -1,0 +1,67 @@
+"""Two Gloo processes train a QLoRA backbone under DDP (static graph, non-reentrant
+checkpointing): each rank quantizes its own copy, LoRA weights stay identical
+across ranks, quantized bytes never change."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
+from opentad.models.bricks.quant import export_quantized
+from opentad.models.utils.qlora import quantized_modules
+
+TINY = dict(
+    img_size=32, patch_size=16, embed_dims=64, depth=2, num_heads=2, mlp_ratio=2.0, num_frames=4,
+    total_frames=8, adapter_index=[0, 1], return_feat_map=True, with_cp=True,
+    lora_r=4, lora_alpha=8, lora_dropout=0.0, quantize_backbone=True, backbone_lora_targets=["qkv"],
+)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)  # every rank builds and quantizes the same model itself
+    model = VisionTransformerQLoRA(**TINY)
+    model.on_weights_loaded()
+    model.freeze()
+    before = {n: export_quantized(m)["weight"].clone() for n, m in quantized_modules(model).items()}
+    ddp = torch.nn.parallel.DistributedDataParallel(model, static_graph=True)
+    optim = torch.optim.AdamW([p for p in ddp.parameters() if p.requires_grad], lr=1e-2)
+    data = torch.Generator().manual_seed(100 + rank)  # different data on each rank
+    for _ in range(3):
+        optim.zero_grad()
+        out = ddp(torch.randn(2, 3, 4, 32, 32, generator=data))
+        out.square().mean().backward()
+        optim.step()
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    after = {n: export_quantized(m)["weight"] for n, m in quantized_modules(model).items()}
+    torch.save(
+        dict(trainable=trainable, bytes_unchanged=all(torch.equal(before[n], after[n]) for n in before)),
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_ddp_step_keeps_ranks_identical(tmp_path):
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["bytes_unchanged"] and r1["bytes_unchanged"]
+    assert r0["trainable"].keys() == r1["trainable"].keys()
+    lora = [n for n in r0["trainable"] if "lora_" in n]
+    assert len(lora) == 2 * 2 * 2 + 2 * 2  # 2 adapters x 2 projections x (a, b) + 2 blocks x qkv (a, b)
+    for name, tensor in r0["trainable"].items():
+        assert torch.equal(tensor, r1["trainable"][name]), name
+    # and training moved them (lora_b starts at zero)
+    assert any(r0["trainable"][n].abs().sum() > 0 for n in lora if n.endswith("lora_b.weight"))
