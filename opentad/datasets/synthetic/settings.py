@@ -1,0 +1,176 @@
+"""Settings of the synthetic THUMOS-format dataset, and the named presets.
+
+Everything the generator produces is a function of one
+:class:`SyntheticSettings` value (the seed included); its hash, stored in the
+output's manifest, decides whether a rerun can skip work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping
+
+from opentad.datasets.synthetic.patterns import CLASS_NAMES
+
+__all__ = ["FPS", "FEATURE_STRIDE", "GENERATOR_VERSION", "SyntheticSettings", "PRESETS", "settings_from_preset"]
+
+FPS = 30  # frames per second of every video (the layout's contract)
+FEATURE_STRIDE = 4  # frames summarised by one feature row (the layout's contract)
+# Bump when the generator's output changes for unchanged settings, so that
+# stale outputs are regenerated instead of skipped.
+GENERATOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """Everything that determines a generated dataset.
+
+    Attributes:
+        seed: master seed; same settings and seed give the same dataset.
+        num_train: videos in the ``validation`` subset (used for training).
+        num_test: videos in the ``test`` subset (used for evaluation).
+        num_classes: the first ``num_classes`` THUMOS14 classes, 1 to 20.
+        width, height: frame size in pixels, both even (yuv420p).
+        min_duration, max_duration: video length bounds in seconds.
+        median_duration: median of the log-normal video length before
+            clipping; None means the geometric mean of the bounds.
+        duration_sigma: log-normal sigma of the video length.
+        actions_per_minute: mean number of actions per minute of video.
+        min_action, max_action: action length bounds in seconds (0.5 to 10).
+        median_action, action_sigma: log-normal of the action length.
+        max_fill: at most this fraction of a video is covered by actions.
+        overlap_prob: chance that an action starts before the previous ends.
+        ambiguous_prob: chance that a long enough gap between actions holds
+            an ``Ambiguous`` segment (a faint, partial action).
+        empty_fraction: fraction of each subset's videos with no action.
+        max_distractors: each video gets 0 to this many moving distractors.
+        pixel_noise: std of the per-frame Gaussian pixel noise (0-255 scale).
+        jitter_px: std of the camera jitter in pixels at 96 px (scaled with
+            the shorter frame side).
+        feat_dim: feature channels ``C``.
+        feat_noise: std of the feature noise per channel.
+        write_videos: False writes annotations and features only.
+        crf, x264_preset, gop: H.264 encoder settings.
+    """
+
+    seed: int = 0
+    num_train: int = 20
+    num_test: int = 10
+    num_classes: int = 5
+    width: int = 96
+    height: int = 96
+    min_duration: float = 10.0
+    max_duration: float = 30.0
+    median_duration: float | None = None
+    duration_sigma: float = 0.4
+    actions_per_minute: float = 10.0
+    min_action: float = 0.5
+    max_action: float = 10.0
+    median_action: float = 2.5
+    action_sigma: float = 0.6
+    max_fill: float = 0.6
+    overlap_prob: float = 0.05
+    ambiguous_prob: float = 0.1
+    empty_fraction: float = 0.1
+    max_distractors: int = 2
+    pixel_noise: float = 4.0
+    jitter_px: float = 1.0
+    feat_dim: int = 64
+    feat_noise: float = 0.2
+    write_videos: bool = True
+    crf: int = 23
+    x264_preset: str = "veryfast"
+    gop: int = 60
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.num_classes <= len(CLASS_NAMES):
+            problems.append(f"num_classes={self.num_classes} must be in [1, {len(CLASS_NAMES)}]")
+        if self.width % 2 or self.height % 2 or self.width < 16 or self.height < 16:
+            problems.append(f"size {self.width}x{self.height} must be even (yuv420p) and at least 16x16")
+        if self.num_train < 0 or self.num_test < 0 or self.num_train + self.num_test == 0:
+            problems.append(f"num_train={self.num_train}, num_test={self.num_test}: need >= 0 each and > 0 in total")
+        if not 2.0 <= self.min_duration <= self.max_duration:
+            problems.append(f"durations min={self.min_duration}, max={self.max_duration}: need 2 <= min <= max")
+        if not 0.5 <= self.min_action <= self.max_action <= 10.0:
+            problems.append(
+                f"action lengths min={self.min_action}, max={self.max_action}: need 0.5 <= min <= max <= 10"
+            )
+        if self.min_action > self.min_duration * self.max_fill:
+            problems.append(f"min_action={self.min_action} exceeds min_duration * max_fill; no action would fit")
+        for name in ("max_fill", "overlap_prob", "ambiguous_prob", "empty_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name}={getattr(self, name)} must be in [0, 1]")
+        for name in ("actions_per_minute", "pixel_noise", "jitter_px", "feat_noise", "duration_sigma", "action_sigma"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.feat_dim < 8 or self.max_distractors < 0 or self.gop < 1:
+            problems.append(
+                f"feat_dim={self.feat_dim} (>= 8), max_distractors={self.max_distractors} (>= 0), gop={self.gop} (>= 1)"
+            )
+        if problems:
+            raise ValueError("Invalid SyntheticSettings: " + "; ".join(problems))
+
+    @property
+    def class_names(self) -> tuple:
+        """The class names in index order."""
+        return CLASS_NAMES[: self.num_classes]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The settings as a JSON-compatible dict."""
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """SHA-256 of the settings and the generator version (hex)."""
+        payload = json.dumps({"version": GENERATOR_VERSION, "settings": self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode("utf8")).hexdigest()
+
+
+# THUMOS14 scale: 200 validation + 213 test videos, 20 classes, 320x180,
+# median length about 155 s, about 6,400 actions in all.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "default": {},
+    "thumos": dict(
+        num_train=200,
+        num_test=213,
+        num_classes=20,
+        width=320,
+        height=180,
+        min_duration=20.0,
+        max_duration=900.0,
+        median_duration=150.0,
+        duration_sigma=0.7,
+        actions_per_minute=5.2,
+        ambiguous_prob=0.05,
+        median_action=3.0,
+        action_sigma=0.7,
+        max_distractors=3,
+    ),
+}
+
+
+def settings_from_preset(preset: str = "default", overrides: Mapping[str, Any] | None = None) -> SyntheticSettings:
+    """Settings of a named preset with some fields replaced.
+
+    Args:
+        preset: a key of :data:`PRESETS`.
+        overrides: field name -> value; None values are ignored (so argparse
+            defaults of None leave the preset's value).
+
+    Raises:
+        KeyError: unknown preset (the message lists the presets).
+        TypeError: an override names no field of :class:`SyntheticSettings`.
+        ValueError: the resulting settings are invalid.
+    """
+    if preset not in PRESETS:
+        raise KeyError(f"Unknown synthetic preset {preset!r}; choose one of {sorted(PRESETS)}.")
+    values = dict(PRESETS[preset])
+    fields = {f.name for f in dataclasses.fields(SyntheticSettings)}
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise TypeError(f"Unknown synthetic setting {key!r}; valid settings: {sorted(fields)}.")
+        if value is not None:
+            values[key] = value
+    return SyntheticSettings(**values)
