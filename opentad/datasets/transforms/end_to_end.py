@@ -1,0 +1,328 @@
+"""Frame transforms for end-to-end training, with mmaction2's semantics.
+
+Upstream OpenTAD configs use mmaction2's transforms (``mmaction.Resize``,
+...); these are this project's own, registered under both names, with the
+same config keys, defaults and arithmetic.
+
+Frame representation: ``results["imgs"]`` is a ``uint8`` tensor
+``[T, 3, H, W]`` (RGB, as ``VideoDecode`` writes it) and
+``results["img_shape"]`` is ``(H, W)``. A random transform draws its
+parameters once per call (from :mod:`.rng`) and applies them to every frame
+of the clip. ``FormatShape`` turns ``[T, 3, H, W]`` into ``[N, 3, T', H, W]``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from opentad.registry import TRANSFORMS
+
+from . import rng
+from .formatting import require_key
+
+__all__ = ["Resize", "RandomResizedCrop", "RandomCrop", "CenterCrop", "Flip", "FormatShape", "get_imgs", "set_imgs"]
+
+_INTERPOLATIONS = {
+    "nearest": InterpolationMode.NEAREST,
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+}
+
+
+def get_imgs(results: Dict[str, Any], transform: Any) -> torch.Tensor:
+    """``results["imgs"]`` checked to be a ``uint8`` tensor ``[T, 3, H, W]``.
+
+    Raises:
+        KeyError: no ``imgs``.
+        TypeError: ``imgs`` is not a 4-D uint8 tensor (names the transform).
+    """
+    require_key(results, "imgs", transform)
+    imgs = results["imgs"]
+    if not isinstance(imgs, torch.Tensor) or imgs.ndim != 4 or imgs.dtype != torch.uint8:
+        got = f"{type(imgs).__name__} {tuple(getattr(imgs, 'shape', ()))} {getattr(imgs, 'dtype', '')}"
+        raise TypeError(f"{type(transform).__name__}: imgs must be a uint8 tensor [T, 3, H, W], got {got}")
+    return imgs
+
+
+def set_imgs(results: Dict[str, Any], imgs: torch.Tensor) -> None:
+    """Store frames ``[T, 3, H, W]`` and their ``img_shape``."""
+    results["imgs"] = imgs
+    results["img_shape"] = (int(imgs.shape[-2]), int(imgs.shape[-1]))
+
+
+def rescale_size(w: int, h: int, scale: Union[float, Tuple[float, float]]) -> Tuple[int, int]:
+    """New ``(w, h)`` keeping the aspect ratio (mmcv's ``rescale_size``).
+
+    A number scales both sides. A pair ``(a, b)`` scales by the largest
+    factor with the long side ``<= max(a, b)`` and the short side ``<= min(a,
+    b)``; ``math.inf`` as the long bound makes it "short side = min".
+    """
+    if isinstance(scale, (int, float)):
+        factor = float(scale)
+    else:
+        factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return int(w * factor + 0.5), int(h * factor + 0.5)
+
+
+@TRANSFORMS.register_module(name=["Resize", "mmaction.Resize"])
+class Resize:
+    """Resize all frames.
+
+    Reads ``imgs``; writes ``imgs``, ``img_shape``, ``keep_ratio`` and
+    ``scale_factor`` (cumulative ``float32 [2]``, (w, h)).
+
+    Args:
+        scale: with ``keep_ratio``, a float factor, or ``(long, short)``
+            bounds (see :func:`rescale_size`); ``-1`` in a pair means "short
+            side = the other number" (``(-1, 182)``: short side 182). Without
+            ``keep_ratio``, the output ``(w, h)``.
+        keep_ratio: keep the aspect ratio.
+        interpolation: nearest, bilinear or bicubic (no antialiasing, as
+            OpenCV's resize that mmaction2 uses).
+
+    Raises:
+        ValueError: a non-positive scale or an unknown interpolation.
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: Union[float, Sequence[int]],
+        keep_ratio: bool = True,
+        interpolation: str = "bilinear",
+    ):
+        if isinstance(scale, (int, float)):
+            if scale <= 0:
+                raise ValueError(f"Resize: scale must be positive, got {scale}")
+            self.scale: Union[float, Tuple[float, float]] = float(scale)
+        else:
+            scale = tuple(scale)
+            if len(scale) != 2:
+                raise ValueError(f"Resize: scale must be a number or a pair, got {scale!r}")
+            self.scale = (math.inf, max(scale)) if min(scale) == -1 else scale
+        if interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"Resize: unknown interpolation {interpolation!r}; valid: {list(_INTERPOLATIONS)}")
+        if not keep_ratio and not isinstance(self.scale, tuple):
+            raise ValueError("Resize: keep_ratio=False needs scale=(w, h)")
+        self.keep_ratio = keep_ratio
+        self.interpolation = interpolation
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        imgs = get_imgs(results, self)
+        h, w = imgs.shape[-2:]
+        new_w, new_h = rescale_size(w, h, self.scale) if self.keep_ratio else (int(self.scale[0]), int(self.scale[1]))
+        if (new_h, new_w) != (h, w):
+            imgs = TF.resize(imgs, [new_h, new_w], interpolation=_INTERPOLATIONS[self.interpolation], antialias=False)
+        factor = np.array([new_w / w, new_h / h], dtype=np.float32)
+        results["scale_factor"] = results.get("scale_factor", np.ones(2, dtype=np.float32)) * factor
+        results["keep_ratio"] = self.keep_ratio
+        set_imgs(results, imgs)
+        return results
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(scale={self.scale}, keep_ratio={self.keep_ratio}, "
+            f"interpolation={self.interpolation!r})"
+        )
+
+
+def _crop(results: Dict[str, Any], imgs: torch.Tensor, left: int, top: int, w: int, h: int) -> Dict[str, Any]:
+    results["crop_bbox"] = np.array([left, top, left + w, top + h])
+    set_imgs(results, imgs[..., top : top + h, left : left + w])
+    return results
+
+
+@TRANSFORMS.register_module(name=["RandomResizedCrop", "mmaction.RandomResizedCrop"])
+class RandomResizedCrop:
+    """Crop a random area and aspect ratio (resizing is left to a following ``Resize``).
+
+    Up to 10 draws of an area fraction (uniform in ``area_range``) and an
+    aspect ratio w/h (log-uniform in ``aspect_ratio_range``); the crop is
+    ``w = round(sqrt(A*r))``, ``h = round(sqrt(A/r))``, placed uniformly, for
+    the first draw that fits; if none fits, the centred square of the short side.
+
+    Reads ``imgs``; writes ``imgs``, ``img_shape``, ``crop_bbox``
+    (``[left, top, right, bottom]``).
+
+    Args:
+        area_range: ``(min, max)`` fraction of the frame area, in (0, 1].
+        aspect_ratio_range: ``(min, max)`` of w/h.
+
+    Raises:
+        ValueError: ranges out of bounds.
+    """
+
+    def __init__(
+        self,
+        *,
+        area_range: Sequence[float] = (0.08, 1.0),
+        aspect_ratio_range: Sequence[float] = (3 / 4, 4 / 3),
+    ):
+        self.area_range = (float(area_range[0]), float(area_range[1]))
+        self.aspect_ratio_range = (float(aspect_ratio_range[0]), float(aspect_ratio_range[1]))
+        if not 0 < self.area_range[0] <= self.area_range[1] <= 1:
+            raise ValueError(f"RandomResizedCrop: need 0 < area_range[0] <= area_range[1] <= 1, got {area_range}")
+        if not 0 < self.aspect_ratio_range[0] <= self.aspect_ratio_range[1]:
+            raise ValueError(f"RandomResizedCrop: bad aspect_ratio_range {aspect_ratio_range}")
+
+    def crop_box(self, h: int, w: int, max_attempts: int = 10) -> Tuple[int, int, int, int]:
+        """``(left, top, crop_w, crop_h)`` for a ``h x w`` frame."""
+        for _ in range(max_attempts):
+            ratio = rng.log_uniform(*self.aspect_ratio_range)
+            area = rng.uniform(*self.area_range) * h * w
+            crop_w, crop_h = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+            if crop_h <= h and crop_w <= w:
+                return rng.randint(0, w - crop_w), rng.randint(0, h - crop_h), crop_w, crop_h
+        size = min(h, w)
+        return (w - size) // 2, (h - size) // 2, size, size
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        imgs = get_imgs(results, self)
+        return _crop(results, imgs, *self.crop_box(imgs.shape[-2], imgs.shape[-1]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(area_range={self.area_range}, aspect_ratio_range={self.aspect_ratio_range})"
+
+
+@TRANSFORMS.register_module(name=["RandomCrop", "mmaction.RandomCrop"])
+class RandomCrop:
+    """Crop a random ``size x size`` square.
+
+    As mmaction2, the offset along a side longer than ``size`` is drawn from
+    ``[0, side - size)`` (the last position is never drawn).
+
+    Args:
+        size: the square side.
+
+    Raises:
+        ValueError: the frames are smaller than ``size``.
+    """
+
+    def __init__(self, *, size: int):
+        self.size = int(size)
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        imgs = get_imgs(results, self)
+        h, w = imgs.shape[-2:]
+        if self.size > h or self.size > w:
+            raise ValueError(f"RandomCrop: size {self.size} larger than frames {h}x{w} of {results.get('video_name')}")
+        top = rng.randint(0, h - self.size - 1) if h > self.size else 0
+        left = rng.randint(0, w - self.size - 1) if w > self.size else 0
+        return _crop(results, imgs, left, top, self.size, self.size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self.size})"
+
+
+@TRANSFORMS.register_module(name=["CenterCrop", "mmaction.CenterCrop"])
+class CenterCrop:
+    """Crop the centre: ``left = (W - w) // 2``, ``top = (H - h) // 2``.
+
+    Args:
+        crop_size: ``s`` for ``s x s``, or ``(w, h)``.
+
+    Raises:
+        ValueError: the crop is larger than the frames.
+    """
+
+    def __init__(self, *, crop_size: Union[int, Sequence[int]]):
+        self.crop_size = (int(crop_size), int(crop_size)) if isinstance(crop_size, int) else tuple(crop_size)
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        imgs = get_imgs(results, self)
+        h, w = imgs.shape[-2:]
+        crop_w, crop_h = self.crop_size
+        if crop_w > w or crop_h > h:
+            raise ValueError(
+                f"CenterCrop: crop {crop_w}x{crop_h} larger than frames {w}x{h} of {results.get('video_name')}"
+            )
+        return _crop(results, imgs, (w - crop_w) // 2, (h - crop_h) // 2, crop_w, crop_h)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(crop_size={self.crop_size})"
+
+
+@TRANSFORMS.register_module(name=["Flip", "mmaction.Flip"])
+class Flip:
+    """Flip all frames with probability ``flip_ratio``.
+
+    Writes ``imgs`` (flipped or not), ``flip`` (bool) and ``flip_direction``.
+
+    Args:
+        flip_ratio: the probability.
+        direction: ``"horizontal"`` or ``"vertical"``.
+
+    Raises:
+        ValueError: another direction.
+    """
+
+    _DIRECTIONS = ("horizontal", "vertical")
+
+    def __init__(self, *, flip_ratio: float = 0.5, direction: str = "horizontal"):
+        if direction not in self._DIRECTIONS:
+            raise ValueError(f"Flip: unknown direction {direction!r}; valid: {list(self._DIRECTIONS)}")
+        self.flip_ratio = float(flip_ratio)
+        self.direction = direction
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        imgs = get_imgs(results, self)
+        flip = rng.rand() < self.flip_ratio
+        if flip:
+            imgs = TF.horizontal_flip(imgs) if self.direction == "horizontal" else TF.vertical_flip(imgs)
+        results["flip"] = flip
+        results["flip_direction"] = self.direction
+        set_imgs(results, imgs)
+        return results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(flip_ratio={self.flip_ratio}, direction={self.direction!r})"
+
+
+@TRANSFORMS.register_module(name=["FormatShape", "mmaction.FormatShape"])
+class FormatShape:
+    """Arrange frames for the backbone.
+
+    ``"NCTHW"``: ``imgs [M, 3, H, W]`` with ``M = crops * num_clips *
+    clip_len`` becomes ``[crops * num_clips, 3, clip_len, H, W]``.
+    ``"NCHW"``: frames stay ``[M, 3, H, W]``. With ``collapse`` (needs one
+    clip) the leading ``N = 1`` is dropped. Writes ``imgs`` and ``input_shape``.
+
+    Args:
+        input_format: ``"NCTHW"`` or ``"NCHW"``.
+        collapse: drop the leading dim of size 1.
+
+    Raises:
+        ValueError: another format, or ``collapse`` with ``N != 1``.
+    """
+
+    _FORMATS = ("NCTHW", "NCHW")
+
+    def __init__(self, *, input_format: str, collapse: bool = False):
+        if input_format not in self._FORMATS:
+            raise ValueError(f"FormatShape: unsupported input_format {input_format!r}; valid: {list(self._FORMATS)}")
+        self.input_format = input_format
+        self.collapse = collapse
+
+    def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        imgs = get_imgs(results, self)
+        if self.input_format == "NCTHW":
+            require_key(results, "num_clips", self)
+            require_key(results, "clip_len", self)
+            num_clips, clip_len = int(results["num_clips"]), int(results["clip_len"])
+            imgs = imgs.reshape((-1, num_clips, clip_len) + tuple(imgs.shape[1:]))
+            imgs = imgs.permute(0, 1, 3, 2, 4, 5).reshape((-1, imgs.shape[3], clip_len) + tuple(imgs.shape[4:]))
+        if self.collapse:
+            if imgs.shape[0] != 1:
+                raise ValueError(f"FormatShape: collapse needs one clip, got {imgs.shape[0]}")
+            imgs = imgs[0]
+        results["imgs"] = imgs
+        results["input_shape"] = tuple(imgs.shape)
+        return results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(input_format={self.input_format!r}, collapse={self.collapse})"

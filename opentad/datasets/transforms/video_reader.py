@@ -1,0 +1,206 @@
+"""Frame-accurate random access into a video file with PyAV.
+
+:class:`VideoReader` is what :class:`~opentad.datasets.transforms.loading.VideoInit`
+opens and :class:`~opentad.datasets.transforms.loading.VideoDecode` reads
+from. PyAV was chosen by measurement (``tools/benchmark_decode.py``,
+``docs/benchmarks.md`` section "Video decoding", ``docs/install.md``).
+
+How a batch of frame indices is read:
+
+* On opening, the packets of the video stream are demuxed once (no decoding)
+  to list every frame's presentation timestamp (pts) and which frames are
+  keyframes. Frame ``i`` is the frame with the ``i``-th smallest pts, as in
+  decord, so indices are exact also for variable frame rate files.
+* ``get_batch(indices)`` decodes forward through the sorted, unique indices.
+  It seeks only when a keyframe lies strictly between the last decoded frame
+  and the next wanted one (seeking then skips decoding work); otherwise it
+  keeps decoding. Only wanted frames are converted to RGB, planar, straight
+  into the output tensor.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import av
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VideoReader", "VideoReadError"]
+
+
+class VideoReadError(RuntimeError):
+    """A video file that cannot be opened or decoded (the message names the file)."""
+
+
+class VideoReader:
+    """Open ``path`` and serve RGB frames by index.
+
+    Args:
+        path: the video file.
+        num_threads: decoder threads; 1 decodes in the calling thread, 0 lets
+            FFmpeg choose.
+
+    Attributes:
+        path: the file.
+        avg_fps: average frame rate of the video stream (float).
+        height, width: frame size in pixels.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        VideoReadError: the file is not a readable video or has no frames.
+    """
+
+    def __init__(self, path: str, *, num_threads: int = 1):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Video file not found: {path}")
+        self.path = path
+        self.num_threads = int(num_threads)
+        try:
+            self._container = av.open(path, metadata_errors="ignore")
+            if not self._container.streams.video:
+                raise VideoReadError(f"{path} has no video stream")
+            self._stream = self._container.streams.video[0]
+            self._build_index()
+        except av.error.FFmpegError as exc:
+            self.close()
+            raise VideoReadError(f"Cannot read video {path}: {exc}") from exc
+        except VideoReadError:
+            self.close()
+            raise
+        ctx = self._stream.codec_context
+        ctx.thread_count = self.num_threads
+        if self.num_threads != 1:
+            ctx.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.avg_fps = float(rate) if rate else 0.0
+        self.height = int(ctx.height)
+        self.width = int(ctx.width)
+        self._frames: Optional[Iterator[av.VideoFrame]] = None
+        self._pos = -1  # index of the last decoded frame
+
+    def _build_index(self) -> None:
+        pts, keys = [], []
+        for packet in self._container.demux(self._stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            pts.append(int(packet.pts))
+            keys.append(bool(packet.is_keyframe))
+        if not pts:
+            raise VideoReadError(f"{self.path} has no video frames")
+        order = np.argsort(pts, kind="stable")
+        self._pts: List[int] = [pts[i] for i in order]
+        self._pts_to_index: Dict[int, int] = {p: i for i, p in enumerate(self._pts)}
+        rank = np.empty(len(pts), dtype=np.int64)
+        rank[order] = np.arange(len(pts))
+        self._keyframes: List[int] = sorted(int(rank[i]) for i, k in enumerate(keys) if k)
+        if not self._keyframes or self._keyframes[0] != 0:
+            self._keyframes.insert(0, 0)
+
+    def __len__(self) -> int:
+        return len(self._pts)
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file; the reader cannot be used afterwards."""
+        container = self.__dict__.pop("_container", None)
+        if container is not None:
+            container.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path!r}, frames={len(self)}, fps={self.avg_fps:.3f})"
+
+    def _frame_index(self, frame: av.VideoFrame) -> int:
+        if frame.pts in self._pts_to_index:
+            return self._pts_to_index[frame.pts]
+        # a pts the demuxer did not report: take the nearest listed one
+        j = bisect.bisect_left(self._pts, frame.pts)
+        if j == len(self._pts) or (j > 0 and frame.pts - self._pts[j - 1] < self._pts[j] - frame.pts):
+            j -= 1
+        return j
+
+    def _seek(self, index: int) -> None:
+        """Restart decoding at the last keyframe at or before frame ``index``."""
+        self._container.seek(self._pts[index], stream=self._stream, backward=True, any_frame=False)
+        self._frames = self._container.decode(self._stream)
+        self._pos = -1
+
+    def _keyframe_before(self, index: int) -> int:
+        return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1]
+
+    def get_batch(self, indices: Sequence[int]) -> torch.Tensor:
+        """Decode the frames at ``indices`` (any order, repeats allowed).
+
+        Args:
+            indices: frame indices in ``[0, len(self))``.
+
+        Returns:
+            ``uint8`` tensor ``[N, 3, H, W]`` (RGB), ``N = len(indices)``, in
+            the order of ``indices``.
+
+        Raises:
+            IndexError: an index is out of range (the message names the file).
+            VideoReadError: decoding failed or a frame could not be reached.
+        """
+        wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if wanted.size == 0:
+            return torch.empty((0, 3, self.height, self.width), dtype=torch.uint8)
+        if wanted.min() < 0 or wanted.max() >= len(self):
+            raise IndexError(
+                f"Frame indices must be in [0, {len(self)}) for {self.path}; got min {wanted.min()}, max {wanted.max()}"
+            )
+        targets = np.unique(wanted)
+        out = torch.empty((len(targets), 3, self.height, self.width), dtype=torch.uint8)
+        try:
+            self._decode_sorted(targets.tolist(), out.numpy())
+        except av.error.FFmpegError as exc:
+            raise VideoReadError(f"Cannot decode video {self.path}: {exc}") from exc
+        if len(targets) == len(wanted) and bool((targets == wanted).all()):
+            return out
+        return out[torch.from_numpy(np.searchsorted(targets, wanted))]
+
+    def _decode_sorted(self, targets: List[int], out: np.ndarray) -> None:
+        """Decode ascending ``targets`` into ``out`` (``uint8 [len(targets), 3, H, W]``)."""
+        for j, target in enumerate(targets):
+            keyframe = self._keyframe_before(target)
+            if self._frames is None or self._pos >= target or keyframe > self._pos + 1:
+                self._seek(target)
+            self._write_rgb(self._decode_until(target, keyframe), out[j])
+
+    def _write_rgb(self, frame: av.VideoFrame, dst: np.ndarray) -> None:
+        """Convert to planar RGB straight into ``dst`` ``[3, H, W]`` (no transposing copy)."""
+        # threads=1: swscale's own thread pool costs more than it saves on one frame
+        planar = frame.reformat(width=self.width, height=self.height, format="gbrp", threads=1)
+        for channel, plane_index in ((0, 2), (1, 0), (2, 1)):  # gbrp stores G, B, R planes
+            plane = planar.planes[plane_index]
+            rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+            dst[channel] = rows[:, : plane.width]
+
+    def _decode_until(self, target: int, keyframe: int) -> av.VideoFrame:
+        """Decode forward to frame ``target``, re-seeking earlier if a seek overshot."""
+        retries = 0
+        while True:
+            for frame in self._frames:
+                index = self._frame_index(frame)
+                self._pos = index
+                if index == target:
+                    return frame
+                if index > target:
+                    break
+            else:
+                raise VideoReadError(f"{self.path}: reached the end before frame {target} (of {len(self)})")
+            # the seek landed after the target: start from an earlier keyframe
+            retries += 1
+            k = bisect.bisect_left(self._keyframes, keyframe) - retries
+            if k < 0:
+                raise VideoReadError(f"{self.path}: frame {target} could not be decoded (pts {self._pts[target]})")
+            self._seek(self._keyframes[k])
