@@ -120,8 +120,16 @@ def _int8_layer_class():
 
 
 def is_quantized(module: nn.Module) -> bool:
-    """True for a bitsandbytes ``Linear4bit`` or ``Linear8bitLt``."""
-    bnb = _bnb()
+    """True for a bitsandbytes ``Linear4bit`` or ``Linear8bitLt``.
+
+    False, without importing bitsandbytes, when it was never imported: then
+    no quantized layer can exist (float models work where it is absent).
+    """
+    import sys
+
+    if "bitsandbytes" not in sys.modules:
+        return False
+    bnb = sys.modules["bitsandbytes"]
     return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
 
 

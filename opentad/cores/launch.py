@@ -1,0 +1,139 @@
+"""Command lines of ``tools/train.py`` / ``tools/test.py`` and the set-up every run shares.
+
+:func:`prepare_run` loads and validates the config (before anything is
+built), joins the torchrun process group if there is one, seeds, creates the
+work dir ``<work_dir>/gpu{N}_id{ID}/`` (as upstream), saves the resolved config
+there and installs the loggers (console, plus a log file on rank 0).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from opentad.cores.distributed import DistEnv, init_distributed
+from opentad.registry import DETECTORS, build
+from opentad.utils.config import Config, DictAction, load_config, validate_config
+from opentad.utils.logger import setup_logger
+from opentad.utils.misc import format_parameter_count, set_seed
+
+__all__ = ["RunContext", "train_parser", "test_parser", "prepare_run", "build_model", "build_loader", "section"]
+
+logger = logging.getLogger(__name__)
+
+
+def _common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("config", metavar="FILE", help="path to the config file")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument("--id", type=int, default=0, help="experiment id: the work dir ends in gpu{N}_id{ID}")
+    parser.add_argument("--not_eval", action="store_true", help="infer (and save) only, do not evaluate")
+    parser.add_argument(
+        "--cfg-options", "--cfg_options", nargs="+", action=DictAction, default=None,
+        help="override config keys, e.g. workflow.end_epoch=3 solver.train.batch_size=4",
+    )
+    return parser
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """Arguments of ``tools/train.py`` (upstream's)."""
+    parser = _common_args(argparse.ArgumentParser(description="Train a temporal action detector"))
+    parser.add_argument("--resume", default=None, help="checkpoint to resume training from (e.g. .../last.pth)")
+    parser.add_argument("--disable_deterministic", action="store_true", help="faster, non-deterministic kernels")
+    return parser
+
+
+def test_parser() -> argparse.ArgumentParser:
+    """Arguments of ``tools/test.py`` (upstream's)."""
+    parser = _common_args(argparse.ArgumentParser(description="Test a temporal action detector"))
+    parser.add_argument(
+        "--checkpoint", default=None,
+        help="checkpoint to test (default: checkpoint/epoch_{inference.test_epoch}.pth, else best.pth, else last.pth)",
+    )
+    return parser
+
+
+@dataclass
+class RunContext:
+    """Everything a run shares: the config, where it runs, its folder and seed."""
+
+    cfg: Config
+    env: DistEnv
+    work_dir: str
+    seed: int
+    config_path: str
+
+
+def _save_config(cfg: Config, config_path: str, work_dir: str) -> None:
+    path = os.path.join(work_dir, os.path.basename(config_path))
+    cfg.dump(path)
+    logger.info("Resolved config saved to %s", path)
+
+
+def prepare_run(args: argparse.Namespace, *, mode: str) -> RunContext:
+    """Config, process group, seed, work dir, saved config and loggers, in that order.
+
+    Args:
+        args: parsed :func:`train_parser` / :func:`test_parser` arguments.
+        mode: ``"train"`` or ``"test"`` (names the log file).
+
+    Raises:
+        FileNotFoundError: the config file does not exist.
+        ConfigError: the config has unknown types or keys (all listed).
+    """
+    cfg = load_config(args.config, args.cfg_options)
+    validate_config(cfg, source=args.config)
+    if "work_dir" not in cfg:
+        raise KeyError(f"{args.config} has no 'work_dir'")
+    env = init_distributed()
+    deterministic = not (mode == "train" and args.disable_deterministic)
+    set_seed(args.seed, deterministic=deterministic)
+    work_dir = os.path.join(cfg.work_dir, f"gpu{env.world_size}_id{args.id}")
+    if env.is_main:
+        os.makedirs(work_dir, exist_ok=True)
+    log_file = os.path.join(work_dir, f"{mode}_{time.strftime('%Y%m%d_%H%M%S')}.log")
+    setup_logger(log_file if env.is_main else None)
+    logger.info(
+        "torch %s, CUDA %s, device %s, world size %d", torch.__version__, torch.version.cuda, env.device, env.world_size
+    )
+    logger.info("Work dir: %s", work_dir)
+    if env.is_main:
+        _save_config(cfg, args.config, work_dir)
+    logger.info("Config:\n%s", cfg.pretty_text)
+    return RunContext(cfg=cfg, env=env, work_dir=work_dir, seed=args.seed, config_path=args.config)
+
+
+def build_model(ctx: RunContext) -> nn.Module:
+    """Build ``cfg.model`` on the run's device and log its parameter count (peft's format)."""
+    model = build(ctx.cfg.model, DETECTORS).to(ctx.env.device)
+    logger.info(format_parameter_count(model))
+    return model
+
+
+def build_loader(ctx: RunContext, split: str, *, shuffle: bool = False, drop_last: bool = False):
+    """The loader of ``cfg.dataset[split]`` with ``cfg.solver[split]`` settings, sharded over ranks."""
+    from opentad.datasets import build_dataloader, build_dataset
+
+    dataset = build_dataset(ctx.cfg.dataset[split])
+    return build_dataloader(
+        dataset,
+        rank=ctx.env.rank,
+        world_size=ctx.env.world_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        seed=ctx.seed,
+        **ctx.cfg.solver[split],
+    )
+
+
+def section(cfg: Config, name: str, default: Optional[Any] = None) -> Any:
+    """A top-level config section as a plain dict (``default`` when the config has none)."""
+    if name not in cfg:
+        return default
+    return cfg[name].to_dict() if hasattr(cfg[name], "to_dict") else cfg[name]
+

@@ -1,0 +1,265 @@
+"""The training run (epochs, validation, checkpoints, resume) and the test run.
+
+``train(argv)`` and ``test(argv)`` are what ``tools/train.py`` and
+``tools/test.py`` call. Checkpoints go to ``<work_dir>/checkpoint/``:
+``epoch_{e}.pth`` every ``workflow.checkpoint_interval`` epochs and at the
+last epoch, ``last.pth`` after every epoch (both hold the full training state
+for ``--resume``), and ``best.pth`` (weights only) at the lowest validation loss.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from opentad.cores.distributed import cleanup_distributed
+from opentad.cores.launch import RunContext, build_loader, build_model, prepare_run, section, test_parser, train_parser
+from opentad.cores.optimizer import build_optimizer
+from opentad.cores.scheduler import build_scheduler
+from opentad.cores.test_engine import eval_one_epoch
+from opentad.cores.train_engine import resolve_amp_dtype, train_one_epoch, val_one_epoch
+from opentad.utils.checkpoint import (
+    atomic_link,
+    atomic_save,
+    load_checkpoint,
+    load_model_state,
+    model_state_dict,
+    read_checkpoint,
+)
+from opentad.utils.ema import ModelEma
+from opentad.utils.misc import get_rng_state, preserved_rng_state, set_rng_state, unwrap_model
+
+__all__ = ["Trainer", "train", "test", "default_test_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+class Trainer:
+    """Builds everything a training run needs from a :class:`RunContext` and runs the epochs.
+
+    Args:
+        ctx: the prepared run.
+        not_eval: run inference at the evaluation interval but do not evaluate.
+    """
+
+    def __init__(self, ctx: RunContext, *, not_eval: bool = False) -> None:
+        self.ctx, self.cfg, self.env, self.not_eval = ctx, ctx.cfg, ctx.env, not_eval
+        self.solver = section(self.cfg, "solver", {})
+        self.workflow = section(self.cfg, "workflow", {})
+        self.train_loader = build_loader(ctx, "train", shuffle=True, drop_last=True)
+        self.val_loader = build_loader(ctx, "val") if self._interval("val_loss_interval") > 0 else None
+        self.test_loader = build_loader(ctx, "test") if self._interval("val_eval_interval") > 0 else None
+        self.model = self._wrap(build_model(ctx))
+        self.model_ema = ModelEma(self.model) if self._flag("ema") else None
+        self.amp_dtype = resolve_amp_dtype(self.solver["amp"] if "amp" in self.solver else False, self.env.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.optimizer = build_optimizer(section(self.cfg, "optimizer"), self.model)
+        self.scheduler, max_epoch = build_scheduler(
+            section(self.cfg, "scheduler"), self.optimizer, len(self.train_loader)
+        )
+        self.end_epoch = int(self.workflow["end_epoch"]) if "end_epoch" in self.workflow else max_epoch
+        self.start_epoch, self.best_val_loss = 0, float("inf")
+        self.writer = self._tensorboard()
+        self.ckpt_dir = os.path.join(ctx.work_dir, "checkpoint")
+
+    def _flag(self, key: str) -> bool:
+        return bool(self.solver[key]) if key in self.solver else False
+
+    def _interval(self, key: str) -> int:
+        return int(self.workflow[key]) if key in self.workflow else -1
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if not self.env.distributed:
+            return model
+        static = self._flag("static_graph")
+        cuda = self.env.device.type == "cuda"
+        ddp = DistributedDataParallel(
+            model, device_ids=[self.env.local_rank] if cuda else None,
+            find_unused_parameters=not static, static_graph=static,
+        )
+        if self._flag("fp16_compress"):
+            from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+            ddp.register_comm_hook(state=None, hook=default_hooks.fp16_compress_hook)
+            logger.info("DDP gradients are all-reduced in fp16.")
+        logger.info("DDP over %d processes (static_graph=%s).", self.env.world_size, static)
+        return ddp
+
+    def _tensorboard(self):
+        if not self.env.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=os.path.join(self.ctx.work_dir, "tensorboard"))
+
+    # ----------------------------------------------------------- checkpoints
+    def state(self, epoch: int) -> Dict[str, Any]:
+        """The full training state after ``epoch`` (tensors and plain values only)."""
+        state = {
+            "epoch": epoch,
+            "state_dict": model_state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": get_rng_state(),
+            "meta": {"best_val_loss": self.best_val_loss, "seed": self.ctx.seed, "world_size": self.env.world_size},
+        }
+        if self.model_ema is not None:
+            state["state_dict_ema"] = model_state_dict(self.model_ema.module)
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def save(self, epoch: int) -> None:
+        """Write ``last.pth`` (and ``epoch_{epoch}.pth`` at the interval / last epoch) on rank 0."""
+        if not self.env.is_main:
+            return
+        last = os.path.join(self.ckpt_dir, "last.pth")
+        atomic_save(self.state(epoch), last)
+        interval = self._interval("checkpoint_interval")
+        if epoch == self.end_epoch - 1 or (interval > 0 and (epoch + 1) % interval == 0):
+            atomic_link(last, os.path.join(self.ckpt_dir, f"epoch_{epoch}.pth"))
+            logger.info("Saved checkpoint/epoch_%d.pth", epoch)
+
+    def save_best(self, epoch: int) -> None:
+        if not self.env.is_main:
+            return
+        best = {"epoch": epoch, "state_dict": model_state_dict(self.model)}
+        if self.model_ema is not None:
+            best["state_dict_ema"] = model_state_dict(self.model_ema.module)
+        atomic_save(best, os.path.join(self.ckpt_dir, "best.pth"))
+
+    def resume(self, path: str) -> None:
+        """Restore the full state written by :meth:`save`; training continues at the next epoch."""
+        ckpt = read_checkpoint(path, map_location=self.env.device)
+        load_model_state(self.model, ckpt["state_dict"], strict=True)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.model_ema is not None:
+            load_model_state(self.model_ema.module, ckpt["state_dict_ema"], strict=True)
+        if self.scaler is not None and "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if "rng" in ckpt:
+            set_rng_state(ckpt["rng"])
+        self.best_val_loss = float(ckpt["meta"]["best_val_loss"]) if "meta" in ckpt else float("inf")
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        logger.info("Resumed from %s: continuing at epoch %d.", path, self.start_epoch)
+
+    # ----------------------------------------------------------------- loop
+    def _due(self, key: str, epoch: int) -> bool:
+        interval = self._interval(key)
+        start = int(self.workflow["val_start_epoch"]) if "val_start_epoch" in self.workflow else 0
+        return epoch >= start and interval > 0 and (epoch + 1) % interval == 0
+
+    def _eval_model(self) -> torch.nn.Module:
+        return self.model_ema.module if self.model_ema is not None else self.model
+
+    def validate(self, epoch: int) -> None:
+        """Validation loss (EMA weights when enabled); keeps ``best.pth`` at the lowest."""
+        loss = val_one_epoch(self.val_loader, self._eval_model(), epoch=epoch, device=self.env.device,
+                             amp_dtype=self.amp_dtype, show_progress=self.env.is_main)
+        if self.writer is not None:
+            self.writer.add_scalar("val/loss", loss, epoch)
+        if loss < self.best_val_loss:
+            self.best_val_loss = loss
+            logger.info("New best epoch %d (val loss %.4f)", epoch, loss)
+            self.save_best(epoch)
+
+    def evaluate(self, epoch: int) -> Optional[Dict[str, Any]]:
+        """Inference on the test split and evaluation (rank 0 gets the metrics)."""
+        metrics = eval_one_epoch(
+            self.test_loader, self._eval_model(), device=self.env.device,
+            inference_cfg=section(self.cfg, "inference", {}), post_cfg=section(self.cfg, "post_processing", {}),
+            evaluation_cfg=section(self.cfg, "evaluation"), work_dir=self.ctx.work_dir, rank=self.env.rank,
+            amp_dtype=self.amp_dtype, not_eval=self.not_eval, epoch=epoch,
+        )
+        if metrics is not None and self.writer is not None:
+            for key, value in metrics.items():
+                if isinstance(value, float):
+                    self.writer.add_scalar(f"test/{key}", value, epoch)
+        return metrics
+
+    def run_epoch(self, epoch: int) -> Optional[Dict[str, Any]]:
+        """Train one epoch, save, then validate / evaluate when due (without touching the training RNG)."""
+        sampler = self.train_loader.sampler
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        clip = float(self.solver["clip_grad_norm"]) if "clip_grad_norm" in self.solver else -1.0
+        train_one_epoch(
+            self.train_loader, self.model, self.optimizer, self.scheduler, epoch=epoch, device=self.env.device,
+            model_ema=self.model_ema, clip_grad_norm=clip,
+            logging_interval=int(self.workflow["logging_interval"]) if "logging_interval" in self.workflow else 200,
+            amp_dtype=self.amp_dtype, scaler=self.scaler, writer=self.writer, show_progress=self.env.is_main,
+            backbone_lr=self._has_backbone_groups(),
+        )
+        self.save(epoch)
+        metrics = None
+        with preserved_rng_state():
+            if self.val_loader is not None and self._due("val_loss_interval", epoch):
+                self.validate(epoch)
+            if self.test_loader is not None and self._due("val_eval_interval", epoch):
+                metrics = self.evaluate(epoch)
+        return metrics
+
+    def _has_backbone_groups(self) -> bool:
+        backbone = getattr(unwrap_model(self.model), "backbone", None)
+        return backbone is not None and any(p.requires_grad for p in backbone.parameters())
+
+    def fit(self) -> Optional[Dict[str, Any]]:
+        """Run epochs ``start_epoch .. end_epoch - 1``; returns the last metrics (rank 0)."""
+        logger.info("Training epochs %d..%d", self.start_epoch, self.end_epoch - 1)
+        metrics = None
+        for epoch in range(self.start_epoch, self.end_epoch):
+            metrics = self.run_epoch(epoch) or metrics
+        if self.writer is not None:
+            self.writer.close()
+        logger.info("Training over.")
+        return metrics
+
+
+def train(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
+    """``tools/train.py``: parse arguments, prepare the run, (resume,) train."""
+    args = train_parser().parse_args(argv)
+    ctx = prepare_run(args, mode="train")
+    trainer = Trainer(ctx, not_eval=args.not_eval)
+    if args.resume is not None:
+        trainer.resume(args.resume)
+    metrics = trainer.fit()
+    # only after success: tearing NCCL down while other ranks wait in a collective would hang this one
+    cleanup_distributed()
+    return metrics
+
+
+def default_test_checkpoint(work_dir: str, inference: Dict[str, Any]) -> str:
+    """The checkpoint to test: under ``work_dir/checkpoint``, ``epoch_{inference.test_epoch}.pth`` if set,
+    else ``best.pth``, else ``last.pth``."""
+    folder = os.path.join(work_dir, "checkpoint")
+    if "test_epoch" in inference:
+        return os.path.join(folder, f"epoch_{inference['test_epoch']}.pth")
+    best = os.path.join(folder, "best.pth")
+    return best if os.path.isfile(best) else os.path.join(folder, "last.pth")
+
+
+def test(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
+    """``tools/test.py``: load a checkpoint (EMA weights when ``solver.ema``) and evaluate on the test split."""
+    args = test_parser().parse_args(argv)
+    ctx = prepare_run(args, mode="test")
+    cfg, env = ctx.cfg, ctx.env
+    loader = build_loader(ctx, "test")
+    model = build_model(ctx)
+    inference, solver = section(cfg, "inference", {}), section(cfg, "solver", {})
+    if inference.get("load_from_raw_predictions", False):
+        logger.info("Post-processing saved raw predictions; no checkpoint is loaded.")
+    else:
+        path = args.checkpoint or default_test_checkpoint(ctx.work_dir, inference)
+        load_checkpoint(model, path, use_ema=bool(solver.get("ema", False)), map_location=env.device)
+    metrics = eval_one_epoch(
+        loader, model, device=env.device, inference_cfg=inference,
+        post_cfg=section(cfg, "post_processing", {}), evaluation_cfg=section(cfg, "evaluation"),
+        work_dir=ctx.work_dir, rank=env.rank, amp_dtype=resolve_amp_dtype(solver.get("amp", False), env.device),
+        not_eval=args.not_eval,
+    )
+    cleanup_distributed()
+    return metrics

@@ -1,0 +1,203 @@
+"""One training epoch and one validation-loss pass (upstream OpenTAD's ``train_one_epoch`` / ``val_one_epoch``).
+
+Per iteration: forward under autocast (when AMP is on), the losses averaged
+over ranks (for logs, and to stop every rank together on a non-finite loss),
+backward (through a ``GradScaler`` for fp16), optional gradient clipping,
+optimizer and scheduler steps, EMA update.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+import torch
+import torch.nn as nn
+import tqdm
+
+from opentad.cores.distributed import reduce_mean
+from opentad.utils.ema import ModelEma
+from opentad.utils.misc import AverageMeter, move_to_device
+
+__all__ = ["NonFiniteLossError", "resolve_amp_dtype", "autocast", "train_one_epoch", "val_one_epoch"]
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stops."""
+
+
+def resolve_amp_dtype(amp: Any, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``solver.amp`` on ``device``: None (fp32), float16 or bfloat16.
+
+    ``True`` and ``"fp16"`` mean float16 (upstream), ``"bf16"`` bfloat16. On a
+    CPU, training stays in fp32 whatever the setting.
+
+    Raises:
+        ValueError: an unknown value (the message lists the valid ones).
+    """
+    modes = {False: None, None: None, True: torch.float16, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if amp not in modes:
+        raise ValueError(f"solver.amp={amp!r} is not one of [False, True, 'fp16', 'bf16']")
+    dtype = modes[amp]
+    if dtype is not None and device.type != "cuda":
+        logger.info("solver.amp=%r ignored on %s: training in fp32.", amp, device.type)
+        return None
+    return dtype
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    """Autocast context for ``dtype`` on ``device`` (a no-op context when ``dtype`` is None)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _check_finite(losses: Mapping[str, float], epoch: int, it: int, num_iters: int) -> None:
+    if all(math.isfinite(v) for v in losses.values()):
+        return
+    terms = ", ".join(f"{k}={v:.6g}" for k, v in losses.items())
+    raise NonFiniteLossError(
+        f"Non-finite loss at epoch {epoch}, iteration {it}/{num_iters}: {terms}. "
+        "Lower the learning rate, enable solver.clip_grad_norm, or check the inputs of this batch."
+    )
+
+
+def _backward_step(cost, model, optimizer, scaler, clip_grad_norm: float) -> Optional[float]:
+    """Backward, optional clipping, optimizer step; returns the gradient norm when clipping."""
+    grad_norm = None
+    if scaler is not None:
+        scaler.scale(cost).backward()
+        if clip_grad_norm > 0:
+            scaler.unscale_(optimizer)
+    else:
+        cost.backward()
+    if clip_grad_norm > 0:
+        params = [p for p in model.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_grad_norm))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return grad_norm
+
+
+def _log_line(tag: str, meters: Mapping[str, AverageMeter], extra: Iterable[str] = ()) -> str:
+    parts = [tag, f"Loss={meters['cost'].avg:.4f}" if "cost" in meters else ""]
+    parts += [f"{k}={m.avg:.4f}" for k, m in meters.items() if k != "cost"]
+    return "  ".join(p for p in list(parts) + list(extra) if p)
+
+
+def train_one_epoch(
+    loader,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    *,
+    epoch: int,
+    device: torch.device,
+    model_ema: Optional[ModelEma] = None,
+    clip_grad_norm: float = -1.0,
+    logging_interval: int = 200,
+    amp_dtype: Optional[torch.dtype] = None,
+    scaler: Optional[torch.amp.GradScaler] = None,
+    writer=None,
+    show_progress: bool = True,
+    backbone_lr: bool = False,
+) -> Dict[str, float]:
+    """Train ``model`` for one pass over ``loader``.
+
+    Args:
+        loader: batches as ``collate`` makes them (docs/architecture.md).
+        model: the detector (DDP-wrapped or not); returns a loss dict with ``cost``.
+        optimizer, scheduler: stepped every iteration.
+        epoch: the epoch index (logs, messages).
+        device: where batches go.
+        model_ema: updated after every step.
+        clip_grad_norm: max gradient L2 norm; <= 0 disables clipping.
+        logging_interval: log the running means every this many iterations (and at the end).
+        amp_dtype: autocast dtype, or None for fp32.
+        scaler: a ``GradScaler`` (fp16 only).
+        writer: a TensorBoard ``SummaryWriter`` (rank 0), or None.
+        show_progress: draw a tqdm bar with ETA.
+        backbone_lr: the first parameter group is the backbone's (log its lr too).
+
+    Returns:
+        The epoch's mean of each loss term (averaged over ranks).
+
+    Raises:
+        NonFiniteLossError: a loss is NaN or infinite (every rank raises at the same iteration).
+    """
+    model.train()
+    meters: Dict[str, AverageMeter] = {}
+    num_iters = len(loader)
+    bar = tqdm.tqdm(loader, total=num_iters, desc=f"train {epoch}", disable=not show_progress, dynamic_ncols=True)
+    for it, batch in enumerate(bar):
+        batch = move_to_device(batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, amp_dtype):
+            losses = model(**batch, return_loss=True)
+        values = reduce_mean({k: v for k, v in losses.items() if torch.is_tensor(v)})
+        _check_finite(values, epoch, it, num_iters)
+        grad_norm = _backward_step(losses["cost"], model, optimizer, scaler, clip_grad_norm)
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        scheduler.step()
+        if model_ema is not None:
+            model_ema.update(model)
+        for key, value in values.items():
+            meters.setdefault(key, AverageMeter()).update(value)
+        bar.set_postfix(loss=f"{meters['cost'].avg:.4f}", lr=f"{lrs[-1]:.2e}", refresh=False)
+        step = epoch * num_iters + it
+        if writer is not None:
+            _write_scalars(writer, values, lrs, grad_norm, step)
+        if (it != 0 and it % logging_interval == 0) or it + 1 == num_iters:
+            lr_text = [f"lr_backbone={lrs[0]:.1e}"] if backbone_lr else []
+            lr_text.append(f"lr_det={lrs[-1]:.1e}")
+            if device.type == "cuda":
+                lr_text.append(f"mem={torch.cuda.max_memory_allocated(device) / 2**20:.0f}MB")
+            logger.info(_log_line(f"[Train]: [{epoch:03d}][{it:05d}/{num_iters - 1:05d}]", meters, lr_text))
+    bar.close()
+    return {k: m.avg for k, m in meters.items()}
+
+
+def _write_scalars(writer, values: Mapping[str, float], lrs, grad_norm: Optional[float], step: int) -> None:
+    for key, value in values.items():
+        writer.add_scalar(f"train/{key}", value, step)
+    for i, lr in enumerate(lrs):
+        writer.add_scalar(f"lr/group{i}", lr, step)
+    if grad_norm is not None:
+        writer.add_scalar("train/grad_norm", grad_norm, step)
+
+
+@torch.no_grad()
+def val_one_epoch(
+    loader,
+    model: nn.Module,
+    *,
+    epoch: int,
+    device: torch.device,
+    amp_dtype: Optional[torch.dtype] = None,
+    show_progress: bool = True,
+) -> float:
+    """Mean validation loss (``cost``) of ``model`` over ``loader`` (in eval mode, no gradients).
+
+    Pass the EMA module as ``model`` to validate the averaged weights.
+
+    Returns:
+        The mean ``cost`` over batches and ranks.
+    """
+    was_training = model.training
+    model.eval()
+    meters: Dict[str, AverageMeter] = {}
+    for batch in tqdm.tqdm(loader, desc=f"val {epoch}", disable=not show_progress, dynamic_ncols=True):
+        batch = move_to_device(batch, device)
+        with autocast(device, amp_dtype):
+            losses = model(**batch, return_loss=True)
+        for key, value in reduce_mean({k: v for k, v in losses.items() if torch.is_tensor(v)}).items():
+            meters.setdefault(key, AverageMeter()).update(value)
+    model.train(was_training)
+    logger.info(_log_line(f"[Val]: [{epoch:03d}]", meters))
+    return meters["cost"].avg if "cost" in meters else float("nan")

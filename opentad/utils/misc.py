@@ -1,0 +1,154 @@
+"""Small run-level helpers: seeding, random-state snapshots, parameter counts, devices.
+
+Random states are kept as tensors and plain Python values so a checkpoint
+holding them loads with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from typing import Any, Dict, Iterator, Mapping, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "set_seed",
+    "get_rng_state",
+    "set_rng_state",
+    "preserved_rng_state",
+    "unwrap_model",
+    "count_parameters",
+    "format_parameter_count",
+    "move_to_device",
+    "AverageMeter",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def set_seed(seed: int, *, deterministic: bool = True) -> None:
+    """Seed Python, numpy and torch (all devices) and choose deterministic kernels.
+
+    Args:
+        seed: the seed, the same on every rank (as upstream OpenTAD).
+        deterministic: use deterministic cuDNN / cuBLAS algorithms (warn-only
+            where none exists); False picks the fastest (``cudnn.benchmark``).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def get_rng_state() -> Dict[str, Any]:
+    """Snapshot of the Python, numpy, torch CPU (and current CUDA device) generators as tensors and plain values."""
+    py_version, py_keys, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: Dict[str, Any] = {
+        "python": [py_version, torch.tensor(py_keys, dtype=torch.int64), py_gauss],
+        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # this process's device only: reading another rank's GPU would wait behind its collectives
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore a snapshot taken by :func:`get_rng_state`.
+
+    Raises:
+        KeyError: a generator's entry is missing (the message names it).
+    """
+    for key in ("python", "numpy", "torch"):
+        if key not in state:
+            raise KeyError(f"rng state has no {key!r} entry; keys: {sorted(state)}")
+    py_version, py_keys, py_gauss = state["python"]
+    random.setstate((int(py_version), tuple(int(k) for k in py_keys.tolist()), py_gauss))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state((np_name, np_keys.numpy().astype(np.uint32), int(np_pos), int(np_has_gauss), float(np_gauss)))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
+@contextlib.contextmanager
+def preserved_rng_state() -> Iterator[None]:
+    """Run a block without disturbing the random generators (e.g. evaluation inside training)."""
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper (or ``model`` itself)."""
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        return model.module
+    return model
+
+
+def _stored_numel(param: torch.Tensor) -> int:
+    """Number of parameters a tensor stands for; a packed 4-bit tensor holds two per byte (as peft counts)."""
+    numel = param.numel()
+    if type(param).__name__ == "Params4bit":
+        quant_storage = param.quant_storage if hasattr(param, "quant_storage") else torch.uint8
+        numel *= 2 * torch.empty((), dtype=quant_storage).element_size()
+    return numel
+
+
+def count_parameters(model: nn.Module) -> Tuple[int, int]:
+    """``(trainable, total)`` parameter counts of ``model`` (shared parameters counted once)."""
+    trainable = total = 0
+    for param in unwrap_model(model).parameters():
+        n = _stored_numel(param)
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def format_parameter_count(model: nn.Module) -> str:
+    """``trainable params: N || all params: M || trainable%: P`` (peft's format)."""
+    trainable, total = count_parameters(model)
+    percent = 100.0 * trainable / total if total else 0.0
+    return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {percent:.4f}"
+
+
+def move_to_device(data: Any, device: torch.device) -> Any:
+    """Move every tensor in nested dicts / lists / tuples to ``device`` (other values unchanged)."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=True)
+    if isinstance(data, Mapping):
+        return {k: move_to_device(v, device) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(move_to_device(v, device) for v in data)
+    return data
+
+
+class AverageMeter:
+    """Running (weighted) mean of a scalar."""
+
+    def __init__(self) -> None:
+        self.sum = 0.0
+        self.count = 0
+        self.val = float("nan")
+
+    def update(self, val: float, n: int = 1) -> None:
+        self.val = float(val)
+        self.sum += float(val) * n
+        self.count += n
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.count if self.count else float("nan")

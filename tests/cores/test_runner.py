@@ -1,0 +1,71 @@
+"""The training / test runs in one process: exact resume, work-dir layout, test tool, early config errors."""
+import glob
+import json
+import os
+
+import pytest
+import torch
+
+from opentad.cores.runner import test as run_test
+from opentad.cores.runner import train as run_train
+from opentad.registry import ConfigError
+
+
+def train(cfg, work_dir, *extra, end_epoch):
+    opts = [f"work_dir={work_dir}", f"workflow.end_epoch={end_epoch}", "solver.ema=True"]
+    return run_train([cfg, "--seed", "3", *extra, "--cfg-options", *opts])
+
+
+def assert_same(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_resume_equals_uninterrupted_run_and_test_tool(tiny_data_root, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny_data_root)
+    metrics = train(tiny_config, tmp_path / "a", end_epoch=2)  # evaluation at epoch 1 (val_eval_interval=2)
+    assert 0.0 <= metrics["mAP@0.5"] <= 1.0
+    train(tiny_config, tmp_path / "b", end_epoch=1)  # "interrupted" after epoch 0 ...
+    run_b = tmp_path / "b" / "gpu1_id0"
+    train(tiny_config, tmp_path / "b", "--resume", str(run_b / "checkpoint" / "last.pth"), end_epoch=2)  # ... resumed
+
+    run_a = tmp_path / "a" / "gpu1_id0"
+    final_a = torch.load(run_a / "checkpoint" / "last.pth", weights_only=True)
+    final_b = torch.load(run_b / "checkpoint" / "last.pth", weights_only=True)
+    assert final_a["epoch"] == final_b["epoch"] == 1
+    for key in ("state_dict", "state_dict_ema", "optimizer", "scheduler", "rng"):
+        assert_same(final_a[key], final_b[key], key)
+    assert final_a["state_dict"].keys() == final_a["state_dict_ema"].keys()
+    first = torch.load(run_a / "checkpoint" / "epoch_0.pth", weights_only=True)
+    key = "module.rpn_head.cls_head.weight"
+    assert not torch.equal(final_a["state_dict"][key], first["state_dict"][key])  # epoch 1 did train
+
+    files = sorted(os.listdir(run_a))
+    assert "tiny_actionformer.py" in files and "tensorboard" in files and "checkpoint" in files
+    assert glob.glob(str(run_a / "train_*.log"))
+    assert sorted(os.listdir(run_a / "checkpoint")) == ["best.pth", "epoch_0.pth", "epoch_1.pth", "last.pth"]
+    log = open(glob.glob(str(run_a / "train_*.log"))[0]).read()
+    assert "trainable params:" in log and "mAP at tIoU 0.50" in log
+    record = json.loads((run_a / "eval_results.jsonl").read_text().splitlines()[-1])
+    assert record["epoch"] == 1 and record["metrics"]["mAP@0.5"] == metrics["mAP@0.5"]
+
+    again = run_test([tiny_config, "--checkpoint", str(run_a / "checkpoint" / "epoch_1.pth"),
+                      "--cfg-options", f"work_dir={tmp_path / 'a'}", "solver.ema=True"])
+    assert again["mAP@0.5"] == pytest.approx(metrics["mAP@0.5"])  # the EMA weights evaluated during training
+    assert glob.glob(str(run_a / "test_*.log"))
+
+
+def test_config_errors_stop_before_anything_is_built(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="clip_grad_nrom"):
+        run_train([tiny_config, "--cfg-options", f"work_dir={tmp_path / 'c'}", "solver.clip_grad_nrom=1"])
+    assert not (tmp_path / "c").exists()

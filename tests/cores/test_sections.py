@@ -1,0 +1,45 @@
+"""Section checkers: a misspelled key in an untyped section fails validation, naming key and valid keys."""
+import os
+
+import pytest
+
+from opentad.registry import ConfigError
+from opentad.utils.config import check_config, load_config, validate_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = [os.path.join(ROOT, "configs", "actionformer", n) for n in ("thumos_i3d.py", "synthetic_features.py")]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_shipped_configs_pass(path):
+    assert check_config(load_config(path)) == []
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"solver.clip_grad_nrom": 1}, "clip_grad_nrom"),
+        ({"solver.train.batchsize": 2}, "batchsize"),
+        ({"solver.amp": "fp8"}, "fp8"),
+        ({"workflow.val_start_epochs": 3}, "val_start_epochs"),
+        ({"inference.save_raw_predictions": True}, "save_raw_predictions"),
+        ({"inference.folder": "x"}, "set by the engine"),
+        ({"post_processing.nms.sigmma": 0.5}, "sigmma"),
+        ({"post_processing.savedict": True}, "savedict"),
+        ({"post_processing.sliding_window": True}, "set by the engine"),
+        ({"scheduler.warmup_epochs": 3}, "warmup_epochs"),
+        ({"optimizer.weight_decy": 0.1}, "weight_decy"),
+        ({"evaluation.tiou_threshold": [0.5]}, "tiou_threshold"),
+    ],
+)
+def test_typo_is_reported(override, needle):
+    cfg = load_config(CONFIGS[1], override)
+    errors = check_config(cfg)
+    assert len(errors) == 1 and needle in errors[0], errors
+    with pytest.raises(ConfigError, match=needle):
+        validate_config(cfg, source="synthetic_features.py")
+
+
+def test_unknown_key_message_lists_valid_keys():
+    errors = check_config(load_config(CONFIGS[1], {"workflow.loging_interval": 1}))
+    assert "logging_interval" in errors[0] and "checkpoint_interval" in errors[0]

@@ -1,0 +1,92 @@
+"""train_one_epoch / val_one_epoch on a toy model: a learning step, clipping, AMP choice, non-finite losses."""
+import pytest
+import torch
+import torch.nn as nn
+
+from opentad.cores.train_engine import NonFiniteLossError, resolve_amp_dtype, train_one_epoch, val_one_epoch
+from opentad.utils.ema import ModelEma
+
+CPU = torch.device("cpu")
+
+
+class ToyDetector(nn.Module):
+    """Regresses a per-sample target from features; the loss dict follows the detector contract."""
+
+    def __init__(self, poison_at=None):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+        self.calls = 0
+        self.poison_at = poison_at
+
+    def forward(self, inputs, masks, metas, gt_segments=None, gt_labels=None, return_loss=True, **kwargs):
+        pred = self.linear(inputs).squeeze(-1)
+        target = torch.stack([s.sum() for s in gt_segments])
+        reg = ((pred - target) ** 2).mean()
+        cls = pred.abs().mean() * 0.0
+        if self.poison_at is not None and self.calls == self.poison_at:
+            reg = reg * float("nan")
+        self.calls += 1
+        return {"cls_loss": cls, "reg_loss": reg, "cost": cls + reg}
+
+
+def batches(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        x = torch.randn(2, 3, generator=g)
+        out.append(dict(inputs=x, masks=torch.ones(2, 1, dtype=torch.bool), metas=[{}, {}],
+                        gt_segments=[x[i, :1] * 2 for i in range(2)], gt_labels=[torch.zeros(1)] * 2))
+    return out
+
+
+def make(model, lr=0.1):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return optimizer, scheduler
+
+
+def test_one_epoch_learns_and_updates_ema():
+    torch.manual_seed(0)
+    model = ToyDetector()
+    optimizer, scheduler = make(model)
+    ema = ModelEma(model, decay=0.5)
+    loader = batches(8)
+    first = val_one_epoch(loader, model, epoch=0, device=CPU, show_progress=False)
+    for epoch in range(5):
+        stats = train_one_epoch(loader, model, optimizer, scheduler, epoch=epoch, device=CPU, model_ema=ema,
+                                show_progress=False, logging_interval=2)
+    assert set(stats) == {"cls_loss", "reg_loss", "cost"}
+    assert val_one_epoch(loader, model, epoch=5, device=CPU, show_progress=False) < 0.2 * first
+    assert scheduler.last_epoch == 40
+    assert not torch.equal(ema.module.linear.weight, model.linear.weight)  # averaged, lagging behind
+
+
+def test_clipping_bounds_the_step():
+    model = ToyDetector()
+    optimizer, scheduler = make(model, lr=1.0)
+    before = model.linear.weight.detach().clone()
+    big = batches(1)
+    big[0]["gt_segments"] = [torch.tensor([1e3]), torch.tensor([-1e3])]
+    train_one_epoch(big, model, optimizer, scheduler, epoch=0, device=CPU, clip_grad_norm=0.5, show_progress=False)
+    step = torch.cat([(model.linear.weight - before).flatten(), model.linear.bias.detach().flatten()])
+    assert step[:3].norm() <= 0.5 + 1e-6
+
+
+def test_nan_loss_stops_with_epoch_iteration_and_terms():
+    model = ToyDetector(poison_at=2)
+    optimizer, scheduler = make(model)
+    with pytest.raises(NonFiniteLossError) as info:
+        train_one_epoch(batches(4), model, optimizer, scheduler, epoch=7, device=CPU, show_progress=False)
+    message = str(info.value)
+    assert "epoch 7" in message and "iteration 2/4" in message
+    assert "reg_loss=nan" in message and "cls_loss=0" in message and "cost=nan" in message
+    assert torch.isfinite(model.linear.weight).all()  # the bad step was not taken
+
+
+def test_amp_resolution():
+    assert resolve_amp_dtype(True, CPU) is None  # fp32 on CPU
+    assert resolve_amp_dtype("bf16", torch.device("cuda", 0)) is torch.bfloat16
+    assert resolve_amp_dtype(True, torch.device("cuda", 0)) is torch.float16
+    assert resolve_amp_dtype(False, torch.device("cuda", 0)) is None
+    with pytest.raises(ValueError, match="bf16"):
+        resolve_amp_dtype("fp8", CPU)

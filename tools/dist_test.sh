@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Test with torchrun on one host: bash tools/dist_test.sh CONFIG NUM_PROCS [ARGS for tools/test.py]
+# One process per GPU (NCCL); without CUDA the processes run on the CPU (Gloo).
+# The rendezvous uses a free local port (torchrun --standalone); PYTHON sets the interpreter.
+set -euo pipefail
+if [ "$#" -lt 2 ]; then
+    echo "usage: bash $0 CONFIG NUM_PROCS [ARGS]" >&2
+    exit 2
+fi
+CONFIG=$1
+NPROC=$2
+shift 2
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON=${PYTHON:-"$ROOT/.venv/bin/python"}
+[ -x "$PYTHON" ] || PYTHON=python
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+exec "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$NPROC" \
+    "$ROOT/tools/test.py" "$CONFIG" "$@"
