@@ -1,9 +1,11 @@
 """Exponential moving average of a model's weights (upstream OpenTAD's ``ModelEma``).
 
-After each optimizer step, every floating-point tensor of the model's state
-(parameters and buffers) is blended: ``ema = decay * ema + (1 - decay) * model``.
-Integer, boolean and packed / quantized tensors (e.g. 4-bit weights stored as
-uint8) are copied as they are: averaging them would corrupt them.
+After each optimizer step, every trainable parameter and floating-point
+buffer is blended: ``ema = decay * ema + (1 - decay) * model``. Everything
+else in the state (frozen parameters, integer and boolean tensors, packed
+quantized weights and their float scales, e.g. 4-bit weights stored as uint8
+or the row scales of int8 weights) is copied as it is: averaging it would
+corrupt it or, for frozen values, only add rounding.
 """
 from __future__ import annotations
 
@@ -54,12 +56,20 @@ class ModelEma(nn.Module):
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Blend the floating-point tensors of ``model`` into the average; copy the others."""
-        for ema_t, model_t in self._pairs(model).values():
+        """Blend trainable parameters and float buffers of ``model`` into the average; copy the rest.
+
+        Frozen parameters and everything else a module writes into its state
+        dict (packed quantized weights, their float scales and statistics) are
+        copied, never blended, so they stay bit-identical.
+        """
+        inner = unwrap_model(model)
+        blended = {n for n, p in inner.named_parameters() if p.requires_grad}
+        blended |= {n for n, b in inner.named_buffers() if b.is_floating_point()}
+        for key, (ema_t, model_t) in self._pairs(model).items():
             src = model_t.detach()
             if self.device is not None:
                 src = src.to(device=self.device)
-            if ema_t.is_floating_point() and src.is_floating_point():
+            if key in blended and ema_t.is_floating_point() and src.is_floating_point():
                 ema_t.mul_(self.decay).add_(src.to(ema_t.dtype), alpha=1.0 - self.decay)
             else:
                 ema_t.copy_(src)

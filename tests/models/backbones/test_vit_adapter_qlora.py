@@ -215,3 +215,24 @@ def test_merge_gives_an_adatad_model_with_the_same_outputs():
     assert not result.missing_keys and not result.unexpected_keys
     x = _frames(8)
     torch.testing.assert_close(adatad(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_ema_blends_lora_and_leaves_quantized_state_bit_identical(bits):
+    from opentad.utils.ema import ModelEma
+
+    model = _qlora(quantize_bits=bits, quantize_backbone=True, backbone_lora_targets=["qkv"])
+    ema = ModelEma(model, decay=0.5)
+    before = {k: v.clone() for k, v in ema.module.state_dict().items()}
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    ema.update(model)
+    after = ema.module.state_dict()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for key, value in after.items():
+        if key in trainable:
+            torch.testing.assert_close(value, before[key] + 0.5)  # blended halfway
+        else:
+            assert torch.equal(value, before[key]), key  # packed bytes, scales, frozen floats
