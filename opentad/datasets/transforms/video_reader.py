@@ -24,7 +24,16 @@ import logging
 import os
 from typing import Dict, Iterator, List, Optional, Sequence
 
-import av
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # PyAV is imported when a video is opened, not with the package
+    import av
+
+
+def _av():
+    import av
+
+    return av
 import numpy as np
 import torch
 
@@ -60,13 +69,14 @@ class VideoReader:
             raise FileNotFoundError(f"Video file not found: {path}")
         self.path = path
         self.num_threads = int(num_threads)
+        av = _av()
         try:
             self._container = av.open(path, metadata_errors="ignore")
             if not self._container.streams.video:
                 raise VideoReadError(f"{path} has no video stream")
             self._stream = self._container.streams.video[0]
             self._build_index()
-        except av.error.FFmpegError as exc:
+        except _av().error.FFmpegError as exc:
             self.close()
             raise VideoReadError(f"Cannot read video {path}: {exc}") from exc
         except VideoReadError:
@@ -80,7 +90,7 @@ class VideoReader:
         self.avg_fps = float(rate) if rate else 0.0
         self.height = int(ctx.height)
         self.width = int(ctx.width)
-        self._frames: Optional[Iterator[av.VideoFrame]] = None
+        self._frames: Optional[Iterator["av.VideoFrame"]] = None
         self._pos = -1  # index of the last decoded frame
 
     def _build_index(self) -> None:
@@ -119,7 +129,7 @@ class VideoReader:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, frames={len(self)}, fps={self.avg_fps:.3f})"
 
-    def _frame_index(self, frame: av.VideoFrame) -> int:
+    def _frame_index(self, frame: "av.VideoFrame") -> int:
         if frame.pts in self._pts_to_index:
             return self._pts_to_index[frame.pts]
         # a pts the demuxer did not report: take the nearest listed one
@@ -162,7 +172,7 @@ class VideoReader:
         out = torch.empty((len(targets), 3, self.height, self.width), dtype=torch.uint8)
         try:
             self._decode_sorted(targets.tolist(), out.numpy())
-        except av.error.FFmpegError as exc:
+        except _av().error.FFmpegError as exc:
             raise VideoReadError(f"Cannot decode video {self.path}: {exc}") from exc
         if len(targets) == len(wanted) and bool((targets == wanted).all()):
             return out
@@ -185,7 +195,7 @@ class VideoReader:
             rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
             dst[channel] = rows[:, : plane.width]
 
-    def _decode_until(self, target: int, keyframe: int) -> av.VideoFrame:
+    def _decode_until(self, target: int, keyframe: int) -> "av.VideoFrame":
         """Decode forward to frame ``target``, re-seeking earlier if a seek overshot."""
         retries = 0
         while True:

@@ -1,0 +1,234 @@
+"""Peak memory and step time of one training step of the end-to-end video backbone.
+
+For each ViT size and fine-tuning mode, the backbone wrapper of the AdaTAD
+configs is built with random weights and run on random frames
+``[batch, 1, 3, frames, img, img]``: forward to ``[B, C, frames]``, a
+squared-mean loss, backward and an AdamW step on the trainable parameters.
+The table gives the trainable/total parameters, ``torch.cuda.max_memory_allocated``
+and the median step time over ``--steps`` steps after ``--warmup`` steps.
+
+Examples::
+
+    # the AdaTAD THUMOS setting on a GPU (batch 2, 768 frames, 160 px, fp16 autocast)
+    python tools/benchmark_backbone.py --amp fp16
+    python tools/benchmark_backbone.py --sizes s,b --modes adapter,fullft --amp fp16
+    # CPU smoke test
+    python tools/benchmark_backbone.py --sizes tiny --frames 32 --img-size 32 --steps 2 --warmup 1 --device cpu
+
+A fine-tuning mode is an entry of ``MODES``: a function ``(size, args) ->
+wrapper config`` (the ``model.backbone`` dict of a config); add new modes
+there.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from typing import Any, Callable, Dict, List
+
+import torch
+
+from opentad.registry import BACKBONES, build
+
+CLIP_LEN = 16
+
+#: ViT sizes: VideoMAE S/B/L/H and VideoMAEv2-g (patch 14), plus a tiny one for smoke tests.
+SIZES: Dict[str, Dict[str, Any]] = {
+    "tiny": dict(embed_dims=32, depth=2, num_heads=2, patch_size=16),
+    "s": dict(embed_dims=384, depth=12, num_heads=6, patch_size=16),
+    "b": dict(embed_dims=768, depth=12, num_heads=12, patch_size=16),
+    "l": dict(embed_dims=1024, depth=24, num_heads=16, patch_size=16),
+    "h": dict(embed_dims=1280, depth=32, num_heads=16, patch_size=16),
+    "g": dict(embed_dims=1408, depth=40, num_heads=16, patch_size=14, mlp_ratio=48 / 11),
+}
+
+
+def _vit(size: str, **extra: Any) -> Dict[str, Any]:
+    cfg = dict(img_size=224, mlp_ratio=4, qkv_bias=True, num_frames=CLIP_LEN, return_feat_map=True)
+    cfg.update(norm_cfg=dict(type="LN", eps=1e-6))
+    cfg.update(SIZES[size])
+    cfg.update(extra)
+    return cfg
+
+
+def _wrapper(backbone: Dict[str, Any], args: argparse.Namespace, **custom: Any) -> Dict[str, Any]:
+    chunks = args.frames // CLIP_LEN
+    options = dict(
+        pretrain=None,
+        pre_processing_pipeline=[
+            dict(type="Rearrange", keys=["frames"], ops="b n c (t1 t) h w -> (b t1) n c t h w", t1=chunks)
+        ],
+        post_processing_pipeline=[
+            dict(type="Reduce", keys=["feats"], ops="b n c t h w -> b c t", reduction="mean"),
+            dict(type="Rearrange", keys=["feats"], ops="(b t1) c t -> b c (t1 t)", t1=chunks),
+            dict(type="Interpolate", keys=["feats"], size=args.frames),
+        ],
+    )
+    options.update(custom)
+    return dict(
+        type="mmaction.Recognizer3D",
+        backbone=backbone,
+        data_preprocessor=dict(
+            type="mmaction.ActionDataPreprocessor",
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            format_shape="NCTHW",
+        ),
+        custom=options,
+    )
+
+
+def adapter_mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
+    """AdaTAD: frozen ViT, temporal adapters in every block, activation checkpointing."""
+    depth = SIZES[size]["depth"]
+    vit = _vit(
+        size,
+        type="VisionTransformerAdapter",
+        drop_path_rate=0.1,
+        with_cp=True,
+        total_frames=args.frames,
+        adapter_index=list(range(depth)),
+    )
+    return _wrapper(vit, args, norm_eval=False, freeze_backbone=False)
+
+
+def frozen_mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
+    """Frozen backbone: no autograd through the ViT."""
+    return _wrapper(_vit(size, type="VisionTransformerCP", with_cp=False), args, norm_eval=True, freeze_backbone=True)
+
+
+def fullft_mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
+    """Full fine-tuning with activation checkpointing."""
+    vit = _vit(size, type="VisionTransformerCP", drop_path_rate=0.1, with_cp=True)
+    return _wrapper(vit, args, norm_eval=False, freeze_backbone=False)
+
+
+def _qlora_mode(**qlora: Any) -> Callable[[str, argparse.Namespace], Dict[str, Any]]:
+    """QLoRA-AdaTAD: the adapter mode's ViT as ``VisionTransformerQLoRA`` with ``qlora`` keys."""
+
+    def mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
+        wrapper = adapter_mode(size, args)
+        wrapper["backbone"].update(
+            type="VisionTransformerQLoRA", lora_r=16, lora_alpha=32, lora_dropout=0.1, **qlora
+        )
+        return wrapper
+
+    mode.__doc__ = f"QLoRA-AdaTAD with {qlora}"
+    return mode
+
+
+#: fine-tuning modes: name -> ``(size, args) -> backbone wrapper config``.
+MODES: Dict[str, Callable[[str, argparse.Namespace], Dict[str, Any]]] = {
+    "adapter": adapter_mode,
+    "frozen": frozen_mode,
+    "fullft": fullft_mode,
+    # the design note's QLoRA: 4-bit NF4 adapter projections + LoRA
+    "qlora": _qlora_mode(quantize_bits=4),
+    "qlora8": _qlora_mode(quantize_bits=8),
+    # NF4 frozen ViT (adapter projections float, frozen, with LoRA)
+    "qlora_backbone": _qlora_mode(quantize_adapters=False, quantize_backbone=True),
+    # both quantized
+    "qlora_both": _qlora_mode(quantize_bits=4, quantize_backbone=True),
+}
+
+_AMP = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device) -> Dict[str, Any]:
+    """Build one backbone and time ``args.steps`` training steps; returns one table row."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.device(device):
+        wrapper = build(MODES[mode](size, args), BACKBONES)
+    wrapper.train()
+    params = [p for p in wrapper.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
+    frames = torch.randint(0, 256, (args.batch, 1, 3, args.frames, args.img_size, args.img_size), dtype=torch.uint8)
+    frames = frames.to(device)
+    masks = torch.ones(args.batch, args.frames, dtype=torch.bool, device=device)
+    amp = _AMP[args.amp]
+    times: List[float] = []
+    for step in range(args.warmup + args.steps):
+        _sync(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            feats = wrapper(frames, masks)
+        loss = feats.float().pow(2).mean()
+        if loss.requires_grad:
+            loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        _sync(device)
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return dict(
+        size=size,
+        mode=mode,
+        trainable=sum(p.numel() for p in params),
+        total=sum(p.numel() for p in wrapper.parameters()),
+        peak_gib=peak,
+        step_s=statistics.median(times),
+    )
+
+
+def _row(r: Dict[str, Any]) -> str:
+    if "error" in r:
+        return f"| {r['size']} | {r['mode']} | | | {r['error']} | |"
+    peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "n/a (CPU)"
+    millions = f"{r['trainable'] / 1e6:.3f} | {r['total'] / 1e6:.3f}"
+    return f"| {r['size']} | {r['mode']} | {millions} | {peak} | {r['step_s']:.3f} |"
+
+
+def _csv(value: str, allowed: Dict[str, Any], what: str) -> List[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise SystemExit(f"unknown {what} {bad}; choose from {sorted(allowed)}")
+    return items
+
+
+def main(argv=None) -> List[Dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="s,b,l,h,g", help=f"comma-separated, from {sorted(SIZES)}")
+    parser.add_argument("--modes", default="adapter,frozen,fullft", help=f"comma-separated, from {sorted(MODES)}")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=768, help="frames per video window (multiple of 16)")
+    parser.add_argument("--img-size", type=int, default=160)
+    parser.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    if args.frames % CLIP_LEN:
+        raise SystemExit(f"--frames must be a multiple of {CLIP_LEN}")
+    sizes, modes = _csv(args.sizes, SIZES, "sizes"), _csv(args.modes, MODES, "modes")
+    logging.getLogger("opentad").setLevel(logging.ERROR)  # the random-weights warning, once per model
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}; batch {args.batch}, {args.frames} frames, {args.img_size} px, amp {args.amp}, "
+          f"median of {args.steps} steps after {args.warmup}")
+    print("\n| size | mode | trainable (M) | total (M) | peak memory (GiB) | step (s) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for size in sizes:
+        for mode in modes:
+            try:
+                row = measure(size, mode, args, device)
+            except torch.cuda.OutOfMemoryError:
+                row = dict(size=size, mode=mode, error="OOM")
+            rows.append(row)
+            print(_row(row), flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
