@@ -1,1 +1,33 @@
+"""Video backbones and the end-to-end backbone wrapper, registered in :data:`opentad.registry.BACKBONES`.
 
+* :mod:`.vit`: :class:`VideoViT` (shared VideoMAE ViT) and :class:`VisionTransformerCP`;
+* :mod:`.vit_adapter`: :class:`VisionTransformerAdapter` (AdaTAD);
+* :mod:`.vit_adapter_qlora`: :class:`VisionTransformerQLoRA` (QLoRA-AdaTAD);
+* :mod:`.vit_ladder`: :class:`VisionTransformerLadder` (side-tuning);
+* :mod:`.backbone_wrapper`: :class:`BackboneWrapper` (``mmaction.Recognizer3D``);
+* :mod:`.data_preprocessor`: :class:`ActionDataPreprocessor`;
+* :mod:`.augment_preprocessor`: :class:`AugmentDataPreprocessor` (batched training augmentation);
+* :mod:`.pretrained`: checkpoint conversion and loading.
+"""
+from .augment_preprocessor import AugmentDataPreprocessor
+from .backbone_wrapper import BackboneWrapper, VideoRecognizer, WrapperOptions
+from .data_preprocessor import ActionDataPreprocessor
+from .vit import VideoBackbone, VideoViT, VisionTransformerCP
+from .vit_adapter import VisionTransformerAdapter
+from .vit_adapter_qlora import QLoRAAdapter, VisionTransformerQLoRA
+from .vit_ladder import VisionTransformerLadder
+
+__all__ = [
+    "ActionDataPreprocessor",
+    "AugmentDataPreprocessor",
+    "BackboneWrapper",
+    "VideoBackbone",
+    "VideoRecognizer",
+    "VideoViT",
+    "VisionTransformerAdapter",
+    "VisionTransformerCP",
+    "VisionTransformerLadder",
+    "VisionTransformerQLoRA",
+    "QLoRAAdapter",
+    "WrapperOptions",
+]

@@ -1,0 +1,324 @@
+"""VideoMAE vision-transformer bricks: patch embedding, attention, FFN, block.
+
+Every linear layer of the transformer is made by an injected *linear
+factory* ``factory(name, in_features, out_features, bias) -> nn.Module``
+(``name`` is ``"qkv"``, ``"proj"``, ``"fc1"`` or ``"fc2"``), so a quantized or
+LoRA layer replaces ``nn.Linear`` without forking the block. A block can also
+carry an adapter module (built by the caller's adapter factory, see
+:mod:`opentad.models.bricks.vit_adapter`) applied after the MLP residual.
+
+The module tree reproduces the state-dict names of upstream OpenTAD (which
+uses mmcv's ``PatchEmbed`` and ``FFN``)::
+
+    patch_embed.projection.{weight,bias}
+    blocks.{i}.norm1.{weight,bias}
+    blocks.{i}.attn.{q_bias,v_bias,qkv.weight,proj.weight,proj.bias}
+    blocks.{i}.norm2.{weight,bias}
+    blocks.{i}.mlp.layers.0.0.{weight,bias}     # fc1
+    blocks.{i}.mlp.layers.1.{weight,bias}       # fc2
+    blocks.{i}.adapter.*                        # when the block has one
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from torch import Tensor, nn
+
+__all__ = [
+    "LinearFactory",
+    "default_linear_factory",
+    "get_sinusoid_encoding",
+    "resize_pos_embed",
+    "DropPath",
+    "PatchEmbed3D",
+    "Attention",
+    "FFN",
+    "Block",
+]
+
+#: ``factory(name, in_features, out_features, bias) -> module`` computing ``x @ W.T + b``.
+LinearFactory = Callable[[str, int, int, bool], nn.Module]
+
+
+def default_linear_factory(name: str, in_features: int, out_features: int, bias: bool) -> nn.Module:
+    """A plain float ``nn.Linear`` whatever the ``name``."""
+    return nn.Linear(in_features, out_features, bias=bias)
+
+
+def get_sinusoid_encoding(n_position: int, embed_dims: int) -> Tensor:
+    """The fixed sine-cosine position table of VideoMAE.
+
+    Entry ``[0, p, j]`` is ``sin(p / 10000**(2*(j//2)/C))`` for even ``j`` and
+    the cosine of the same angle for odd ``j`` (computed in float64, returned
+    as float32).
+
+    Returns:
+        ``[1, n_position, embed_dims]`` float32 tensor.
+    """
+    dims = torch.arange(embed_dims, dtype=torch.float64)
+    inv_freq = torch.pow(10000.0, -(dims - dims % 2) / embed_dims)
+    angles = torch.arange(n_position, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    table = torch.where(dims.long() % 2 == 0, torch.sin(angles), torch.cos(angles))
+    return table.to(torch.float32).unsqueeze(0)
+
+
+def resize_pos_embed(pos_embed: Tensor, src_grid: Tuple[int, int], dst_grid: Tuple[int, int]) -> Tensor:
+    """Resize the spatial part of a ``[1, T*H*W, C]`` position table bicubically.
+
+    The temporal positions are kept; each temporal slice ``[H, W, C]`` is
+    resized to ``dst_grid`` (``align_corners=False``), as upstream does when
+    the input frame size differs from ``img_size``.
+
+    Args:
+        pos_embed: ``[1, T*Hs*Ws, C]``.
+        src_grid: ``(Hs, Ws)`` the table was made for.
+        dst_grid: ``(Hd, Wd)`` wanted.
+
+    Returns:
+        ``[1, T*Hd*Wd, C]`` (the input itself when the grids are equal).
+
+    Raises:
+        ValueError: the table length is not a multiple of ``Hs*Ws``.
+    """
+    if tuple(src_grid) == tuple(dst_grid):
+        return pos_embed
+    _, n, c = pos_embed.shape
+    if n % (src_grid[0] * src_grid[1]) != 0:
+        raise ValueError(f"resize_pos_embed: table of {n} positions does not hold whole {src_grid} grids")
+    table = pos_embed.reshape(-1, src_grid[0], src_grid[1], c).permute(0, 3, 1, 2)
+    table = F.interpolate(table, size=tuple(dst_grid), mode="bicubic", align_corners=False)
+    return table.permute(0, 2, 3, 1).reshape(1, -1, c)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a residual branch per sample with probability ``drop_prob``.
+
+    Kept samples are scaled by ``1 / (1 - drop_prob)``; identity in eval mode.
+
+    Args:
+        drop_prob: probability of dropping the branch of a sample.
+    """
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class PatchEmbed3D(nn.Module):
+    """Tubelet embedding: a Conv3d with kernel = stride = ``(tubelet, patch, patch)``.
+
+    Args:
+        in_channels: input channels (3 for RGB).
+        embed_dims: token width ``C``.
+        patch_size: spatial patch size (16, or 14 for ViT-g).
+        tubelet_size: frames per token.
+    """
+
+    def __init__(self, *, in_channels: int = 3, embed_dims: int = 768, patch_size: int = 16, tubelet_size: int = 2):
+        super().__init__()
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.projection = nn.Conv3d(in_channels, embed_dims, kernel_size=kernel, stride=kernel)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int, int]]:
+        """Embed ``[B, 3, T, H, W]`` frames.
+
+        Returns:
+            tokens ``[B, t*h*w, C]`` ordered time-major (t, then h, then w),
+            and the token grid ``(t, h, w)``.
+        """
+        x = self.projection(x)
+        grid = tuple(x.shape[2:])
+        return x.flatten(2).transpose(1, 2), grid
+
+
+class Attention(nn.Module):
+    """VideoMAE multi-head self-attention.
+
+    ``qkv`` has no bias of its own; with ``qkv_bias`` the learnable ``q_bias``
+    and ``v_bias`` are added to the query and value thirds of its output (the
+    key gets none). Attention itself is
+    ``F.scaled_dot_product_attention``.
+
+    Args:
+        embed_dims: token width ``C``.
+        num_heads: attention heads (``C`` must be divisible by it).
+        qkv_bias: learn ``q_bias`` and ``v_bias``.
+        qk_scale: overrides ``head_dim ** -0.5``.
+        attn_drop_rate: dropout on attention weights (training only).
+        drop_rate: dropout after ``proj``.
+        linear_factory: makes ``qkv`` and ``proj``.
+
+    Raises:
+        ValueError: ``embed_dims`` not divisible by ``num_heads``.
+    """
+
+    def __init__(
+        self,
+        *,
+        embed_dims: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        qk_scale: Optional[float] = None,
+        attn_drop_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        linear_factory: LinearFactory = default_linear_factory,
+    ):
+        super().__init__()
+        if embed_dims % num_heads != 0:
+            raise ValueError(f"Attention: embed_dims={embed_dims} is not divisible by num_heads={num_heads}")
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.scale = qk_scale if qk_scale is not None else (embed_dims // num_heads) ** -0.5
+        self.attn_drop_rate = float(attn_drop_rate)
+        if qkv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(embed_dims))
+            self.v_bias = nn.Parameter(torch.zeros(embed_dims))
+        else:
+            self.q_bias = None
+            self.v_bias = None
+        self.qkv = linear_factory("qkv", embed_dims, embed_dims * 3, False)
+        self.proj = linear_factory("proj", embed_dims, embed_dims, True)
+        self.proj_drop = nn.Dropout(drop_rate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, N, C] -> [B, N, C]``."""
+        b, n, c = x.shape
+        qkv = self.qkv(x)
+        if self.q_bias is not None:
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+            qkv = qkv + bias.to(qkv.dtype)
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        dropout = self.attn_drop_rate if self.training else 0.0
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
+        x = x.transpose(1, 2).reshape(b, n, c)
+        return self.proj_drop(self.proj(x))
+
+
+class FFN(nn.Module):
+    """Two-layer MLP ``fc2(drop(act(fc1(x))))`` laid out as mmcv's ``FFN``.
+
+    ``layers`` is ``Sequential(Sequential(fc1, GELU, Dropout), fc2, Dropout)``
+    so that the state-dict names are ``layers.0.0.*`` (fc1) and ``layers.1.*``
+    (fc2), as in upstream checkpoints.
+
+    Args:
+        embed_dims: input and output width ``C``.
+        hidden_dims: width of the hidden layer.
+        drop_rate: dropout after the activation and after ``fc2``.
+        linear_factory: makes ``fc1`` and ``fc2``.
+    """
+
+    def __init__(
+        self,
+        *,
+        embed_dims: int,
+        hidden_dims: int,
+        drop_rate: float = 0.0,
+        linear_factory: LinearFactory = default_linear_factory,
+    ):
+        super().__init__()
+        fc1 = linear_factory("fc1", embed_dims, hidden_dims, True)
+        fc2 = linear_factory("fc2", hidden_dims, embed_dims, True)
+        self.layers = nn.Sequential(
+            nn.Sequential(fc1, nn.GELU(), nn.Dropout(drop_rate)), fc2, nn.Dropout(drop_rate)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[..., C] -> [..., C]``."""
+        return self.layers(x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with an optional adapter after the MLP residual.
+
+    ``x = x + drop_path(attn(norm1(x)))``; ``x = x + drop_path(mlp(norm2(x)))``;
+    then ``x = adapter(x, grid)`` when an adapter is given (the adapter
+    includes its own residual).
+
+    Args:
+        embed_dims: token width ``C``.
+        num_heads: attention heads.
+        mlp_ratio: hidden width of the MLP is ``int(C * mlp_ratio)``.
+        qkv_bias: learn query/value biases.
+        qk_scale: overrides the attention scale.
+        drop_rate: dropout after projections.
+        attn_drop_rate: dropout on attention weights.
+        drop_path_rate: stochastic-depth probability of both residual branches.
+        norm_eps: LayerNorm epsilon.
+        with_cp: recompute the block in backward (activation checkpointing,
+            ``use_reentrant=False``, whenever autograd is recording).
+        linear_factory: makes ``qkv``, ``proj``, ``fc1``, ``fc2``.
+        adapter: a module ``adapter(x [B, N, C], grid (h, w)) -> [B, N, C]``, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        embed_dims: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        qk_scale: Optional[float] = None,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        norm_eps: float = 1e-6,
+        with_cp: bool = False,
+        linear_factory: LinearFactory = default_linear_factory,
+        adapter: Optional[nn.Module] = None,
+    ):
+        super().__init__()
+        self.with_cp = with_cp
+        self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.attn = Attention(
+            embed_dims=embed_dims,
+            num_heads=num_heads,
+            qkv_bias=qkv_bias,
+            qk_scale=qk_scale,
+            attn_drop_rate=attn_drop_rate,
+            drop_rate=drop_rate,
+            linear_factory=linear_factory,
+        )
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0.0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.mlp = FFN(
+            embed_dims=embed_dims,
+            hidden_dims=int(embed_dims * mlp_ratio),
+            drop_rate=drop_rate,
+            linear_factory=linear_factory,
+        )
+        self.adapter = adapter
+
+    def _inner_forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        if self.adapter is not None:
+            x = self.adapter(x, grid)
+        return x
+
+    def forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
+        """Apply the block.
+
+        Args:
+            x: tokens ``[B, t*h*w, C]``.
+            grid: the spatial token grid ``(h, w)`` (used by adapters).
+
+        Returns:
+            ``[B, t*h*w, C]``.
+        """
+        if self.with_cp and torch.is_grad_enabled():
+            return cp.checkpoint(self._inner_forward, x, grid, use_reentrant=False)
+        return self._inner_forward(x, grid)

@@ -1,0 +1,125 @@
+"""ViT bricks against independent references: position table, resizing, attention, checkpointing."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from opentad.models.bricks.vit import Attention, Block, DropPath, get_sinusoid_encoding, resize_pos_embed
+
+
+def test_sinusoid_table_matches_formula_loop():
+    n, c = 7, 10
+    table = get_sinusoid_encoding(n, c)
+    assert table.shape == (1, n, c) and table.dtype == torch.float32
+    for p in range(n):
+        for j in range(c):
+            angle = p / math.pow(10000, 2 * (j // 2) / c)
+            want = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+            assert abs(table[0, p, j].item() - want) < 1e-6
+
+
+def test_resize_pos_embed_resizes_each_temporal_slice_bicubically():
+    t, hs, ws, c = 3, 4, 4, 6
+    table = torch.randn(1, t * hs * ws, c)
+    out = resize_pos_embed(table, (hs, ws), (2, 5))
+    assert out.shape == (1, t * 2 * 5, c)
+    for k in range(t):
+        slab = table[0, k * hs * ws : (k + 1) * hs * ws].reshape(hs, ws, c).permute(2, 0, 1)[None]
+        want = F.interpolate(slab, size=(2, 5), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).reshape(-1, c)
+        torch.testing.assert_close(out[0, k * 10 : (k + 1) * 10], want)
+    assert resize_pos_embed(table, (hs, ws), (hs, ws)) is table
+
+
+def test_attention_matches_manual_softmax_with_q_and_v_bias():
+    torch.manual_seed(0)
+    attn = Attention(embed_dims=12, num_heads=3, qkv_bias=True).eval()
+    with torch.no_grad():
+        attn.q_bias.normal_()
+        attn.v_bias.normal_()
+    x = torch.randn(2, 5, 12)
+    w = attn.qkv.weight
+    bias = torch.cat([attn.q_bias, torch.zeros(12), attn.v_bias])
+    qkv = x @ w.T + bias
+    q, k, v = qkv[..., :12], qkv[..., 12:24], qkv[..., 24:]
+    heads = []
+    for h in range(3):
+        sl = slice(4 * h, 4 * h + 4)
+        scores = (q[..., sl] @ k[..., sl].transpose(1, 2)) / math.sqrt(4)
+        heads.append(scores.softmax(-1) @ v[..., sl])
+    want = attn.proj(torch.cat(heads, dim=-1))
+    torch.testing.assert_close(attn(x), want, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_rejects_indivisible_heads():
+    with pytest.raises(ValueError, match="num_heads"):
+        Attention(embed_dims=10, num_heads=3)
+
+
+def test_linear_factory_receives_names_and_builds_every_linear():
+    seen = []
+
+    def factory(name, fin, fout, bias):
+        seen.append((name, fin, fout, bias))
+        return nn.Linear(fin, fout, bias=bias)
+
+    Block(embed_dims=8, num_heads=2, mlp_ratio=2.0, linear_factory=factory)
+    assert seen == [("qkv", 8, 24, False), ("proj", 8, 8, True), ("fc1", 8, 16, True), ("fc2", 16, 8, True)]
+
+
+def test_drop_path_drops_whole_samples_and_rescales():
+    torch.manual_seed(0)
+    dp = DropPath(0.5).train()
+    x = torch.ones(400, 3, 2)
+    y = dp(x)
+    per_sample = y.flatten(1)
+    assert set(per_sample.unique().tolist()) <= {0.0, 2.0}
+    assert (per_sample.min(1).values == per_sample.max(1).values).all()
+    assert 0.35 < (per_sample[:, 0] == 0).float().mean() < 0.65
+    assert torch.equal(dp.eval()(x), x)
+
+
+def _block_pair(**kwargs):
+    torch.manual_seed(0)
+    a = Block(embed_dims=16, num_heads=2, with_cp=False, **kwargs)
+    b = Block(embed_dims=16, num_heads=2, with_cp=True, **kwargs)
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+@pytest.mark.parametrize("input_requires_grad", [True, False])
+def test_with_cp_gives_same_outputs_and_grads(input_requires_grad):
+    a, b = _block_pair(drop_path_rate=0.3)
+    x = torch.randn(4, 6, 16, requires_grad=input_requires_grad)
+    outs, grads = [], []
+    for block in (a, b):
+        torch.manual_seed(1)  # same drop-path masks
+        x.grad = None
+        y = block.train()(x, (2, 3))
+        (y * torch.arange(16.0)).sum().backward()
+        outs.append(y.detach())
+        grads.append({n: p.grad.clone() for n, p in block.named_parameters()})
+        if input_requires_grad:
+            grads[-1]["input"] = x.grad.clone()
+    torch.testing.assert_close(outs[0], outs[1])
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+def test_with_cp_checkpoints_even_when_input_needs_no_grad(monkeypatch):
+    import torch.utils.checkpoint as cp
+
+    calls = []
+    real = cp.checkpoint
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("use_reentrant"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("opentad.models.bricks.vit.cp.checkpoint", spy)
+    _, b = _block_pair()
+    b(torch.randn(1, 6, 16), (2, 3)).sum().backward()
+    assert calls == [False]
+    assert b.attn.qkv.weight.grad is not None
