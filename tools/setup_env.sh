@@ -14,8 +14,13 @@ PY="${PYTHON:-python3}"
 STAMP="$VENV/.opentad-stamp"
 
 hash_inputs() {
-  cat "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" \
-      "$ROOT/requirements/constraints.txt" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1
+  # requirement files, setup.py, and the native ops' sources and build logic
+  { cat "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" \
+        "$ROOT/requirements/constraints.txt" "$ROOT/setup.py" \
+        "$ROOT/opentad/ops/_build.py" "$ROOT/opentad/ops/specs.py"
+    find "$ROOT/csrc" -type f | LC_ALL=C sort | xargs cat
+    echo "OPENTAD_EXT=${OPENTAD_EXT:-auto}"
+  } | sha256sum | cut -d' ' -f1
 }
 
 want="$(hash_inputs)"
@@ -28,8 +33,11 @@ echo "[setup_env] creating environment in $VENV" >&2
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" -c "$ROOT/requirements/constraints.txt" \
   -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
-# Native ops are optional; the test environment builds none of them unless
-# OPENTAD_EXT is set by the caller.
-OPENTAD_EXT="${OPENTAD_EXT:-none}" "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
+# Native ops are optional accelerators (docs/install.md): `auto` builds the C++
+# ops where a compiler exists and the CUDA ops where nvcc, a CUDA torch and a
+# GPU (or TORCH_CUDA_ARCH_LIST) exist; a failed op only warns.
+OPENTAD_EXT="${OPENTAD_EXT:-auto}" MAX_JOBS="${MAX_JOBS:-2}" \
+  "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
+"$VENV/bin/python" -m opentad.ops >&2 || true
 echo "$want" > "$STAMP"
 echo "[setup_env] done" >&2
