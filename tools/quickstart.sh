@@ -16,4 +16,4 @@ PY="$ROOT/.venv/bin/python"
 export PATH="$ROOT/.venv/bin:$PATH"
 
 "$PY" tools/prepare_data/synthetic/generate.py --out data/synthetic-thumos
-bash tools/dist_train.sh "$CONFIG" "$NPROC" --id quickstart
+bash tools/dist_train.sh "$CONFIG" "$NPROC" --id 0
