@@ -1,0 +1,124 @@
+"""tools/summarize_results.py on run folders fabricated with the engine's own writers.
+
+Each run folder is made as a training run makes it: the resolved config dumped
+under the recipe's file name, a log written through ``setup_logger`` with the
+engine's lines (world size, ``format_parameter_count``, the mAP evaluator's
+``logging``), and for one run ``eval_results.jsonl`` from the test engine's
+``append_eval_record``. The expected table is formatted here from the
+evaluator's metrics.
+"""
+import importlib.util
+import logging
+import os
+
+import pytest
+from torch import nn
+
+from opentad.cores.test_engine import append_eval_record
+from opentad.evaluations import mAP
+from opentad.utils.config import load_config
+from opentad.utils.logger import setup_logger
+from opentad.utils.misc import format_parameter_count
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(ROOT, "configs")
+ADAPTER = os.path.join(CONFIGS, "adatad", "thumos", "e2e_thumos_videomae_s_768x1_160_adapter.py")
+QLORA = os.path.join(CONFIGS, "adatad", "thumos", "e2e_thumos_videomae_s_768x1_160_adapter_qlora.py")
+
+GT = {"database": {
+    "v1": {"subset": "validation", "duration": 30.0, "frame": 900,
+           "annotations": [{"label": "A", "segment": [1.0, 4.0]}, {"label": "B", "segment": [10.0, 12.0]}]},
+    "v2": {"subset": "validation", "duration": 30.0, "frame": 900,
+           "annotations": [{"label": "A", "segment": [5.0, 9.0]}, {"label": "B", "segment": [20.0, 26.0]}]},
+}}
+
+
+def predictions(shift):
+    return {"v1": [{"segment": [1.0 + shift, 4.0], "label": "A", "score": 0.9},
+                   {"segment": [10.0, 12.0 + shift], "label": "B", "score": 0.5}],
+            "v2": [{"segment": [5.0, 9.0 - shift], "label": "A", "score": 0.8},
+                   {"segment": [21.0, 26.0], "label": "B", "score": 0.7}]}
+
+
+def parameters(trainable_m, frozen_m):
+    """A module with ``trainable_m`` and ``frozen_m`` million parameters."""
+    module = nn.Sequential(nn.Linear(1000, 1000 * trainable_m, bias=False),
+                           nn.Linear(1000, 1000 * frozen_m, bias=False))
+    module[1].requires_grad_(False)
+    return module
+
+
+def fabricate(parent, *, config, gpus, options, shift, model, record, epoch=None):
+    """One ``gpu{N}_id0`` run folder; returns the evaluator's metrics."""
+    run = parent / f"gpu{gpus}_id0"
+    run.mkdir(parents=True)
+    load_config(config, options).dump(str(run / os.path.basename(config)))
+    log = setup_logger(str(run / "train_20260101_000000.log")).getChild("cores.launch")
+    log.info("torch %s, CUDA %s, device %s, world size %d", "2.5.0", "12.4", "cuda:0", gpus)
+    log.info("%s", format_parameter_count(model))
+    evaluator = mAP(ground_truth_filename=GT, prediction_filename=dict(results=predictions(shift)),
+                    subset="validation", tiou_thresholds=[0.3, 0.4, 0.5, 0.6, 0.7])
+    metrics = evaluator.evaluate()
+    evaluator.logging(log)
+    if record:
+        append_eval_record(str(run), metrics, num_videos=2, epoch=epoch)
+    for handler in list(logging.getLogger("opentad").handlers):
+        logging.getLogger("opentad").removeHandler(handler)
+        handler.close()
+    return metrics
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return {
+        "recipe/gpu2_id0": fabricate(tmp_path / "recipe", config=ADAPTER, gpus=2, options=None, shift=0.0,
+                                     model=parameters(1, 3), record=True, epoch=59),
+        "bigger_batch/gpu1_id0": fabricate(tmp_path / "bigger_batch", config=QLORA, gpus=1,
+                                           options={"solver.train.batch_size": 4}, shift=1.0,
+                                           model=parameters(2, 6), record=False),
+        "one_gpu/gpu1_id0": fabricate(tmp_path / "one_gpu", config=ADAPTER, gpus=1, options=None, shift=1.5,
+                                      model=parameters(1, 3), record=True),
+    }
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_rows_and_batch_warnings(runs, tmp_path, capsys):
+    assert load_tool("summarize_results").main([str(tmp_path), "--configs", CONFIGS]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table[0] == ("| run | config | GPUs | batch/GPU | global batch | backbone | setting | trainable params "
+                        "| evaluated | mAP@0.3 | mAP@0.4 | mAP@0.5 | mAP@0.6 | mAP@0.7 | avg |")
+    adapter, qlora = os.path.basename(ADAPTER), os.path.basename(QLORA)
+    setups = {
+        "recipe/gpu2_id0": [adapter, "2", "1", "2", "ViT-S", "adapter", "1.00M (25.00%)", "epoch 59"],
+        "bigger_batch/gpu1_id0": [qlora, "1", "4", "4", "ViT-S", "qlora", "2.00M (25.00%)", "log"],
+        "one_gpu/gpu1_id0": [adapter, "1", "2", "2", "ViT-S", "adapter", "1.00M (25.00%)", "test"],
+    }
+    rows = {}
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    assert sorted(rows) == sorted(runs)
+    for name, metrics in runs.items():
+        maps = [f"{100 * metrics[f'mAP@{t}']:.2f}" for t in (0.3, 0.4, 0.5, 0.6, 0.7)]
+        assert rows[name] == setups[name] + maps + [f"{100 * metrics['average_mAP']:.2f}"], name
+    assert len({tuple(r[-6:]) for r in rows.values()}) == 3  # the three runs' results differ
+    warnings = [line for line in out.splitlines() if line.startswith("- `")]
+    by_run = {name: [w for w in warnings if w.startswith(f"- `{name}`")] for name in runs}
+    assert by_run["recipe/gpu2_id0"] == []
+    assert len(by_run["bigger_batch/gpu1_id0"]) == 2
+    assert "global batch 4 (1 GPU x 4) differs from the recipe's 2" in by_run["bigger_batch/gpu1_id0"][0]
+    assert "1 GPU(s) x 4 per GPU, the recipe's results on 2 GPU(s) x 1" in by_run["bigger_batch/gpu1_id0"][1]
+    assert len(by_run["one_gpu/gpu1_id0"]) == 1 and "issue #41" in by_run["one_gpu/gpu1_id0"][0]
+
+
+def test_missing_work_dir_is_one_line(tmp_path, capsys):
+    assert load_tool("summarize_results").main([str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Work dir not found") and "Traceback" not in err
