@@ -9,11 +9,16 @@
   windows; :mod:`.frame_sampling`: :class:`LoadFrames`.
 * :mod:`.end_to_end` and :mod:`.photometric`: frame transforms with
   mmaction2's semantics (also under their ``mmaction.`` names).
+* :mod:`.cached_frames`: :class:`LoadCachedFrames` (windows from the frame
+  cache); :mod:`.batch_augment`: :class:`BatchClipAugment` (the training
+  augmentation on batched clips, on the model's device).
 
 Frames travel as ``results["imgs"]``: a ``uint8`` tensor ``[T, 3, H, W]``
 (RGB) until ``FormatShape`` makes it ``[N, 3, T, H, W]``. Random transforms
 draw from torch's default generator (:mod:`.rng`).
 """
+from .batch_augment import BatchClipAugment
+from .cached_frames import LoadCachedFrames
 from .end_to_end import CenterCrop, Flip, FormatShape, RandomCrop, RandomResizedCrop, Resize
 from .features import ChannelReduction, LoadFeats, Padding, ResizeFeat
 from .formatting import DEFAULT_META_KEYS, Collect, Compose, ConvertToTensor, Interpolate, Rearrange, Reduce, to_tensor
@@ -25,6 +30,7 @@ from .video_reader import VideoReader, VideoReadError
 
 __all__ = [
     "DEFAULT_META_KEYS",
+    "BatchClipAugment",
     "CenterCrop",
     "ChannelReduction",
     "Collect",
@@ -35,6 +41,7 @@ __all__ = [
     "FormatShape",
     "ImgAug",
     "Interpolate",
+    "LoadCachedFrames",
     "LoadFeats",
     "LoadFrames",
     "LoadSnippetFrames",

@@ -271,13 +271,17 @@ class Flip:
 
     def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
         imgs = get_imgs(results, self)
-        flip = rng.rand() < self.flip_ratio
+        flip = self.sample_flip()
         if flip:
             imgs = TF.horizontal_flip(imgs) if self.direction == "horizontal" else TF.vertical_flip(imgs)
         results["flip"] = flip
         results["flip_direction"] = self.direction
         set_imgs(results, imgs)
         return results
+
+    def sample_flip(self) -> bool:
+        """Draw whether one clip is flipped (shared with the batched augmentation)."""
+        return rng.rand() < self.flip_ratio
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(flip_ratio={self.flip_ratio}, direction={self.direction!r})"

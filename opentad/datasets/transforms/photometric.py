@@ -2,10 +2,14 @@
 
 Both read and write ``results["imgs"]`` (``uint8 [T, 3, H, W]``) and draw
 their random parameters once per clip (every frame gets the same change).
+Drawing (``ColorJitter.sample_factors``, ``ImgAug.sample_params``) is kept
+apart from applying (``apply``, any device), so the batched augmentation
+(:mod:`.batch_augment`) draws from the very same code.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+import functools
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -17,6 +21,7 @@ from opentad.registry import TRANSFORMS
 
 from . import rng
 from .end_to_end import get_imgs, set_imgs
+from .hsv import shift_hue
 
 __all__ = ["ColorJitter", "ImgAug"]
 
@@ -41,7 +46,13 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def _shift_hue(imgs: torch.Tensor, offset: int) -> torch.Tensor:
-    """Add ``offset`` (mod 180) to OpenCV's 8-bit hue of ``uint8 [T, 3, H, W]`` RGB frames."""
+    """Add ``offset`` (mod 180) to OpenCV's 8-bit hue of ``uint8 [T, 3, H, W]`` RGB frames.
+
+    CPU tensors go through OpenCV; tensors on other devices through the torch
+    port of the same arithmetic (:func:`.hsv.shift_hue`).
+    """
+    if imgs.device.type != "cpu":
+        return shift_hue(imgs, offset)
     t, _, h, w = imgs.shape
     hwc = imgs.permute(0, 2, 3, 1).reshape(t * h, w, 3).contiguous().numpy()  # all frames as one tall image
     hsv = cv2.cvtColor(hwc, cv2.COLOR_RGB2HSV)
@@ -91,15 +102,20 @@ class ColorJitter:
 
     def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
         imgs = get_imgs(results, self)
-        factors = [rng.uniform(*r) for r in (self.brightness, self.contrast, self.saturation, self.hue)]
+        factors = self.sample_factors()
         out = torch.empty_like(imgs)
         for start in range(0, imgs.shape[0], _CHUNK):
             out[start : start + _CHUNK] = self.apply(imgs[start : start + _CHUNK], *factors)
         set_imgs(results, out)
         return results
 
+    def sample_factors(self) -> Tuple[float, float, float, float]:
+        """Draw ``(b, c, s, h)`` for one clip (the draws the CPU and GPU paths share)."""
+        b, c, s, h = (rng.uniform(*r) for r in (self.brightness, self.contrast, self.saturation, self.hue))
+        return b, c, s, h
+
     def apply(self, imgs: torch.Tensor, b: float, c: float, s: float, h: float) -> torch.Tensor:
-        """Jitter ``uint8 [T, 3, H, W]`` with the given factors, in ``self.order``."""
+        """Jitter ``uint8 [T, 3, H, W]`` (on any device) with the given factors, in ``self.order``."""
         x = imgs.float()
         for op in self.order:
             if op == 0 and b != 1:
@@ -136,44 +152,78 @@ def _affine(x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
 
     The transform is applied to a map of source pixel numbers (exact in
     float32 for nearest sampling), then every frame gathers through it: the
-    same result as ``TF.affine`` on the clip at a fraction of the cost.
+    same result as ``TF.affine`` on the clip at a fraction of the cost. The
+    map is made on ``x``'s device.
     """
     params = dict(angle=0.0, translate=[0, 0], scale=1.0, shear=[0.0, 0.0])
     params.update(kwargs)
     h, w = x.shape[-2:]
-    numbers = torch.arange(1, h * w + 1, dtype=torch.float32).reshape(1, 1, h, w)
+    numbers = torch.arange(1, h * w + 1, dtype=torch.float32, device=x.device).reshape(1, 1, h, w)
     source = TF.affine(numbers, **params, interpolation=InterpolationMode.NEAREST, fill=0).reshape(-1).long()
     flat = x.reshape(x.shape[:-2] + (h * w,))
     out = flat[..., (source - 1).clamp(min=0)] * (source > 0).to(x.dtype)  # 0: outside the frame
     return out.reshape(x.shape)
 
 
-def _cutout(x: torch.Tensor) -> torch.Tensor:
+def _cutout_centre(h: int, w: int) -> Tuple[float, float]:
+    return rng.uniform(0, h), rng.uniform(0, w)
+
+
+def _cutout(x: torch.Tensor, centre: Tuple[float, float]) -> torch.Tensor:
     h, w = x.shape[-2:]
     side = max(1, int(round(0.2 * _LEVEL * min(h, w))))
-    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    cy, cx = centre
     top, left = max(0, int(cy - side / 2)), max(0, int(cx - side / 2))
     x = x.clone()
     x[..., top : top + side, left : left + side] = 128
     return x
 
 
+class _Op(NamedTuple):
+    """One RandAugment operation: ``sample(H, W)`` draws its parameter, ``apply(frames, parameter)`` uses it."""
+
+    name: str
+    apply: Callable[[torch.Tensor, Any], torch.Tensor]
+    sample: Optional[Callable[[int, int], Any]] = None
+
+
+def _fixed(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    return lambda x, _: fn(x)
+
+
+def _draw_sign(h: int, w: int) -> float:
+    return _sign()
+
+
+_SPECS: List[_Op] = [
+    _Op("ShearX", lambda x, sign: _affine(x, shear=[17.19 * _LEVEL * sign, 0.0]), _draw_sign),
+    _Op("ShearY", lambda x, sign: _affine(x, shear=[0.0, 17.19 * _LEVEL * sign]), _draw_sign),
+    _Op("TranslateX", lambda x, sign: _affine(x, translate=[int(round(0.2 * _LEVEL * sign * x.shape[-1])), 0]),
+        _draw_sign),
+    _Op("TranslateY", lambda x, sign: _affine(x, translate=[0, int(round(0.2 * _LEVEL * sign * x.shape[-2]))]),
+        _draw_sign),
+    _Op("Rotate", lambda x, sign: _affine(x, angle=30 * _LEVEL * sign), _draw_sign),
+    _Op("Posterize", _fixed(lambda x: TF.posterize(x, bits=max(1, int(4 * _LEVEL))))),
+    _Op("Solarize", _fixed(lambda x: TF.solarize(x, threshold=256 * _LEVEL))),
+    _Op("EnhanceColor", _fixed(lambda x: TF.adjust_saturation(x, _ENHANCE))),
+    _Op("EnhanceContrast", _fixed(lambda x: TF.adjust_contrast(x, _ENHANCE))),
+    _Op("EnhanceBrightness", _fixed(lambda x: TF.adjust_brightness(x, _ENHANCE))),
+    _Op("EnhanceSharpness", _fixed(lambda x: TF.adjust_sharpness(x, _ENHANCE))),
+    _Op("Autocontrast", _fixed(TF.autocontrast)),
+    _Op("Equalize", _fixed(TF.equalize)),
+    _Op("Invert", _fixed(TF.invert)),
+    _Op("Cutout", _cutout, _cutout_centre),
+]
+
+
+def _draw_and_apply(op: _Op, x: torch.Tensor) -> torch.Tensor:
+    param = op.sample(x.shape[-2], x.shape[-1]) if op.sample is not None else None
+    return op.apply(x, param)
+
+
+# name -> frames -> frames, drawing the operation's own parameter on each call
 _OPS: List[Tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
-    ("ShearX", lambda x: _affine(x, shear=[17.19 * _LEVEL * _sign(), 0.0])),
-    ("ShearY", lambda x: _affine(x, shear=[0.0, 17.19 * _LEVEL * _sign()])),
-    ("TranslateX", lambda x: _affine(x, translate=[int(round(0.2 * _LEVEL * _sign() * x.shape[-1])), 0])),
-    ("TranslateY", lambda x: _affine(x, translate=[0, int(round(0.2 * _LEVEL * _sign() * x.shape[-2]))])),
-    ("Rotate", lambda x: _affine(x, angle=30 * _LEVEL * _sign())),
-    ("Posterize", lambda x: TF.posterize(x, bits=max(1, int(4 * _LEVEL)))),
-    ("Solarize", lambda x: TF.solarize(x, threshold=256 * _LEVEL)),
-    ("EnhanceColor", lambda x: TF.adjust_saturation(x, _ENHANCE)),
-    ("EnhanceContrast", lambda x: TF.adjust_contrast(x, _ENHANCE)),
-    ("EnhanceBrightness", lambda x: TF.adjust_brightness(x, _ENHANCE)),
-    ("EnhanceSharpness", lambda x: TF.adjust_sharpness(x, _ENHANCE)),
-    ("Autocontrast", TF.autocontrast),
-    ("Equalize", TF.equalize),
-    ("Invert", TF.invert),
-    ("Cutout", _cutout),
+    (op.name, functools.partial(_draw_and_apply, op)) for op in _SPECS
 ]
 
 
@@ -213,14 +263,35 @@ class ImgAug:
 
     def __call__(self, results: Dict[str, Any]) -> Dict[str, Any]:
         imgs = get_imgs(results, self)
-        first = rng.randint(0, len(_OPS) - 1)
-        second = rng.randint(0, len(_OPS) - 2)
-        second += second >= first  # two different ops
-        for index in sorted((first, second)):
-            imgs = _OPS[index][1](imgs)
-        results["imgaug_ops"] = [_OPS[i][0] for i in sorted((first, second))]
-        set_imgs(results, imgs)
+        params = self.sample_params(imgs.shape[-2], imgs.shape[-1])
+        results["imgaug_ops"] = self.op_names(params)
+        set_imgs(results, self.apply(imgs, params))
         return results
+
+    @staticmethod
+    def sample_params(h: int, w: int) -> List[Tuple[int, Any]]:
+        """Draw two different operations and their parameters for an ``h x w`` clip.
+
+        Returns:
+            ``[(op_index, parameter), ...]`` in list order (the order they are applied).
+        """
+        first = rng.randint(0, len(_SPECS) - 1)
+        second = rng.randint(0, len(_SPECS) - 2)
+        second += second >= first  # two different ops
+        chosen = sorted((first, second))
+        return [(i, _SPECS[i].sample(h, w) if _SPECS[i].sample is not None else None) for i in chosen]
+
+    @staticmethod
+    def apply(imgs: torch.Tensor, params: Sequence[Tuple[int, Any]]) -> torch.Tensor:
+        """Apply drawn operations to ``uint8 [..., 3, H, W]`` frames on any device."""
+        for index, param in params:
+            imgs = _SPECS[index].apply(imgs, param)
+        return imgs
+
+    @staticmethod
+    def op_names(params: Sequence[Tuple[int, Any]]) -> List[str]:
+        """The names of drawn operations."""
+        return [_SPECS[i].name for i, _ in params]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(transforms={self.transforms!r})"
