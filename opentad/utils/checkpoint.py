@@ -9,7 +9,8 @@ A checkpoint is a dict of tensors and plain Python values (so it loads with
 Model keys carry DDP's ``module.`` prefix, as in the files upstream OpenTAD
 writes, so either tool loads the other's files; the prefix is optional on load.
 A model may provide its own state with ``checkpoint_state_dict()`` and
-``load_checkpoint_state_dict(state_dict, strict)`` (QLoRA models store only the
+``load_checkpoint_state_dict(state_dict, strict)``, which returns ``(missing,
+unexpected)`` or None to leave a plain state dict to the default path (QLoRA models store only the
 trainable and floating-point tensors and rebuild the quantized base).
 """
 from __future__ import annotations
@@ -127,8 +128,9 @@ def load_model_state(model: nn.Module, state_dict: Mapping[str, Any], *, strict:
     inner = unwrap_model(model)
     state = strip_prefix(state_dict)
     hook = getattr(inner, "load_checkpoint_state_dict", None)
-    if callable(hook):
-        return LoadReport(*hook(state, strict=strict))
+    result = hook(state, strict=strict) if callable(hook) else None
+    if result is not None:  # None: the hook leaves this state to the plain path below
+        return LoadReport(*result)
     expected = set(inner.state_dict().keys())
     report = LoadReport(sorted(expected - set(state)), sorted(set(state) - expected))
     if strict and (report.missing_keys or report.unexpected_keys):

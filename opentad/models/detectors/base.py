@@ -21,7 +21,6 @@ from opentad.models.utils.post_processing import (
     format_detections,
     select_topk_predictions,
 )
-from opentad.utils.checkpoint import CheckpointError
 from opentad.registry import BACKBONES, DETECTORS, HEADS, NECKS, PROJECTIONS, build
 
 __all__ = ["BaseDetector"]
@@ -279,8 +278,13 @@ class BaseDetector(nn.Module):
             return qlora_state_dict(self)
         return self.state_dict()
 
-    def load_checkpoint_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> Tuple[List[str], List[str]]:
-        """Load what :meth:`checkpoint_state_dict` saved; returns ``(missing, unexpected)`` keys.
+    def load_checkpoint_state_dict(
+        self, state: Mapping[str, Any], strict: bool = True
+    ) -> Optional[Tuple[List[str], List[str]]]:
+        """Load a QLoRA state saved by :meth:`checkpoint_state_dict`; returns ``(missing, unexpected)``.
+
+        Returns None for a plain state dict into a float model, which
+        :func:`opentad.utils.checkpoint.load_model_state` then loads itself.
 
         Raises:
             ValueError: a QLoRA state into a model without quantized layers or the
@@ -293,15 +297,7 @@ class BaseDetector(nn.Module):
                 + ("a QLoRA checkpoint into a float model; merge it first (tools/model_converters/merge_qlora.py)"
                    if is_qlora_state else "a float checkpoint into a QLoRA model; use the backbone's adapter_pretrain")
             )
-        if is_qlora_state:
-            report = load_qlora_state_dict(self, state, strict=strict)
-            return report["missing"], report["unexpected"]
-        own = set(self.state_dict())
-        missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
-        if strict and (missing or unexpected):
-            raise CheckpointError(
-                f"checkpoint does not fit {type(self).__name__}: missing keys {missing[:20]}, "
-                f"unexpected keys {unexpected[:20]} ({len(missing)} missing, {len(unexpected)} unexpected)"
-            )
-        self.load_state_dict(state, strict=False)
-        return missing, unexpected
+        if not is_qlora_state:
+            return None
+        report = load_qlora_state_dict(self, state, strict=strict)
+        return report["missing"], report["unexpected"]

@@ -144,13 +144,11 @@ def _rebuildable_prefixes(model: nn.Module) -> List[str]:
 
 
 def _checksum(t: torch.Tensor) -> torch.Tensor:
-    data = t.detach().cpu().contiguous().view(-1)
-    if data.is_floating_point():
-        data = data.double()
-    else:
-        data = data.to(torch.int64)
-    weights = torch.arange(1, data.numel() + 1, dtype=torch.float64) % 9973 + 1
-    return torch.stack([data.double().sum(), (data.double() * weights).sum(), torch.tensor(float(data.numel()))])
+    """Plain and position-weighted sums, computed where the tensor lives (no host copy)."""
+    data = t.detach().reshape(-1).double()
+    weights = torch.arange(1, data.numel() + 1, dtype=torch.float64, device=data.device) % 9973 + 1
+    count = torch.tensor(float(data.numel()), dtype=torch.float64, device=data.device)
+    return torch.stack([data.sum(), (data * weights).sum(), count]).cpu()
 
 
 def _bnb_owned(key: str, quantized: Iterable[str]) -> bool:
@@ -206,7 +204,8 @@ def load_qlora_state_dict(model: nn.Module, state: Mapping[str, object], *, stri
     floats, packed, sums = dict(state["float"]), dict(state["quantized"]), dict(state["checksums"])
     for name, saved in sums.items():
         current = own[name] if name in own else quantized[name].weight.data if name in quantized else None
-        if current is not None and not torch.equal(_checksum(current), saved):
+        # float64 sums: summation order differs between devices, so compare to 1e-9, not bit for bit
+        if current is not None and not torch.allclose(_checksum(current), saved, rtol=1e-9, atol=0.0):
             raise ValueError(
                 f"checkpoint was trained on other base weights for {name!r}: the backbone rebuilt from the "
                 f"config's pretrain file differs (was the pretrain file or the quantization changed?)"
