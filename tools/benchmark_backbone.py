@@ -88,9 +88,23 @@ def adapter_mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
         drop_path_rate=0.1,
         with_cp=True,
         total_frames=args.frames,
-        adapter_index=list(range(depth)),
+        adapter_index=list(range(args.adapter_start, depth)),
     )
     return _wrapper(vit, args, norm_eval=False, freeze_backbone=False)
+
+
+def _memory_mode(
+    base: Callable[[str, argparse.Namespace], Dict[str, Any]], *, offload: bool
+) -> Callable[[str, argparse.Namespace], Dict[str, Any]]:
+    """``base`` with the frozen weights and frames in bf16 (run under bf16 autocast), optionally offloading."""
+
+    def mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
+        wrapper = base(size, args)
+        wrapper["custom"].update(frozen_dtype="bf16", offload_activations=offload)
+        return wrapper
+
+    mode.__doc__ = f"{base.__doc__} Frozen weights and frames in bf16{', block inputs offloaded' if offload else ''}."
+    return mode
 
 
 def frozen_mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
@@ -118,8 +132,26 @@ def _qlora_mode(**qlora: Any) -> Callable[[str, argparse.Namespace], Dict[str, A
     return mode
 
 
+def upstream_checkpointing(wrapper: torch.nn.Module) -> None:
+    """Checkpoint as upstream AdaTAD does: only blocks whose input requires grad.
+
+    Upstream skips checkpointing while the input needs no grad, i.e. for
+    every block up to and including the first one with an adapter.
+    """
+    vit = wrapper.model.backbone
+    first = min(vit.adapter_index)
+    for index, block in enumerate(vit.blocks):
+        if index <= first:
+            block.with_cp = False
+
+
+_qlora_both = _qlora_mode(quantize_bits=4, quantize_backbone=True)
+
 #: fine-tuning modes: name -> ``(size, args) -> backbone wrapper config``.
 MODES: Dict[str, Callable[[str, argparse.Namespace], Dict[str, Any]]] = {
+    # upstream OpenTAD's AdaTAD: fp32 frames and weights under --amp, checkpointing as upstream
+    "upstream": adapter_mode,
+    # ours: every block checkpointed, also those whose input needs no grad
     "adapter": adapter_mode,
     "frozen": frozen_mode,
     "fullft": fullft_mode,
@@ -129,8 +161,22 @@ MODES: Dict[str, Callable[[str, argparse.Namespace], Dict[str, Any]]] = {
     # NF4 frozen ViT (adapter projections float, frozen, with LoRA)
     "qlora_backbone": _qlora_mode(quantize_adapters=False, quantize_backbone=True),
     # both quantized
-    "qlora_both": _qlora_mode(quantize_bits=4, quantize_backbone=True),
+    "qlora_both": _qlora_both,
+    # the memory work (docs/qlora.md): bf16 storage, then block inputs offloaded to host memory
+    "adapter_bf16": _memory_mode(adapter_mode, offload=False),
+    "adapter_offload": _memory_mode(adapter_mode, offload=True),
+    "qlora_bf16": _memory_mode(_qlora_both, offload=False),
+    "qlora_offload": _memory_mode(_qlora_both, offload=True),
+    "qlora_a_offload": _memory_mode(_qlora_mode(quantize_bits=4), offload=True),  # float (bf16) ViT
 }
+
+#: modes whose autocast dtype is fixed (their frozen weights are bf16); others use ``--amp``
+MODE_AMP: Dict[str, str] = {
+    m: "bf16" for m in ("adapter_bf16", "adapter_offload", "qlora_bf16", "qlora_offload", "qlora_a_offload")
+}
+
+#: changes made to a mode's wrapper after building it
+MODE_POST_BUILD: Dict[str, Callable[[torch.nn.Module], None]] = {"upstream": upstream_checkpointing}
 
 _AMP = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -140,6 +186,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _step(wrapper, frames, masks, amp, optimizer) -> None:
+    with torch.autocast(frames.device.type, dtype=amp, enabled=amp is not None):
+        feats = wrapper(frames, masks)
+    loss = feats.float().pow(2).mean()
+    if loss.requires_grad:
+        loss.backward()
+    if optimizer is not None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _profile_step(wrapper, frames, masks, amp, optimizer, device) -> List:
+    """One step under ``torch.cuda.memory`` history recording: the top consumers at its peak."""
+    from opentad.utils.memory import peak_consumers
+
+    _sync(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
+    try:
+        _step(wrapper, frames, masks, amp, optimizer)
+        _sync(device)
+        snapshot = torch.cuda.memory._snapshot()
+    finally:
+        torch.cuda.memory._record_memory_history(enabled=None)
+    return peak_consumers(snapshot, base_bytes=base, device=device.index or 0)[1]
+
+
 def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device) -> Dict[str, Any]:
     """Build one backbone and time ``args.steps`` training steps; returns one table row."""
     if device.type == "cuda":
@@ -147,45 +220,56 @@ def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device
         torch.cuda.reset_peak_memory_stats(device)
     with torch.device(device):
         wrapper = build(MODES[mode](size, args), BACKBONES)
+    if mode in MODE_POST_BUILD:
+        MODE_POST_BUILD[mode](wrapper)
     wrapper.train()
     params = [p for p in wrapper.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4) if params else None
     frames = torch.randint(0, 256, (args.batch, 1, 3, args.frames, args.img_size, args.img_size), dtype=torch.uint8)
     frames = frames.to(device)
     masks = torch.ones(args.batch, args.frames, dtype=torch.bool, device=device)
-    amp = _AMP[args.amp]
+    amp = _AMP[MODE_AMP.get(mode, args.amp)]
     times: List[float] = []
     for step in range(args.warmup + args.steps):
         _sync(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            feats = wrapper(frames, masks)
-        loss = feats.float().pow(2).mean()
-        if loss.requires_grad:
-            loss.backward()
-        if optimizer is not None:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        _step(wrapper, frames, masks, amp, optimizer)
         _sync(device)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    consumers = _profile_step(wrapper, frames, masks, amp, optimizer, device) if args.profile_memory else None
     return dict(
         size=size,
         mode=mode,
+        frames=args.frames,
+        amp=MODE_AMP.get(mode, args.amp),
         trainable=sum(p.numel() for p in params),
         total=sum(p.numel() for p in wrapper.parameters()),
         peak_gib=peak,
         step_s=statistics.median(times),
+        consumers=consumers,
     )
 
 
-def _row(r: Dict[str, Any]) -> str:
+def _row(r: Dict[str, Any], base: Dict[str, Any] = None) -> str:
+    head = f"| {r['size']} | {r['frames']} | {r['mode']} |"
     if "error" in r:
-        return f"| {r['size']} | {r['mode']} | | | {r['error']} | |"
+        return f"{head} | | | {r['error']} | | | |"
     peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "n/a (CPU)"
     millions = f"{r['trainable'] / 1e6:.3f} | {r['total'] / 1e6:.3f}"
-    return f"| {r['size']} | {r['mode']} | {millions} | {peak} | {r['step_s']:.3f} |"
+    ratios = "| 1.00x | 1.00x" if base is r and r["peak_gib"] is not None else "| - | 1.00x"
+    if base is not None and "error" not in base and base is not r:
+        mem = f"{r['peak_gib'] / base['peak_gib']:.2f}x" if r["peak_gib"] is not None else "-"
+        ratios = f"| {mem} | {r['step_s'] / base['step_s']:.2f}x"
+    return f"{head} {r['amp']} | {millions} | {peak} | {r['step_s']:.3f} {ratios} |"
+
+
+def _print_consumers(r: Dict[str, Any]) -> None:
+    print(f"\ntop memory consumers at the peak: {r['size']}, {r['frames']} frames, {r['mode']}")
+    for label, size in r["consumers"]:
+        print(f"  {size / 2**30:7.2f} GiB  {label}")
+    print()
 
 
 def _csv(value: str, allowed: Dict[str, Any], what: str) -> List[str]:
@@ -201,32 +285,44 @@ def main(argv=None) -> List[Dict[str, Any]]:
     parser.add_argument("--sizes", default="s,b,l,h,g", help=f"comma-separated, from {sorted(SIZES)}")
     parser.add_argument("--modes", default="adapter,frozen,fullft", help=f"comma-separated, from {sorted(MODES)}")
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--frames", type=int, default=768, help="frames per video window (multiple of 16)")
+    parser.add_argument("--frames", default="768", help="frames per video window (multiples of 16), comma-separated")
     parser.add_argument("--img-size", type=int, default=160)
-    parser.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype")
+    parser.add_argument("--adapter-start", type=int, default=0, help="first block with an adapter (20: g 224 px recipe)")
+    parser.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype (modes in MODE_AMP fix theirs)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--profile-memory", action="store_true", help="name the top memory consumers at the peak")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
-    if args.frames % CLIP_LEN:
-        raise SystemExit(f"--frames must be a multiple of {CLIP_LEN}")
+    frame_counts = [int(f) for f in args.frames.split(",") if f.strip()]
+    if any(f % CLIP_LEN for f in frame_counts):
+        raise SystemExit(f"--frames must be multiples of {CLIP_LEN}, got {frame_counts}")
     sizes, modes = _csv(args.sizes, SIZES, "sizes"), _csv(args.modes, MODES, "modes")
     logging.getLogger("opentad").setLevel(logging.ERROR)  # the random-weights warning, once per model
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {name}; batch {args.batch}, {args.frames} frames, {args.img_size} px, amp {args.amp}, "
-          f"median of {args.steps} steps after {args.warmup}")
-    print("\n| size | mode | trainable (M) | total (M) | peak memory (GiB) | step (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"device: {name}; torch {torch.__version__}; batch {args.batch}, {args.img_size} px, --amp {args.amp}, "
+          f"adapters from block {args.adapter_start}, median of {args.steps} steps after {args.warmup}; "
+          f"ratios against the first mode of each size and frame count")
+    print("\n| size | frames | mode | autocast | trainable (M) | total (M) | peak memory (GiB) | step (s) "
+          "| memory vs first | time vs first |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for size in sizes:
-        for mode in modes:
-            try:
-                row = measure(size, mode, args, device)
-            except torch.cuda.OutOfMemoryError:
-                row = dict(size=size, mode=mode, error="OOM")
-            rows.append(row)
-            print(_row(row), flush=True)
+        for frames in frame_counts:
+            args.frames = frames
+            base = None
+            for mode in modes:
+                try:
+                    row = measure(size, mode, args, device)
+                except torch.cuda.OutOfMemoryError:
+                    row = dict(size=size, mode=mode, frames=frames, error="OOM")
+                base = base or row
+                rows.append(row)
+                print(_row(row, base), flush=True)
+    for row in rows:
+        if row.get("consumers"):
+            _print_consumers(row)
     return rows
 
 

@@ -34,13 +34,39 @@ from torch import Tensor, nn
 
 from opentad.models.backbones.pretrained import load_pretrained
 from opentad.models.backbones.vit import VideoBackbone
+from opentad.models.utils.offload import OffloadSavedTensors
 from opentad.registry import BACKBONES, ConfigError, build
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WrapperOptions", "VideoRecognizer", "BackboneWrapper"]
+__all__ = ["WrapperOptions", "VideoRecognizer", "BackboneWrapper", "FROZEN_DTYPES", "store_frozen_in"]
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
+
+#: values of ``custom.frozen_dtype``
+FROZEN_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def store_frozen_in(module: nn.Module, dtype: torch.dtype) -> int:
+    """Cast ``module``'s frozen floating-point parameters and floating-point buffers to ``dtype`` in place.
+
+    Parameters that require grad keep their dtype (float32 master weights
+    for the optimizer); integer tensors (quantized weights) are untouched.
+
+    Returns:
+        the number of elements cast.
+    """
+    count = 0
+    for sub in module.modules():
+        for name, param in sub.named_parameters(recurse=False):
+            if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+                param.data = param.data.to(dtype)
+                count += param.numel()
+        for name, buf in sub.named_buffers(recurse=False):
+            if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
+                sub._buffers[name] = buf.to(dtype)
+                count += buf.numel()
+    return count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +82,14 @@ class WrapperOptions:
         temporal_checkpointing: run the backbone in checkpointed chunks.
         temporal_checkpointing_chunk_num: number of chunks.
         temporal_checkpointing_chunk_dim: dim of ``[B*N, C, T, H, W]`` to chunk (0 or 2).
+        frozen_dtype: ``"bf16"`` or ``"fp16"``: store the frozen floating-point
+            parameters and buffers of the backbone in this dtype (the
+            trainable ones stay float32) and feed it frames normalised into
+            it; needs autocast of the same dtype (``solver.amp``). None keeps
+            float32, as upstream. Not part of upstream's keys (docs/qlora.md).
+        offload_activations: keep the checkpointed blocks' inputs in pinned
+            host memory between forward and backward (CUDA only; see
+            :mod:`opentad.models.utils.offload`). Not part of upstream's keys.
     """
 
     pretrain: Optional[str] = None
@@ -66,6 +100,8 @@ class WrapperOptions:
     temporal_checkpointing: bool = False
     temporal_checkpointing_chunk_num: Optional[int] = None
     temporal_checkpointing_chunk_dim: Optional[int] = None
+    frozen_dtype: Optional[str] = None
+    offload_activations: bool = False
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -81,6 +117,10 @@ class WrapperOptions:
         if unknown:
             raise ConfigError(f"backbone custom: unknown key(s) {unknown}. Valid keys: {valid}")
         options = cls(**custom)
+        if options.frozen_dtype not in FROZEN_DTYPES:
+            raise ConfigError(
+                f"backbone custom: frozen_dtype={options.frozen_dtype!r} is not one of {list(FROZEN_DTYPES)}"
+            )
         if options.temporal_checkpointing and (
             options.temporal_checkpointing_chunk_num is None or options.temporal_checkpointing_chunk_dim is None
         ):
@@ -164,6 +204,11 @@ class BackboneWrapper(nn.Module):
                     m.requires_grad_(False)
         if self.freeze_backbone:
             self.requires_grad_(False)
+        if self.options.frozen_dtype is not None:
+            cast = store_frozen_in(backbone, FROZEN_DTYPES[self.options.frozen_dtype])
+            if isinstance(backbone, VideoBackbone):
+                backbone.stream_dtype = FROZEN_DTYPES[self.options.frozen_dtype]
+            logger.info("backbone: %d frozen values stored as %s", cast, self.options.frozen_dtype)
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())
         logger.info(
@@ -184,6 +229,11 @@ class BackboneWrapper(nn.Module):
         return self
 
     def _run_backbone(self, frames: Tensor) -> Any:
+        offload = self.options.offload_activations and torch.is_grad_enabled() and frames.is_cuda
+        with OffloadSavedTensors() if offload else contextlib.nullcontext():
+            return self._run_backbone_chunks(frames)
+
+    def _run_backbone_chunks(self, frames: Tensor) -> Any:
         if not self.options.temporal_checkpointing:
             return self.model.backbone(frames)
         dim = self.options.temporal_checkpointing_chunk_dim
@@ -192,6 +242,19 @@ class BackboneWrapper(nn.Module):
         if isinstance(outs[0], (tuple, list)):
             return [torch.cat([o[i] for o in outs], dim=dim) for i in range(len(outs[0]))]
         return torch.cat(outs, dim=dim)
+
+    def _to_frozen_dtype(self, frames: Tensor) -> Tensor:
+        """Frames in ``frozen_dtype``; the backbone's float32 trainables then need autocast.
+
+        Raises:
+            RuntimeError: autocast is off (the trainable float32 layers would meet low-precision inputs).
+        """
+        if not torch.is_autocast_enabled(frames.device.type):
+            raise RuntimeError(
+                f"backbone custom.frozen_dtype={self.options.frozen_dtype!r} needs autocast: set "
+                f"solver.amp={self.options.frozen_dtype!r} (or run the model under torch.autocast)"
+            )
+        return frames.to(FROZEN_DTYPES[self.options.frozen_dtype])
 
     def _pool(self, feats: Tensor, batches: int, clips: int) -> Tensor:
         feats = feats.unflatten(0, (batches, clips))
@@ -217,6 +280,8 @@ class BackboneWrapper(nn.Module):
             frames = self.model.data_preprocessor(frames)
         else:
             frames = frames.to(torch.float32)
+        if self.options.frozen_dtype is not None:
+            frames = self._to_frozen_dtype(frames)
         if self.pre_processing_pipeline is not None:
             frames = self.pre_processing_pipeline(dict(frames=frames))["frames"]
         batches, clips = frames.shape[:2]

@@ -18,6 +18,7 @@ backbone wrapper calls after loading pretrained weights, never in forward.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
 
@@ -44,7 +45,16 @@ AdapterForBlock = Callable[[int], Optional[nn.Module]]
 
 
 class VideoBackbone(nn.Module):
-    """Hooks the backbone wrapper calls once, after building and loading weights."""
+    """Hooks the backbone wrapper calls once, after building and loading weights.
+
+    Attributes:
+        stream_dtype: dtype the token stream is kept in between blocks (None:
+            whatever the blocks return). The wrapper sets it with
+            ``custom.frozen_dtype``, so that a float32 adapter parameter does
+            not promote the stored block inputs to float32.
+    """
+
+    stream_dtype: Optional[torch.dtype] = None
 
     def on_weights_loaded(self) -> None:
         """Called after the pretrained weights are in (e.g. to quantize them). No-op here."""
@@ -245,12 +255,33 @@ class VideoViT(VideoBackbone):
             return self.fc_norm(x.mean(1))
         return x[:, 0]
 
+    def graph_free_blocks(self) -> int:
+        """How many leading blocks need no autograd graph: those before the first one with a trainable parameter.
+
+        Nothing before them trains either (patch embedding, positions), so
+        they run under ``torch.no_grad()``: no checkpoint, nothing saved.
+        """
+        if any(p.requires_grad for p in self.patch_embed.parameters()):
+            return 0
+        for index, block in enumerate(self.blocks):
+            if any(p.requires_grad for p in block.parameters()):
+                return index
+        return len(self.blocks)
+
     def forward(self, x: Tensor) -> Tensor:
         """Frames ``[B, 3, T, H, W]`` -> ``[B, C, t, h, w]`` (``return_feat_map``) or ``[B, C]``."""
-        x, grid = self.embed(x)
-        for block in self.blocks:
-            x = block(x, grid[1:])
+        free = self.graph_free_blocks() if torch.is_grad_enabled() else 0
+        with torch.no_grad() if free else contextlib.nullcontext():
+            x, grid = self.embed(x)
+            for block in self.blocks[:free]:
+                x = self._to_stream(block(x, grid[1:]))
+            x = self._to_stream(x)
+        for block in self.blocks[free:]:
+            x = self._to_stream(block(x, grid[1:]))
         return self.output(x, grid)
+
+    def _to_stream(self, x: Tensor) -> Tensor:
+        return x if self.stream_dtype is None else x.to(self.stream_dtype)
 
     def freeze(self) -> None:
         """Everything trains except ``fc_norm``, unused with ``return_feat_map`` (DDP wants no unused trainables)."""

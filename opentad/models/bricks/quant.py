@@ -92,7 +92,61 @@ class _FrozenInt8Matmul(torch.autograd.Function):
         return grad_out @ weight, None, None
 
 
+class _FrozenNF4Matmul(torch.autograd.Function):
+    """``x @ dequant(W).T`` for a frozen 4-bit weight, in ``dtype``; backward re-dequantizes.
+
+    bitsandbytes' own 4-bit matmul keeps its input for backward even when
+    the weight is frozen (only the input's gradient is needed, which does not
+    use it); inside a checkpointed block that holds one activation per layer
+    during the block's backward. Here nothing but a reference to the packed
+    weight (a frozen buffer, not an activation) is kept, and the weight is
+    dequantized again in backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, packed, quant_state, dtype):
+        ctx.packed, ctx.quant_state, ctx.dtype, ctx.in_dtype = packed, quant_state, dtype, x.dtype
+        weight = _bnb().functional.dequantize_4bit(packed, quant_state).to(dtype)
+        with torch.autocast(x.device.type, enabled=False):  # compute in ``dtype``, as bitsandbytes does
+            return torch.nn.functional.linear(x.to(dtype), weight)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight = _bnb().functional.dequantize_4bit(ctx.packed, ctx.quant_state).to(ctx.dtype)
+        grad_x = grad_out.to(ctx.dtype) @ weight
+        return grad_x.to(ctx.in_dtype), None, None, None
+
+
 _INT8_CLASS = None
+_NF4_CLASS = None
+
+
+def _nf4_layer_class():
+    """``Linear4bit`` with the packed-weight matmul of :class:`_FrozenNF4Matmul`.
+
+    Same storage and arithmetic as bitsandbytes' layer (input cast to
+    ``compute_dtype``, output cast back to the input's dtype), but it never
+    saves its input for backward, never changes its own tensors in forward
+    (bitsandbytes' casts the bias in place and, in eval mode on some CPUs,
+    repacks the weight) and never trains the weight.
+    """
+    global _NF4_CLASS
+    if _NF4_CLASS is None:
+        bnb = _bnb()
+
+        class Linear4bitFrozen(bnb.nn.Linear4bit):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                state = self.weight.quant_state
+                if state is None:
+                    raise RuntimeError("4-bit layer has no quantization state: was it moved to a device?")
+                dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
+                out = _FrozenNF4Matmul.apply(x, self.weight.data, state, dtype)
+                if self.bias is not None:
+                    out = out + self.bias.to(dtype)
+                return out.to(x.dtype)
+
+        _NF4_CLASS = Linear4bitFrozen
+    return _NF4_CLASS
 
 
 def _int8_layer_class():
@@ -154,7 +208,7 @@ def quantize_linear(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
     weight = linear.weight.detach().float().cpu().clone()
     has_bias = linear.bias is not None
     if spec.bits == 4:
-        layer = bnb.nn.Linear4bit(
+        layer = _nf4_layer_class()(
             linear.in_features,
             linear.out_features,
             bias=has_bias,

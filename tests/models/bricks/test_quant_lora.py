@@ -122,3 +122,30 @@ def test_lora_update_and_merge_match_hand_formula(bits):
 def test_lora_rejects_bad_rank():
     with pytest.raises(ValueError, match="rank"):
         LoRALinear(_linear(9), r=0, alpha=1)
+
+
+def _saved_count(fn):
+    """How many tensors autograd saves while ``fn`` runs."""
+    count = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: count.append(t) or t, lambda t: t):
+        out = fn()
+    return out, len(count)
+
+
+def test_4bit_layer_saves_no_activation_and_backward_uses_the_dequantized_weight():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    layer = quantize_linear(linear, QuantSpec(bits=4))
+    x = torch.randn(5, 7, 64, requires_grad=True)
+    out, saved = _saved_count(lambda: layer(x))
+    assert saved == 0  # bitsandbytes' own Linear4bit keeps its input here
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    weight = dequantize_weight(layer)
+    torch.testing.assert_close(x.grad, grad @ weight, rtol=1e-5, atol=1e-5)
+    assert layer.weight.grad is None and not layer.weight.requires_grad
+    before = layer.bias.dtype, layer.weight.data.clone()
+    layer.eval()
+    with torch.no_grad():
+        layer(x.detach().to(torch.bfloat16))
+    assert (layer.bias.dtype, True) == (before[0], torch.equal(layer.weight.data, before[1]))  # forward changes nothing

@@ -1,0 +1,74 @@
+"""What holds GPU memory at the peak of a step, from a ``torch.cuda.memory`` snapshot.
+
+Record a step with ``torch.cuda.memory._record_memory_history(stacks="python")``,
+take ``torch.cuda.memory._snapshot()`` and pass it to :func:`peak_consumers`:
+it replays the allocation trace, finds the moment the allocated bytes peak
+and groups the blocks alive then by the innermost Python frame in the
+project (e.g. ``opentad/models/bricks/vit.py:213 forward``), so a table can
+name the top consumers. Used by ``tools/benchmark_backbone.py --profile-memory``.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+__all__ = ["peak_consumers", "frame_label"]
+
+_ALLOC = "alloc"
+_FREES = ("free_requested",)
+
+
+def frame_label(frames: Sequence[Mapping[str, Any]], roots: Sequence[str] = ("opentad/", "tools/")) -> str:
+    """``file:line function`` of the innermost frame whose file lies under one of ``roots``.
+
+    Falls back to the innermost frame of any file, then to ``"(no Python frame)"``
+    (allocations made by autograd's engine outside Python).
+    """
+    for frame in frames:
+        name = str(frame.get("filename", ""))
+        for root in roots:
+            at = name.rfind(root)
+            if at >= 0:
+                return f"{name[at:]}:{frame.get('line')} {frame.get('name')}"
+    if frames:
+        frame = frames[0]
+        return f"{frame.get('filename')}:{frame.get('line')} {frame.get('name')}"
+    return "(no Python frame)"
+
+
+def peak_consumers(
+    snapshot: Mapping[str, Any], *, base_bytes: int = 0, device: int = 0, top: int = 8
+) -> Tuple[int, List[Tuple[str, int]]]:
+    """Peak of allocated bytes during the recorded trace and what was alive at that moment.
+
+    Args:
+        snapshot: ``torch.cuda.memory._snapshot()`` (``device_traces`` is read).
+        base_bytes: bytes allocated before recording began (weights, optimizer
+            state, inputs: absent from the trace); reported as one group.
+        device: CUDA device index of the trace.
+        top: groups to return (the rest are summed as ``"(other)"``).
+
+    Returns:
+        ``(peak_bytes, [(label, bytes), ...])`` sorted by bytes, largest first.
+    """
+    live: Dict[int, Tuple[int, str]] = {}
+    current = best = 0
+    best_live: Dict[int, Tuple[int, str]] = {}
+    for event in snapshot["device_traces"][device]:
+        action = event.get("action")
+        if action == _ALLOC:
+            live[event["addr"]] = (event["size"], frame_label(event.get("frames", [])))
+            current += event["size"]
+            if current > best:
+                best, best_live = current, dict(live)
+        elif action in _FREES and event["addr"] in live:
+            current -= live.pop(event["addr"])[0]
+    groups: Dict[str, int] = {}
+    for size, label in best_live.values():
+        groups[label] = groups.get(label, 0) + size
+    ranked = sorted(groups.items(), key=lambda item: -item[1])
+    head, rest = ranked[:top], sum(size for _, size in ranked[top:])
+    if rest:
+        head.append(("(other)", rest))
+    if base_bytes:
+        head.insert(0, ("(allocated before the step: weights, optimizer state, inputs)", base_bytes))
+    return base_bytes + best, head
