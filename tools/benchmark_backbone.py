@@ -133,7 +133,7 @@ def _qlora_mode(**qlora: Any) -> Callable[[str, argparse.Namespace], Dict[str, A
 
 
 def upstream_checkpointing(wrapper: torch.nn.Module) -> None:
-    """Checkpoint as upstream AdaTAD does: only blocks whose input requires grad.
+    """Checkpoint as upstream AdaTAD does: only blocks whose input requires grad; plain MLPs.
 
     Upstream skips checkpointing while the input needs no grad, i.e. for
     every block up to and including the first one with an adapter.
@@ -141,6 +141,7 @@ def upstream_checkpointing(wrapper: torch.nn.Module) -> None:
     vit = wrapper.model.backbone
     first = min(vit.adapter_index)
     for index, block in enumerate(vit.blocks):
+        block.mlp.chunked = False  # autograd's MLP, as mmcv's FFN upstream
         if index <= first:
             block.with_cp = False
 

@@ -93,28 +93,29 @@ class _FrozenInt8Matmul(torch.autograd.Function):
 
 
 class _FrozenNF4Matmul(torch.autograd.Function):
-    """``x @ dequant(W).T`` for a frozen 4-bit weight, in ``dtype``; backward re-dequantizes.
+    """``x @ dequant(W).T + b`` for a frozen 4-bit weight, in ``dtype``; backward re-dequantizes.
 
     bitsandbytes' own 4-bit matmul keeps its input for backward even when
     the weight is frozen (only the input's gradient is needed, which does not
     use it); inside a checkpointed block that holds one activation per layer
     during the block's backward. Here nothing but a reference to the packed
     weight (a frozen buffer, not an activation) is kept, and the weight is
-    dequantized again in backward.
+    dequantized again in backward. The bias, frozen too, gets no gradient.
     """
 
     @staticmethod
-    def forward(ctx, x, packed, quant_state, dtype):
+    def forward(ctx, x, packed, quant_state, bias, dtype):
         ctx.packed, ctx.quant_state, ctx.dtype, ctx.in_dtype = packed, quant_state, dtype, x.dtype
         weight = _bnb().functional.dequantize_4bit(packed, quant_state).to(dtype)
-        with torch.autocast(x.device.type, enabled=False):  # compute in ``dtype``, as bitsandbytes does
-            return torch.nn.functional.linear(x.to(dtype), weight)
+        bias = bias.to(dtype) if bias is not None else None
+        with torch.autocast(x.device.type, enabled=False):  # exactly ``dtype``
+            return torch.nn.functional.linear(x.to(dtype), weight, bias)
 
     @staticmethod
     def backward(ctx, grad_out):
         weight = _bnb().functional.dequantize_4bit(ctx.packed, ctx.quant_state).to(ctx.dtype)
         grad_x = grad_out.to(ctx.dtype) @ weight
-        return grad_x.to(ctx.in_dtype), None, None, None
+        return grad_x.to(ctx.in_dtype), None, None, None, None
 
 
 _INT8_CLASS = None
@@ -125,7 +126,9 @@ def _nf4_layer_class():
     """``Linear4bit`` with the packed-weight matmul of :class:`_FrozenNF4Matmul`.
 
     Same storage and arithmetic as bitsandbytes' layer (input cast to
-    ``compute_dtype``, output cast back to the input's dtype), but it never
+    ``compute_dtype``, output cast back to the input's dtype; under autocast,
+    computed and returned in the autocast dtype as a float linear would be:
+    bitsandbytes' float32 output there doubles the activations), but it never
     saves its input for backward, never changes its own tensors in forward
     (bitsandbytes' casts the bias in place and, in eval mode on some CPUs,
     repacks the weight) and never trains the weight.
@@ -139,11 +142,14 @@ def _nf4_layer_class():
                 state = self.weight.quant_state
                 if state is None:
                     raise RuntimeError("4-bit layer has no quantization state: was it moved to a device?")
-                dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
-                out = _FrozenNF4Matmul.apply(x, self.weight.data, state, dtype)
-                if self.bias is not None:
-                    out = out + self.bias.to(dtype)
-                return out.to(x.dtype)
+                device = x.device.type
+                if torch.is_autocast_enabled(device):  # like any linear under autocast
+                    dtype = out_dtype = torch.get_autocast_dtype(device)
+                else:
+                    dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
+                    out_dtype = x.dtype
+                out = _FrozenNF4Matmul.apply(x, self.weight.data, state, self.bias, dtype)
+                return out.to(out_dtype)
 
         _NF4_CLASS = Linear4bitFrozen
     return _NF4_CLASS

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from opentad.models.bricks.frozen_ffn import FrozenMLPFunction, is_frozen_linear
+
 __all__ = [
     "LinearFactory",
     "default_linear_factory",
@@ -235,9 +237,21 @@ class FFN(nn.Module):
         self.layers = nn.Sequential(
             nn.Sequential(fc1, nn.GELU(), nn.Dropout(drop_rate)), fc2, nn.Dropout(drop_rate)
         )
+        self.chunked = True  # False: always autograd's own MLP (upstream's memory behaviour)
+
+    def _chunkable(self, x: Tensor) -> bool:
+        """Autograd needs only the input's gradient, through a frozen fc1/fc2 and an exact GELU."""
+        fc1, act, drop = self.layers[0]
+        if not (self.chunked and torch.is_grad_enabled() and x.requires_grad) or not isinstance(act, nn.GELU):
+            return False
+        if act.approximate != "none" or (self.training and (drop.p > 0 or self.layers[2].p > 0)):
+            return False
+        return is_frozen_linear(fc1) and is_frozen_linear(self.layers[1])
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[..., C] -> [..., C]``."""
+        """``[..., C] -> [..., C]``; frozen MLPs run in row chunks (:mod:`~opentad.models.bricks.frozen_ffn`)."""
+        if self._chunkable(x):
+            return FrozenMLPFunction.apply(x, self.layers[0][0], self.layers[1])
         return self.layers(x)
 
 

@@ -37,6 +37,7 @@ def test_memory_modes_tiny_cpu(capsys):
     wrapper = tool["build"](tool["MODES"]["upstream"]("s", _args(tool, adapter_start=4)), tool["BACKBONES"])
     tool["upstream_checkpointing"](wrapper)
     assert [b.with_cp for b in wrapper.model.backbone.blocks] == [False] * 5 + [True] * 7
+    assert not any(b.mlp.chunked for b in wrapper.model.backbone.blocks)
 
 
 def _args(tool, **kw):

@@ -149,3 +149,15 @@ def test_4bit_layer_saves_no_activation_and_backward_uses_the_dequantized_weight
     with torch.no_grad():
         layer(x.detach().to(torch.bfloat16))
     assert (layer.bias.dtype, True) == (before[0], torch.equal(layer.weight.data, before[1]))  # forward changes nothing
+
+
+def test_4bit_layer_under_autocast_computes_and_returns_the_autocast_dtype():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    layer = quantize_linear(linear, QuantSpec(bits=4))
+    x = torch.randn(4, 64)  # float32, as a LayerNorm's output under autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    reference = x.bfloat16().float() @ dequantize_weight(layer).bfloat16().float().T + linear.bias.bfloat16().float()
+    torch.testing.assert_close(out.float(), reference, atol=0.05, rtol=0.02)
