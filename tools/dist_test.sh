@@ -12,7 +12,8 @@ NPROC=$2
 shift 2
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON=${PYTHON:-"$ROOT/.venv/bin/python"}
-[ -x "$PYTHON" ] || PYTHON=python
+# a path or a name on PATH (PYTHON=python3); else python3, else python
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=$(command -v python3 || command -v python)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$NPROC" \
     "$ROOT/tools/test.py" "$CONFIG" "$@"

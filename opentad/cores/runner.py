@@ -5,22 +5,29 @@
 ``epoch_{e}.pth`` every ``workflow.checkpoint_interval`` epochs and at the
 last epoch, ``last.pth`` after every epoch (both hold the full training state
 for ``--resume``), and ``best.pth`` (weights only) at the lowest validation loss.
+After each epoch the log gets a ``[Throughput]`` line (samples/s, peak GPU memory
+per rank) and, under DDP or with quantized layers, a ``[Consistency]`` line
+(ranks agree, quantized bytes unchanged; :mod:`opentad.cores.consistency`).
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Dict, Optional, Sequence
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from opentad.cores.consistency import ConsistencyChecker
 from opentad.cores.distributed import cleanup_distributed
 from opentad.cores.launch import RunContext, build_loader, build_model, prepare_run, section, test_parser, train_parser
 from opentad.cores.optimizer import build_optimizer
+from opentad.cores.run_log import log_throughput
 from opentad.cores.scheduler import build_scheduler
 from opentad.cores.test_engine import eval_one_epoch
 from opentad.cores.train_engine import resolve_amp_dtype, train_one_epoch, val_one_epoch
+from opentad.models.utils.qlora import has_quantized_layers
 from opentad.utils.checkpoint import (
     atomic_link,
     atomic_save,
@@ -53,6 +60,8 @@ class Trainer:
         self.val_loader = build_loader(ctx, "val") if self._interval("val_loss_interval") > 0 else None
         self.test_loader = build_loader(ctx, "test") if self._interval("val_eval_interval") > 0 else None
         self.model = self._wrap(build_model(ctx))
+        checked = self.env.world_size > 1 or has_quantized_layers(self.model)
+        self.consistency = ConsistencyChecker(self.model) if checked else None
         self.model_ema = ModelEma(self.model) if self._flag("ema") else None
         self.amp_dtype = resolve_amp_dtype(self.solver["amp"] if "amp" in self.solver else False, self.env.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -146,6 +155,8 @@ class Trainer:
         self.best_val_loss = float(ckpt["meta"]["best_val_loss"]) if "meta" in ckpt else float("inf")
         self.start_epoch = int(ckpt["epoch"]) + 1
         logger.info("Resumed from %s: continuing at epoch %d.", path, self.start_epoch)
+        if self.consistency is not None:
+            self.consistency.rebase(self.model, epoch=int(ckpt["epoch"]))
 
     # ----------------------------------------------------------------- loop
     def _due(self, key: str, epoch: int) -> bool:
@@ -187,13 +198,21 @@ class Trainer:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         clip = float(self.solver["clip_grad_norm"]) if "clip_grad_norm" in self.solver else -1.0
-        train_one_epoch(
+        began = time.perf_counter()
+        losses = train_one_epoch(
             self.train_loader, self.model, self.optimizer, self.scheduler, epoch=epoch, device=self.env.device,
             model_ema=self.model_ema, clip_grad_norm=clip,
             logging_interval=int(self.workflow["logging_interval"]) if "logging_interval" in self.workflow else 200,
             amp_dtype=self.amp_dtype, scaler=self.scaler, writer=self.writer, show_progress=self.env.is_main,
             backbone_lr=self._has_backbone_groups(),
         )
+        log_throughput(
+            epoch=epoch, iters=len(self.train_loader), samples=len(sampler) * self.env.world_size,
+            seconds=time.perf_counter() - began, device=self.env.device, world_size=self.env.world_size,
+            loss=losses["cost"] if "cost" in losses else None,
+        )
+        if self.consistency is not None:
+            self.consistency.check(self.model, epoch=epoch)
         self.save(epoch)
         metrics = None
         with preserved_rng_state():

@@ -1,0 +1,76 @@
+"""opentad.apis.ddp_report: records from run logs, the verdicts (a failing check is a FAIL), the Markdown tables."""
+import pytest
+
+from opentad.apis.ddp_report import read_run, summary_markdown, verdicts
+from opentad.cores.run_log import format_line
+
+
+def _log(epochs, *, procs=2, digests=None, agree=True, unchanged=True, qdigest="q1", build="q1", resume=None,
+         seconds=2.0, samples=8, peaks=(2.0, 2.5)):
+    lines = ["INFO some other line"]
+    if build:
+        lines.append(format_line("Consistency", dict(tag="build", quantized_layers=4, quantized_digest=build)))
+    if resume is not None:
+        lines.append(format_line("Consistency", dict(
+            tag="resume", epoch=resume[0], world_size=procs, ranks_agree=True, quantized_unchanged=True,
+            trainable_tensors=3, trainable_values=30, trainable_digest=resume[1], quantized_layers=4,
+            quantized_digest=qdigest)))
+    for e in epochs:
+        lines.append(format_line("Throughput", dict(
+            epoch=e, iters=4, samples=samples, seconds=seconds * (3 if e == epochs[0] else 1), samples_per_s=0.0,
+            world_size=procs, loss=1.0 / (e + 1), peak_alloc_gib=list(peaks[:procs]), peak_reserved_gib=None)))
+        lines.append(format_line("Consistency", dict(
+            tag="epoch", epoch=e, world_size=procs, ranks_agree=agree or e == epochs[0], quantized_unchanged=unchanged,
+            trainable_tensors=3, trainable_values=30, trainable_digest=(digests or {}).get(e, f"d{e}"),
+            quantized_layers=4, quantized_digest=qdigest)))
+    return "\n".join(f"2026-01-01 INFO opentad: {line}" for line in lines) + "\n"
+
+
+def test_record_has_steady_throughput_peaks_and_digests():
+    record = read_run(_log([0, 1, 2]), name="a_x2", label="a", procs=2, rc=0, wall_s=10.0)
+    assert record["epochs"] == 3 and record["iters"] == 12
+    assert record["samples_per_s"] == 16 / 4.0  # epochs 1 and 2: 8 samples in 2 s each
+    assert record["peak_alloc_gib"] == [2.0, 2.5] and record["peak_reserved_gib"] is None
+    assert record["trainable_digests"] == {0: "d0", 1: "d1", 2: "d2"} and record["checks"] == 3
+    assert record["ranks_agree"] is True and record["quantized_unchanged"] is True
+    assert record["quantized_digests"] == ["q1"] and record["losses"][2] == pytest.approx(1.0 / 3)
+    assert all(ok for _, ok, _ in verdicts([record]))
+
+
+def test_failures_become_fail_verdicts():
+    drift = read_run(_log([0, 1], agree=False), name="drift", label="a", procs=2, rc=0, wall_s=1.0)
+    moved = read_run(_log([0, 1], qdigest="q2"), name="moved", label="a", procs=2, rc=0, wall_s=1.0)
+    crashed = read_run("Traceback ...\nRuntimeError: boom\n", name="crashed", label="a", procs=2, rc=1, wall_s=1.0)
+    failed = {check for check, ok, _ in verdicts([drift, moved, crashed]) if not ok}
+    assert failed == {
+        "drift: trainable weights identical on all ranks",
+        "moved: quantized bytes unchanged since build",  # build q1, epochs q2
+        "crashed: exit code 0",
+        "crashed: trainable weights identical on all ranks",  # no check ran at all
+    }
+    text = summary_markdown([drift, moved, crashed], title="T")
+    assert "FAIL: drift: trainable weights identical on all ranks" in text
+    assert "RuntimeError: boom" in text  # the failed run's last lines
+
+
+def test_resume_compares_loaded_weights_with_the_original_epoch():
+    original = read_run(_log([0, 1, 2]), name="s_x2", label="s", procs=2, rc=0, wall_s=1.0)
+    good = read_run(_log([2], resume=(1, "d1"), digests={2: "d2"}), name="r_ok", label="s", procs=2, rc=0,
+                    wall_s=1.0, resume_of="s_x2", resume_epoch=1)
+    bad = read_run(_log([2], resume=(1, "zz"), digests={2: "other"}), name="r_bad", label="s", procs=2, rc=0,
+                   wall_s=1.0, resume_of="s_x2", resume_epoch=1)
+    results = {check: ok for check, ok, _ in verdicts([original, good, bad])}
+    assert results["r_ok: resumed weights equal s_x2's at epoch 1"] is True
+    assert results["r_bad: resumed weights equal s_x2's at epoch 1"] is False
+    text = summary_markdown([original, good, bad], title="T")
+    assert "| r_ok | s_x2 | 1 | yes (d1) | yes | 0.3333 / 0.3333 | yes |" in text
+    assert "| r_bad | s_x2 | 1 | **NO** (zz) | yes | 0.3333 / 0.3333 | no |" in text
+
+
+def test_one_against_two_gpus_gives_the_speed_up():
+    one = read_run(_log([0, 1], procs=1, seconds=4.0, peaks=(3.0,)), name="s_x1", label="s", procs=1, rc=0,
+                   wall_s=1.0)
+    two = read_run(_log([0, 1], procs=2, seconds=2.5), name="s_x2", label="s", procs=2, rc=0, wall_s=1.0)
+    text = summary_markdown([two, one], title="T")
+    # 1 GPU: 8 samples / 4 s = 2.00; 2 GPUs: 8 / 2.5 = 3.20; speed-up 1.60
+    assert "| s | 2 | 2.00 | 3.20 | 1.60 | 3.00 | 2.00 / 2.50 |" in text

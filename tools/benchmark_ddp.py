@@ -1,0 +1,280 @@
+"""Several-GPU DDP check and benchmark of (QLoRA-)AdaTAD (issue #8); on a CPU, a two-process Gloo smoke run.
+
+GPU host, 2 GPUs (keep NCCL_NVLS_ENABLE=0 exported; PyAV is not needed)::
+
+    python tools/benchmark_ddp.py --data-dir /tmp/ddp_data --out OUT/ddp --work-root /tmp/ddp_work --time-budget 500
+
+CPU smoke run (2 Gloo processes, the tiny QLoRA config only, a few iterations)::
+
+    python tools/benchmark_ddp.py --data-dir /tmp/ddp_smoke_data --out /tmp/ddp_smoke --smoke
+
+Steps:
+
+1. Data, reused when already there: synthetic THUMOS-format videos rendered
+   straight into frame caches (:mod:`opentad.datasets.synthetic.frame_cache`,
+   no video encoding or decoding): the default preset (96x96, 5 classes) for
+   the tiny config; the ``thumos`` preset (320x180, 20 classes, videos of
+   ``--s-seconds``) for the ViT-S configs, each training video listed
+   ``--s-repeat`` times so that an epoch has enough iterations.
+2. Configs, written to ``OUT/configs``: each recipe unchanged but for its
+   training input (read from the cache; the ViT-S recipes with the cached
+   recipe's GPU augmentation, ``..._adapter_cached.py``), random weights
+   (``custom.pretrain=None``), no evaluation, a checkpoint every epoch,
+   ``static_graph`` and ``fp16_compress`` on.
+3. Runs, each ``bash tools/dist_train.sh CONFIG N`` (log in ``OUT/logs``):
+   the tiny QLoRA, QLoRA-S and AdaTAD-S configs on ``--procs`` processes; the
+   QLoRA-S run resumed from its second-to-last checkpoint on ``--procs``
+   processes; the two ViT-S configs on one GPU each (at the same time on
+   GPUs 0 and 1 unless ``--sequential``) for the throughput comparison.
+4. ``OUT/summary.md`` and ``OUT/summary.json`` (:mod:`opentad.apis.ddp_report`),
+   rewritten after every run, so a run cut short (``--time-budget``,
+   ``--run-timeout``, SIGTERM) still leaves a report.
+
+Data and configs: :mod:`opentad.apis.ddp_benchmark`. See ``docs/ddp.md``.
+
+Exit status: 0 when every run finished and every check passed, else 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from opentad.apis.ddp_benchmark import (
+    RECIPES,
+    make_tiny_data,
+    make_vit_s_data,
+    write_tiny_config,
+    write_vit_s_configs,
+)
+from opentad.apis.ddp_report import read_run, summary_markdown, verdicts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", required=True, help="where the synthetic data and caches are (made if missing)")
+    p.add_argument("--out", required=True, help="output folder: configs, logs, summary.md (and work dirs)")
+    p.add_argument("--procs", type=int, default=2, help="processes (GPUs) of the DDP runs (default: 2)")
+    p.add_argument("--smoke", action="store_true", help="CPU smoke run: tiny config, tiny data, a few iterations")
+    p.add_argument("--runs", default=None, help="comma-separated run names to do (default: all; see OUT/summary.md)")
+    p.add_argument("--tiny-epochs", type=int, default=None, help="epochs of the tiny runs (default 15; smoke 2)")
+    p.add_argument("--tiny-videos", type=int, default=None, help="tiny training videos (default 40; smoke 4)")
+    p.add_argument("--s-epochs", type=int, default=5, help="epochs of the ViT-S DDP runs (default: 5)")
+    p.add_argument("--single-epochs", type=int, default=3, help="epochs of the one-GPU runs (default: 3)")
+    p.add_argument("--s-videos", type=int, default=16, help="rendered ViT-S training videos (default: 16)")
+    p.add_argument("--s-repeat", type=int, default=6, help="times each ViT-S video is listed (default: 6)")
+    p.add_argument("--s-seconds", default="60,120", help="min,max ViT-S video length in s (default: 60,120)")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1), help="rendering processes")
+    p.add_argument("--loader-workers", type=int, default=None,
+                   help="ViT-S loader workers per process (default: the cached recipe's, fewer if /dev/shm is small)")
+    p.add_argument("--s-augment", choices=("gpu", "cpu"), default="gpu",
+                   help="ViT-S augmentation: the cached recipe's, on the GPU (default), or the recipe's, on the CPU")
+    p.add_argument("--deterministic", action="store_true", help="keep deterministic kernels (default: fastest)")
+    p.add_argument("--sequential", action="store_true", help="run the one-GPU runs one after the other")
+    p.add_argument("--run-timeout", type=float, default=None, help="seconds before a run is stopped")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds for the whole command: runs still going then are stopped, later ones skipped")
+    p.add_argument("--work-root", default=None, help="work dirs (checkpoints) of the runs (default: OUT/work)")
+    args = p.parse_args(argv)
+    args.tiny_epochs = args.tiny_epochs or (2 if args.smoke else 15)
+    args.tiny_videos = args.tiny_videos or (4 if args.smoke else 40)
+    if args.procs < 2:
+        p.error(f"--procs must be >= 2 for a DDP check, got {args.procs}")
+    return args
+
+
+# ------------------------------------------------------------------ runs
+def plan_runs(args, configs: Dict[str, str]) -> List[Dict[str, Any]]:
+    """The runs, in order; ``group`` > 0 marks runs that may run at the same time (the one-GPU ones)."""
+    n, runs = args.procs, []
+    main = ["tiny_qlora"] if args.smoke else ["tiny_qlora", "s_qlora", "s_adapter"]
+    resumed = "tiny_qlora" if args.smoke else "s_qlora"
+    single = ["tiny_qlora"] if args.smoke else ["s_adapter", "s_qlora"]
+    epochs = {"tiny_qlora": args.tiny_epochs, "s_qlora": args.s_epochs, "s_adapter": args.s_epochs}
+    for label in main:
+        runs.append(dict(name=f"{label}_x{n}", label=label, procs=n, epochs=epochs[label]))
+        if label == resumed:
+            at = max(0, epochs[label] - 2)
+            runs.append(dict(name=f"{label}_resume_x{n}", label=label, procs=n, epochs=epochs[label], id=1,
+                             resume_of=f"{label}_x{n}", resume_epoch=at))
+    for label in single:
+        single_epochs = args.tiny_epochs if label == "tiny_qlora" else args.single_epochs
+        runs.append(dict(name=f"{label}_x1", label=label, procs=1, epochs=single_epochs, group=1))
+    wanted = set(args.runs.split(",")) if args.runs else None
+    if wanted is not None and wanted - {r["name"] for r in runs}:
+        raise ValueError(f"--runs: unknown run(s) {sorted(wanted - {r['name'] for r in runs})}; "
+                         f"valid: {[r['name'] for r in runs]}")
+    for run in runs:
+        run["config"] = configs[run["label"]]
+        run["work_dir"] = os.path.join(args.work_root or os.path.join(args.out, "work"), run["label"])
+    return [r for r in runs if wanted is None or r["name"] in wanted]
+
+
+def command(run: Dict[str, Any], args) -> List[str]:
+    cmd = ["bash", os.path.join(ROOT, "tools", "dist_train.sh"), run["config"], str(run["procs"])]
+    cmd += ["--id", str(run.get("id", 0))]
+    if not args.deterministic:
+        cmd.append("--disable_deterministic")
+    if run.get("resume_of"):
+        ckpt = os.path.join(run["work_dir"], f"gpu{run['procs']}_id0", "checkpoint", f"epoch_{run['resume_epoch']}.pth")
+        cmd += ["--resume", ckpt]
+    return cmd + ["--cfg-options", f"work_dir={run['work_dir']}", f"workflow.end_epoch={run['epochs']}"]
+
+
+def visible_gpus() -> List[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return listed.split(",") if listed else [str(i) for i in range(torch.cuda.device_count())]
+
+
+def start(run: Dict[str, Any], args, gpu: Optional[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHON=shutil.which(os.environ.get("PYTHON", "")) or sys.executable)
+    env.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off on the lent hosts
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
+    run["log"] = os.path.join(args.out, "logs", f"{run['name']}.log")
+    run["command"] = " ".join(command(run, args))
+    print(f"[benchmark_ddp] {run['name']}: {run['command']}", flush=True)
+    with open(run["log"], "w") as log:
+        proc = subprocess.Popen(command(run, args), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    run["began"] = time.time()
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> int:
+    """End a run: SIGTERM to its own process group (torchrun and its workers), SIGKILL 20 s later."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+    except ProcessLookupError:
+        return proc.wait()
+
+
+def finish(run: Dict[str, Any], proc: subprocess.Popen, args, deadline: Optional[float]) -> Dict[str, Any]:
+    ends = [t for t in (deadline, None if args.run_timeout is None else run["began"] + args.run_timeout) if t]
+    try:
+        rc = proc.wait(timeout=max(1.0, min(ends) - time.time()) if ends else None)
+    except subprocess.TimeoutExpired:
+        rc = stop(proc)
+        run["stopped"] = True
+        print(f"[benchmark_ddp] {run['name']}: stopped after {time.time() - run['began']:.0f} s (time limit)",
+              flush=True)
+    with open(run["log"], encoding="utf8", errors="replace") as f:
+        text = f.read()
+    meta = {k: run[k] for k in ("name", "label", "procs", "command", "resume_of", "resume_epoch", "stopped")
+            if k in run}
+    record = read_run(text, config=os.path.basename(RECIPES[run["label"]]), rc=rc, wall_s=time.time() - run["began"],
+                      **meta)
+    print(f"[benchmark_ddp] {run['name']}: exit {rc}, {record['wall_s']:.0f} s, "
+          f"{_or_dash(record['samples_per_s'])} samples/s, ranks agree: {record['ranks_agree']}", flush=True)
+    return record
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+# --------------------------------------------------------------- summary
+def host_lines(args, data_lines: List[str]) -> List[str]:
+    import torch
+
+    gpus = "none (CPU, Gloo)"
+    if torch.cuda.is_available() and shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
+        gpus = "; ".join(subprocess.run(query, capture_output=True, text=True).stdout.strip().splitlines())
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        bnb = version("bitsandbytes")
+    except PackageNotFoundError:  # reported; the QLoRA runs then fail and say why
+        bnb = "not installed"
+    return [
+        f"Command: `python tools/benchmark_ddp.py {' '.join(sys.argv[1:])}`",
+        "",
+        f"Host: {platform.node()}, {os.cpu_count()} CPUs; GPUs: {gpus}; torch {torch.__version__} "
+        f"(CUDA {torch.version.cuda}); bitsandbytes {bnb}; "
+        f"NCCL_NVLS_ENABLE={os.environ.get('NCCL_NVLS_ENABLE', 'unset (0 in the runs)')}.",
+        f"Kernels: {'deterministic' if args.deterministic else 'fastest (--disable_deterministic)'}. "
+        "Samples/s: samples of all ranks per second of the training loop (data loading included), over the "
+        "epochs after the first; peak memory: torch.cuda.max_memory_allocated / max_memory_reserved per rank.",
+        *data_lines,
+    ]
+
+
+def write_summary(args, records: List[Dict[str, Any]], preamble: List[str]) -> None:
+    title = "DDP smoke run (CPU)" if args.smoke else f"{args.procs}-GPU DDP check of QLoRA-AdaTAD (issue #8)"
+    with open(os.path.join(args.out, "summary.md"), "w", encoding="utf8") as f:
+        f.write(summary_markdown(records, title=title, preamble=preamble))
+    with open(os.path.join(args.out, "summary.json"), "w", encoding="utf8") as f:
+        json.dump(records, f, indent=1, default=str)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    began = time.time()
+    deadline = None if args.time_budget is None else began + args.time_budget
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally clause below: stop the runs
+    tiny = make_tiny_data(args.data_dir, videos=args.tiny_videos, short=args.smoke, workers=args.workers)
+    folder = os.path.join(args.out, "configs")
+    configs = {"tiny_qlora": write_tiny_config(folder, tiny, repo=ROOT, epochs=args.tiny_epochs)}
+    data_lines = [f"Data: tiny: {tiny.samples} videos (96x96), frame cache at full size."]
+    if not args.smoke:
+        seconds = tuple(float(v) for v in args.s_seconds.split(","))
+        s = make_vit_s_data(args.data_dir, videos=args.s_videos, repeat=args.s_repeat, seconds=seconds,
+                            workers=args.workers)
+        paths, note = write_vit_s_configs(folder, s, repo=ROOT, epochs=args.s_epochs, workers=args.loader_workers,
+                                          augment=args.s_augment)
+        configs.update(paths)
+        data_lines[0] += (f" ViT-S: {args.s_videos} videos of {args.s_seconds} s (320x180) listed {args.s_repeat} "
+                          f"times = {s.samples} samples per epoch, cache at short side 182, augmentation on the "
+                          f"{args.s_augment.upper()}; {note}.")
+    data_lines[0] += f" ({time.time() - began:.0f} s to make or check.)"
+    preamble = host_lines(args, data_lines)
+    runs, records, gpus = plan_runs(args, configs), [], visible_gpus()
+    index, active, skipped = 0, [], []
+    try:
+        while index < len(runs):
+            group = [runs[index]]
+            while (group[0].get("group") and not args.sequential and index + len(group) < len(runs)
+                   and runs[index + len(group)].get("group") == group[0]["group"] and len(group) < max(1, len(gpus))):
+                group.append(runs[index + len(group)])
+            index += len(group)
+            if deadline is not None and time.time() > deadline - 20:
+                skipped += [r["name"] for r in group]
+                continue
+            active = [(run, start(run, args, gpus[i] if run["procs"] == 1 and gpus else None))
+                      for i, run in enumerate(group)]
+            for run, proc in active:
+                records.append(finish(run, proc, args, deadline))
+            active = []
+            write_summary(args, records, preamble)
+    finally:
+        for _, proc in active:
+            if proc.poll() is None:
+                stop(proc)
+        if skipped:
+            preamble.append(f"Not run (time budget of {args.time_budget:.0f} s spent): {', '.join(skipped)}.")
+        write_summary(args, records, preamble)
+    print(f"[benchmark_ddp] summary: {os.path.join(args.out, 'summary.md')} ({time.time() - began:.0f} s)")
+    return 0 if records and not skipped and all(ok for _, ok, _ in verdicts(records)) else 1
+
+if __name__ == "__main__":
+    sys.exit(main())
