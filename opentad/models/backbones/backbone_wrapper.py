@@ -85,8 +85,9 @@ class WrapperOptions:
         frozen_dtype: ``"bf16"`` or ``"fp16"``: store the frozen floating-point
             parameters and buffers of the backbone in this dtype (the
             trainable ones stay float32) and feed it frames normalised into
-            it; needs autocast of the same dtype (``solver.amp``). None keeps
-            float32, as upstream. Not part of upstream's keys (docs/qlora.md).
+            it; the backbone then runs under autocast of that dtype (turned on
+            here if ``solver.amp`` did not). None keeps float32, as upstream.
+            Not part of upstream's keys (docs/qlora.md).
         offload_activations: keep the checkpointed blocks' inputs in pinned
             host memory between forward and backward (CUDA only; see
             :mod:`opentad.models.utils.offload`). Not part of upstream's keys.
@@ -243,19 +244,6 @@ class BackboneWrapper(nn.Module):
             return [torch.cat([o[i] for o in outs], dim=dim) for i in range(len(outs[0]))]
         return torch.cat(outs, dim=dim)
 
-    def _to_frozen_dtype(self, frames: Tensor) -> Tensor:
-        """Frames in ``frozen_dtype``; the backbone's float32 trainables then need autocast.
-
-        Raises:
-            RuntimeError: autocast is off (the trainable float32 layers would meet low-precision inputs).
-        """
-        if not torch.is_autocast_enabled(frames.device.type):
-            raise RuntimeError(
-                f"backbone custom.frozen_dtype={self.options.frozen_dtype!r} needs autocast: set "
-                f"solver.amp={self.options.frozen_dtype!r} (or run the model under torch.autocast)"
-            )
-        return frames.to(FROZEN_DTYPES[self.options.frozen_dtype])
-
     def _pool(self, feats: Tensor, batches: int, clips: int) -> Tensor:
         feats = feats.unflatten(0, (batches, clips))
         if self.post_processing_pipeline is not None:
@@ -276,12 +264,17 @@ class BackboneWrapper(nn.Module):
         Raises:
             ValueError: ``masks`` does not match the features' temporal length.
         """
+        low = FROZEN_DTYPES[self.options.frozen_dtype]
+        if low is not None and not torch.is_autocast_enabled(frames.device.type):
+            # float32 trainables meet low-precision frozen values: autocast, whatever solver.amp says
+            with torch.autocast(frames.device.type, dtype=low):
+                return self.forward(frames, masks)
         if self.model.data_preprocessor is not None:
             frames = self.model.data_preprocessor(frames)
         else:
             frames = frames.to(torch.float32)
         if self.options.frozen_dtype is not None:
-            frames = self._to_frozen_dtype(frames)
+            frames = frames.to(FROZEN_DTYPES[self.options.frozen_dtype])
         if self.pre_processing_pipeline is not None:
             frames = self.pre_processing_pipeline(dict(frames=frames))["frames"]
         batches, clips = frames.shape[:2]
