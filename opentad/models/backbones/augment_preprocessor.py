@@ -74,11 +74,15 @@ class AugmentDataPreprocessor(ActionDataPreprocessor):
         built = BatchClipAugment(transforms=augment, seed=augment_seed) if augment else None
         return dict(augment=built, mean=mean, std=std, to_rgb=to_rgb, format_shape=format_shape)
 
-    def forward(self, frames: Tensor) -> Tensor:
+    def forward(self, frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         """Augment (training mode, uint8 ``[B, N, C, T, H, W]``), then normalise.
 
+        Args:
+            frames: the batch.
+            dtype: dtype of the result (see :meth:`ActionDataPreprocessor.forward`).
+
         Returns:
-            float32 ``[B, N, C, T, H', W']``.
+            ``[B, N, C, T, H', W']`` in ``dtype``.
 
         Raises:
             TypeError: training with augmentation on frames that are not uint8
@@ -93,7 +97,7 @@ class AugmentDataPreprocessor(ActionDataPreprocessor):
                 )
             with torch.autocast(device_type=frames.device.type, enabled=False):
                 frames = self.augment(frames)
-        return super().forward(frames)
+        return super().forward(frames, dtype=dtype)
 
     def extra_repr(self) -> str:
         return f"augment={self.augment!r}" if self.augment is not None else ""

@@ -269,12 +269,11 @@ class BackboneWrapper(nn.Module):
             # float32 trainables meet low-precision frozen values: autocast, whatever solver.amp says
             with torch.autocast(frames.device.type, dtype=low):
                 return self.forward(frames, masks)
+        dtype = torch.float32 if low is None else low
         if self.model.data_preprocessor is not None:
-            frames = self.model.data_preprocessor(frames)
+            frames = self.model.data_preprocessor(frames, dtype=dtype)
         else:
-            frames = frames.to(torch.float32)
-        if self.options.frozen_dtype is not None:
-            frames = frames.to(FROZEN_DTYPES[self.options.frozen_dtype])
+            frames = frames.to(dtype)
         if self.pre_processing_pipeline is not None:
             frames = self.pre_processing_pipeline(dict(frames=frames))["frames"]
         batches, clips = frames.shape[:2]

@@ -127,3 +127,16 @@ def test_blocks_before_the_first_adapter_run_without_graph():
         torch.testing.assert_close(grads[name], grads_full[name], rtol=0, atol=0)
     fullft = build(_cfg(vit_type="VisionTransformerCP", adapter_index=()), BACKBONES)
     assert fullft.model.backbone.graph_free_blocks() == 0
+
+
+def test_preprocessor_normalises_into_bf16_in_slices_like_float32(monkeypatch):
+    from opentad.models.backbones import data_preprocessor as module
+
+    monkeypatch.setattr(module, "_SLICE_BYTES", 3 * 32 * 32 * 4 * 5)  # 5 frames of one sample per slice: ragged end
+    pre = build(dict(type="mmaction.ActionDataPreprocessor", mean=MEAN, std=STD, format_shape="NCTHW"), BACKBONES)
+    x = _frames(batch=1)
+    want = ((x.float() - torch.tensor(MEAN).view(3, 1, 1, 1)) / torch.tensor(STD).view(3, 1, 1, 1)).bfloat16()
+    got = pre(x, dtype=torch.bfloat16)
+    assert got.dtype == torch.bfloat16
+    assert torch.equal(got, want)
+    assert torch.equal(pre(x), pre(x, dtype=torch.float32))
