@@ -77,7 +77,9 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
-        update = self.lora_b(self.lora_a(self.lora_dropout(x.to(self.lora_a.weight.dtype))))
+        if not torch.is_autocast_enabled(x.device.type):  # under autocast the LoRA linears cast themselves
+            x = x.to(self.lora_a.weight.dtype)
+        update = self.lora_b(self.lora_a(self.lora_dropout(x)))
         return out + (update * self.scaling).to(out.dtype)
 
     def base_weight(self) -> torch.Tensor:
