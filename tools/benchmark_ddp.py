@@ -26,6 +26,8 @@ Steps:
    QLoRA-S run resumed from its second-to-last checkpoint on ``--procs``
    processes; the two ViT-S configs on one GPU each (at the same time on
    GPUs 0 and 1 unless ``--sequential``) for the throughput comparison.
+   A resumed run whose checkpoint is missing (``--runs`` without its original
+   run on a fresh machine) is not started; the summary says why.
 4. ``OUT/summary.md`` and ``OUT/summary.json`` (:mod:`opentad.apis.ddp_report`),
    rewritten after every run, so a run cut short (``--time-budget``,
    ``--run-timeout``, SIGTERM) still leaves a report.
@@ -119,14 +121,18 @@ def plan_runs(args, configs: Dict[str, str]) -> List[Dict[str, Any]]:
     return [r for r in runs if wanted is None or r["name"] in wanted]
 
 
+def resume_checkpoint(run: Dict[str, Any]) -> str:
+    """The checkpoint a resumed run starts from: its original run's (``id0``) ``epoch_{resume_epoch}.pth``."""
+    return os.path.join(run["work_dir"], f"gpu{run['procs']}_id0", "checkpoint", f"epoch_{run['resume_epoch']}.pth")
+
+
 def command(run: Dict[str, Any], args) -> List[str]:
     cmd = ["bash", os.path.join(ROOT, "tools", "dist_train.sh"), run["config"], str(run["procs"])]
     cmd += ["--id", str(run.get("id", 0))]
     if not args.deterministic:
         cmd.append("--disable_deterministic")
     if run.get("resume_of"):
-        ckpt = os.path.join(run["work_dir"], f"gpu{run['procs']}_id0", "checkpoint", f"epoch_{run['resume_epoch']}.pth")
-        cmd += ["--resume", ckpt]
+        cmd += ["--resume", resume_checkpoint(run)]
     return cmd + ["--cfg-options", f"work_dir={run['work_dir']}", f"workflow.end_epoch={run['epochs']}"]
 
 
@@ -184,7 +190,29 @@ def finish(run: Dict[str, Any], proc: subprocess.Popen, args, deadline: Optional
                       **meta)
     print(f"[benchmark_ddp] {run['name']}: exit {rc}, {record['wall_s']:.0f} s, "
           f"{_or_dash(record['samples_per_s'])} samples/s, ranks agree: {record['ranks_agree']}", flush=True)
+    if rc != 0 and record["error"]:
+        print(f"[benchmark_ddp] {run['name']}: first traceback ends: {record['error'][-1]}", flush=True)
     return record
+
+
+def not_started(run: Dict[str, Any], reason: str) -> Dict[str, Any]:
+    """The record of a run that was not launched (the report says why)."""
+    print(f"[benchmark_ddp] {run['name']}: not started: {reason}", flush=True)
+    meta = {k: run[k] for k in ("name", "label", "procs", "resume_of", "resume_epoch") if k in run}
+    return read_run("", config=os.path.basename(RECIPES[run["label"]]), rc=None, wall_s=0.0, not_started=reason,
+                    **meta)
+
+
+def missing_input(run: Dict[str, Any], records: List[Dict[str, Any]]) -> Optional[str]:
+    """Why a resumed run cannot start (its checkpoint is missing; ``records``: the runs done so far), else None."""
+    path = resume_checkpoint(run) if run.get("resume_of") else None
+    if path is None or os.path.isfile(path):
+        return None
+    original = [r for r in records if r["name"] == run["resume_of"]]
+    if original:
+        return f"no checkpoint {path}: {run['resume_of']} ended with exit {original[-1].get('rc')} before writing it"
+    return (f"no checkpoint {path}: run {run['resume_of']} first (--runs {run['resume_of']},{run['name']}; "
+            f"it writes epoch_{run['resume_epoch']}.pth with the same --s-epochs/--tiny-epochs)")
 
 
 def _or_dash(value) -> str:
@@ -260,6 +288,9 @@ def main(argv=None) -> int:
             if deadline is not None and time.time() > deadline - 20:
                 skipped += [r["name"] for r in group]
                 continue
+            blocked = {r["name"]: missing_input(r, records) for r in group}
+            records += [not_started(r, blocked[r["name"]]) for r in group if blocked[r["name"]]]
+            group = [r for r in group if not blocked[r["name"]]]
             active = [(run, start(run, args, gpus[i] if run["procs"] == 1 and gpus else None))
                       for i, run in enumerate(group)]
             for run, proc in active:

@@ -9,16 +9,54 @@ against several GPUs, and a verdict per check.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from opentad.cores.consistency import CONSISTENCY_TAG
 from opentad.cores.run_log import THROUGHPUT_TAG, parse_lines, summarize_throughput
 
-__all__ = ["read_run", "verdicts", "summary_markdown"]
+__all__ = ["read_run", "first_traceback", "verdicts", "summary_markdown"]
+
+_TRACEBACK = "Traceback (most recent call last):"
+_RANK_PREFIX = re.compile(r"\[rank\d+\]: ?$")  # torchrun's workers print uncaught tracebacks so prefixed
 
 
 def _tagged(checks: Sequence[Mapping[str, Any]], tag: str) -> List[Mapping[str, Any]]:
     return [c for c in checks if c.get("tag") == tag]
+
+
+def first_traceback(log_text: str, *, limit: int = 16) -> List[str]:
+    """The first Python traceback in a run's console log: its header, then its last ``limit`` lines.
+
+    A failed torchrun launch ends with torchrun's own traceback and failure
+    banner, which name the failing rank but not the error; the first
+    traceback is the failing rank's (``[rankN]: `` before each line, or the
+    runner's logged one), whose last lines are the innermost frames and the
+    exception.
+
+    Args:
+        log_text: the run's console output.
+        limit: lines kept from the end of the traceback.
+
+    Returns:
+        The lines (prefixes kept), or ``[]`` when the log has no traceback.
+    """
+    lines = log_text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.rstrip().endswith(_TRACEBACK)), None)
+    if start is None:
+        return []
+    prefix = lines[start][:lines[start].rindex(_TRACEBACK)]
+    prefixed = bool(_RANK_PREFIX.search(prefix))
+    block: List[str] = []
+    for line in lines[start + 1:]:
+        if prefixed and not line.startswith(prefix):
+            break
+        block.append(line)
+        body = line[len(prefix):] if prefixed else line
+        if not prefixed and body and not body[0].isspace():
+            break  # an unprefixed traceback ends at its exception line
+    kept = block[-limit:]
+    return [lines[start]] + (["..."] if len(block) > len(kept) else []) + kept
 
 
 def read_run(log_text: str, **meta: Any) -> Dict[str, Any]:
@@ -28,14 +66,15 @@ def read_run(log_text: str, **meta: Any) -> Dict[str, Any]:
         log_text: the run's console output (rank 0 logs every line; other ranks only errors).
         meta: copied into the record; the report uses ``name``, ``label`` (the config's short
             name), ``procs``, ``rc``, ``wall_s``, and for a resumed run ``resume_of`` (the run it
-            continues) and ``resume_epoch``.
+            continues) and ``resume_epoch``; ``not_started`` (why) for a run that was not launched.
 
     Returns:
         ``meta`` plus ``epochs``, ``iters``, ``samples_per_s`` (steady state, first epoch left out),
         ``peak_alloc_gib`` / ``peak_reserved_gib`` (per GPU), ``losses`` (epoch -> mean loss),
         ``checks`` (epoch-end consistency checks), ``ranks_agree``, ``quantized_layers``,
         ``quantized_unchanged``, ``quantized_digests`` (distinct digests seen, build included),
-        ``trainable_digests`` (epoch -> digest), ``resume_digest``, ``tail`` (last log lines).
+        ``trainable_digests`` (epoch -> digest), ``resume_digest``, ``tail`` (last log lines),
+        ``error`` (:func:`first_traceback`; ``[]`` when none).
     """
     throughput = parse_lines(log_text, THROUGHPUT_TAG)
     checks = parse_lines(log_text, CONSISTENCY_TAG)
@@ -54,6 +93,7 @@ def read_run(log_text: str, **meta: Any) -> Dict[str, Any]:
         trainable_digests={int(c["epoch"]): c["trainable_digest"] for c in epochs},
         resume_digest=resumed[-1]["trainable_digest"] if resumed else None,
         tail=log_text.strip().splitlines()[-12:],
+        error=first_traceback(log_text),
     )
     return record
 
@@ -123,7 +163,8 @@ def verdicts(records: Sequence[Mapping[str, Any]]) -> List[tuple]:
     out = []
     for r in records:
         stopped = ", stopped at its time limit" if r.get("stopped") else ""
-        out.append((f"{r['name']}: exit code 0", r.get("rc") == 0, f"rc={r.get('rc')}{stopped}"))
+        detail = f"not started: {r['not_started']}" if r.get("not_started") else f"rc={r.get('rc')}{stopped}"
+        out.append((f"{r['name']}: exit code 0", r.get("rc") == 0, detail))
         if (r.get("procs") or 0) > 1:
             out.append((f"{r['name']}: trainable weights identical on all ranks", r.get("ranks_agree"),
                         f"{r.get('checks')} epoch-end checks"))
@@ -182,5 +223,8 @@ def summary_markdown(records: Sequence[Mapping[str, Any]], *, title: str, preamb
         lines.append(f"- {'PASS' if ok else 'not checked' if ok is None else 'FAIL'}: {check} ({detail})")
     failed = [r for r in records if r.get("rc") not in (0, None)]
     for r in failed:
-        lines += ["", f"### Last lines of {r['name']} (exit {r['rc']})", "", "```", *r.get("tail", []), "```"]
+        lines += ["", f"### Last lines of {r['name']} (exit {r['rc']})", ""]
+        if r.get("error"):
+            lines += ["First traceback:", "", "```", *r["error"], "```", "", "End of the log:", ""]
+        lines += ["```", *r.get("tail", []), "```"]
     return "\n".join(lines) + "\n"

@@ -242,10 +242,14 @@ def train(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
     """``tools/train.py``: parse arguments, prepare the run, (resume,) train."""
     args = train_parser().parse_args(argv)
     ctx = prepare_run(args, mode="train")
-    trainer = Trainer(ctx, not_eval=args.not_eval)
-    if args.resume is not None:
-        trainer.resume(args.resume)
-    metrics = trainer.fit()
+    try:
+        trainer = Trainer(ctx, not_eval=args.not_eval)
+        if args.resume is not None:
+            trainer.resume(args.resume)
+        metrics = trainer.fit()
+    except Exception:  # into the run's log file too (rank 0), not only the console; then fail as before
+        logger.exception("Training failed on rank %d of %d", ctx.env.rank, ctx.env.world_size)
+        raise
     # only after success: tearing NCCL down while other ranks wait in a collective would hang this one
     cleanup_distributed()
     return metrics

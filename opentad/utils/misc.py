@@ -66,6 +66,10 @@ def get_rng_state() -> Dict[str, Any]:
 def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restore a snapshot taken by :func:`get_rng_state`.
 
+    Its tensors may be on any device: a checkpoint read with
+    ``map_location=cuda`` holds them on the GPU, and each is copied to the
+    host before it is read.
+
     Raises:
         KeyError: a generator's entry is missing (the message names it).
     """
@@ -73,9 +77,10 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         if key not in state:
             raise KeyError(f"rng state has no {key!r} entry; keys: {sorted(state)}")
     py_version, py_keys, py_gauss = state["python"]
-    random.setstate((int(py_version), tuple(int(k) for k in py_keys.tolist()), py_gauss))
+    random.setstate((int(py_version), tuple(int(k) for k in py_keys.cpu().tolist()), py_gauss))
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
-    np.random.set_state((np_name, np_keys.numpy().astype(np.uint32), int(np_pos), int(np_has_gauss), float(np_gauss)))
+    np_keys = np_keys.cpu().numpy().astype(np.uint32)  # .numpy() of a GPU tensor raises TypeError
+    np.random.set_state((np_name, np_keys, int(np_pos), int(np_has_gauss), float(np_gauss)))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())

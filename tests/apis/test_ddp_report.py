@@ -74,3 +74,32 @@ def test_one_against_two_gpus_gives_the_speed_up():
     text = summary_markdown([two, one], title="T")
     # 1 GPU: 8 samples / 4 s = 2.00; 2 GPUs: 8 / 2.5 = 3.20; speed-up 1.60
     assert "| s | 2 | 2.00 | 3.20 | 1.60 | 3.00 | 2.00 / 2.50 |" in text
+
+
+def _torchrun_failure(worker_lines):
+    banner = ["Traceback (most recent call last):", '  File "torch/distributed/run.py", line 1, in run',
+              "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ", "=" * 60,
+              "/work/tools/train.py FAILED", "-" * 60, "Failures:", "[1]:", "  rank      : 1 (local_rank: 1)",
+              "  exitcode  : -15", "-" * 60, "Root Cause (first observed failure):", "[0]:",
+              "  rank      : 0 (local_rank: 0)", "  exitcode  : 1 (pid: 7)", "  error_file: <N/A>",
+              "  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html", "=" * 60]
+    return "\n".join(["2026-01-01 INFO opentad: Resumed from x.pth"] + worker_lines + banner) + "\n"
+
+
+def test_the_failing_ranks_traceback_reaches_the_summary_past_torchruns_banner():
+    frames = [f'  File "opentad/m{i}.py", line {i}, in f{i}' for i in range(12)]
+    error = "TypeError: can't convert cuda:0 device type tensor to numpy."
+    worker = [f"[rank0]: {line}" for line in ["Traceback (most recent call last):", *frames, error]]
+    record = read_run(_torchrun_failure(worker), name="r", label="s", procs=2, rc=1, wall_s=28.0)
+    assert not any(error in line for line in record["tail"])  # the banner alone fills the last lines
+    assert record["error"][0] == "[rank0]: Traceback (most recent call last):"
+    assert record["error"][-1] == f"[rank0]: {error}" and record["error"][-2] == f"[rank0]: {frames[-1]}"
+    text = summary_markdown([record], title="T")
+    assert f"[rank0]: {error}" in text and "Root Cause (first observed failure):" in text
+    # the runner's logged traceback (no prefix) ends at its exception line; a long one keeps its last lines
+    deep = [f'  File "opentad/d{i}.py", line {i}, in g{i}' for i in range(20)]
+    logged = ["2026-01-01 ERROR opentad.cores.runner: Training failed on rank 0 of 2",
+              "Traceback (most recent call last):", *deep, "ValueError: bad base"]
+    lines = read_run(_torchrun_failure(logged), name="r", label="s", procs=2, rc=1, wall_s=1.0)["error"]
+    assert lines == ["Traceback (most recent call last):", "...", *deep[-15:], "ValueError: bad base"]  # 16 kept
+    assert read_run("no traceback here\n", name="ok", label="s", procs=2, rc=0, wall_s=1.0)["error"] == []

@@ -48,3 +48,22 @@ def test_smoke_run_on_two_gloo_processes(tmp_path):
     assert "FAIL" not in summary
     log = (tmp_path / "out" / "logs" / "tiny_qlora_x2.log").read_text()
     assert log.count("[Consistency]: tag=epoch") == 2 and "world_size=2 ranks_agree=True" in log
+
+
+def test_resume_without_its_checkpoint_is_not_started_and_says_why(tmp_path):
+    tool = runpy.run_path(TOOL)
+    args = tool["parse_args"](["--data-dir", "d", "--out", str(tmp_path), "--s-epochs", "2",
+                               "--runs", "s_qlora_x2,s_qlora_resume_x2"])
+    original, resume = tool["plan_runs"](args, {k: f"{k}.py" for k in ("tiny_qlora", "s_qlora", "s_adapter")})
+    path = os.path.join(str(tmp_path), "work", "s_qlora", "gpu2_id0", "checkpoint", "epoch_0.pth")
+    assert resume["resume_epoch"] == 0 and tool["resume_checkpoint"](resume) == path
+    assert tool["missing_input"](original, []) is None
+    assert path in tool["missing_input"](resume, [])  # a fresh machine: nothing to resume yet
+    assert "s_qlora_x2 ended with exit 1" in tool["missing_input"](resume, [dict(name="s_qlora_x2", rc=1)])
+    os.makedirs(os.path.dirname(path))
+    open(path, "wb").close()
+    assert tool["missing_input"](resume, []) is None
+    record = tool["not_started"](resume, "no checkpoint")
+    assert record["rc"] is None and record["resume_of"] == "s_qlora_x2"
+    verdict = tool["verdicts"]([record])[0]
+    assert verdict == ("s_qlora_resume_x2: exit code 0", False, "not started: no checkpoint")

@@ -1,0 +1,49 @@
+"""opentad.utils.misc.set_rng_state restores a snapshot whose tensors are on a device (a checkpoint read with
+``map_location=cuda`` on a GPU run): each is copied to the host first, as ``Trainer.resume`` needs."""
+import random
+
+import numpy as np
+import torch
+
+from opentad.utils import checkpoint as ckpt
+from opentad.utils.misc import get_rng_state, set_rng_state
+
+
+class DeviceTensor(torch.Tensor):
+    """Stands in for a GPU tensor on a CPU-only host: like one, it refuses ``.numpy()`` until copied to the host."""
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                        "to host memory first.")
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor).clone()
+
+
+def _on_device(value):
+    """``value`` (a snapshot, nested lists and dicts) with every tensor made a :class:`DeviceTensor`."""
+    if isinstance(value, torch.Tensor):
+        return value.clone().as_subclass(DeviceTensor)
+    if isinstance(value, dict):
+        return {k: _on_device(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on_device(v) for v in value)
+    return value
+
+
+def _draws():
+    return random.random(), np.random.randn(3).tolist(), torch.randn(3)
+
+
+def test_snapshot_read_onto_a_device_restores_every_generator(tmp_path):
+    random.seed(5), np.random.seed(6), torch.manual_seed(7)
+    _draws()
+    path = str(tmp_path / "rng.pth")
+    ckpt.atomic_save({"rng": get_rng_state()}, path)
+    expected = _draws()  # what the generators give right after the snapshot
+    _draws()
+    state = _on_device(torch.load(path, weights_only=True)["rng"])
+    assert isinstance(state["numpy"][1], DeviceTensor) and isinstance(state["torch"], DeviceTensor)
+    set_rng_state(state)
+    got = _draws()
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
