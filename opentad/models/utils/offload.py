@@ -11,7 +11,7 @@ block before it is already copied back on the side stream (blocks run
 backward in the reverse order), so transfers overlap the computation.
 
 The values are bit-identical: only where they wait changes. Parameters (and
-views of them) and tensors smaller than ``min_bytes`` stay where they are. On the CPU nothing is
+views of them), empty tensors and tensors smaller than ``min_bytes`` stay where they are. On the CPU nothing is
 offloaded unless ``force=True`` (which copies them to fresh CPU tensors: the
 tests use it to check the bookkeeping without a GPU).
 """
@@ -80,7 +80,7 @@ class OffloadSavedTensors:
 
     def _wanted(self, tensor: Tensor) -> bool:
         weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``
-        if weight or tensor.numel() * tensor.element_size() < self.min_bytes:
+        if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < self.min_bytes:
             return False
         return tensor.device.type == "cuda" or (self.force and tensor.device.type == "cpu")
 
@@ -111,6 +111,9 @@ class OffloadSavedTensors:
         stream = self._side_stream(saved.device)
         back = torch.empty(saved.host.shape, dtype=saved.host.dtype, device=saved.device)
         with torch.cuda.stream(stream):
+            # ``back`` may reuse memory that kernels queued on the compute stream still read or write
+            # (the allocator frees in that stream's order): write only after them
+            stream.wait_stream(torch.cuda.current_stream(saved.device))
             stream.wait_event(saved.stored)
             back.copy_(saved.host, non_blocking=True)
             saved.back_ready = torch.cuda.Event()
