@@ -35,6 +35,7 @@ import argparse
 import copy
 import os
 import platform
+import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -70,7 +71,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, default=200, help="steps fed by the cached-gpu loader")
     p.add_argument("--train-raw-steps", type=int, default=30, help="steps fed by the raw loader (0: skip)")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    buffered = args.workers * args.prefetch  # samples the loader can have ready before it is timed
+    for name in ("batches", "slow_batches"):
+        measured = getattr(args, name) - args.warmup
+        if measured * 2 <= buffered:  # the recipe's batch: 2 samples
+            print(f"warning: --{name.replace('_', '-')} {getattr(args, name)} leaves {measured} timed batches, "
+                  f"fewer than the {buffered} samples {args.workers} workers x prefetch {args.prefetch} hold ready: "
+                  "those rates measure the buffer, not the loader", file=sys.stderr)
+    return args
 
 
 # ---------------------------------------------------------------------------- data and cache
