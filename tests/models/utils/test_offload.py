@@ -85,6 +85,8 @@ def test_cuda_offload_frees_device_memory_and_matches():
     with offload:
         out = model(x)
     torch.cuda.synchronize()
+    # memory used by a side stream is returned when the allocator next processes events (on an allocation)
+    torch.empty(1, device="cuda")
     held = torch.cuda.memory_allocated() - before
     assert held < 3 * x.numel() * 4  # without offloading: 6 inputs + the output
     out.square().sum().backward()
