@@ -37,7 +37,14 @@ from opentad.utils.checkpoint import (
     read_checkpoint,
 )
 from opentad.utils.ema import ModelEma
-from opentad.utils.misc import get_rng_state, preserved_rng_state, set_rng_state, unwrap_model
+from opentad.utils.misc import (
+    get_rng_state,
+    load_module_random_states,
+    module_random_states,
+    preserved_rng_state,
+    set_rng_state,
+    unwrap_model,
+)
 
 __all__ = ["Trainer", "train", "test", "default_test_checkpoint"]
 
@@ -112,7 +119,7 @@ class Trainer:
             "state_dict": model_state_dict(self.model),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": get_rng_state(),
+            "rng": dict(get_rng_state(), modules=module_random_states(self.model)),
             "meta": {"best_val_loss": self.best_val_loss, "seed": self.ctx.seed, "world_size": self.env.world_size},
         }
         if self.model_ema is not None:
@@ -152,6 +159,8 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"])
+            if "modules" in ckpt["rng"]:  # e.g. the GPU augmentation's draw count
+                load_module_random_states(self.model, ckpt["rng"]["modules"])
         self.best_val_loss = float(ckpt["meta"]["best_val_loss"]) if "meta" in ckpt else float("inf")
         self.start_epoch = int(ckpt["epoch"]) + 1
         logger.info("Resumed from %s: continuing at epoch %d.", path, self.start_epoch)

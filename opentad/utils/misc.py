@@ -5,6 +5,7 @@ holding them loads with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -16,6 +17,9 @@ import torch
 import torch.nn as nn
 
 __all__ = [
+    "RandomStateful",
+    "module_random_states",
+    "load_module_random_states",
     "set_seed",
     "get_rng_state",
     "set_rng_state",
@@ -84,6 +88,37 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
+class RandomStateful(abc.ABC):
+    """A module with a random stream of its own that a checkpoint must carry for an exact resume."""
+
+    @abc.abstractmethod
+    def random_state(self) -> Dict[str, Any]:
+        """Plain values (ints, tensors) that restore the stream."""
+
+    @abc.abstractmethod
+    def load_random_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`random_state` returned."""
+
+
+def module_random_states(model: nn.Module) -> Dict[str, Dict[str, Any]]:
+    """``{module name: random_state()}`` of the :class:`RandomStateful` modules of ``model``."""
+    return {name: m.random_state() for name, m in unwrap_model(model).named_modules() if isinstance(m, RandomStateful)}
+
+
+def load_module_random_states(model: nn.Module, states: Mapping[str, Mapping[str, Any]]) -> None:
+    """Restore :func:`module_random_states`.
+
+    Raises:
+        KeyError: a saved name that is not a :class:`RandomStateful` module of ``model`` (names listed).
+    """
+    modules = {name: m for name, m in unwrap_model(model).named_modules() if isinstance(m, RandomStateful)}
+    unknown = sorted(set(states) - set(modules))
+    if unknown:
+        raise KeyError(f"random states saved for {unknown}, but the model's stateful modules are {sorted(modules)}")
+    for name, state in states.items():
+        modules[name].load_random_state(state)
 
 
 @contextlib.contextmanager

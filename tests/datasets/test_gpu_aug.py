@@ -188,6 +188,33 @@ def test_private_stream_leaves_the_global_one_and_separates_ranks(monkeypatch):
     assert BatchClipAugment(transforms=RECIPE, seed=5).draw(4, 36, 64) != first
 
 
+def test_saved_draw_count_continues_the_same_sequence():
+    torch.manual_seed(0)
+    run = BatchClipAugment(transforms=RECIPE, seed=5)
+    for _ in range(3):
+        run.draw(2, 36, 64)
+    state = run.state_dict()
+    assert state == {"draws": 3}
+    fourth = run.draw(2, 36, 64)
+    resumed = BatchClipAugment(transforms=RECIPE, seed=5)
+    resumed.load_state_dict(state)
+    assert resumed.draw(2, 36, 64) == fourth
+    # the preprocessor carries it through a training checkpoint (opentad.utils.misc.module_random_states)
+    from opentad.utils.misc import load_module_random_states, module_random_states
+
+    pre = build(dict(type="AugmentDataPreprocessor", augment=RECIPE, augment_seed=5, mean=[0, 0, 0], std=[1, 1, 1],
+                     format_shape="NCTHW"), BACKBONES)
+    pre.augment.draws = 7
+    saved = module_random_states(torch.nn.Sequential(pre))
+    assert saved == {"0": {"draws": 7}}
+    fresh = build(dict(type="AugmentDataPreprocessor", augment=RECIPE, augment_seed=5, mean=[0, 0, 0], std=[1, 1, 1],
+                       format_shape="NCTHW"), BACKBONES)
+    load_module_random_states(torch.nn.Sequential(fresh), saved)
+    assert fresh.augment.draws == 7
+    with pytest.raises(KeyError, match="stateful modules are"):
+        load_module_random_states(torch.nn.Sequential(fresh), {"backbone.gone": {"draws": 1}})
+
+
 def test_bad_transform_lists_and_inputs_are_rejected():
     with pytest.raises(ValueError, match="RandomResizedCrop.*out of order"):
         BatchClipAugment(transforms=[Flip(), RandomResizedCrop(), Resize(scale=(8, 8), keep_ratio=False)])

@@ -16,17 +16,18 @@ distributions. It applies them to ``uint8 [B, N, C, T, H, W]`` clips:
 * ImgAug and ColorJitter through the CPU transforms' ``apply`` methods, on
   all ``N * T`` frames of a sample at once (hue through :mod:`.hsv` off the CPU).
 
-It draws from a private copy of torch's generator, seeded from the run's
-seed (``torch.initial_seed()``, or ``seed``) and the distributed rank, so
-ranks do not repeat each other's augmentations and the run's own random
-stream is left untouched. ``AugmentDataPreprocessor``
+It draws from a private copy of torch's generator, seeded for each batch
+from the run's seed (``torch.initial_seed()``, or ``seed``), the distributed
+rank and the number of batches drawn so far, so ranks do not repeat each
+other's augmentations, the run's own random stream is left untouched, and a
+resumed run continues the same sequence (the count is in the checkpoint). ``AugmentDataPreprocessor``
 (:mod:`opentad.models.backbones.augment_preprocessor`) applies it in the
 training step.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -160,7 +161,7 @@ class BatchClipAugment:
         self.transforms = Compose(transforms).transforms
         self.crop, self.resize, self.flip, self.photometric = _split(self.transforms)
         self.seed = seed
-        self._rng_state: Optional[torch.Tensor] = None
+        self.draws = 0  # batches drawn so far: with the seed and the rank, it fixes the next draw
 
     def output_size(self, h: int, w: int) -> Tuple[int, int]:
         """``(out_h, out_w)`` for ``h x w`` inputs."""
@@ -193,21 +194,33 @@ class BatchClipAugment:
             params.append(ClipParams(box=tuple(int(v) for v in box), flip=bool(flip), photometric=photo))
         return params
 
-    def _stream_seed(self) -> int:
+    def _stream_seed(self, draw: int) -> int:
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank = torch.distributed.get_rank() if distributed else 0
         base = torch.initial_seed() if self.seed is None else int(self.seed)
-        return int(np.random.SeedSequence([base % 2**63, rank, 0xBA7C]).generate_state(1, np.uint64)[0] % 2**63)
+        entropy = [base % 2**63, rank, 0xBA7C, draw]
+        return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] % 2**63)
 
     @contextlib.contextmanager
     def _private_stream(self) -> Iterator[None]:
+        """Torch's generator seeded for the next draw; restored afterwards. Counter-based, so a
+        checkpoint needs only :attr:`draws` (the same on every rank) to continue exactly."""
         with torch.random.fork_rng(devices=[]):
-            if self._rng_state is None:
-                torch.manual_seed(self._stream_seed())
-            else:
-                torch.set_rng_state(self._rng_state)
+            torch.manual_seed(self._stream_seed(self.draws))
+            self.draws += 1
             yield
-            self._rng_state = torch.get_rng_state()
+
+    def state_dict(self) -> Dict[str, int]:
+        """What a checkpoint keeps: ``{"draws": n}``."""
+        return {"draws": self.draws}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue after ``state["draws"]`` draws.
+
+        Raises:
+            KeyError: ``state`` has no ``draws`` entry.
+        """
+        self.draws = int(state["draws"])
 
     def draw(self, batch_size: int, h: int, w: int) -> List[ClipParams]:
         """:meth:`sample_params` from the private generator (torch's default one is left as it was)."""

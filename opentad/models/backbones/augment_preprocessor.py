@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from opentad.registry import BACKBONES
+from opentad.utils.misc import RandomStateful
 
 from .data_preprocessor import ActionDataPreprocessor
 
@@ -25,7 +26,7 @@ __all__ = ["AugmentDataPreprocessor"]
 
 
 @BACKBONES.register_module()
-class AugmentDataPreprocessor(ActionDataPreprocessor):
+class AugmentDataPreprocessor(ActionDataPreprocessor, RandomStateful):
     """``ActionDataPreprocessor`` that augments uint8 clips with :class:`BatchClipAugment` while training.
 
     Config keys: those of ``ActionDataPreprocessor`` plus ``augment`` (the
@@ -98,6 +99,14 @@ class AugmentDataPreprocessor(ActionDataPreprocessor):
             with torch.autocast(device_type=frames.device.type, enabled=False):
                 frames = self.augment(frames)
         return super().forward(frames, dtype=dtype)
+
+    def random_state(self) -> Dict[str, Any]:
+        """The augmentation's draw count (checkpoints keep it for an exact resume); ``{}`` without augmentation."""
+        return self.augment.state_dict() if self.augment is not None else {}
+
+    def load_random_state(self, state: Mapping[str, Any]) -> None:
+        if self.augment is not None and state:
+            self.augment.load_state_dict(state)
 
     def extra_repr(self) -> str:
         return f"augment={self.augment!r}" if self.augment is not None else ""
