@@ -124,6 +124,7 @@ def _worker(rank, world, port, out_dir):
     except ConsistencyError as exc:
         result["error"] = str(exc)
     torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()  # neither rank tears Gloo down while the other still talks to it (an abort otherwise)
     dist.destroy_process_group()
 
 

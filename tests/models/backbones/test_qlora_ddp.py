@@ -49,6 +49,7 @@ def _worker(rank, world, port, out_dir):
         dict(trainable=trainable, bytes_unchanged=all(torch.equal(before[n], after[n]) for n in before)),
         os.path.join(out_dir, f"rank{rank}.pt"),
     )
+    dist.barrier()  # neither rank tears Gloo down while the other still talks to it
     dist.destroy_process_group()
 
 
