@@ -109,11 +109,12 @@ class OffloadSavedTensors:
         if saved.back is not None or saved.device.type != "cuda":
             return
         stream = self._side_stream(saved.device)
+        compute = torch.cuda.current_stream(saved.device)  # taken here: inside the block below it is ``stream``
         back = torch.empty(saved.host.shape, dtype=saved.host.dtype, device=saved.device)
+        # ``back`` may reuse memory that kernels queued on the compute stream still read or write
+        # (the allocator frees in that stream's order): write only after them
+        stream.wait_stream(compute)
         with torch.cuda.stream(stream):
-            # ``back`` may reuse memory that kernels queued on the compute stream still read or write
-            # (the allocator frees in that stream's order): write only after them
-            stream.wait_stream(torch.cuda.current_stream(saved.device))
             stream.wait_event(saved.stored)
             back.copy_(saved.host, non_blocking=True)
             saved.back_ready = torch.cuda.Event()
