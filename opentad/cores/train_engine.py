@@ -20,13 +20,17 @@ from opentad.cores.distributed import reduce_mean
 from opentad.utils.ema import ModelEma
 from opentad.utils.misc import AverageMeter, move_to_device
 
-__all__ = ["NonFiniteLossError", "resolve_amp_dtype", "autocast", "train_one_epoch", "val_one_epoch"]
+__all__ = ["NonFiniteLossError", "NonFiniteGradientError", "resolve_amp_dtype", "autocast", "train_one_epoch", "val_one_epoch"]
 
 logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; training stops."""
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient became NaN or infinite (without a ``GradScaler`` to skip the step); training stops."""
 
 
 def resolve_amp_dtype(amp: Any, device: torch.device) -> Optional[torch.dtype]:
@@ -65,8 +69,22 @@ def _check_finite(losses: Mapping[str, float], epoch: int, it: int, num_iters: i
     )
 
 
+def _non_finite_gradients(model: nn.Module, limit: int = 5) -> str:
+    """Names (and counts) of up to ``limit`` parameters whose gradient holds NaN or inf."""
+    bad = [(name, int((~torch.isfinite(p.grad)).sum()), p.grad.numel())
+           for name, p in model.named_parameters() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+    names = ", ".join(f"{name} ({count}/{numel} values)" for name, count, numel in bad[:limit])
+    return f"{len(bad)} parameter(s): {names}" + (", ..." if len(bad) > limit else "")
+
+
 def _backward_step(cost, model, optimizer, scaler, clip_grad_norm: float) -> Optional[float]:
-    """Backward, optional clipping, optimizer step; returns the gradient norm when clipping."""
+    """Backward, optional clipping, optimizer step; returns the gradient norm when clipping.
+
+    Raises:
+        NonFiniteGradientError: with clipping on and no ``GradScaler`` (fp32, bf16), the gradient
+            norm is NaN or inf: clipping would spread it to every weight, so the step is not taken and
+            the message names the parameters at fault. (A ``GradScaler`` skips such steps itself.)
+    """
     grad_norm = None
     if scaler is not None:
         scaler.scale(cost).backward()
@@ -76,7 +94,15 @@ def _backward_step(cost, model, optimizer, scaler, clip_grad_norm: float) -> Opt
         cost.backward()
     if clip_grad_norm > 0:
         params = [p for p in model.parameters() if p.grad is not None]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_grad_norm))
+        try:  # without a scaler, a non-finite norm raises before clipping touches the gradients
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_grad_norm, error_if_nonfinite=scaler is None))
+        except RuntimeError as err:
+            if "non-finite" not in str(err):
+                raise
+            raise NonFiniteGradientError(
+                f"Non-finite gradient norm with a finite loss ({float(cost):.6g}); the step was not taken. "
+                f"Non-finite gradients in {_non_finite_gradients(model)}."
+            ) from None
     if scaler is not None:
         scaler.step(optimizer)
         scaler.update()

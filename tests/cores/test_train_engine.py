@@ -3,7 +3,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from opentad.cores.train_engine import NonFiniteLossError, resolve_amp_dtype, train_one_epoch, val_one_epoch
+from opentad.cores.train_engine import (
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    resolve_amp_dtype,
+)
+from opentad.cores.train_engine import train_one_epoch, val_one_epoch
 from opentad.utils.ema import ModelEma
 
 CPU = torch.device("cpu")
@@ -81,6 +86,45 @@ def test_nan_loss_stops_with_epoch_iteration_and_terms():
     assert "epoch 7" in message and "iteration 2/4" in message
     assert "reg_loss=nan" in message and "cls_loss=0" in message and "cost=nan" in message
     assert torch.isfinite(model.linear.weight).all()  # the bad step was not taken
+
+
+class PoisonedGradient(torch.autograd.Function):
+    """Identity forward; backward returns NaN for the first ``bad`` values (a finite loss, a broken gradient)."""
+
+    @staticmethod
+    def forward(ctx, x, bad):
+        ctx.bad = bad
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        grad.view(-1)[: ctx.bad] = float("nan")
+        return grad, None
+
+
+def test_nan_gradient_with_finite_loss_names_the_parameter_and_skips_the_step():
+    torch.manual_seed(0)
+    model = ToyDetector()
+    model.extra = nn.Parameter(torch.ones(4))
+    forward = model.forward
+
+    def poisoned(**kw):
+        losses = forward(**kw)
+        term = PoisonedGradient.apply(model.extra, 2).sum() * 0.0 + losses["cost"]
+        return {**losses, "cost": term}
+
+    model.forward = poisoned
+    optimizer, scheduler = make(model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with pytest.raises(NonFiniteGradientError) as info:
+        train_one_epoch(batches(2), model, optimizer, scheduler, epoch=0, device=CPU, clip_grad_norm=1.0,
+                        show_progress=False)
+    message = str(info.value)
+    assert "extra (2/4 values)" in message and "1 parameter(s)" in message and "linear" not in message
+    for name, param in model.named_parameters():  # nothing stepped, nothing clipped into NaN
+        assert torch.equal(param, before[name]), name
+    assert torch.isfinite(model.linear.weight.grad).all()
 
 
 def test_amp_resolution():
