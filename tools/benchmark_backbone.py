@@ -5,7 +5,11 @@ configs is built with random weights and run on random frames
 ``[batch, 1, 3, frames, img, img]``: forward to ``[B, C, frames]``, a
 squared-mean loss, backward and an AdamW step on the trainable parameters.
 The table gives the trainable/total parameters, ``torch.cuda.max_memory_allocated``
-and the median step time over ``--steps`` steps after ``--warmup`` steps.
+and the median step time over ``--steps`` steps after ``--warmup`` steps, and
+the loss of the first and last step: weights and frames are seeded
+(``--seed``), so modes that differ only in where values wait (``*_bf16``
+against ``*_offload``) must show the same losses, up to the nondeterminism of
+the attention backward.
 
 Examples::
 
@@ -28,6 +32,7 @@ import time
 from typing import Any, Callable, Dict, List
 
 import torch
+from torch import Tensor
 
 from opentad.registry import BACKBONES, build
 
@@ -187,7 +192,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step(wrapper, frames, masks, amp, optimizer) -> None:
+def _step(wrapper, frames, masks, amp, optimizer) -> Tensor:
+    """One training step; returns the loss (detached, not synchronised)."""
     with torch.autocast(frames.device.type, dtype=amp, enabled=amp is not None):
         feats = wrapper(frames, masks)
     loss = feats.float().pow(2).mean()
@@ -196,6 +202,7 @@ def _step(wrapper, frames, masks, amp, optimizer) -> None:
     if optimizer is not None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
 
 
 def _profile_step(wrapper, frames, masks, amp, optimizer, device) -> List:
@@ -219,6 +226,7 @@ def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(args.seed)  # same weights and frames in every mode: equal arithmetic gives equal losses
     with torch.device(device):
         wrapper = build(MODES[mode](size, args), BACKBONES)
     if mode in MODE_POST_BUILD:
@@ -231,10 +239,11 @@ def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device
     masks = torch.ones(args.batch, args.frames, dtype=torch.bool, device=device)
     amp = _AMP[MODE_AMP.get(mode, args.amp)]
     times: List[float] = []
+    losses: List[Tensor] = []
     for step in range(args.warmup + args.steps):
         _sync(device)
         start = time.perf_counter()
-        _step(wrapper, frames, masks, amp, optimizer)
+        losses.append(_step(wrapper, frames, masks, amp, optimizer))
         _sync(device)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
@@ -249,6 +258,7 @@ def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device
         total=sum(p.numel() for p in wrapper.parameters()),
         peak_gib=peak,
         step_s=statistics.median(times),
+        losses=[float(v) for v in losses],
         consumers=consumers,
     )
 
@@ -256,14 +266,15 @@ def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device
 def _row(r: Dict[str, Any], base: Dict[str, Any] = None) -> str:
     head = f"| {r['size']} | {r['frames']} | {r['mode']} |"
     if "error" in r:
-        return f"{head} | | | {r['error']} | | | |"
+        return f"{head} | | | {r['error']} | | | | |"
     peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "n/a (CPU)"
     millions = f"{r['trainable'] / 1e6:.3f} | {r['total'] / 1e6:.3f}"
     ratios = "| 1.00x | 1.00x" if base is r and r["peak_gib"] is not None else "| - | 1.00x"
     if base is not None and "error" not in base and base is not r:
         mem = f"{r['peak_gib'] / base['peak_gib']:.2f}x" if r["peak_gib"] is not None else "-"
         ratios = f"| {mem} | {r['step_s'] / base['step_s']:.2f}x"
-    return f"{head} {r['amp']} | {millions} | {peak} | {r['step_s']:.3f} {ratios} |"
+    loss = f"{r['losses'][0]:.6g} → {r['losses'][-1]:.6g}"
+    return f"{head} {r['amp']} | {millions} | {peak} | {r['step_s']:.3f} {ratios} | {loss} |"
 
 
 def _print_consumers(r: Dict[str, Any]) -> None:
@@ -292,6 +303,7 @@ def main(argv=None) -> List[Dict[str, Any]]:
     parser.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype (modes in MODE_AMP fix theirs)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights and frames, the same in every mode")
     parser.add_argument("--profile-memory", action="store_true", help="name the top memory consumers at the peak")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
@@ -306,8 +318,8 @@ def main(argv=None) -> List[Dict[str, Any]]:
           f"adapters from block {args.adapter_start}, median of {args.steps} steps after {args.warmup}; "
           f"ratios against the first mode of each size and frame count")
     print("\n| size | frames | mode | autocast | trainable (M) | total (M) | peak memory (GiB) | step (s) "
-          "| memory vs first | time vs first |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| memory vs first | time vs first | loss, first → last step |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for size in sizes:
         for frames in frame_counts:

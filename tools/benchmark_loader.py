@@ -332,9 +332,12 @@ def main(argv=None) -> Dict[str, List[Dict[str, Any]]]:
                        ("vs raw", lambda r: f"{r['fps'] / raw_fps:.1f}x" if raw_fps else "-", True)]) + "\n")
     runs = []
     if args.train:
-        runs.append(run_training(cfg, root, formats[0], args, "cached-gpu", args.train_steps))
-        if args.train_raw_steps > 0:
-            runs.append(run_training(cfg, root, formats[0], args, "raw", args.train_raw_steps))
+        trainings = [("cached-gpu", args.train_steps)] + ([("raw", args.train_raw_steps)] if args.train_raw_steps > 0 else [])
+        for name, steps in trainings:
+            runs.append(run_training(cfg, root, formats[0], args, name, steps))
+            r = runs[-1]  # at once, so that a run cut short keeps what finished
+            print(f"training fed by {r['loader']}: {r['steps']} steps, {r['step_ms']:.0f} ms/step, data wait "
+                  f"{r['wait_ms']:.0f} ms/step ({100 * r['share']:.1f}%)", flush=True)
         print(table(runs, [("training fed by", lambda r: r["loader"], False),
                            ("steps", lambda r: str(r["steps"]), True),
                            ("step (ms)", lambda r: f"{r['step_ms']:.0f}", True),
