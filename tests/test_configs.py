@@ -56,3 +56,20 @@ def test_unknown_type_lists_close_matches():
     with pytest.raises(ConfigError) as info:
         build(dict(type="ConvertToTensr", keys=[]), TRANSFORMS)
     assert "ConvertToTensor" in str(info.value)
+
+
+THUMOS_E2E = sorted(glob.glob(os.path.join(ROOT, "configs", "adatad", "thumos", "e2e_*.py")))
+
+
+@pytest.mark.parametrize("path", THUMOS_E2E, ids=os.path.basename)
+def test_memory_options_only_in_the_qlora_configs(path):
+    """docs/qlora.md ("Status"): QLoRA configs store frozen values in bf16 and offload; AdaTAD stays upstream's."""
+    cfg = load_config(path)
+    custom = cfg["model"]["backbone"].get("custom", {})
+    options = (custom.get("frozen_dtype"), custom.get("offload_activations", False), cfg["solver"].get("amp"))
+    if "_qlora" in os.path.basename(path):
+        assert options == ("bf16", True, "bf16"), path
+        quantized_vit = cfg["model"]["backbone"]["backbone"].get("quantize_backbone", False)
+        assert quantized_vit == ("videomaev2_g" in path), path  # the NF4 ViT pays off for g only
+    else:
+        assert options[:2] == (None, False) and options[2] in (True, "fp16"), path

@@ -13,7 +13,11 @@ model = dict(
             lora_dropout=0.1,
             quantize_bits=8,
         ),
+        # memory options (docs/qlora.md, "Memory"): frozen weights and frames in bf16, block inputs in host memory
+        custom=dict(frozen_dtype="bf16", offload_activations=True),
     ),
 )
+
+solver = dict(amp="bf16")  # the head too (the backbone runs under bf16 autocast with frozen_dtype anyway)
 
 work_dir = "exps/thumos/adatad/e2e_thumos_videomae_s_768x1_160_adapter_qlora8bit"

@@ -1,7 +1,7 @@
 # QLoRA-AdaTAD, VideoMAEv2-g, 768 frames x 2 at 224 px (adapters on the last 20 blocks): the AdaTAD recipe of e2e_thumos_videomaev2_g_768x2_224_adapter.py with the adapters' down/up
 # projections quantized (4-bit, frozen, no bias) and trained through LoRA
 # (r=16, alpha=32, dropout 0.1) beside them; gamma and the temporal convolutions
-# train as in AdaTAD. See docs/qlora.md.
+# train as in AdaTAD; the frozen ViT is NF4 too (quantize_backbone). See docs/qlora.md.
 _base_ = ["e2e_thumos_videomaev2_g_768x2_224_adapter.py"]
 
 model = dict(
@@ -12,8 +12,13 @@ model = dict(
             lora_alpha=32,
             lora_dropout=0.1,
             quantize_bits=4,
+            quantize_backbone=True,
         ),
+        # memory options (docs/qlora.md, "Memory"): frozen weights and frames in bf16, block inputs in host memory
+        custom=dict(frozen_dtype="bf16", offload_activations=True),
     ),
 )
+
+solver = dict(amp="bf16")  # the head too (the backbone runs under bf16 autocast with frozen_dtype anyway)
 
 work_dir = "exps/thumos/adatad/e2e_thumos_videomaev2_g_768x2_224_adapter_qlora"

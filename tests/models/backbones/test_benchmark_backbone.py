@@ -25,8 +25,11 @@ def test_memory_modes_tiny_cpu(capsys):
     """The memory modes count the same trainables as their float counterparts; upstream checkpointing is applied."""
     tool = runpy.run_path(os.path.join(ROOT, "tools", "benchmark_backbone.py"))
     args = ["--sizes", "tiny", "--frames", "32", "--img-size", "32", "--steps", "1", "--warmup", "0", "--device", "cpu",
-            "--modes", "upstream,adapter,adapter_offload,qlora_both,qlora_offload"]
+            "--modes", "upstream,adapter,adapter_bf16,adapter_offload,qlora_both,qlora_offload"]
     rows = {r["mode"]: r for r in tool["main"](args)}
+    # seeded weights and frames: same arithmetic, same losses (offloading is a no-op on the CPU)
+    assert rows["adapter_bf16"]["losses"] == rows["adapter_offload"]["losses"]
+    assert len(rows["adapter"]["losses"]) == 1 and all(v == v for r in rows.values() for v in r["losses"])
     assert rows["adapter_offload"]["trainable"] == rows["adapter"]["trainable"] == rows["upstream"]["trainable"]
     assert rows["qlora_offload"]["trainable"] == rows["qlora_both"]["trainable"] > rows["adapter"]["trainable"]
     assert rows["adapter_offload"]["amp"] == "bf16" and rows["adapter"]["amp"] == "none"
