@@ -100,7 +100,7 @@ def _backward_step(cost, model, optimizer, scaler, clip_grad_norm: float) -> Opt
             if "non-finite" not in str(err):
                 raise
             raise NonFiniteGradientError(
-                f"Non-finite gradient norm with a finite loss ({float(cost):.6g}); the step was not taken. "
+                f"Non-finite gradient norm with a finite loss ({float(cost.detach()):.6g}); the step was not taken. "
                 f"Non-finite gradients in {_non_finite_gradients(model)}."
             ) from None
     if scaler is not None:

@@ -215,7 +215,47 @@ def test_saved_draw_count_continues_the_same_sequence():
         load_module_random_states(torch.nn.Sequential(fresh), {"backbone.gone": {"draws": 1}})
 
 
+def _every_photometric_op(aug, batch, h, w):
+    """Parameter sets covering each ImgAug operation (paired with the next) and a hue-shifting ColorJitter."""
+    from opentad.datasets.transforms.photometric import _SPECS
+
+    torch.manual_seed(0)
+    base = aug.sample_params(batch, h, w)
+    sets = []
+    for first in range(len(_SPECS)):
+        chosen = sorted({first, (first + 1) % len(_SPECS)})
+        values = [(i, _SPECS[i].sample(h, w) if _SPECS[i].sample is not None else None) for i in chosen]
+        sets.append([p._replace(photometric=[values, (1.2, 0.8, 1.3, 0.1)]) for p in base])
+    return sets
+
+
+def test_chunked_augmentation_equals_the_whole_clip_and_bounds_memory():
+    """Frames in chunks (an odd size, so the last chunk is short) give the pixels of the whole clip at once,
+    for every photometric operation, and the tensors alive at the peak shrink with the chunk."""
+    from opentad.utils.live_bytes import LiveTensorBytes
+
+    chunked = BatchClipAugment(transforms=RECIPE, chunk_frames=7)
+    whole = BatchClipAugment(transforms=RECIPE, chunk_frames=10**6)
+    clips = _clips(b=2, n=2, t=10, h=36, w=64)
+    for params in _every_photometric_op(whole, 2, 36, 64):
+        names = ImgAug.op_names(params[0].photometric[0])
+        assert torch.equal(chunked.apply(clips, params), whole.apply(clips, params)), names
+    torch.manual_seed(1)
+    params = whole.sample_params(1, 36, 64)
+    long = _clips(b=1, n=1, t=96, h=36, w=64)
+    peaks = {}
+    for name, aug in (("chunked", chunked), ("whole", whole)):
+        with LiveTensorBytes() as meter:
+            aug.apply(long, params)
+        peaks[name] = meter.peak
+    out_bytes = 96 * 3 * 40 * 40  # the uint8 result
+    assert peaks["whole"] > 4 * out_bytes  # float32 temporaries of the whole clip
+    assert peaks["chunked"] < 0.5 * peaks["whole"] and peaks["chunked"] < 3 * out_bytes
+
+
 def test_bad_transform_lists_and_inputs_are_rejected():
+    with pytest.raises(ValueError, match="chunk_frames must be >= 1, got 0"):
+        BatchClipAugment(transforms=RECIPE, chunk_frames=0)
     with pytest.raises(ValueError, match="RandomResizedCrop.*out of order"):
         BatchClipAugment(transforms=[Flip(), RandomResizedCrop(), Resize(scale=(8, 8), keep_ratio=False)])
     with pytest.raises(ValueError, match="fixed-size Resize"):
