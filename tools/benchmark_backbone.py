@@ -304,6 +304,9 @@ def main(argv=None) -> List[Dict[str, Any]]:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="seeds weights and frames, the same in every mode")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="cuDNN autotuning on, as training runs without deterministic kernels (its trial "
+                             "workspaces count in the peak)")
     parser.add_argument("--profile-memory", action="store_true", help="name the top memory consumers at the peak")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
@@ -313,9 +316,11 @@ def main(argv=None) -> List[Dict[str, Any]]:
     sizes, modes = _csv(args.sizes, SIZES, "sizes"), _csv(args.modes, MODES, "modes")
     logging.getLogger("opentad").setLevel(logging.ERROR)  # the random-weights warning, once per model
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}; torch {torch.__version__}; batch {args.batch}, {args.img_size} px, --amp {args.amp}, "
-          f"adapters from block {args.adapter_start}, median of {args.steps} steps after {args.warmup}; "
+          f"adapters from block {args.adapter_start}, cudnn.benchmark {args.cudnn_benchmark}, median of {args.steps} "
+          f"steps after {args.warmup}; "
           f"ratios against the first mode of each size and frame count")
     print("\n| size | frames | mode | autocast | trainable (M) | total (M) | peak memory (GiB) | step (s) "
           "| memory vs first | time vs first | loss, first → last step |")
