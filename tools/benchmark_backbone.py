@@ -99,16 +99,20 @@ def adapter_mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _memory_mode(
-    base: Callable[[str, argparse.Namespace], Dict[str, Any]], *, offload: bool
+    base: Callable[[str, argparse.Namespace], Dict[str, Any]], *, offload: bool, chunked: bool = False
 ) -> Callable[[str, argparse.Namespace], Dict[str, Any]]:
-    """``base`` with the frozen weights and frames in bf16 (run under bf16 autocast), optionally offloading."""
+    """``base`` with the frozen weights and frames in bf16 (run under bf16 autocast), optionally offloading
+    and recomputing the frozen attention and MLP in ``--backward-chunks`` row groups."""
 
     def mode(size: str, args: argparse.Namespace) -> Dict[str, Any]:
         wrapper = base(size, args)
         wrapper["custom"].update(frozen_dtype="bf16", offload_activations=offload)
+        if chunked:
+            wrapper["custom"].update(backward_chunks=args.backward_chunks)
         return wrapper
 
-    mode.__doc__ = f"{base.__doc__} Frozen weights and frames in bf16{', block inputs offloaded' if offload else ''}."
+    extra = (", block inputs offloaded" if offload else "") + (", backward in row groups" if chunked else "")
+    mode.__doc__ = f"{base.__doc__} Frozen weights and frames in bf16{extra}."
     return mode
 
 
@@ -174,11 +178,15 @@ MODES: Dict[str, Callable[[str, argparse.Namespace], Dict[str, Any]]] = {
     "qlora_bf16": _memory_mode(_qlora_both, offload=False),
     "qlora_offload": _memory_mode(_qlora_both, offload=True),
     "qlora_a_offload": _memory_mode(_qlora_mode(quantize_bits=4), offload=True),  # float (bf16) ViT
+    # and the frozen attention/MLP recomputed a few clips at a time (bricks/chunked_residual.py)
+    "adapter_chunked": _memory_mode(adapter_mode, offload=True, chunked=True),
+    "qlora_chunked": _memory_mode(_qlora_both, offload=True, chunked=True),
 }
 
 #: modes whose autocast dtype is fixed (their frozen weights are bf16); others use ``--amp``
 MODE_AMP: Dict[str, str] = {
-    m: "bf16" for m in ("adapter_bf16", "adapter_offload", "qlora_bf16", "qlora_offload", "qlora_a_offload")
+    m: "bf16" for m in ("adapter_bf16", "adapter_offload", "qlora_bf16", "qlora_offload", "qlora_a_offload",
+                        "adapter_chunked", "qlora_chunked")
 }
 
 #: changes made to a mode's wrapper after building it
@@ -304,6 +312,7 @@ def main(argv=None) -> List[Dict[str, Any]]:
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="seeds weights and frames, the same in every mode")
+    parser.add_argument("--backward-chunks", type=int, default=4, help="row groups of the *_chunked modes")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="cuDNN autotuning on, as training runs without deterministic kernels (its trial "
                              "workspaces count in the peak)")

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from opentad.models.backbones.pretrained import load_pretrained
 from opentad.models.backbones.vit import VideoBackbone
+from opentad.models.bricks.vit import Block
 from opentad.models.utils.offload import OffloadSavedTensors
 from opentad.registry import BACKBONES, ConfigError, build
 
@@ -91,6 +92,10 @@ class WrapperOptions:
         offload_activations: keep the checkpointed blocks' inputs in pinned
             host memory between forward and backward (CUDA only; see
             :mod:`opentad.models.utils.offload`). Not part of upstream's keys.
+        backward_chunks: recompute each block's frozen attention and MLP in
+            backward this many row groups (clips) at a time
+            (:mod:`opentad.models.bricks.chunked_residual`); None or 1: the
+            whole block at once. Not part of upstream's keys.
     """
 
     pretrain: Optional[str] = None
@@ -103,6 +108,7 @@ class WrapperOptions:
     temporal_checkpointing_chunk_dim: Optional[int] = None
     frozen_dtype: Optional[str] = None
     offload_activations: bool = False
+    backward_chunks: Optional[int] = None
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -122,6 +128,11 @@ class WrapperOptions:
             raise ConfigError(
                 f"backbone custom: frozen_dtype={options.frozen_dtype!r} is not one of {list(FROZEN_DTYPES)}"
             )
+        if options.backward_chunks is not None and (
+            isinstance(options.backward_chunks, bool) or not isinstance(options.backward_chunks, int)
+            or options.backward_chunks < 1
+        ):
+            raise ConfigError(f"backbone custom: backward_chunks={options.backward_chunks!r} must be an int >= 1 or None")
         if options.temporal_checkpointing and (
             options.temporal_checkpointing_chunk_num is None or options.temporal_checkpointing_chunk_dim is None
         ):
@@ -210,6 +221,10 @@ class BackboneWrapper(nn.Module):
             if isinstance(backbone, VideoBackbone):
                 backbone.stream_dtype = FROZEN_DTYPES[self.options.frozen_dtype]
             logger.info("backbone: %d frozen values stored as %s", cast, self.options.frozen_dtype)
+        if self.options.backward_chunks is not None:
+            for module in backbone.modules():
+                if isinstance(module, Block):
+                    module.backward_chunks = self.options.backward_chunks
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())
         logger.info(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from opentad.models.bricks.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.bricks.frozen_ffn import FrozenMLPFunction, is_frozen_linear
 
 __all__ = [
@@ -108,12 +109,18 @@ class DropPath(nn.Module):
         super().__init__()
         self.drop_prob = float(drop_prob)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def scales(self, x: Tensor) -> Optional[Tensor]:
+        """Draw the per-sample factors for ``x`` (``[B, 1, ...]``: 0 or ``1 / keep``); None when inactive."""
         if self.drop_prob == 0.0 or not self.training:
-            return x
+            return None
         keep = 1.0 - self.drop_prob
         mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
-        return x * mask / keep
+        return mask / keep
+
+    def forward(self, x: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+        """Drop samples of ``x``, with factors drawn now or given (``scale`` from :meth:`scales`)."""
+        scale = self.scales(x) if scale is None else scale
+        return x if scale is None else x * scale
 
     def extra_repr(self) -> str:
         return f"drop_prob={self.drop_prob}"
@@ -273,7 +280,10 @@ class Block(nn.Module):
         drop_path_rate: stochastic-depth probability of both residual branches.
         norm_eps: LayerNorm epsilon.
         with_cp: recompute the block in backward (activation checkpointing,
-            ``use_reentrant=False``, whenever autograd is recording).
+            ``use_reentrant=False``, whenever autograd is recording). With
+            ``backward_chunks > 1`` (an attribute, set after building) a frozen
+            attention and MLP are recomputed that many row groups at a time
+            (:mod:`~opentad.models.bricks.chunked_residual`).
         linear_factory: makes ``qkv``, ``proj``, ``fc1``, ``fc2``.
         adapter: a module ``adapter(x [B, N, C], grid (h, w)) -> [B, N, C]``, or None.
     """
@@ -306,7 +316,7 @@ class Block(nn.Module):
             drop_rate=drop_rate,
             linear_factory=linear_factory,
         )
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0.0 else nn.Identity()
+        self.drop_path = DropPath(drop_path_rate)
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.mlp = FFN(
             embed_dims=embed_dims,
@@ -315,10 +325,15 @@ class Block(nn.Module):
             linear_factory=linear_factory,
         )
         self.adapter = adapter
+        self.backward_chunks = 1  # > 1: see opentad.models.bricks.chunked_residual
+
+    def residual(self, x: Tensor, scales: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)) -> Tensor:
+        """Attention and MLP with their residuals (no adapter); ``scales``: stochastic-depth factors, or drawn."""
+        x = x + self.drop_path(self.attn(self.norm1(x)), scales[0])
+        return x + self.drop_path(self.mlp(self.norm2(x)), scales[1])
 
     def _inner_forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        x = self.residual(x)
         if self.adapter is not None:
             x = self.adapter(x, grid)
         return x
@@ -334,5 +349,7 @@ class Block(nn.Module):
             ``[B, t*h*w, C]``.
         """
         if self.with_cp and torch.is_grad_enabled():
+            if residual_chunkable(self, x):
+                return chunked_block_forward(self, x, grid)
             return cp.checkpoint(self._inner_forward, x, grid, use_reentrant=False)
         return self._inner_forward(x, grid)

@@ -140,3 +140,24 @@ def test_preprocessor_normalises_into_bf16_in_slices_like_float32(monkeypatch):
     assert got.dtype == torch.bfloat16
     assert torch.equal(got, want)
     assert torch.equal(pre(x), pre(x, dtype=torch.float32))
+
+
+def test_backward_chunks_reach_every_block_and_keep_the_gradients():
+    from opentad.models.bricks.vit import Block
+
+    ref = build(_cfg(), BACKBONES).train()
+    chunked = build(_cfg(backward_chunks=3), BACKBONES).train()
+    assert [b.backward_chunks for b in chunked.modules() if isinstance(b, Block)] == [3, 3]
+    assert [b.backward_chunks for b in ref.modules() if isinstance(b, Block)] == [1, 1]
+    _randomise_adapters(ref)
+    chunked.load_state_dict(ref.state_dict())
+    x = _frames()
+    out_ref, grads_ref = _run(ref, x)
+    out, grads = _run(chunked, x)
+    torch.testing.assert_close(out, out_ref, rtol=0, atol=1e-5)
+    assert set(grads) == set(grads_ref) and grads
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-6, msg=name)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ConfigError, match=f"backward_chunks={bad!r} must be an int >= 1"):
+            build(_cfg(backward_chunks=bad), BACKBONES)
