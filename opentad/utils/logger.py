@@ -3,7 +3,7 @@
 Library modules use ``logging.getLogger(__name__)``; everything under the
 ``opentad`` logger goes through the handlers installed by :func:`setup_logger`.
 On ranks other than 0, records below WARNING are dropped so that a two-GPU
-run prints each line once.
+run prints each line once; their warnings and errors are tagged ``[rank N]``.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Optional
 
 __all__ = ["setup_logger", "get_rank", "get_world_size", "RankZeroFilter"]
 
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_FORMAT = "%(asctime)s %(levelname)s %(rank_tag)s%(name)s: %(message)s"
 _DATEFMT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -40,6 +40,15 @@ def get_world_size() -> int:
     except ImportError:  # pragma: no cover
         pass
     return int(os.environ.get("WORLD_SIZE", 1))
+
+
+class _RankFormatter(logging.Formatter):
+    """The project's format; records of ranks other than 0 carry ``[rank N]`` (rank 0's lines are unchanged)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        rank = get_rank()
+        record.rank_tag = f"[rank {rank}] " if rank else ""
+        return super().format(record)
 
 
 class RankZeroFilter(logging.Filter):
@@ -68,7 +77,7 @@ def setup_logger(log_file: Optional[str] = None, level: int = logging.INFO) -> l
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    formatter = logging.Formatter(_FORMAT, datefmt=_DATEFMT)
+    formatter = _RankFormatter(_FORMAT, datefmt=_DATEFMT)
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(formatter)
     console.addFilter(RankZeroFilter())
