@@ -15,7 +15,7 @@ Example::
 
     with LiveTensorBytes() as meter:
         out = augment(frames)
-    print(meter.peak / 2**20, "MiB")
+    peak_mib = meter.peak / 2**20
 """
 from __future__ import annotations
 

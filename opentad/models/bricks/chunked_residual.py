@@ -13,7 +13,9 @@ when attention and MLP are frozen, :class:`ChunkedResidualFunction` runs
 them without a graph in forward, keeps their input, and in backward
 recomputes and backpropagates them ``chunks`` row groups at a time: the
 same arithmetic, one forward pass of it as with checkpointing, but the
-working set of a fraction of the clips. The adapter is checkpointed on its
+working set of a fraction of the clips (and when ``x`` needs no gradient, as in
+the first block with an adapter, nothing of them is kept or recomputed at
+all). The adapter is checkpointed on its
 own (its input, the residual output, is kept as well: one more ``[B*clips, N,
 C]`` per block, in host memory with ``offload_activations``).
 
@@ -88,17 +90,17 @@ class ChunkedResidualFunction(torch.autograd.Function):
 def residual_chunkable(block: "Block", x: Tensor) -> bool:
     """Whether ``block``'s attention and MLP can run through :class:`ChunkedResidualFunction` for ``x``.
 
-    Needs: more than one chunk and row, autograd recording with ``x`` requiring
-    grad, no trainable parameter in ``norm1``/``attn``/``norm2``/``mlp``, and no
-    active dropout (stochastic depth is fine).
+    Needs: more than one chunk and row, autograd recording, no trainable
+    parameter in ``norm1``/``attn``/``norm2``/``mlp``, and no
+    active dropout in them (stochastic depth, and dropout in the adapter, are fine).
     """
-    if block.backward_chunks <= 1 or x.shape[0] < 2 or not (torch.is_grad_enabled() and x.requires_grad):
+    if block.backward_chunks <= 1 or x.shape[0] < 2 or not torch.is_grad_enabled():
         return False
     frozen = (block.norm1, block.attn, block.norm2, block.mlp)
     if any(p.requires_grad for m in frozen for p in m.parameters()):
         return False
-    if block.training:
-        drops = [m.p for m in block.modules() if isinstance(m, torch.nn.Dropout)]
+    if block.training:  # the adapter may use dropout (LoRA's): its own checkpoint replays the RNG
+        drops = [m.p for part in frozen for m in part.modules() if isinstance(m, torch.nn.Dropout)]
         if any(p > 0 for p in drops) or block.attn.attn_drop_rate > 0:
             return False
     return True

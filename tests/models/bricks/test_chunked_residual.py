@@ -80,6 +80,10 @@ def test_trainable_attention_or_dropout_keeps_ordinary_checkpointing(monkeypatch
     block.eval()  # dropout inactive in eval mode: chunked again
     _step(block, x, chunks=3)
     assert calls == [6]
+    block = _block()  # dropout in the adapter (LoRA's) is the adapter checkpoint's business: still chunked
+    block.adapter.lora_like_dropout = torch.nn.Dropout(0.1)
+    _step(block, x, chunks=3)
+    assert calls == [6, 6]
 
 
 def test_bf16_autocast_is_restored_in_backward():
@@ -102,6 +106,28 @@ def test_offloading_keeps_the_inputs_out_and_the_gradients_equal():
     assert offload.offloaded_tensors == 2  # the block input (kept by the function) and the adapter's input
     for a, b in zip(got[:2], ref[:2]):
         assert torch.equal(a, b)
+
+
+def test_input_without_grad_trains_the_adapter_without_recomputing(monkeypatch):
+    """The first adapter block's input needs no gradient: attention and MLP run once, the adapter still learns."""
+    block, x = _block(drop_path=0.3), _tokens()
+    block.backward_chunks = 1
+    block.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    (block(x, (H, W)) ** 2).sum().backward()
+    ref = {n: p.grad.clone() for n, p in block.named_parameters() if p.grad is not None}
+    calls = _count_calls(monkeypatch)
+    recomputed = []
+    residual = block.residual
+    monkeypatch.setattr(block, "residual", lambda *a: recomputed.append(torch.is_grad_enabled()) or residual(*a))
+    block.backward_chunks = 3
+    block.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    (block(x, (H, W)) ** 2).sum().backward()
+    assert calls == [6] and recomputed == [False, False, False]  # forward chunks only, no recomputation
+    assert set(ref) == {n for n, p in block.named_parameters() if p.grad is not None}
+    for name, grad in ref.items():
+        torch.testing.assert_close(dict(block.named_parameters())[name].grad, grad, rtol=1e-5, atol=1e-6)
 
 
 def test_chunk_bounds_hand_worked():
