@@ -20,7 +20,14 @@ from opentad.cores.distributed import reduce_mean
 from opentad.utils.ema import ModelEma
 from opentad.utils.misc import AverageMeter, move_to_device
 
-__all__ = ["NonFiniteLossError", "NonFiniteGradientError", "resolve_amp_dtype", "autocast", "train_one_epoch", "val_one_epoch"]
+__all__ = [
+    "NonFiniteLossError",
+    "NonFiniteGradientError",
+    "resolve_amp_dtype",
+    "autocast",
+    "train_one_epoch",
+    "val_one_epoch",
+]
 
 logger = logging.getLogger(__name__)
 
