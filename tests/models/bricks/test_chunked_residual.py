@@ -136,3 +136,36 @@ def test_chunk_bounds_hand_worked():
     assert chunk_bounds(7, 1) == [(0, 7)]
     assert chunk_bounds(6, 4) == [(0, 2), (2, 4), (4, 6)]
     assert chunked_residual.residual_chunkable(_block(), _tokens()) is False  # backward_chunks is 1 by default
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_bf16_chunked_backward_matches_and_needs_less_memory():
+    """ViT-S width, 96 clips of 800 tokens (batch 2 of the AdaTAD recipe), bf16 autocast, as the configs run."""
+    torch.manual_seed(0)
+    adapter = TemporalAdapter(embed_dims=384, temporal_size=48 * 8)
+    block = Block(embed_dims=384, num_heads=6, drop_path_rate=0.1, with_cp=True, adapter=adapter).cuda().train()
+    for module in (block.norm1, block.attn, block.norm2, block.mlp):
+        module.requires_grad_(False)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.copy_(torch.randn_like(p) * 0.02)
+    x0 = torch.randn(96, 800, 384, device="cuda", dtype=torch.bfloat16)
+    results = {}
+    for chunks in (1, 4):
+        block.backward_chunks = chunks
+        block.zero_grad(set_to_none=True)
+        x = x0.clone().requires_grad_(True)
+        torch.manual_seed(1)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = block(x, (10, 10))
+        grad = torch.randn_like(out)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        out.backward(grad)
+        torch.cuda.synchronize()
+        results[chunks] = (torch.cuda.max_memory_allocated() - base, x.grad.float(), adapter.down_proj.weight.grad.clone())
+    (peak1, gx1, gw1), (peak4, gx4, gw4) = results[1], results[4]
+    assert peak4 < 0.6 * peak1, (peak4 / 2**20, peak1 / 2**20)
+    torch.testing.assert_close(gx4, gx1, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(gw4, gw1, rtol=2e-2, atol=2e-2)
