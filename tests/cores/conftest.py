@@ -24,6 +24,21 @@ def _restore_global_state():
             handler.close()
 
 
+@pytest.fixture
+def log_text():
+    """The text logged under ``opentad`` during the test (a handler of its own: the logger may not propagate)."""
+    lines = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    log = logging.getLogger("opentad")
+    old_level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    yield lambda: "\n".join(lines)
+    log.removeHandler(handler)
+    log.setLevel(old_level)
+
+
 def generate_synthetic(root, **overrides):
     """Features-only synthetic data under ``root/data/synthetic-thumos`` (the configs' relative paths)."""
     from opentad.datasets.synthetic import generate_dataset, settings_from_preset

@@ -1,6 +1,5 @@
 """opentad.cores.consistency: byte fingerprints against a numpy reference, the quantized-bytes check,
 and two Gloo processes where one rank's weights are perturbed and the check names exactly that tensor."""
-import logging
 import os
 import socket
 
@@ -67,21 +66,6 @@ def _quantized_model():
     model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 8))
     model[0] = quantize_linear(model[0], QuantSpec(bits=4))
     return model
-
-
-@pytest.fixture
-def log_text():
-    """The text logged under ``opentad`` during the test (a handler of its own: the logger may not propagate)."""
-    lines = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    log = logging.getLogger("opentad")
-    old_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    yield lambda: "\n".join(lines)
-    log.removeHandler(handler)
-    log.setLevel(old_level)
 
 
 def test_quantized_bytes_changed_are_named_and_rebase_accepts_loaded_bytes(log_text):

@@ -1,5 +1,4 @@
 """opentad.cores.run_log: key=value lines round-trip, steady-state throughput, the logged record off CUDA."""
-import logging
 
 import pytest
 import torch
@@ -39,21 +38,10 @@ def test_summary_skips_the_warm_up_epoch_and_keeps_each_ranks_peak():
     assert summarize_throughput([]) == {}
 
 
-def test_log_throughput_on_cpu_has_no_memory_figures():
-    lines = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    log = logging.getLogger("opentad")
-    old_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        record = log_throughput(epoch=1, iters=5, samples=10, seconds=4.0, device=torch.device("cpu"), world_size=1,
-                                loss=0.5)
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old_level)
+def test_log_throughput_on_cpu_has_no_memory_figures(log_text):
+    record = log_throughput(epoch=1, iters=5, samples=10, seconds=4.0, device=torch.device("cpu"), world_size=1,
+                            loss=0.5)
     assert record["samples_per_s"] == pytest.approx(2.5) and record["peak_alloc_gib"] is None
-    assert parse_lines("\n".join(lines), "Throughput") == [
+    assert parse_lines(log_text(), "Throughput") == [
         dict(record, samples_per_s=2.5, seconds=4.0, loss=0.5)
     ]
