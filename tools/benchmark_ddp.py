@@ -86,6 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=None,
                    help="seconds for the whole command: runs still going then are stopped, later ones skipped")
     p.add_argument("--work-root", default=None, help="work dirs (checkpoints) of the runs (default: OUT/work)")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="overrides passed to every run, e.g. model.backbone.data_preprocessor.augment_chunk_frames=128")
     args = p.parse_args(argv)
     args.tiny_epochs = args.tiny_epochs or (2 if args.smoke else 15)
     args.tiny_videos = args.tiny_videos or (4 if args.smoke else 40)
@@ -133,7 +135,11 @@ def command(run: Dict[str, Any], args) -> List[str]:
         cmd.append("--disable_deterministic")
     if run.get("resume_of"):
         cmd += ["--resume", resume_checkpoint(run)]
-    return cmd + ["--cfg-options", f"work_dir={run['work_dir']}", f"workflow.end_epoch={run['epochs']}"]
+    bad = [o for o in args.cfg_options if "=" not in o]
+    if bad:
+        raise ValueError(f"--cfg-options: expected KEY=VALUE, got {bad}")
+    return cmd + ["--cfg-options", f"work_dir={run['work_dir']}", f"workflow.end_epoch={run['epochs']}",
+                  *args.cfg_options]
 
 
 def visible_gpus() -> List[str]:

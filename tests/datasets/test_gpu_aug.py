@@ -1,6 +1,7 @@
 """BatchClipAugment: bilinear geometry against F.interpolate, same parameters and pixels as the CPU
 transforms, same parameter distributions (statistical checks under a seed), its own random stream,
 and the AugmentDataPreprocessor hook."""
+import copy
 import math
 
 import numpy as np
@@ -215,6 +216,18 @@ def test_saved_draw_count_continues_the_same_sequence():
         load_module_random_states(torch.nn.Sequential(fresh), {"backbone.gone": {"draws": 1}})
 
 
+def test_augment_chunk_frames_config_key_reaches_the_augmentation():
+    pre = build(dict(type="AugmentDataPreprocessor", augment=RECIPE, augment_chunk_frames=24, mean=[0, 0, 0],
+                     std=[1, 1, 1], format_shape="NCTHW"), BACKBONES)
+    assert pre.augment.chunk_frames == 24
+    default = build(dict(type="AugmentDataPreprocessor", augment=RECIPE, mean=[0, 0, 0], std=[1, 1, 1],
+                         format_shape="NCTHW"), BACKBONES)
+    assert default.augment.chunk_frames == 128
+    with pytest.raises(ValueError, match="chunk_frames must be >= 1, got 0"):
+        build(dict(type="AugmentDataPreprocessor", augment=RECIPE, augment_chunk_frames=0, mean=[0, 0, 0],
+                   std=[1, 1, 1], format_shape="NCTHW"), BACKBONES)
+
+
 def _every_photometric_op(aug, batch, h, w):
     """Parameter sets covering each ImgAug operation (paired with the next) and a hue-shifting ColorJitter."""
     from opentad.datasets.transforms.photometric import _SPECS
@@ -235,7 +248,8 @@ def test_chunked_augmentation_equals_the_whole_clip_and_bounds_memory():
     from opentad.utils.live_bytes import LiveTensorBytes
 
     chunked = BatchClipAugment(transforms=RECIPE, chunk_frames=7)
-    whole = BatchClipAugment(transforms=RECIPE, chunk_frames=10**6)
+    whole = copy.copy(chunked)  # the same built transforms: ColorJitter draws its order of operations when built
+    whole.chunk_frames = 10**6
     clips = _clips(b=2, n=2, t=10, h=36, w=64)
     for params in _every_photometric_op(whole, 2, 36, 64):
         names = ImgAug.op_names(params[0].photometric[0])

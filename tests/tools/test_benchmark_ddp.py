@@ -31,6 +31,19 @@ def test_run_plan_resumes_the_qlora_run_from_its_second_to_last_epoch(tmp_path):
             k: f"{k}.py" for k in ("tiny_qlora", "s_qlora", "s_adapter")})
 
 
+def test_cfg_options_reach_every_run_after_the_work_dir():
+    tool = runpy.run_path(TOOL)
+    key = "model.backbone.data_preprocessor.augment_chunk_frames=128"
+    args = tool["parse_args"](["--data-dir", "d", "--out", "o", "--cfg-options", key, "solver.train.num_workers=2"])
+    for run in tool["plan_runs"](args, {k: f"{k}.py" for k in ("tiny_qlora", "s_qlora", "s_adapter")}):
+        cmd = tool["command"](run, args)
+        options = cmd[cmd.index("--cfg-options") + 1:]
+        assert options[0].startswith("work_dir=") and options[-2:] == [key, "solver.train.num_workers=2"]
+    bad = tool["parse_args"](["--data-dir", "d", "--out", "o", "--cfg-options", "no_equals_sign"])
+    with pytest.raises(ValueError, match=r"expected KEY=VALUE, got \['no_equals_sign'\]"):
+        tool["command"](tool["plan_runs"](bad, {k: f"{k}.py" for k in ("tiny_qlora", "s_qlora", "s_adapter")})[0], bad)
+
+
 @pytest.mark.slow
 def test_smoke_run_on_two_gloo_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")

@@ -34,7 +34,9 @@ class AugmentDataPreprocessor(ActionDataPreprocessor, RandomStateful):
     dict(type="mmaction.Resize", scale=(160, 160), keep_ratio=False),
     dict(type="mmaction.Flip", flip_ratio=0.5), dict(type="mmaction.ImgAug",
     transforms="default"), dict(type="mmaction.ColorJitter")]``) and
-    ``augment_seed`` (None: the run's seed).
+    ``augment_seed`` (None: the run's seed) and ``augment_chunk_frames`` (frames
+    augmented at once, 128 by default: a larger chunk trades memory for fewer
+    kernel launches; ``tools/benchmark_augment.py`` measures both).
 
     Args:
         augment: the built augmentation, or None (then this is an ``ActionDataPreprocessor``).
@@ -64,6 +66,7 @@ class AugmentDataPreprocessor(ActionDataPreprocessor, RandomStateful):
         *,
         augment: Optional[Sequence[Mapping[str, Any]]] = None,
         augment_seed: Optional[int] = None,
+        augment_chunk_frames: int = 128,
         mean: Optional[Sequence[float]] = None,
         std: Optional[Sequence[float]] = None,
         to_rgb: bool = False,
@@ -72,7 +75,9 @@ class AugmentDataPreprocessor(ActionDataPreprocessor, RandomStateful):
         """Build the augmentation from its transform configs."""
         from opentad.datasets.transforms.batch_augment import BatchClipAugment
 
-        built = BatchClipAugment(transforms=augment, seed=augment_seed) if augment else None
+        built = BatchClipAugment(
+            transforms=augment, seed=augment_seed, chunk_frames=augment_chunk_frames
+        ) if augment else None
         return dict(augment=built, mean=mean, std=std, to_rgb=to_rgb, format_shape=format_shape)
 
     def forward(self, frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
