@@ -1,6 +1,7 @@
 """Two Gloo processes train a QLoRA backbone under DDP (static graph, non-reentrant
-checkpointing): each rank quantizes its own copy, LoRA weights stay identical
-across ranks, quantized bytes never change."""
+checkpointing; also with the chunked backward of the g and H configs): each rank
+quantizes its own copy, LoRA weights stay identical across ranks, quantized bytes
+never change."""
 import os
 import socket
 
@@ -10,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
+from opentad.models.bricks.chunked_residual import ChunkedResidualFunction
 from opentad.models.bricks.quant import export_quantized
 from opentad.models.utils.qlora import quantized_modules
 
@@ -26,15 +28,20 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out_dir):
+def _worker(rank, world, port, out_dir, chunks):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)  # every rank builds and quantizes the same model itself
-    model = VisionTransformerQLoRA(**TINY)
+    # chunked: frozen attention/MLP (no LoRA in the ViT) recomputed 2 row groups at a time (custom.backward_chunks)
+    model = VisionTransformerQLoRA(**dict(TINY, backbone_lora_targets=[] if chunks > 1 else ["qkv"]))
+    for block in model.blocks:
+        block.backward_chunks = chunks
     model.on_weights_loaded()
     model.freeze()
     before = {n: export_quantized(m)["weight"].clone() for n, m in quantized_modules(model).items()}
+    calls, original = [], ChunkedResidualFunction.apply  # this process's own class: count its chunked blocks
+    ChunkedResidualFunction.apply = lambda *a: calls.append(1) or original(*a)
     ddp = torch.nn.parallel.DistributedDataParallel(model, static_graph=True)
     optim = torch.optim.AdamW([p for p in ddp.parameters() if p.requires_grad], lr=1e-2)
     data = torch.Generator().manual_seed(100 + rank)  # different data on each rank
@@ -46,7 +53,8 @@ def _worker(rank, world, port, out_dir):
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     after = {n: export_quantized(m)["weight"] for n, m in quantized_modules(model).items()}
     torch.save(
-        dict(trainable=trainable, bytes_unchanged=all(torch.equal(before[n], after[n]) for n in before)),
+        dict(trainable=trainable, bytes_unchanged=all(torch.equal(before[n], after[n]) for n in before),
+             chunked_calls=len(calls)),
         os.path.join(out_dir, f"rank{rank}.pt"),
     )
     dist.barrier()  # neither rank tears Gloo down while the other still talks to it
@@ -54,14 +62,19 @@ def _worker(rank, world, port, out_dir):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_step_keeps_ranks_identical(tmp_path):
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+@pytest.mark.parametrize("chunks", [1, 2], ids=["checkpointed", "chunked_backward"])
+def test_two_process_ddp_step_keeps_ranks_identical(tmp_path, chunks):
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), chunks), nprocs=2, join=True,
+                       start_method="spawn")
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["bytes_unchanged"] and r1["bytes_unchanged"]
+    # both blocks (frozen attention and MLP) take the chunked path at each of the 3 steps
+    assert r0["chunked_calls"] == r1["chunked_calls"] == (2 * 3 if chunks > 1 else 0)
     assert r0["trainable"].keys() == r1["trainable"].keys()
     lora = [n for n in r0["trainable"] if "lora_" in n]
-    assert len(lora) == 2 * 2 * 2 + 2 * 2  # 2 adapters x 2 projections x (a, b) + 2 blocks x qkv (a, b)
+    # 2 adapters x 2 projections x (a, b), + 2 blocks x qkv (a, b) without chunking
+    assert len(lora) == 2 * 2 * 2 + (2 * 2 if chunks == 1 else 0)
     for name, tensor in r0["trainable"].items():
         assert torch.equal(tensor, r1["trainable"][name]), name
     # and training moved them (lora_b starts at zero)
