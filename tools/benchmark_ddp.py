@@ -93,6 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.tiny_videos = args.tiny_videos or (4 if args.smoke else 40)
     if args.procs < 2:
         p.error(f"--procs must be >= 2 for a DDP check, got {args.procs}")
+    bad = [o for o in args.cfg_options if "=" not in o]
+    if bad:
+        p.error(f"--cfg-options: expected KEY=VALUE, got {bad}")
     return args
 
 
@@ -135,9 +138,6 @@ def command(run: Dict[str, Any], args) -> List[str]:
         cmd.append("--disable_deterministic")
     if run.get("resume_of"):
         cmd += ["--resume", resume_checkpoint(run)]
-    bad = [o for o in args.cfg_options if "=" not in o]
-    if bad:
-        raise ValueError(f"--cfg-options: expected KEY=VALUE, got {bad}")
     return cmd + ["--cfg-options", f"work_dir={run['work_dir']}", f"workflow.end_epoch={run['epochs']}",
                   *args.cfg_options]
 
