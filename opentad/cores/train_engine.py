@@ -3,13 +3,17 @@
 Per iteration: forward under autocast (when AMP is on), the losses averaged
 over ranks (for logs, and to stop every rank together on a non-finite loss),
 backward (through a ``GradScaler`` for fp16), optional gradient clipping,
-optimizer and scheduler steps, EMA update.
+optimizer and scheduler steps, EMA update. The ``[Train]`` log line gives
+the running means of the losses, the learning rates, the mean wall time of an
+iteration (``time``) and of the part of it spent waiting for the loader
+(``data``), and on CUDA the peak memory.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+import time
 from typing import Any, Dict, Iterable, Mapping, Optional
 
 import torch
@@ -166,9 +170,12 @@ def train_one_epoch(
     """
     model.train()
     meters: Dict[str, AverageMeter] = {}
+    step_time, data_time = AverageMeter(), AverageMeter()
     num_iters = len(loader)
     bar = tqdm.tqdm(loader, total=num_iters, desc=f"train {epoch}", disable=not show_progress, dynamic_ncols=True)
+    end = time.perf_counter()
     for it, batch in enumerate(bar):
+        data_time.update(time.perf_counter() - end)
         batch = move_to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp_dtype):
@@ -182,6 +189,8 @@ def train_one_epoch(
             model_ema.update(model)
         for key, value in values.items():
             meters.setdefault(key, AverageMeter()).update(value)
+        step_time.update(time.perf_counter() - end)
+        end = time.perf_counter()
         bar.set_postfix(loss=f"{meters['cost'].avg:.4f}", lr=f"{lrs[-1]:.2e}", refresh=False)
         step = epoch * num_iters + it
         if writer is not None:
@@ -189,6 +198,7 @@ def train_one_epoch(
         if (it != 0 and it % logging_interval == 0) or it + 1 == num_iters:
             lr_text = [f"lr_backbone={lrs[0]:.1e}"] if backbone_lr else []
             lr_text.append(f"lr_det={lrs[-1]:.1e}")
+            lr_text.append(f"time={step_time.avg:.3f}s  data={data_time.avg:.3f}s")
             if device.type == "cuda":
                 lr_text.append(f"mem={torch.cuda.max_memory_allocated(device) / 2**20:.0f}MB")
             logger.info(_log_line(f"[Train]: [{epoch:03d}][{it:05d}/{num_iters - 1:05d}]", meters, lr_text))

@@ -1,4 +1,7 @@
-"""train_one_epoch / val_one_epoch on a toy model: a learning step, clipping, AMP choice, non-finite losses."""
+"""train_one_epoch / val_one_epoch on a toy model: a learning step, clipping, AMP choice, non-finite losses,
+the logged step and data-wait times."""
+import time
+
 import pytest
 import torch
 import torch.nn as nn
@@ -64,6 +67,41 @@ def test_one_epoch_learns_and_updates_ema():
     assert val_one_epoch(loader, model, epoch=5, device=CPU, show_progress=False) < 0.2 * first
     assert scheduler.last_epoch == 40
     assert not torch.equal(ema.module.linear.weight, model.linear.weight)  # averaged, lagging behind
+
+
+class SlowLoader:
+    """Batches after a fixed wait each (a loader that cannot keep up), and a model step of a fixed cost."""
+
+    def __init__(self, items, wait):
+        self.items, self.wait = items, wait
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        for item in self.items:
+            time.sleep(self.wait)
+            yield item
+
+
+class SlowDetector(ToyDetector):
+    def forward(self, *args, **kwargs):
+        time.sleep(0.02)
+        return super().forward(*args, **kwargs)
+
+
+def test_log_line_gives_iteration_and_data_wait_times(log_text):
+    """time = mean wall time of an iteration, data = the part spent in next(loader): 60 ms waits and 20 ms
+    model calls give data ~0.06 s of time ~0.08 s (bounds loose for a loaded machine)."""
+    model = SlowDetector()
+    optimizer, scheduler = make(model)
+    train_one_epoch(SlowLoader(batches(4), wait=0.06), model, optimizer, scheduler, epoch=0, device=CPU,
+                    show_progress=False, logging_interval=100)
+    line = [l for l in log_text().splitlines() if l.startswith("[Train]")][-1]
+    fields = dict(f.split("=") for f in line.split() if "=" in f)
+    step, data = float(fields["time"].rstrip("s")), float(fields["data"].rstrip("s"))
+    assert 0.06 <= data < step and step - data >= 0.02, line
+    assert step < 0.5, line
 
 
 def test_clipping_bounds_the_step():
