@@ -19,6 +19,7 @@ Set the chunk of a run with ``model.backbone.data_preprocessor.augment_chunk_fra
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Dict, List
@@ -29,7 +30,8 @@ from opentad.datasets.transforms.batch_augment import BatchClipAugment
 from opentad.utils.config import load_config
 from opentad.utils.live_bytes import LiveTensorBytes
 
-DEFAULT_CONFIG = "configs/adatad/thumos/e2e_thumos_videomae_s_768x1_160_adapter_cached.py"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(ROOT, "configs", "adatad", "thumos", "e2e_thumos_videomae_s_768x1_160_adapter_cached.py")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,7 +45,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
+    except ValueError:
+        p.error(f"--chunks: comma-separated integers, got {args.chunks!r}")
+    if not args.chunks or min(args.chunks) < 1:
+        p.error(f"--chunks: chunk sizes must be >= 1, got {args.chunks}")
+    if args.rounds < 1 or args.warmup < 0 or args.batch < 1 or args.frames < 1:
+        p.error(f"--rounds, --batch, --frames must be >= 1 and --warmup >= 0, got {args.rounds}, {args.batch}, "
+                f"{args.frames}, {args.warmup}")
+    return args
 
 
 def _sync(device: torch.device) -> None:
@@ -75,7 +87,7 @@ def _measure(aug: BatchClipAugment, clips: torch.Tensor, params) -> Dict[str, ob
 def main(argv=None) -> List[Dict[str, object]]:
     args = parse_args(argv)
     device = torch.device(args.device)
-    chunks = [int(c) for c in args.chunks.split(",") if c.strip()]
+    chunks = args.chunks
     h, w = (int(v) for v in args.size.lower().split("x"))
     recipe = load_config(args.config).model.backbone.data_preprocessor.augment
     torch.manual_seed(args.seed)  # ColorJitter draws its order of operations when built (as mmaction2)

@@ -87,7 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seconds for the whole command: runs still going then are stopped, later ones skipped")
     p.add_argument("--work-root", default=None, help="work dirs (checkpoints) of the runs (default: OUT/work)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="overrides passed to every run, e.g. model.backbone.data_preprocessor.augment_chunk_frames=128")
+                   help="overrides passed to every run picked by --runs (so only keys that all their configs "
+                        "have: e.g. model.backbone.data_preprocessor.augment_chunk_frames=128 with --runs s_qlora_x2, "
+                        "the ViT-S runs with GPU augmentation); work_dir and workflow.end_epoch are the tool's")
     args = p.parse_args(argv)
     args.tiny_epochs = args.tiny_epochs or (2 if args.smoke else 15)
     args.tiny_videos = args.tiny_videos or (4 if args.smoke else 40)
@@ -96,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     bad = [o for o in args.cfg_options if "=" not in o]
     if bad:
         p.error(f"--cfg-options: expected KEY=VALUE, got {bad}")
+    reserved = [o for o in args.cfg_options if o.split("=", 1)[0] in ("work_dir", "workflow.end_epoch")]
+    if reserved:
+        p.error(f"--cfg-options: {reserved} set by the tool per run (use --work-root, --s-epochs, ...)")
     return args
 
 

@@ -6,7 +6,8 @@ backward (through a ``GradScaler`` for fp16), optional gradient clipping,
 optimizer and scheduler steps, EMA update. The ``[Train]`` log line gives
 the running means of the losses, the learning rates, the mean wall time of an
 iteration (``time``) and of the part of it spent waiting for the loader
-(``data``), and on CUDA the peak memory.
+(``data``), both from the second iteration on (the first wait includes
+starting the loader's workers), and on CUDA the peak memory.
 """
 from __future__ import annotations
 
@@ -175,7 +176,7 @@ def train_one_epoch(
     bar = tqdm.tqdm(loader, total=num_iters, desc=f"train {epoch}", disable=not show_progress, dynamic_ncols=True)
     end = time.perf_counter()
     for it, batch in enumerate(bar):
-        data_time.update(time.perf_counter() - end)
+        waited = time.perf_counter() - end
         batch = move_to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp_dtype):
@@ -189,8 +190,9 @@ def train_one_epoch(
             model_ema.update(model)
         for key, value in values.items():
             meters.setdefault(key, AverageMeter()).update(value)
-        step_time.update(time.perf_counter() - end)
-        end = time.perf_counter()
+        if it > 0 or num_iters == 1:  # the first wait includes starting the loader's workers
+            data_time.update(waited)
+            step_time.update(time.perf_counter() - end)
         bar.set_postfix(loss=f"{meters['cost'].avg:.4f}", lr=f"{lrs[-1]:.2e}", refresh=False)
         step = epoch * num_iters + it
         if writer is not None:
@@ -202,6 +204,7 @@ def train_one_epoch(
             if device.type == "cuda":
                 lr_text.append(f"mem={torch.cuda.max_memory_allocated(device) / 2**20:.0f}MB")
             logger.info(_log_line(f"[Train]: [{epoch:03d}][{it:05d}/{num_iters - 1:05d}]", meters, lr_text))
+        end = time.perf_counter()  # logging and bookkeeping count in neither mean
     bar.close()
     return {k: m.avg for k, m in meters.items()}
 

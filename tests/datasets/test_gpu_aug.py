@@ -223,9 +223,10 @@ def test_augment_chunk_frames_config_key_reaches_the_augmentation():
     default = build(dict(type="AugmentDataPreprocessor", augment=RECIPE, mean=[0, 0, 0], std=[1, 1, 1],
                          format_shape="NCTHW"), BACKBONES)
     assert default.augment.chunk_frames == 128
-    with pytest.raises(ValueError, match="chunk_frames must be >= 1, got 0"):
-        build(dict(type="AugmentDataPreprocessor", augment=RECIPE, augment_chunk_frames=0, mean=[0, 0, 0],
-                   std=[1, 1, 1], format_shape="NCTHW"), BACKBONES)
+    for augment in (RECIPE, None):
+        with pytest.raises(ValueError, match="augment_chunk_frames must be >= 1, got 0"):
+            build(dict(type="AugmentDataPreprocessor", augment=augment, augment_chunk_frames=0, mean=[0, 0, 0],
+                       std=[1, 1, 1], format_shape="NCTHW"), BACKBONES)
 
 
 def _every_photometric_op(aug, batch, h, w):

@@ -2,6 +2,8 @@
 import os
 import runpy
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -15,3 +17,6 @@ def test_tiny_cpu_run_fills_the_table(capsys):
     assert rows[1]["peak_mib"] > 3 * rows[0]["peak_mib"] > 0
     out = capsys.readouterr().out
     assert "| 4 |" in out and "| 32 |" in out and "NO" not in out
+    with pytest.raises(SystemExit):
+        main(["--device", "cpu", "--chunks", "64,0"])
+    assert "chunk sizes must be >= 1, got [64, 0]" in capsys.readouterr().err

@@ -42,6 +42,9 @@ def test_cfg_options_reach_every_run_after_the_work_dir(capsys):
     with pytest.raises(SystemExit):
         tool["parse_args"](["--data-dir", "d", "--out", "o", "--cfg-options", "no_equals_sign"])
     assert "expected KEY=VALUE, got ['no_equals_sign']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool["parse_args"](["--data-dir", "d", "--out", "o", "--cfg-options", "workflow.end_epoch=9"])
+    assert "['workflow.end_epoch=9'] set by the tool per run" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -75,6 +75,8 @@ class AugmentDataPreprocessor(ActionDataPreprocessor, RandomStateful):
         """Build the augmentation from its transform configs."""
         from opentad.datasets.transforms.batch_augment import BatchClipAugment
 
+        if augment_chunk_frames < 1:
+            raise ValueError(f"AugmentDataPreprocessor: augment_chunk_frames must be >= 1, got {augment_chunk_frames}")
         built = BatchClipAugment(
             transforms=augment, seed=augment_seed, chunk_frames=augment_chunk_frames
         ) if augment else None
