@@ -31,6 +31,8 @@ import torch
 import torch.utils.checkpoint as cp
 from torch import Tensor
 
+from .dequant_cache import reuse_dequantized
+
 if TYPE_CHECKING:
     from .vit import Block
 
@@ -65,7 +67,7 @@ class ChunkedResidualFunction(torch.autograd.Function):
         ctx.block, ctx.scales = block, scales
         ctx.bounds = chunk_bounds(x.shape[0], chunks)
         out: Optional[Tensor] = None
-        with torch.no_grad():
+        with torch.no_grad(), reuse_dequantized():  # frozen 4-bit weights: one dequantization for all chunks
             for start, end in ctx.bounds:
                 part = block.residual(x[start:end], _slice(scales, start, end))
                 if out is None:
@@ -79,11 +81,12 @@ class ChunkedResidualFunction(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         enabled, dtype = ctx.autocast
         grad_x = torch.empty_like(x)
-        for start, end in ctx.bounds:
-            part = x[start:end].detach().requires_grad_(True)
-            with torch.enable_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=enabled):
-                out = ctx.block.residual(part, _slice(ctx.scales, start, end))
-            (grad_x[start:end],) = torch.autograd.grad(out, part, grad[start:end])
+        with reuse_dequantized():  # one dequantization for every chunk's recomputation and backward
+            for start, end in ctx.bounds:
+                part = x[start:end].detach().requires_grad_(True)
+                with torch.enable_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=enabled):
+                    out = ctx.block.residual(part, _slice(ctx.scales, start, end))
+                (grad_x[start:end],) = torch.autograd.grad(out, part, grad[start:end])
         return grad_x, None, None, None
 
 

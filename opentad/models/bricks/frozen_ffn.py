@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from opentad.models.bricks.quant import dequantize_weight, is_quantized
+from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 
 __all__ = ["FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows"]
 
@@ -39,7 +39,7 @@ def frozen_weight(layer: nn.Module, dtype: torch.dtype) -> Optional[Tensor]:
     if type(layer) is nn.Linear:
         return None if layer.weight.requires_grad else layer.weight.to(dtype)
     if is_quantized(layer):
-        return dequantize_weight(layer).to(dtype)
+        return frozen_weight_as(layer, dtype)
     return None
 
 

@@ -20,10 +20,13 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from .dequant_cache import dequantized
+
 __all__ = [
     "QuantSpec",
     "quantize_linear",
     "dequantize_weight",
+    "frozen_weight_as",
     "is_quantized",
     "export_quantized",
     "import_quantized",
@@ -100,20 +103,22 @@ class _FrozenNF4Matmul(torch.autograd.Function):
     use it); inside a checkpointed block that holds one activation per layer
     during the block's backward. Here nothing but a reference to the packed
     weight (a frozen buffer, not an activation) is kept, and the weight is
-    dequantized again in backward. The bias, frozen too, gets no gradient.
+    dequantized again in backward (once for several calls inside
+    :func:`~.dequant_cache.reuse_dequantized`). The bias, frozen too, gets no gradient.
     """
 
     @staticmethod
     def forward(ctx, x, packed, quant_state, bias, dtype):
         ctx.packed, ctx.quant_state, ctx.dtype, ctx.in_dtype = packed, quant_state, dtype, x.dtype
-        weight = _bnb().functional.dequantize_4bit(packed, quant_state).to(dtype)
+        weight = dequantized(packed, dtype, lambda: _bnb().functional.dequantize_4bit(packed, quant_state))
         bias = bias.to(dtype) if bias is not None else None
         with torch.autocast(x.device.type, enabled=False):  # exactly ``dtype``
             return torch.nn.functional.linear(x.to(dtype), weight, bias)
 
     @staticmethod
     def backward(ctx, grad_out):
-        weight = _bnb().functional.dequantize_4bit(ctx.packed, ctx.quant_state).to(ctx.dtype)
+        weight = dequantized(ctx.packed, ctx.dtype,
+                             lambda: _bnb().functional.dequantize_4bit(ctx.packed, ctx.quant_state))
         grad_x = grad_out.to(ctx.dtype) @ weight
         return grad_x.to(ctx.in_dtype), None, None, None, None
 
@@ -260,6 +265,20 @@ def dequantize_weight(layer: nn.Module) -> torch.Tensor:
     if isinstance(layer, bnb.nn.Linear8bitLt):
         return layer.weight.data.float() * _int8_scales(layer).float()[:, None] / 127.0
     raise TypeError(f"not a quantized layer: {type(layer).__name__}")
+
+
+def frozen_weight_as(layer: nn.Module, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`dequantize_weight` in ``dtype`` (the same values), dequantized once for several calls inside
+    :func:`~.dequant_cache.reuse_dequantized` (4-bit layers).
+
+    Raises:
+        TypeError: ``layer`` is not a bitsandbytes quantized linear.
+    """
+    bnb = _bnb()
+    if isinstance(layer, bnb.nn.Linear4bit):
+        packed, state = layer.weight.data, layer.weight.quant_state
+        return dequantized(packed, dtype, lambda: bnb.functional.dequantize_4bit(packed, state))
+    return dequantize_weight(layer).to(dtype)
 
 
 def export_quantized(layer: nn.Module) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,89 @@
+"""Dequantized 4-bit weights reused within the chunked backward: counted per layer against a hand count,
+and the gradients are those without the cache (bit for bit) and of ordinary checkpointing."""
+import collections
+import contextlib
+
+import pytest
+import torch
+
+from opentad.models.bricks import chunked_residual
+from opentad.models.bricks.dequant_cache import cached_weights, dequantized, reuse_dequantized
+
+bnb = pytest.importorskip("bitsandbytes")
+
+TINY = dict(
+    img_size=32, patch_size=16, embed_dims=64, depth=2, num_heads=2, mlp_ratio=2.0, num_frames=4,
+    total_frames=8, adapter_index=[0, 1], return_feat_map=True, with_cp=True,
+    lora_r=4, lora_alpha=8, lora_dropout=0.0, quantize_backbone=True, backbone_lora_targets=[],
+)
+FROZEN = ("attn.qkv", "attn.proj", "mlp.layers.0.0", "mlp.layers.1")
+
+
+def test_dequantized_once_per_storage_and_dtype_inside_the_context():
+    packed = torch.arange(6, dtype=torch.uint8)
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return packed.float() * 2
+
+    assert torch.equal(dequantized(packed, torch.float32, fn), packed.float() * 2)
+    dequantized(packed, torch.float32, fn)
+    assert len(calls) == 2  # no context: every call dequantizes
+    with reuse_dequantized():
+        first = dequantized(packed, torch.bfloat16, fn)
+        with reuse_dequantized():  # nested: the outer copies
+            again = dequantized(packed.data, torch.bfloat16, fn)  # another tensor object, same storage
+        assert again is first and first.dtype == torch.bfloat16
+        dequantized(packed, torch.float32, fn)  # another dtype: its own copy
+        dequantized(packed[2:], torch.float32, lambda: packed[2:].float())  # another offset: its own
+        assert cached_weights() == 3 and len(calls) == 4
+    assert cached_weights() == 0  # freed on exit
+
+
+def _model(chunks):
+    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
+
+    torch.manual_seed(0)
+    model = VisionTransformerQLoRA(**TINY)
+    model.on_weights_loaded()
+    model.freeze()
+    for block in model.blocks:
+        block.backward_chunks = chunks
+    return model.train()
+
+
+def _step(model, monkeypatch):
+    """Gradients of the trainable parameters after one step, and the dequantizations per frozen ViT layer."""
+    from opentad.models.utils.qlora import quantized_modules
+
+    names = {m.weight.data_ptr(): n for n, m in quantized_modules(model).items()}
+    counts, original = collections.Counter(), bnb.functional.dequantize_4bit
+
+    def counting(packed, *args, **kwargs):
+        counts[names[packed.data_ptr()]] += 1
+        return original(packed, *args, **kwargs)
+
+    monkeypatch.setattr(bnb.functional, "dequantize_4bit", counting)
+    x = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))  # 4 clips of 4 frames
+    model.zero_grad(set_to_none=True)
+    model(x).square().mean().backward()
+    monkeypatch.undo()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: c for n, c in counts.items() if n.endswith(FROZEN)}
+    return grads, frozen
+
+
+def test_chunked_backward_dequantizes_each_frozen_weight_once_per_pass(monkeypatch):
+    checkpointed, _ = _step(_model(chunks=1), monkeypatch)
+    grads, counts = _step(_model(chunks=3), monkeypatch)
+    # block 1 (input needs a gradient): one dequantization in forward for all 3 row groups, one in backward for
+    # every group's recomputation and input gradient; block 0 (input without gradient): forward only
+    assert counts == {f"blocks.{b}.{layer}": 2 - (b == 0) for b in (0, 1) for layer in FROZEN}
+    monkeypatch.setattr(chunked_residual, "reuse_dequantized", contextlib.nullcontext)
+    uncached, counts_uncached = _step(_model(chunks=3), monkeypatch)
+    assert counts_uncached["blocks.1.attn.qkv"] == 3 * 2  # without the cache: each group, forward and backward
+    assert grads.keys() == uncached.keys() == checkpointed.keys()
+    for name in grads:
+        assert torch.equal(grads[name], uncached[name]), name  # the cache changes no value
+        torch.testing.assert_close(grads[name], checkpointed[name], rtol=0, atol=1e-5, msg=name)
