@@ -9,56 +9,65 @@ each weight is dequantized once per dtype and the copy is reused; the copies
 are freed when the outermost context exits. The values are those of a fresh
 dequantization, so results do not change.
 
-The cache is one module-level stack, not thread- or context-local: autograd
-may run a backward on another thread than the one that entered the context,
-and a cached copy is valid for any caller (the weights are frozen).
+The cache belongs to the thread that opened the context (autograd runs a
+custom Function's backward, and the reentrant ``torch.autograd.grad`` inside
+it, on one device thread), so two threads never share or clear each other's
+copies. The copies are read-only: callers must not modify them in place.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Dict, Iterator, List, Tuple
+import threading
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 __all__ = ["reuse_dequantized", "dequantized", "cached_weights"]
 
-_CACHES: List[Dict[Tuple[int, torch.dtype], Tuple[Tensor, Tensor]]] = []  # key: (storage address, dtype)
+_Key = Tuple[int, int, Tuple[int, ...], Tuple[int, ...], torch.device, torch.dtype]
+_LOCAL = threading.local()  # .cache: {key: (packed, copy)} while a context is open on this thread
+
+
+def _cache() -> Optional[Dict[_Key, Tuple[Tensor, Tensor]]]:
+    return getattr(_LOCAL, "cache", None)
 
 
 @contextlib.contextmanager
 def reuse_dequantized() -> Iterator[None]:
     """Within the context, :func:`dequantized` computes each (weight, dtype) once. Nested contexts share
     the outermost one's copies."""
-    if _CACHES:
+    if _cache() is not None:
         yield
         return
-    _CACHES.append({})
+    _LOCAL.cache = {}
     try:
         yield
     finally:
-        _CACHES.clear()
+        _LOCAL.cache = None
 
 
 def cached_weights() -> int:
-    """Number of dequantized copies held now (0 outside :func:`reuse_dequantized`)."""
-    return len(_CACHES[0]) if _CACHES else 0
+    """Number of dequantized copies this thread holds now (0 outside :func:`reuse_dequantized`)."""
+    cache = _cache()
+    return len(cache) if cache is not None else 0
 
 
 def dequantized(packed: Tensor, dtype: torch.dtype, dequantize: Callable[[], Tensor]) -> Tensor:
     """``dequantize().to(dtype)``, computed once per ``(packed, dtype)`` inside :func:`reuse_dequantized`.
 
     Args:
-        packed: the packed weight; its storage address is the key (a layer's ``weight.data`` is a new tensor
-            object at every call, its storage is not; the cache keeps the storage alive, so the address
-            stays unique).
+        packed: the packed weight; its storage address, offset, shape, strides and device are the key (a
+            layer's ``weight.data`` is a new tensor object at every call, its storage is not; the cache keeps
+            the storage alive, so no other tensor takes its address while the context is open).
         dtype: the dtype of the copy.
         dequantize: computes the float weight from ``packed``.
     """
-    if not _CACHES:
+    cache = _cache()
+    if cache is None:
         return dequantize().to(dtype)
-    cache = _CACHES[0]
-    key = (packed.untyped_storage().data_ptr() + packed.storage_offset() * packed.element_size(), dtype)
+    key = (packed.untyped_storage().data_ptr(), packed.storage_offset(), tuple(packed.shape), packed.stride(),
+           packed.device, dtype)
     if key not in cache:
         cache[key] = (packed, dequantize().to(dtype))
     return cache[key][1]

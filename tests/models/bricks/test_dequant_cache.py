@@ -2,11 +2,13 @@
 and the gradients are those without the cache (bit for bit) and of ordinary checkpointing."""
 import collections
 import contextlib
+import threading
 
 import pytest
 import torch
 
 from opentad.models.bricks import chunked_residual
+from opentad.models.bricks.chunked_residual import chunk_bounds
 from opentad.models.bricks.dequant_cache import cached_weights, dequantized, reuse_dequantized
 
 bnb = pytest.importorskip("bitsandbytes")
@@ -39,6 +41,36 @@ def test_dequantized_once_per_storage_and_dtype_inside_the_context():
         dequantized(packed[2:], torch.float32, lambda: packed[2:].float())  # another offset: its own
         assert cached_weights() == 3 and len(calls) == 4
     assert cached_weights() == 0  # freed on exit
+
+
+def test_temporary_weights_never_get_another_tensors_copy():
+    """Tensors freed inside the context cannot hand their address to a new one: the cache keeps them alive."""
+    with reuse_dequantized():
+        for i in range(200):
+            packed = torch.full((4096,), i % 256, dtype=torch.uint8)
+            got = dequantized(packed, torch.float32, lambda: packed.float())
+            assert torch.equal(got, torch.full((4096,), float(i % 256))), i
+            del packed, got
+
+
+def test_each_thread_has_its_own_cache():
+    packed, calls, seen = torch.ones(4, dtype=torch.uint8), [], {}
+
+    def fn():
+        calls.append(threading.current_thread().name)
+        return packed.float()
+
+    def other():
+        dequantized(packed, torch.float32, fn)  # no context on this thread: computed, not served or stored
+        seen["cached"] = cached_weights()
+
+    with reuse_dequantized():
+        dequantized(packed, torch.float32, fn)
+        thread = threading.Thread(target=other, name="other")
+        thread.start()
+        thread.join()
+        assert cached_weights() == 1 and seen["cached"] == 0
+    assert calls == ["MainThread", "other"]
 
 
 def _model(chunks):
@@ -76,13 +108,15 @@ def _step(model, monkeypatch):
 
 def test_chunked_backward_dequantizes_each_frozen_weight_once_per_pass(monkeypatch):
     checkpointed, _ = _step(_model(chunks=1), monkeypatch)
-    grads, counts = _step(_model(chunks=3), monkeypatch)
-    # block 1 (input needs a gradient): one dequantization in forward for all 3 row groups, one in backward for
+    grads, counts = _step(_model(chunks=2), monkeypatch)
+    # block 1 (input needs a gradient): one dequantization in forward for both row groups, one in backward for
     # every group's recomputation and input gradient; block 0 (input without gradient): forward only
     assert counts == {f"blocks.{b}.{layer}": 2 - (b == 0) for b in (0, 1) for layer in FROZEN}
     monkeypatch.setattr(chunked_residual, "reuse_dequantized", contextlib.nullcontext)
-    uncached, counts_uncached = _step(_model(chunks=3), monkeypatch)
-    assert counts_uncached["blocks.1.attn.qkv"] == 3 * 2  # without the cache: each group, forward and backward
+    uncached, counts_uncached = _step(_model(chunks=2), monkeypatch)
+    groups = len(chunk_bounds(4, 2))  # 4 clips of 4 frames in 2 row groups
+    # without the cache: each group in forward, in the recomputation and in the input gradient
+    assert groups == 2 and counts_uncached["blocks.1.attn.qkv"] == 3 * groups
     assert grads.keys() == uncached.keys() == checkpointed.keys()
     for name in grads:
         assert torch.equal(grads[name], uncached[name]), name  # the cache changes no value
