@@ -11,7 +11,12 @@ Each frame is composed, in float32 on the 0-255 scale, as
 3. Gaussian pixel noise (a random crop of one of 16 noise fields drawn
    once per video), then rounding and clipping to uint8.
 
-All randomness comes from the video's ``Stream.RENDER`` generator.
+All randomness comes from the video's ``Stream.RENDER`` generator. Only
+operations whose results do not depend on the CPU are used: element-wise
+``+ - * /``, ``sqrt``, comparisons and rounding in NumPy (IEEE-exact in every
+code path), and sines through the C library (:func:`_sin`, and ``math`` in
+the patterns) instead of NumPy's vectorised ones, which take CPU-specific
+code paths.
 """
 from __future__ import annotations
 
@@ -30,6 +35,17 @@ __all__ = ["AMBIGUOUS_OPACITY", "draw_shape", "shapes_at", "VideoRenderer"]
 AMBIGUOUS_OPACITY = 0.35
 NOISE_BANK = 16  # noise fields per video
 NOISE_PAD = 16  # extra rows / columns of each field, for random crops
+
+
+def _sin(x: np.ndarray) -> np.ndarray:
+    """Element-wise ``math.sin`` of a float64 array (same shape).
+
+    NumPy's vectorised transcendental functions pick their code by CPU
+    features (e.g. AVX-512), so their last bits differ between machines;
+    glibc's ``sin`` runs the same code on every CPU with FMA (see
+    ``docs/synthetic_data.md``, "Determinism").
+    """
+    return np.array([math.sin(v) for v in x.reshape(-1).tolist()], dtype=np.float64).reshape(x.shape)
 
 
 def _resize_bilinear(grid: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -52,7 +68,7 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     theta, wavelength = rng.uniform(0, math.pi), rng.uniform(6.0, 20.0)
     yy, xx = np.mgrid[0:height, 0:width]
     along = xx * math.cos(theta) + yy * math.sin(theta)
-    stripes = 5.0 * np.sin(2 * math.pi * along / wavelength + rng.uniform(0, 6.3))
+    stripes = 5.0 * _sin(2 * math.pi * along / wavelength + rng.uniform(0, 6.3))
     return (base + blotches + grain + stripes[..., None]).astype(np.float32)
 
 
@@ -144,7 +160,7 @@ class VideoRenderer:
         self.camera = _camera_path(rng, plan.num_frames, std, self.margin)
         period, phase = rng.uniform(4.0, 12.0), rng.uniform()
         times = np.arange(plan.num_frames) / FPS
-        self.gain = (1.0 + 0.05 * np.sin(2 * math.pi * (times / period + phase))).astype(np.float32)
+        self.gain = (1.0 + 0.05 * _sin(2 * math.pi * (times / period + phase))).astype(np.float32)
         # Noise: per frame, a random crop of one of NOISE_BANK fields (cheaper
         # than drawing H * W * 3 normals per frame, and as random to the eye).
         bank_shape = (NOISE_BANK, self.height + NOISE_PAD, self.width + NOISE_PAD, 3)

@@ -20,7 +20,8 @@ FPS = 30  # frames per second of every video (the layout's contract)
 FEATURE_STRIDE = 4  # frames summarised by one feature row (the layout's contract)
 # Bump when the generator's output changes for unchanged settings, so that
 # stale outputs are regenerated instead of skipped.
-GENERATOR_VERSION = 1
+# 2: yuv420p converted by the writer, x264 with cpu-independent=1 (same frames on any CPU).
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)

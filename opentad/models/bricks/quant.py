@@ -20,6 +20,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from .dequant_4bit import dequantize_4bit
 from .dequant_cache import dequantized
 
 __all__ = [
@@ -110,7 +111,7 @@ class _FrozenNF4Matmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, packed, quant_state, bias, dtype):
         ctx.packed, ctx.quant_state, ctx.dtype, ctx.in_dtype = packed, quant_state, dtype, x.dtype
-        weight = dequantized(packed, dtype, lambda: _bnb().functional.dequantize_4bit(packed, quant_state))
+        weight = dequantized(packed, dtype, lambda: dequantize_4bit(packed, quant_state))
         bias = bias.to(dtype) if bias is not None else None
         with torch.autocast(x.device.type, enabled=False):  # exactly ``dtype``
             return torch.nn.functional.linear(x.to(dtype), weight, bias)
@@ -118,7 +119,7 @@ class _FrozenNF4Matmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         weight = dequantized(ctx.packed, ctx.dtype,
-                             lambda: _bnb().functional.dequantize_4bit(ctx.packed, ctx.quant_state))
+                             lambda: dequantize_4bit(ctx.packed, ctx.quant_state))
         grad_x = grad_out.to(ctx.dtype) @ weight
         return grad_x.to(ctx.in_dtype), None, None, None, None
 
@@ -261,7 +262,7 @@ def dequantize_weight(layer: nn.Module) -> torch.Tensor:
     """
     bnb = _bnb()
     if isinstance(layer, bnb.nn.Linear4bit):
-        return bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
+        return dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()  # right on every CPU
     if isinstance(layer, bnb.nn.Linear8bitLt):
         return layer.weight.data.float() * _int8_scales(layer).float()[:, None] / 127.0
     raise TypeError(f"not a quantized layer: {type(layer).__name__}")
@@ -277,7 +278,7 @@ def frozen_weight_as(layer: nn.Module, dtype: torch.dtype) -> torch.Tensor:
     bnb = _bnb()
     if isinstance(layer, bnb.nn.Linear4bit):
         packed, state = layer.weight.data, layer.weight.quant_state
-        return dequantized(packed, dtype, lambda: bnb.functional.dequantize_4bit(packed, state))
+        return dequantized(packed, dtype, lambda: dequantize_4bit(packed, state))
     return dequantize_weight(layer).to(dtype)
 
 

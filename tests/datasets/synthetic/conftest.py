@@ -1,11 +1,18 @@
-"""Test helpers: a hand-made motion descriptor and a nearest-centroid classifier.
+"""Test helpers: a hand-made motion descriptor and a nearest-centroid classifier
+(the ``motion`` fixture), and a subprocess that runs like another CPU would
+(the ``other_cpu`` fixture).
 
-Written independently of the generator: they only look at foreground masks
-(pixels far from the background), never at the generator's parameters.
-Tests get them through the ``motion`` fixture.
+The motion helpers are written independently of the generator: they only
+look at foreground masks (pixels far from the background), never at the
+generator's parameters.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -115,3 +122,44 @@ def motion():
     return SimpleNamespace(
         descriptor=motion_descriptor, names=DESCRIPTOR_NAMES, loo_accuracy=leave_one_out_nearest_centroid
     )
+
+
+def _numpy_dispatch_features() -> list:
+    """NumPy's optional SIMD targets this CPU has (e.g. X86_V3, X86_V4); [] if NumPy does not say."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # pragma: no cover - other NumPy layouts
+        return []
+    return [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+
+
+def run_as_other_cpu(code: str, timeout: float = 300.0) -> str:
+    """Run Python ``code`` in a fresh process set up like a smaller, single-core CPU.
+
+    NumPy's SIMD targets beyond its baseline are switched off
+    (``NPY_DISABLE_CPU_FEATURES``), OpenBLAS uses its SSE3 kernels
+    (``OPENBLAS_CORETYPE=Prescott``, another summation order than AVX2 or
+    AVX-512 kernels), thread variables ask for 3 threads, and the process is
+    pinned to one core (``taskset -c 0``) where ``taskset`` exists. The code
+    can limit x264 itself (``writer.X264_PARAMS["asm"] = "0"``).
+
+    Returns:
+        The process's stdout; a non-zero exit fails the test with its stderr.
+    """
+    root = Path(__file__).resolve().parents[3]
+    env = dict(os.environ, OMP_NUM_THREADS="3", OPENBLAS_NUM_THREADS="3", MKL_NUM_THREADS="3")
+    env.update(OPENBLAS_CORETYPE="Prescott", NPY_DISABLE_CPU_FEATURES=" ".join(_numpy_dispatch_features()))
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-c", code]
+    if shutil.which("taskset") and 0 in os.sched_getaffinity(0):
+        command = ["taskset", "-c", "0"] + command
+    done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        pytest.fail(f"subprocess failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+@pytest.fixture
+def other_cpu():
+    """:func:`run_as_other_cpu`."""
+    return run_as_other_cpu

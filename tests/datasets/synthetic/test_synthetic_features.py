@@ -2,6 +2,7 @@
 import numpy as np
 
 from opentad.datasets.synthetic import SyntheticSettings
+from opentad.datasets.synthetic import features as features_module
 from opentad.datasets.synthetic.features import class_prototypes, coverage, unit_vector, video_features
 from opentad.datasets.synthetic.plan import plan_dataset
 
@@ -79,3 +80,29 @@ def test_background_differs_from_actions():
             inside[first // 4 : (stop + 3) // 4] = True
         if (~inside).any():
             assert np.abs(feats[~inside] @ protos.T).max() < 0.5  # no class signal on background
+
+
+def test_float64_parts_are_the_same_bits_on_another_cpu(tmp_path, other_cpu):
+    """Prototypes (norms) and boundary cues (exp) before the float32 cast, computed in a process
+    where NumPy has no SIMD extensions and OpenBLAS other kernels: bit-identical. (BLAS norms and
+    NumPy's AVX-512 exp differ in the last bits between such setups.)"""
+    code = (
+        "import numpy as np\n"
+        "from opentad.datasets.synthetic import features\n"
+        f"np.save({str(tmp_path / 'protos.npy')!r}, features.class_prototypes(3, 20, 64))\n"
+        "times = (np.arange(400) * 4 + 2) / 30\n"
+        f"np.save({str(tmp_path / 'bumps.npy')!r}, np.stack([features._bump(times, a / 7) for a in range(60)]))\n"
+    )
+    other_cpu(code)
+    protos = features_module.class_prototypes(3, 20, 64)
+    times = (np.arange(400) * 4 + 2) / 30
+    bumps = np.stack([features_module._bump(times, a / 7) for a in range(60)])
+    assert np.array_equal(np.load(tmp_path / "protos.npy"), protos)
+    assert np.array_equal(np.load(tmp_path / "bumps.npy"), bumps)
+    # and they are what they claim to be. Unit vectors: this check's own float64 sum of 64 squares
+    # is within 64 eps, the normalisation a few eps. Gaussian cues: the same exponent, two exp
+    # implementations within about an ulp each; 0 where the cue is below 1e-30 (3 s away).
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(np.sqrt((protos**2).sum(1)), 1.0, rtol=4 * 64 * eps)
+    expected = np.exp(-((times[None] - np.arange(60)[:, None] / 7) ** 2) / (2 * 0.25**2))
+    np.testing.assert_allclose(bumps, np.where(expected < 1e-30, 0.0, expected), rtol=4 * eps, atol=1e-30)
