@@ -9,24 +9,28 @@ logic would try to import a package called ``mmaction``.
 
 :func:`build` is the only way configs become objects. It never mutates the
 config it is given, checks that the keys bind to the constructor (or to the
-class's ``from_config``) before calling it, and names the class, the bad key
-and the valid keys when they do not.
+class's ``from_config``) and that the values fit their typing annotations
+before calling it, and names the class, the bad key (and value) and what is
+valid when they do not.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import inspect
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import Registry as _MMRegistry
+
+from opentad.utils.typecheck import check_value, describe, resolved_annotations
 
 __all__ = [
     "Registry",
     "ConfigError",
     "build",
     "check_binding",
+    "type_errors",
     "ALL_REGISTRIES",
     "DETECTORS",
     "BACKBONES",
@@ -151,14 +155,73 @@ def _accepted_keys(cls: Callable, sig: inspect.Signature) -> Optional[List[str]]
     return None
 
 
-def check_binding(cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = False) -> Optional[str]:
+def _parameter_specs(cls: Callable, sig: inspect.Signature) -> Dict[str, Tuple[Any, Any]]:
+    """``{name: (annotation, default)}`` of the keywords ``cls`` takes, bases' included as in :func:`_accepted_keys`."""
+    target = getattr(cls, "from_config", None)
+    fn = target if target is not None and inspect.ismethod(target) else (cls.__init__ if inspect.isclass(cls) else cls)
+    hints = resolved_annotations(fn)
+    specs = {n: (hints.get(n, inspect.Parameter.empty), sig.parameters[n].default) for n in _named(sig)}
+    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    if not has_var_kw or not inspect.isclass(cls) or target is not None:
+        return specs
+    for base in cls.__mro__[1:]:
+        if base is object or "__init__" not in vars(base):
+            continue
+        base_sig = inspect.signature(base.__init__)
+        base_hints = resolved_annotations(base.__init__)
+        for n in _named(base_sig):
+            specs.setdefault(n, (base_hints.get(n, inspect.Parameter.empty), base_sig.parameters[n].default))
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in base_sig.parameters.values()):
+            break
+    return specs
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_errors(cls: Callable, kwargs: Mapping[str, Any], *, path: Optional[str] = None) -> List[str]:
+    """Values of ``kwargs`` that do not fit the annotations of ``cls`` (see :mod:`opentad.utils.typecheck`).
+
+    Args:
+        cls: a class (or function) from a registry.
+        kwargs: the config keys, without ``type``.
+        path: the dotted config path of ``kwargs`` (``model.rpn_head``), used in the messages.
+
+    Returns:
+        One message per bad value: ``"Class.key = value (type): expected ..."``, or with
+        ``path`` ``"path.key = value (type): expected ... (Class)"``.
+    """
+    name = getattr(cls, "__name__", repr(cls))
+    specs = _parameter_specs(cls, _target_signature(cls))
+    errors = []
+    for key, value in kwargs.items():
+        if key not in specs:
+            continue
+        annotation, default = specs[key]
+        if not check_value(value, annotation, default=default):
+            where, owner = (f"{path}.{key}", f" ({name})") if path else (f"{name}.{key}", "")
+            errors.append(
+                f"{where} = {_short_repr(value)} ({type(value).__name__}): expected {describe(annotation)}{owner}"
+            )
+    return errors
+
+
+def check_binding(
+    cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = False, check_types: bool = True
+) -> Optional[str]:
     """Return an error message if ``kwargs`` do not bind to ``cls``, else ``None``.
+
+    Keys are checked against the constructor's (or ``from_config``'s)
+    keywords, then values against their typing annotations (:func:`type_errors`).
 
     Args:
         cls: a class (or function) from a registry.
         kwargs: the config keys, without ``type``.
         partial: if True, missing required arguments are not an error (used
             when a caller supplies them at build time through ``default_args``).
+        check_types: also check the values (else keys only).
     """
     sig = _target_signature(cls)
     params = sig.parameters
@@ -171,6 +234,9 @@ def check_binding(cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = F
         return (
             f"{name} got unknown config key(s) {unknown}. Valid keys: {valid}.{hints}"
         )
+    bad_values = type_errors(cls, kwargs) if check_types else []
+    if bad_values:
+        return "; ".join(bad_values)
     if not partial:
         try:
             sig.bind_partial(**kwargs)

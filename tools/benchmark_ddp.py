@@ -143,6 +143,8 @@ def command(run: Dict[str, Any], args) -> List[str]:
         cmd.append("--disable_deterministic")
     if run.get("resume_of"):
         cmd += ["--resume", resume_checkpoint(run)]
+    else:  # a rerun into the same work root: the earlier run's files go to old_<timestamp>/ (train.py refuses else)
+        cmd.append("--move_old_run")
     return cmd + ["--cfg-options", f"work_dir={run['work_dir']}", f"workflow.end_epoch={run['epochs']}",
                   *args.cfg_options]
 

@@ -1,6 +1,6 @@
 """Extract snippet features [T, C] with a config's video backbone (AdaTAD, QLoRA-AdaTAD, frozen/full ViT).
 
-    python tools/extract_features.py CONFIG CHECKPOINT|none --videos DIR_OR_LIST --out DIR
+    python tools/extract_features.py CONFIG CHECKPOINT|none --videos DIR|VIDEO|LIST --out DIR
         [--snippet-stride 4] [--clip-len 16] [--device cpu|cuda] [--batch-size 16] [--skip-existing] [--skip-bad]
 
 Writes DIR/<video name>.npy, float32 [frames // snippet_stride, C]: row t is
@@ -21,7 +21,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Extract snippet features with a config's video backbone")
     parser.add_argument("config", help="config with an end-to-end backbone")
     parser.add_argument("checkpoint", help="detector checkpoint trained with the config, or 'none' for its pretrain")
-    parser.add_argument("--videos", required=True, help="a folder of videos, or a text file with one path per line")
+    parser.add_argument("--videos", required=True,
+                        help="a folder of videos, one video file, or a text file with one video path per line")
     parser.add_argument("--out", required=True, help="output folder for <video name>.npy")
     parser.add_argument("--snippet-stride", type=int, default=4, help="frames per feature row (default 4)")
     parser.add_argument("--clip-len", type=int, default=None, help="frames per clip (default: the ViT's num_frames)")

@@ -1,10 +1,22 @@
 """Train a temporal action detector.
 
-One process:      python tools/train.py CONFIG [--seed 42] [--id 0] [--resume CKPT] [--cfg-options k=v ...]
+One process:      python tools/train.py CONFIG [--seed 42] [--id 0] [--resume CKPT | --load-from CKPT]
+                  [--cfg-options k=v ...] [--debug]
 Several (torchrun): bash tools/dist_train.sh CONFIG NUM_GPUS [ARGS]
-See docs/usage.md.
+Bad input (config, checkpoint files, arguments) stops with one line on stderr, exit status 1
+(2 for a malformed command line); --debug shows the stack trace. See docs/usage.md.
 """
-from opentad.cores.runner import train
+import sys
+
+from opentad.utils.process import apply_thread_defaults, watch_launcher
+
+apply_thread_defaults()  # before torch loads: OMP_NUM_THREADS = usable cores // local processes (docs/ddp.md)
+watch_launcher()  # a torchrun worker ends when its launcher dies
+
+from opentad.cores.launch import run_cli  # noqa: E402
+from opentad.cores.runner import train  # noqa: E402
 
 if __name__ == "__main__":
-    train()
+    status = run_cli(train)
+    if status:  # exit only on failure: runpy callers (tests) get a plain return on success
+        sys.exit(status)

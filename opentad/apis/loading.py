@@ -29,7 +29,7 @@ from torch import nn
 
 from opentad.models.utils.qlora import QLORA_FORMAT
 from opentad.registry import DETECTORS, build
-from opentad.utils.checkpoint import CheckpointError, load_model_state, read_checkpoint, strip_prefix
+from opentad.utils.checkpoint import CheckpointError, load_model_state, model_weights, read_checkpoint, strip_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,16 @@ def read_model_state(path: str, *, use_ema: bool) -> Tuple[Dict[str, Any], str, 
 
     Raises:
         FileNotFoundError: no file.
-        CheckpointError: the file is not a checkpoint dict.
+        CheckpointError: the file is not a checkpoint dict or holds no weights.
+        UntrustedFileError: the file would need full unpickling (refused, nothing of it runs).
+        UnreadableFileError: an empty, truncated or text file.
     """
     checkpoint = read_checkpoint(path, map_location="cpu")
-    epoch = checkpoint.get("epoch")
-    if use_ema and "state_dict_ema" in checkpoint:
-        return strip_prefix(checkpoint["state_dict_ema"]), "state_dict_ema", epoch
-    if "state_dict" in checkpoint:
-        if use_ema:
-            logger.warning("%s has no EMA weights (state_dict_ema) although solver.ema is set; using state_dict", path)
-        return strip_prefix(checkpoint["state_dict"]), "state_dict", epoch
-    return strip_prefix(checkpoint), "(file)", epoch
+    if use_ema and "state_dict_ema" not in checkpoint and "state_dict" in checkpoint:
+        logger.warning("%s has no EMA weights (state_dict_ema) although solver.ema is set; using state_dict", path)
+        use_ema = False
+    state, key = model_weights(checkpoint, path=path, use_ema=use_ema)
+    return strip_prefix(state), key, checkpoint.get("epoch")
 
 
 def _is_qlora(state: Mapping[str, Any]) -> bool:

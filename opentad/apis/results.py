@@ -27,10 +27,12 @@ from .run_files import (
     find_run_dirs,
     load_run_config,
     parse_log_metrics,
+    parse_backbone_parameter_counts,
     parse_parameter_counts,
     parse_world_size,
     read_eval_record,
     read_logs,
+    trained_here,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,9 +77,14 @@ class RunSummary:
     Attributes:
         work_dir: the run folder.
         config_name: the saved config's file name.
-        gpus, global_batch, per_gpu_batch: the training set-up (None: unknown).
+        gpus, global_batch, per_gpu_batch: the training set-up (None: unknown). In a
+            test-only folder (``test_only``), ``gpus`` counts the test processes and
+            the batches are None: the folder does not say how the checkpoint was trained.
+        test_only: only ``tools/test.py`` ran in the folder (no training log or checkpoint).
         backbone, setting: see :func:`describe_model`.
         trainable_params, total_params: from the log (None: not logged).
+        backbone_trainable, backbone_params: the backbone's share, from the
+            log's ``trainable params by part`` line (None: not logged).
         metrics: ``{tIoU: mAP}`` as fractions; ``average_mAP`` their mean as evaluated.
         source: the file the metrics came from ("" when none was found).
         evaluated: ``epoch E`` (training's evaluation), ``test`` (``tools/test.py``) or ``log`` (read from a log).
@@ -90,10 +97,13 @@ class RunSummary:
     gpus: Optional[int] = None
     global_batch: Optional[int] = None
     per_gpu_batch: Optional[float] = None
+    test_only: bool = False
     backbone: str = "?"
     setting: str = "?"
     trainable_params: Optional[int] = None
     total_params: Optional[int] = None
+    backbone_trainable: Optional[int] = None
+    backbone_params: Optional[int] = None
     metrics: Dict[float, float] = dataclasses.field(default_factory=dict)
     average_mAP: Optional[float] = None
     source: str = ""
@@ -177,6 +187,9 @@ def read_run(run_dir: str, *, configs_root: str = "configs", recipe_gpus: Option
     counts = parse_parameter_counts(log_text)
     if counts is not None:
         run.trainable_params, run.total_params = counts
+    backbone_counts = parse_backbone_parameter_counts(log_text)
+    if backbone_counts is not None:
+        run.backbone_trainable, run.backbone_params = backbone_counts
     record = read_eval_record(run_dir)
     if record is not None:
         run.average_mAP, run.metrics, run.evaluated = record
@@ -192,6 +205,13 @@ def read_run(run_dir: str, *, configs_root: str = "configs", recipe_gpus: Option
         run.warnings.append("no loadable config (saved .py file or Config dump in the log)")
         return run
     run.backbone, run.setting = describe_model(cfg)
+    run.test_only = not trained_here(run_dir)
+    if run.test_only:
+        run.warnings.append(
+            f"test-only folder: tools/test.py ran with {run.gpus if run.gpus is not None else '?'} process(es); "
+            "how the tested checkpoint was trained is not recorded here"
+        )
+        return run
     if "solver" in cfg and "train" in cfg.solver:
         run.global_batch = int(cfg.solver.train.batch_size)
         run.per_gpu_batch = run.global_batch / run.gpus if run.gpus else None
@@ -228,14 +248,19 @@ def format_markdown(runs: Sequence[RunSummary], *, names: Optional[Sequence[str]
     """
     tious = sorted({t for run in runs for t in run.metrics})
     header = ["run", "config", "GPUs", "batch/GPU", "global batch", "backbone", "setting", "trainable params"]
+    header += ["backbone trainable"]
     header += ["evaluated"] + [f"mAP@{t:g}" for t in tious] + ["avg"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     names = list(names) if names is not None else [run.work_dir for run in runs]
     for name, run in zip(names, runs):
         per_gpu = None if run.per_gpu_batch is None else f"{run.per_gpu_batch:g}"
-        cells = [name, run.config_name or "?", "?" if run.gpus is None else str(run.gpus), per_gpu or "?",
-                 str(run.global_batch) if run.global_batch is not None else "?", run.backbone, run.setting,
-                 _fmt_params(run.trainable_params, run.total_params), run.evaluated]
+        gpus = "?" if run.gpus is None else str(run.gpus)
+        batches = ["-", "-"] if run.test_only else [
+            per_gpu or "?", str(run.global_batch) if run.global_batch is not None else "?"]
+        cells = [name, run.config_name or "?", f"{gpus} (test only)" if run.test_only else gpus, *batches,
+                 run.backbone, run.setting,
+                 _fmt_params(run.trainable_params, run.total_params),
+                 _fmt_params(run.backbone_trainable, run.backbone_params), run.evaluated]
         cells += [_fmt(100 * run.metrics[t]) if t in run.metrics else "" for t in tious]
         cells.append(_fmt(None if run.average_mAP is None else 100 * run.average_mAP))
         lines.append("| " + " | ".join(cells) + " |")

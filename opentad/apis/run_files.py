@@ -31,9 +31,11 @@ __all__ = [
     "RUN_DIR",
     "find_run_dirs",
     "read_logs",
+    "trained_here",
     "parse_log_metrics",
     "read_eval_record",
     "parse_parameter_counts",
+    "parse_backbone_parameter_counts",
     "parse_world_size",
     "load_run_config",
 ]
@@ -44,6 +46,7 @@ _LOG_PATTERNS = ("train_*.log", "test_*.log", "log.json", "*.log")
 _AVERAGE = re.compile(r"Average-mAP:\s*(\S+)\s*\(%\)")
 _PER_TIOU = re.compile(r"mAP at tIoU\s+([0-9.]+)\s+is\s+(\S+?)%")
 _PARAMS = re.compile(r"trainable params:\s*([\d,]+)\s*\|\|\s*all params:\s*([\d,]+)")
+_BACKBONE_PARAMS = re.compile(r"trainable params by part:(?:.*?\|\|)?\s*backbone ([\d,]+) / ([\d,]+)")
 # this project's "world size N"; upstream OpenTAD's "Using DDP with total N GPUS..."
 _WORLD = re.compile(r"world size (\d+)|Using DDP with total (\d+) GPUS")
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} ")
@@ -73,6 +76,14 @@ def find_run_dirs(paths: Sequence[str]) -> List[str]:
 def _log_files(run_dir: str) -> List[str]:
     files = {f for pattern in _LOG_PATTERNS for f in glob.glob(os.path.join(run_dir, pattern))}
     return sorted(files, key=lambda f: (os.path.getmtime(f), f))
+
+
+def trained_here(run_dir: str) -> bool:
+    """Whether training ran in the folder: a training log (``train_*.log``, upstream's ``log.json``) or a
+    checkpoint under ``checkpoint/``. Else only ``tools/test.py`` ran there, and its ``gpu{N}`` counts
+    test processes, not training GPUs."""
+    patterns = ("train_*.log", "log.json", os.path.join("checkpoint", "*.pth"))
+    return any(glob.glob(os.path.join(run_dir, pattern)) for pattern in patterns)
 
 
 def read_logs(run_dir: str) -> str:
@@ -158,6 +169,12 @@ def load_run_config(run_dir: str, log_text: str) -> Tuple[Optional[Config], str]
 def parse_parameter_counts(text: str) -> Optional[Tuple[int, int]]:
     """``(trainable, total)`` from the last ``trainable params: N || all params: M`` line, or None."""
     found = _PARAMS.findall(text)
+    return None if not found else (int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "")))
+
+
+def parse_backbone_parameter_counts(text: str) -> Optional[Tuple[int, int]]:
+    """``(trainable, total)`` of the backbone from the last ``trainable params by part:`` line, or None."""
+    found = _BACKBONE_PARAMS.findall(text)
     return None if not found else (int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "")))
 
 

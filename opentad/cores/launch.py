@@ -4,28 +4,57 @@
 built), joins the torchrun process group if there is one, seeds, creates the
 work dir ``<work_dir>/gpu{N}_id{ID}/`` (as upstream), saves the resolved config
 there and installs the loggers (console, plus a log file on rank 0).
+
+:func:`run_cli` is the tools' entry point: bad input (:data:`USER_ERRORS`: a
+config problem, a missing, unreadable, refused or mismatched file) ends the
+process with one line on stderr and exit status 1, no stack trace
+(``--debug`` shows it). A malformed command line is one line too (status 2).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from opentad.cores.distributed import DistEnv, init_distributed
-from opentad.registry import DETECTORS, build
+from opentad.cores.entry import failure_exit_code
+from opentad.registry import DETECTORS, ConfigError, build
+from opentad.utils.checkpoint import CheckpointError
+from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError
 from opentad.utils.config import Config, DictAction, load_config, validate_config
 from opentad.utils.logger import setup_logger
-from opentad.utils.misc import format_parameter_count, set_seed
+from opentad.utils.misc import format_parameter_count, format_parameter_parts, set_seed
 
-__all__ = ["RunContext", "train_parser", "test_parser", "prepare_run", "build_model", "build_loader", "section"]
+__all__ = [
+    "RunContext",
+    "USER_ERRORS",
+    "train_parser",
+    "test_parser",
+    "prepare_run",
+    "run_cli",
+    "build_model",
+    "build_loader",
+    "section",
+]
 
 logger = logging.getLogger(__name__)
+
+#: errors caused by bad input (config, files); reported in one line at the command line.
+USER_ERRORS = (ConfigError, CheckpointError, FileNotFoundError, UntrustedFileError, UnreadableFileError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``PROG: error: MESSAGE (see --help)``, exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's contract
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -37,20 +66,27 @@ def _common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--cfg-options", "--cfg_options", nargs="+", action=DictAction, default=None,
         help="override config keys, e.g. workflow.end_epoch=3 solver.train.batch_size=4",
     )
+    parser.add_argument("--debug", action="store_true", help="show the stack trace of errors caused by bad input")
     return parser
 
 
 def train_parser() -> argparse.ArgumentParser:
     """Arguments of ``tools/train.py`` (upstream's)."""
-    parser = _common_args(argparse.ArgumentParser(description="Train a temporal action detector"))
-    parser.add_argument("--resume", default=None, help="checkpoint to resume training from (e.g. .../last.pth)")
+    parser = _common_args(OneLineParser(description="Train a temporal action detector"))
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", default=None, help="checkpoint to resume training from (e.g. .../last.pth)")
+    start.add_argument(
+        "--load-from", "--load_from", dest="load_from", default=None, metavar="CKPT",
+        help="start a new run from a detector checkpoint's weights only (no optimizer, scheduler or epoch); "
+        "overrides the config's load_from",
+    )
     parser.add_argument("--disable_deterministic", action="store_true", help="faster, non-deterministic kernels")
     return parser
 
 
 def test_parser() -> argparse.ArgumentParser:
     """Arguments of ``tools/test.py`` (upstream's)."""
-    parser = _common_args(argparse.ArgumentParser(description="Test a temporal action detector"))
+    parser = _common_args(OneLineParser(description="Test a temporal action detector"))
     parser.add_argument(
         "--checkpoint", default=None,
         help="checkpoint to test (default: checkpoint/epoch_{inference.test_epoch}.pth, else best.pth, else last.pth)",
@@ -89,7 +125,9 @@ def prepare_run(args: argparse.Namespace, *, mode: str) -> RunContext:
     cfg = load_config(args.config, args.cfg_options)
     validate_config(cfg, source=args.config)
     if "work_dir" not in cfg:
-        raise KeyError(f"{args.config} has no 'work_dir'")
+        raise ConfigError(
+            f"{args.config}: no 'work_dir' (the folder runs write to); set it in the file or --cfg-options work_dir=..."
+        )
     env = init_distributed()
     deterministic = not (mode == "train" and args.disable_deterministic)
     set_seed(args.seed, deterministic=deterministic)
@@ -108,10 +146,37 @@ def prepare_run(args: argparse.Namespace, *, mode: str) -> RunContext:
     return RunContext(cfg=cfg, env=env, work_dir=work_dir, seed=args.seed, config_path=args.config)
 
 
+def run_cli(entry: Callable[[Optional[Sequence[str]]], Any], argv: Optional[Sequence[str]] = None, *,
+            prog: Optional[str] = None) -> int:
+    """Run ``entry(argv)`` (``train`` / ``test``); bad input becomes one line on stderr.
+
+    Args:
+        entry: the run function; it parses ``argv`` itself.
+        argv: the arguments (default ``sys.argv[1:]``).
+        prog: the program name in messages (default ``sys.argv[0]``'s name).
+
+    Returns:
+        The exit status: 0, or 1 after an error of :data:`USER_ERRORS` (re-raised with ``--debug``)
+        or a failure the run already logged; under torchrun only rank 0 prints
+        (:mod:`opentad.cores.entry`).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or os.path.basename(sys.argv[0])
+    try:
+        entry(argv)
+    except Exception as exc:  # noqa: BLE001 - failure_exit_code sorts it; the rest is re-raised unchanged
+        code = failure_exit_code(exc, prog=prog, user_errors=USER_ERRORS, debug="--debug" in argv)
+        if code is None:
+            raise
+        return code
+    return 0
+
+
 def build_model(ctx: RunContext) -> nn.Module:
     """Build ``cfg.model`` on the run's device and log its parameter count (peft's format)."""
     model = build(ctx.cfg.model, DETECTORS).to(ctx.env.device)
     logger.info(format_parameter_count(model))
+    logger.info(format_parameter_parts(model))
     return model
 
 

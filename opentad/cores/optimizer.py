@@ -164,12 +164,23 @@ def _check_keys(value: Any, path: str, allowed, required) -> List[str]:
     return errors
 
 
+def _numbers(value: Mapping[str, Any], path: str) -> List[str]:
+    """``lr`` and ``weight_decay`` must be numbers (bools are not)."""
+    bad = [
+        k for k in ("lr", "weight_decay")
+        if k in value and (isinstance(value[k], bool) or not isinstance(value[k], (int, float)))
+    ]
+    return [f"{path}.{k} = {value[k]!r} ({type(value[k]).__name__}): expected a number" for k in bad]
+
+
 def _check_backbone(value: Any, path: str) -> List[str]:
     errors = _check_keys(value, path, BACKBONE_KEYS, ("lr", "weight_decay"))
     if errors:
         return errors
+    errors.extend(_numbers(value, path))
     for i, entry in enumerate(value["custom"] if "custom" in value else []):
-        errors.extend(_check_keys(entry, f"{path}.custom[{i}]", CUSTOM_KEYS, CUSTOM_KEYS))
+        where = f"{path}.custom[{i}]"
+        errors.extend(_check_keys(entry, where, CUSTOM_KEYS, CUSTOM_KEYS) or _numbers(entry, where))
     exclude = value["exclude"] if "exclude" in value else []
     if not isinstance(exclude, (list, tuple)) or not all(isinstance(e, str) for e in exclude):
         errors.append(f"{path}.exclude: expected a list of name substrings, got {exclude!r}")

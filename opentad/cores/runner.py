@@ -21,18 +21,38 @@ from torch.nn.parallel import DistributedDataParallel
 
 from opentad.cores.consistency import ConsistencyChecker
 from opentad.cores.distributed import cleanup_distributed
-from opentad.cores.launch import RunContext, build_loader, build_model, prepare_run, section, test_parser, train_parser
+from opentad.cores.entry import reported_failures
+from opentad.cores.launch import (
+    USER_ERRORS,
+    RunContext,
+    build_loader,
+    build_model,
+    prepare_run,
+    section,
+    test_parser,
+    train_parser,
+)
 from opentad.cores.optimizer import build_optimizer
 from opentad.cores.run_log import log_throughput
 from opentad.cores.scheduler import build_scheduler
 from opentad.cores.test_engine import eval_one_epoch
 from opentad.cores.train_engine import resolve_amp_dtype, train_one_epoch, val_one_epoch
+from opentad.cores.work_dir import (
+    add_work_dir_arguments,
+    guard_work_dir,
+    launch_rank_and_size,
+    run_dir_of,
+    tidy_work_dir,
+    warn_world_size_change,
+)
 from opentad.models.utils.qlora import has_quantized_layers
 from opentad.utils.checkpoint import (
+    CheckpointError,
     atomic_link,
     atomic_save,
     load_checkpoint,
     load_model_state,
+    load_weights,
     model_state_dict,
     read_checkpoint,
 )
@@ -46,9 +66,12 @@ from opentad.utils.misc import (
     unwrap_model,
 )
 
-__all__ = ["Trainer", "train", "test", "default_test_checkpoint"]
+__all__ = ["Trainer", "train", "test", "default_test_checkpoint", "RESUME_KEYS"]
 
 logger = logging.getLogger(__name__)
+
+#: what ``--resume`` needs; a file without them (``best.pth``, a merged or upstream weights file) is for ``--load-from``
+RESUME_KEYS = ("epoch", "state_dict", "optimizer", "scheduler")
 
 
 class Trainer:
@@ -148,8 +171,22 @@ class Trainer:
         atomic_save(best, os.path.join(self.ckpt_dir, "best.pth"))
 
     def resume(self, path: str) -> None:
-        """Restore the full state written by :meth:`save`; training continues at the next epoch."""
-        ckpt = read_checkpoint(path, map_location=self.env.device)
+        """Restore the full state written by :meth:`save`; training continues at the next epoch.
+
+        Raises:
+            CheckpointError: ``path`` holds weights only (no optimizer, scheduler or
+                epoch): the message says to use ``--load-from`` instead.
+        """
+        ckpt = read_checkpoint(path, map_location=self.env.device, what="--resume checkpoint")
+        lacking = [k for k in RESUME_KEYS if k not in ckpt]
+        if lacking:
+            raise CheckpointError(
+                f"--resume {path}: the file holds no training state ({', '.join(lacking)} missing; it has "
+                f"{sorted(ckpt)}), so the run cannot continue from it; to start a new run from its weights "
+                f"use --load-from {path} (or load_from='{path}' in the config)"
+            )
+        warn_world_size_change(ckpt.get("meta"), world_size=self.env.world_size,
+                               batch_size=int(self.solver["train"]["batch_size"]), path=path)
         load_model_state(self.model, ckpt["state_dict"], strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -166,6 +203,20 @@ class Trainer:
         logger.info("Resumed from %s: continuing at epoch %d.", path, self.start_epoch)
         if self.consistency is not None:
             self.consistency.rebase(self.model, epoch=int(ckpt["epoch"]))
+
+    def load_from(self, path: str) -> None:
+        """Initialise the weights from a checkpoint's weights only (``--load-from`` / ``load_from=``).
+
+        Any layout :func:`~opentad.utils.checkpoint.load_weights` accepts; the EMA
+        weights of the file when ``solver.ema`` is set (as ``tools/test.py`` picks).
+        Missing, unexpected and shape-mismatched keys are logged; optimizer,
+        scheduler and epoch start fresh, and the EMA starts from the loaded weights.
+        """
+        load_weights(self.model, path, use_ema=self.model_ema is not None, map_location=self.env.device)
+        if self.model_ema is not None:
+            self.model_ema.set(self.model)
+        if self.consistency is not None:
+            self.consistency.rebase(self.model, epoch=-1)
 
     # ----------------------------------------------------------------- loop
     def _due(self, key: str, epoch: int) -> bool:
@@ -249,19 +300,33 @@ class Trainer:
 
 def train(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
     """``tools/train.py``: parse arguments, prepare the run, (resume,) train."""
-    args = train_parser().parse_args(argv)
+    args = add_work_dir_arguments(train_parser()).parse_args(argv)
+    moved = guard_work_dir(run_dir_of(args), resume=args.resume, move_old=args.move_old_run,
+                           is_main=launch_rank_and_size()[0] == 0)  # before anything is written there
     ctx = prepare_run(args, mode="train")
-    try:
+    tidy_work_dir(ctx.work_dir, moved=moved, is_main=ctx.env.is_main)
+    logger.info("CPU threads per process: %d (OMP_NUM_THREADS=%s)", torch.get_num_threads(),
+                os.environ.get("OMP_NUM_THREADS", "unset"))
+    # reported once (bad input at set-up: one line from rank 0; see opentad/cores/entry.py), then raised
+    with reported_failures(rank=ctx.env.rank, world_size=ctx.env.world_size, what="Training",
+                           user_errors=USER_ERRORS) as stage:
         trainer = Trainer(ctx, not_eval=args.not_eval)
-        if args.resume is not None:
-            trainer.resume(args.resume)
+        _start(trainer, resume=args.resume, load_from=args.load_from or ctx.cfg.get("load_from"))
+        stage.running()
         metrics = trainer.fit()
-    except Exception:  # into the run's log file too (rank 0), not only the console; then fail as before
-        logger.exception("Training failed on rank %d of %d", ctx.env.rank, ctx.env.world_size)
-        raise
     # only after success: tearing NCCL down while other ranks wait in a collective would hang this one
     cleanup_distributed()
     return metrics
+
+
+def _start(trainer: Trainer, *, resume: Optional[str], load_from: Optional[str]) -> None:
+    """``--resume`` (the full state) or else ``--load-from`` / ``load_from`` (weights only)."""
+    if resume is not None:
+        if load_from:
+            logger.info("load_from=%s is not used: --resume restores the run's own weights", load_from)
+        trainer.resume(resume)
+    elif load_from:
+        trainer.load_from(load_from)
 
 
 def default_test_checkpoint(work_dir: str, inference: Dict[str, Any]) -> str:
@@ -279,19 +344,22 @@ def test(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
     args = test_parser().parse_args(argv)
     ctx = prepare_run(args, mode="test")
     cfg, env = ctx.cfg, ctx.env
-    loader = build_loader(ctx, "test")
-    model = build_model(ctx)
-    inference, solver = section(cfg, "inference", {}), section(cfg, "solver", {})
-    if inference.get("load_from_raw_predictions", False):
-        logger.info("Post-processing saved raw predictions; no checkpoint is loaded.")
-    else:
-        path = args.checkpoint or default_test_checkpoint(ctx.work_dir, inference)
-        load_checkpoint(model, path, use_ema=bool(solver.get("ema", False)), map_location=env.device)
-    metrics = eval_one_epoch(
-        loader, model, device=env.device, inference_cfg=inference,
-        post_cfg=section(cfg, "post_processing", {}), evaluation_cfg=section(cfg, "evaluation"),
-        work_dir=ctx.work_dir, rank=env.rank, amp_dtype=resolve_amp_dtype(solver.get("amp", False), env.device),
-        not_eval=args.not_eval,
-    )
+    with reported_failures(rank=env.rank, world_size=env.world_size, what="Testing", user_errors=USER_ERRORS) as stage:
+        loader = build_loader(ctx, "test")
+        model = build_model(ctx)
+        inference, solver = section(cfg, "inference", {}), section(cfg, "solver", {})
+        if inference.get("load_from_raw_predictions", False):
+            logger.info("Post-processing saved raw predictions; no checkpoint is loaded.")
+        else:
+            path = args.checkpoint or default_test_checkpoint(ctx.work_dir, inference)
+            what = "--checkpoint" if args.checkpoint else "checkpoint (the work dir's default)"
+            load_checkpoint(model, path, use_ema=bool(solver.get("ema", False)), map_location=env.device, what=what)
+        stage.running()
+        metrics = eval_one_epoch(
+            loader, model, device=env.device, inference_cfg=inference,
+            post_cfg=section(cfg, "post_processing", {}), evaluation_cfg=section(cfg, "evaluation"),
+            work_dir=ctx.work_dir, rank=env.rank, amp_dtype=resolve_amp_dtype(solver.get("amp", False), env.device),
+            not_eval=args.not_eval,
+        )
     cleanup_distributed()
     return metrics

@@ -101,9 +101,16 @@ def predict(loader, model: nn.Module, *, device: torch.device, infer_cfg: Mappin
     return merge_results(parts)
 
 
-def evaluate_results(results: Results, evaluation_cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """Build the evaluator of the ``evaluation`` section on in-memory ``results``, evaluate and log the table."""
-    evaluator = build(evaluation_cfg, EVALUATORS, prediction_filename=dict(results=results))
+def evaluate_results(
+    results: Results, evaluation_cfg: Mapping[str, Any], class_names: Optional[List[str]] = None
+) -> Dict[str, Any]:
+    """Build the evaluator of the ``evaluation`` section on in-memory ``results``, evaluate and log the table.
+
+    ``class_names`` (the test dataset's class map) becomes the evaluator's ``class_map`` unless the
+    section sets one: ground-truth labels outside it are an error, not a class with AP 0.
+    """
+    defaults = {} if class_names is None else dict(class_map=list(class_names))
+    evaluator = build(evaluation_cfg, EVALUATORS, prediction_filename=dict(results=results), **defaults)
     logger.info("Evaluation starts...")
     metrics = evaluator.evaluate()
     evaluator.logging(logger)
@@ -189,6 +196,6 @@ def eval_one_epoch(
         logger.info("Saved detections to %s", path)
     if not_eval or evaluation_cfg is None:
         return None
-    metrics = evaluate_results(results, evaluation_cfg)
+    metrics = evaluate_results(results, evaluation_cfg, class_names)
     append_eval_record(work_dir, metrics, num_videos=len(results), epoch=epoch)
     return metrics

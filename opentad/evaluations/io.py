@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from .builder import remove_duplicate_annotations
 
-__all__ = ["GroundTruth", "Predictions", "load_json", "load_ground_truth", "load_predictions", "load_blocked_videos"]
+__all__ = [
+    "GroundTruth",
+    "Predictions",
+    "load_json",
+    "load_class_names",
+    "load_ground_truth",
+    "load_predictions",
+    "load_blocked_videos",
+]
 
 PathOrDict = Union[str, os.PathLike, Mapping[str, Any]]
 
@@ -34,6 +42,8 @@ class GroundTruth:
         start, end: ``[G]`` float64 seconds.
         label: ``[G]`` int64 index into ``classes``.
         num_ignored: actions dropped because their label is in ``ignored_labels``.
+        empty_segments: ``(video, segment)`` of the actions dropped because
+            ``end <= start`` (counted in a warning by the evaluator).
     """
 
     videos: List[str]
@@ -43,6 +53,7 @@ class GroundTruth:
     end: np.ndarray
     label: np.ndarray
     num_ignored: int = 0
+    empty_segments: List[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -100,12 +111,48 @@ def _require_key(data: Any, key: str, source: str, what: str) -> Any:
     return data[key]
 
 
+def load_class_names(source: Union[str, os.PathLike, Sequence[str]], key: str = "class_map") -> List[str]:
+    """Class names from a class map file (one per line, blank lines skipped) or a list.
+
+    Raises:
+        FileNotFoundError: the file does not exist (names ``key`` and the path).
+        ValueError: no class, or a list of something else than strings.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{key}: class map file not found: {os.fspath(source)!r}")
+        with open(source, "r", encoding="utf8") as handle:
+            names = [line.rstrip("\r\n") for line in handle if line.strip()]
+        where = repr(os.fspath(source))
+    else:
+        names, where = list(source), "(list)"
+        if not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{key} must be a class map file or a list of class names, got {source!r}")
+    if not names:
+        raise ValueError(f"{key} {where} lists no class")
+    return names
+
+
+def _unknown_label_error(name: str, subset: str, unknown: List[tuple], class_map: Sequence[str]) -> ValueError:
+    """One-line error for ground-truth labels outside the class map: counts, labels, an example video."""
+    labels = sorted({str(label) for _, label in unknown})
+    videos = sorted({video for video, _ in unknown})
+    shown = list(class_map) if len(class_map) <= 10 else list(class_map[:10]) + ["..."]
+    return ValueError(
+        f"ground_truth_filename {name}: {len(unknown)} ground-truth segment(s) of {len(videos)} video(s) in "
+        f"subset {subset!r} have labels not in the class map {labels} (e.g. video {videos[0]!r}; the class map "
+        f"has {len(class_map)} classes: {shown}); correct the labels or the class map, or add labels that are "
+        "not classes to the evaluation's ignored_labels"
+    )
+
+
 def load_ground_truth(
     source: Union[str, os.PathLike, Mapping[str, Any]],
     *,
     subset: str,
     blocked: set,
     ignored_labels: Sequence[str] = (),
+    class_map: Optional[Sequence[str]] = None,
 ) -> GroundTruth:
     """Read the actions of ``subset``.
 
@@ -113,56 +160,90 @@ def load_ground_truth(
     within them, actions after :func:`remove_duplicate_annotations` whose label
     is not in ``ignored_labels``. Videos without (kept) actions stay in
     ``videos``; they only turn predictions on them into false positives.
+    Actions with ``end <= start`` are dropped and listed in
+    ``GroundTruth.empty_segments``.
+
+    Args:
+        source: the annotation JSON path or its loaded dict.
+        subset: the subset to evaluate.
+        blocked: video names left out.
+        ignored_labels: labels that are not classes (dropped, counted).
+        class_map: the class names the model predicts; when given, every
+            other label (not in ``ignored_labels``) is an error.
 
     Raises:
         FileNotFoundError, ValueError: unreadable file, no ``database`` key, a
-            video without ``subset``/``annotations``, or no action in ``subset``
-            (the message lists the subsets present).
+            video without ``subset``/``annotations``, a malformed action, labels
+            outside ``class_map`` (all counted in one message), or no action in
+            ``subset`` (the message lists the subsets present).
     """
     name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "(dict)"
     data = load_json(source, "ground_truth_filename") if isinstance(source, (str, os.PathLike)) else source
     database = _require_key(data, "database", name, "ground_truth_filename")
-    ignored = set(ignored_labels)
-    videos: List[str] = []
-    classes: Dict[str, int] = {}
-    rows: List[tuple] = []
+    scan = _Scan(ignored=set(ignored_labels), known=None if class_map is None else set(class_map))
     subsets_seen = set()
-    num_ignored = 0
     for video_name, info in database.items():
-        if "subset" not in info or "annotations" not in info:
+        if not isinstance(info, Mapping) or "subset" not in info or "annotations" not in info:
             raise ValueError(f"ground_truth_filename {name}: video {video_name!r} lacks 'subset' or 'annotations'")
         subsets_seen.add(info["subset"])
         if info["subset"] != subset or video_name in blocked:
             continue
-        vidx = len(videos)
-        videos.append(video_name)
         try:
-            for ann in remove_duplicate_annotations(info["annotations"]):
-                if ann["label"] in ignored:
-                    num_ignored += 1
-                    continue
-                cidx = classes.setdefault(ann["label"], len(classes))
-                rows.append((vidx, float(ann["segment"][0]), float(ann["segment"][1]), cidx))
+            scan.add_video(video_name, info["annotations"])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ValueError(
                 f"ground_truth_filename {name}: malformed annotation in video {video_name!r}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-    if not rows:
+    if scan.unknown:
+        raise _unknown_label_error(name, subset, scan.unknown, list(class_map))
+    if not scan.rows:
         raise ValueError(
             f"ground_truth_filename {name}: no ground-truth action in subset {subset!r} "
             f"(subsets present: {sorted(map(str, subsets_seen))})"
         )
-    video, start, end, label = (np.asarray(col) for col in zip(*rows))
+    video, start, end, label = (np.asarray(col) for col in zip(*scan.rows))
     return GroundTruth(
-        videos=videos,
-        classes=list(classes),
+        videos=scan.videos,
+        classes=list(scan.classes),
         video=video.astype(np.int64),
         start=start.astype(np.float64),
         end=end.astype(np.float64),
         label=label.astype(np.int64),
-        num_ignored=num_ignored,
+        num_ignored=scan.num_ignored,
+        empty_segments=scan.empty_segments,
     )
+
+
+@dataclass
+class _Scan:
+    """What :func:`load_ground_truth` collects, video by video."""
+
+    ignored: set
+    known: Optional[set]
+    videos: List[str] = field(default_factory=list)
+    classes: Dict[str, int] = field(default_factory=dict)
+    rows: List[tuple] = field(default_factory=list)
+    unknown: List[tuple] = field(default_factory=list)
+    empty_segments: List[tuple] = field(default_factory=list)
+    num_ignored: int = 0
+
+    def add_video(self, video_name: str, annotations: Sequence[Mapping[str, Any]]) -> None:
+        """Count ignored, unknown and empty actions, then keep the others (duplicates removed)."""
+        vidx = len(self.videos)
+        self.videos.append(video_name)
+        for ann in annotations:
+            if ann["label"] in self.ignored:
+                self.num_ignored += 1
+            elif self.known is not None and ann["label"] not in self.known:
+                self.unknown.append((video_name, ann["label"]))
+            elif float(ann["segment"][1]) - float(ann["segment"][0]) <= 0:  # as remove_duplicate_annotations
+                self.empty_segments.append((video_name, list(ann["segment"])))
+        for ann in remove_duplicate_annotations(annotations):
+            if ann["label"] in self.ignored or (self.known is not None and ann["label"] not in self.known):
+                continue
+            cidx = self.classes.setdefault(ann["label"], len(self.classes))
+            self.rows.append((vidx, float(ann["segment"][0]), float(ann["segment"][1]), cidx))
 
 
 def _bad_entry(results: Mapping[str, Any], blocked: set) -> str:

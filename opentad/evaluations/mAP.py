@@ -7,6 +7,12 @@ Rules (those of upstream OpenTAD / the ActivityNet toolkit unless marked):
   1e-3 s of a kept action) are dropped. *Here only:* actions whose label is in
   ``ignored_labels`` (default ``("Ambiguous",)``, THUMOS's "don't care" marks)
   are dropped too. Videos without predictions keep their ground truth (misses).
+* *Here only:* checks of the ground truth like training's. With ``class_map``
+  (the test engine passes the test dataset's), a ground-truth label that is
+  neither in the class map nor in ``ignored_labels`` is a ``ValueError``
+  (counts, labels, an example video): the model cannot predict it, so it
+  would be a class with AP 0 that lowers the mean. Actions with
+  ``end <= start`` are dropped as upstream, counted in ONE warning.
 * Classes: the labels of the kept ground truth, in order of first appearance.
   A predicted label outside that set is not evaluated (it cannot change any
   AP); a class that appears only in predictions therefore has no AP.
@@ -35,7 +41,7 @@ import numpy as np
 
 from opentad.registry import EVALUATORS
 
-from .io import load_blocked_videos, load_ground_truth, load_predictions
+from .io import load_blocked_videos, load_class_names, load_ground_truth, load_predictions
 from .matching import greedy_match, interpolated_ap, overlapping_pairs, segment_tiou, topkx_recall
 
 __all__ = ["mAP"]
@@ -66,11 +72,14 @@ class mAP:  # noqa: N801 - upstream's registered name
             left out of ground truth and predictions.
         thread: accepted for upstream configs; evaluation is single-process.
         ignored_labels: ground-truth labels that are not classes (not upstream).
+        class_map: the class names the model predicts, a class map file (one
+            name per line) or a list; None skips the label check (not upstream).
 
     Raises:
         FileNotFoundError: a file named by a key does not exist.
         ValueError: malformed file or entry, no ground truth in ``subset``,
-            thresholds outside (0, 1], non-positive ``top_k``.
+            ground-truth labels outside ``class_map``, thresholds outside
+            (0, 1], non-positive ``top_k``.
         TypeError: ``prediction_filename`` is neither a path nor a dict.
     """
 
@@ -85,6 +94,7 @@ class mAP:  # noqa: N801 - upstream's registered name
         blocked_videos: Union[None, str, os.PathLike, Sequence[str]] = None,
         thread: int = 16,
         ignored_labels: Sequence[str] = ("Ambiguous",),
+        class_map: Union[None, str, os.PathLike, Sequence[str]] = None,
     ) -> None:
         if not ground_truth_filename:
             raise ValueError("ground_truth_filename is empty; give the annotation JSON path")
@@ -98,9 +108,13 @@ class mAP:  # noqa: N801 - upstream's registered name
         self.thread = thread
         self.ignored_labels = list(ignored_labels)
         blocked = load_blocked_videos(blocked_videos)
+        self.class_map = None if class_map is None else load_class_names(class_map)
         self.ground_truth = load_ground_truth(
-            ground_truth_filename, subset=subset, blocked=blocked, ignored_labels=self.ignored_labels
+            ground_truth_filename, subset=subset, blocked=blocked, ignored_labels=self.ignored_labels,
+            class_map=self.class_map,
         )
+        self._source = repr(os.fspath(ground_truth_filename)) if isinstance(
+            ground_truth_filename, (str, os.PathLike)) else "(dict)"
         self.prediction = load_predictions(prediction_filename, gt=self.ground_truth, blocked=blocked)
         self._warn_about_inputs()
         self.ap: Optional[np.ndarray] = None
@@ -109,6 +123,13 @@ class mAP:  # noqa: N801 - upstream's registered name
         gt, pred = self.ground_truth, self.prediction
         if gt.num_ignored:
             logger.info("Ignored %d ground-truth actions labelled %s.", gt.num_ignored, self.ignored_labels)
+        if gt.empty_segments:
+            examples = "; ".join(f"{video} segment={segment}" for video, segment in gt.empty_segments[:3])
+            logger.warning(
+                "ground_truth_filename %s: %d ground-truth segment(s) of %d video(s) in subset %r have "
+                "end <= start (e.g. %s); they are not evaluated.", self._source, len(gt.empty_segments),
+                len({video for video, _ in gt.empty_segments}), self.subset, examples,
+            )
         if pred.extra_videos:
             logger.warning(
                 "%d predicted video(s) are not in the %r ground truth (e.g. %r); "

@@ -12,34 +12,49 @@ A model may provide its own state with ``checkpoint_state_dict()`` and
 ``load_checkpoint_state_dict(state_dict, strict)``, which returns ``(missing,
 unexpected)`` or None to leave a plain state dict to the default path (QLoRA models store only the
 trainable and floating-point tensors and rebuild the quantized base).
+
+Files are read weights-only (:mod:`opentad.utils.safe_load`): a file that
+would need to unpickle other objects is refused, never loaded silently.
+:func:`load_weights` initialises a model from any checkpoint layout for
+fine-tuning (``--load-from``); resuming needs the full training state.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-from typing import Any, Dict, List, Mapping, NamedTuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 import torch
 import torch.nn as nn
 
 from opentad.utils.misc import unwrap_model
+from opentad.utils.process import pid_alive
+from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError, torch_load
 
 __all__ = [
     "CheckpointError",
     "LoadReport",
     "atomic_save",
     "atomic_link",
+    "remove_stale_partial_files",
     "model_state_dict",
     "strip_prefix",
     "load_model_state",
     "load_checkpoint",
     "read_checkpoint",
+    "model_weights",
+    "load_weights",
+    "UntrustedFileError",
+    "UnreadableFileError",
 ]
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "module."
+#: the temporary names of atomic_save / atomic_link: ".{file name}.tmp{pid}"
+_PARTIAL_FILE = re.compile(r"^\..+\.tmp(\d+)$")
 
 
 class CheckpointError(RuntimeError):
@@ -47,10 +62,11 @@ class CheckpointError(RuntimeError):
 
 
 class LoadReport(NamedTuple):
-    """Keys the model expected but the checkpoint lacked, and keys the model does not have."""
+    """Keys the model expected but the checkpoint lacked, keys the model does not have, shape conflicts."""
 
     missing_keys: List[str]
     unexpected_keys: List[str]
+    mismatched: List[str] = []
 
 
 def atomic_save(obj: Any, path: str) -> None:
@@ -85,6 +101,36 @@ def atomic_link(src: str, dst: str) -> None:
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def remove_stale_partial_files(folder: str) -> List[str]:
+    """Delete the partial files that :func:`atomic_save` / :func:`atomic_link` of a killed process left in ``folder``.
+
+    They are named ``.{name}.tmp{pid}``; one is stale when process ``pid`` is
+    no longer alive on this host (files of live processes, this one
+    included, are kept: they may be being written). Each deletion is logged.
+
+    Args:
+        folder: e.g. a run's ``checkpoint/`` folder; a missing folder has nothing to clean.
+
+    Returns:
+        The paths deleted.
+    """
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        match = _PARTIAL_FILE.match(name)
+        if match is None or pid_alive(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            os.remove(path)
+        except FileNotFoundError:  # removed meanwhile by someone else
+            continue
+        removed.append(path)
+        logger.info("Removed %s, a partial file of process %s, which no longer runs", path, match.group(1))
+    return removed
 
 
 def model_state_dict(model: nn.Module, *, prefix: str = PREFIX) -> Dict[str, torch.Tensor]:
@@ -130,17 +176,18 @@ def load_model_state(model: nn.Module, state_dict: Mapping[str, Any], *, strict:
     hook = getattr(inner, "load_checkpoint_state_dict", None)
     result = hook(state, strict=strict) if callable(hook) else None
     if result is not None:  # None: the hook leaves this state to the plain path below
-        return LoadReport(*result)
-    expected = set(inner.state_dict().keys())
-    report = LoadReport(sorted(expected - set(state)), sorted(set(state) - expected))
-    if strict and (report.missing_keys or report.unexpected_keys):
-        raise CheckpointError(
-            f"Checkpoint does not match {type(inner).__name__}: "
-            f"missing keys [{_format_keys(report.missing_keys)}]; "
-            f"unexpected keys [{_format_keys(report.unexpected_keys)}]. "
-            "Load with strict=False to load the matching keys only."
-        )
-    inner.load_state_dict(state, strict=False)
+        report = LoadReport(*result)
+    else:
+        expected = set(inner.state_dict().keys())
+        report = LoadReport(sorted(expected - set(state)), sorted(set(state) - expected))
+        if strict and (report.missing_keys or report.unexpected_keys):
+            raise CheckpointError(
+                f"Checkpoint does not match {type(inner).__name__}: "
+                f"missing keys [{_format_keys(report.missing_keys)}]; "
+                f"unexpected keys [{_format_keys(report.unexpected_keys)}]. "
+                "Load with strict=False to load the matching keys only."
+            )
+        inner.load_state_dict(state, strict=False)
     if report.missing_keys:
         logger.warning("Missing keys in checkpoint: %s", _format_keys(report.missing_keys))
     if report.unexpected_keys:
@@ -148,26 +195,135 @@ def load_model_state(model: nn.Module, state_dict: Mapping[str, Any], *, strict:
     return report
 
 
-def read_checkpoint(path: str, *, map_location: Any = "cpu", weights_only: bool = True) -> Dict[str, Any]:
-    """``torch.load`` a checkpoint file.
+def load_weights(
+    model: nn.Module, path: str, *, use_ema: bool = False, map_location: Any = "cpu", what: str = "load_from"
+) -> LoadReport:
+    """Initialise ``model`` from a checkpoint's weights only, for fine-tuning (``load_from``).
+
+    Any layout of :func:`model_weights` is accepted; optimizer, scheduler and
+    epoch are ignored. Keys the model lacks, keys the file lacks and tensors
+    whose shape differs (e.g. a classification head for another number of
+    classes) are left out and logged; everything else is loaded.
+
+    Args:
+        model: the built model, DDP-wrapped or not.
+        path: the checkpoint file.
+        use_ema: prefer the file's EMA weights.
+        map_location: where tensors go while loading.
+        what: the option that named the file, for messages.
+
+    Returns:
+        The report; ``mismatched`` lists ``key: file shape vs model shape``.
+
+    Raises:
+        FileNotFoundError, UntrustedFileError, UnreadableFileError: see :func:`read_checkpoint`.
+        CheckpointError: no weights in the file, or the model's loader refuses them
+            (a QLoRA state into a float model or the reverse).
+    """
+    checkpoint = read_checkpoint(path, map_location=map_location, what=what)
+    state, key = model_weights(checkpoint, path=path, use_ema=use_ema)
+    state = strip_prefix(state)
+    own = unwrap_model(model).state_dict()
+    conflicts = sorted(
+        k for k, v in state.items() if isinstance(v, torch.Tensor) and k in own and v.shape != own[k].shape
+    )
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in conflicts]
+    for k in conflicts:
+        del state[k]
+    try:
+        report = load_model_state(model, state, strict=False)
+    except ValueError as exc:
+        raise CheckpointError(f"{what} {path}: {exc}") from None
+    report = LoadReport(sorted(set(report.missing_keys) | set(conflicts)), report.unexpected_keys, mismatched)
+    if mismatched:
+        logger.warning("Shape-mismatched keys (not loaded, left as built): %s", _format_keys(mismatched))
+    logger.info(
+        "Initialised the model from %s of %s (epoch %s; weights only, no optimizer or scheduler state): "
+        "%d missing, %d unexpected, %d shape-mismatched keys.",
+        key, path, checkpoint.get("epoch", "?"), len(report.missing_keys), len(report.unexpected_keys), len(mismatched),
+    )
+    return report
+
+
+def read_checkpoint(
+    path: str, *, map_location: Any = "cpu", what: str = "checkpoint", trust_pickle: bool = False
+) -> Dict[str, Any]:
+    """Read a checkpoint file weights-only (never running code stored in it).
 
     Args:
         path: the file.
         map_location: where tensors go.
-        weights_only: refuse files that hold more than tensors and plain values
-            (all files this project writes qualify; set False only for trusted
-            files written by other tools).
+        what: what the file is for (``"--resume checkpoint"``), named in messages.
+        trust_pickle: full unpickling, for a trusted legacy file only (see
+            :func:`opentad.utils.safe_load.torch_load`); no command line sets it.
 
     Raises:
         FileNotFoundError: no file at ``path``.
+        UntrustedFileError: the file holds Python objects beyond tensors and plain values.
+        UnreadableFileError: empty, truncated, text, or not a ``torch.save`` file.
         CheckpointError: the file is not a dict.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
+    checkpoint = torch_load(path, map_location=map_location, what=what, trust_pickle=trust_pickle)
     if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
+        raise CheckpointError(f"{what} {path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
     return dict(checkpoint)
+
+
+def _looks_like_weights(state: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, torch.Tensor) for v in state.values()) or any(
+        str(k).endswith("format") for k in state
+    )
+
+
+def model_weights(
+    checkpoint: Mapping[str, Any], *, path: str, use_ema: bool = False, ema_required: bool = False
+) -> Tuple[Dict[str, Any], str]:
+    """The model weights of a checkpoint dict, in any layout this project or upstream OpenTAD writes.
+
+    Accepted: ``{"state_dict": ...}`` (a full training state or weights
+    only), ``{"state_dict_ema": ...}`` alone, both, or a bare state dict;
+    keys with or without DDP's ``module.`` prefix; QLoRA adapter-only states
+    (``format``, docs/qlora.md), which the model's own loader reads.
+
+    Args:
+        checkpoint: the loaded file.
+        path: its name, for messages.
+        use_ema: prefer ``state_dict_ema`` (else ``state_dict``, with a warning).
+        ema_required: with ``use_ema``, a file with ``state_dict`` but no
+            ``state_dict_ema`` is an error instead of a fallback.
+
+    Returns:
+        ``(state, key)``: the weights (prefix not yet stripped) and where they
+        came from: ``"state_dict"``, ``"state_dict_ema"`` or ``"(file)"``.
+
+    Raises:
+        CheckpointError: no weights in the file, or a required EMA state missing.
+    """
+    has_plain, has_ema = "state_dict" in checkpoint, "state_dict_ema" in checkpoint
+    if use_ema and has_ema:
+        key = "state_dict_ema"
+    elif has_plain:
+        if use_ema and ema_required:
+            raise CheckpointError(
+                f"{path} has no 'state_dict_ema'; it holds {sorted(checkpoint)} "
+                "(solver.ema decides which one is loaded)"
+            )
+        if use_ema:
+            logger.warning("%s has no EMA weights (state_dict_ema) although solver.ema is set; using state_dict", path)
+        key = "state_dict"
+    elif has_ema:
+        key = "state_dict_ema"
+    elif _looks_like_weights(checkpoint):
+        return dict(checkpoint), "(file)"
+    else:
+        raise CheckpointError(
+            f"{path} holds no model weights: no 'state_dict' or 'state_dict_ema' and no tensors "
+            f"(keys: {sorted(checkpoint)})"
+        )
+    state = checkpoint[key]
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: {key!r} is a {type(state).__name__}, expected a dict of tensors")
+    return dict(state), key
 
 
 def load_checkpoint(
@@ -177,7 +333,7 @@ def load_checkpoint(
     use_ema: bool = False,
     strict: bool = True,
     map_location: Any = "cpu",
-    weights_only: bool = True,
+    what: str = "checkpoint",
 ) -> Dict[str, Any]:
     """Load a checkpoint's model weights (``state_dict``, or ``state_dict_ema`` with ``use_ema``).
 
@@ -188,28 +344,23 @@ def load_checkpoint(
         path: the checkpoint file (this project's or upstream OpenTAD's).
         use_ema: load the EMA weights.
         strict: see :func:`load_model_state`.
-        map_location, weights_only: see :func:`read_checkpoint`.
+        map_location, what: see :func:`read_checkpoint`.
 
     Returns:
         The whole checkpoint dict.
 
     Raises:
         CheckpointError: ``use_ema`` but the file has no ``state_dict_ema``; or a strict mismatch.
+        UntrustedFileError, UnreadableFileError: see :func:`read_checkpoint`.
     """
-    checkpoint = read_checkpoint(path, map_location=map_location, weights_only=weights_only)
-    key = "state_dict_ema" if use_ema else "state_dict"
-    if key in checkpoint:
-        state = checkpoint[key]
-    elif "state_dict" in checkpoint or "state_dict_ema" in checkpoint:
-        raise CheckpointError(
-            f"{path} has no {key!r}; it holds {sorted(checkpoint)} (solver.ema decides which one is loaded)"
-        )
-    else:
-        state = checkpoint
-    report = load_model_state(model, state, strict=strict)
+    checkpoint = read_checkpoint(path, map_location=map_location, what=what)
+    state, key = model_weights(checkpoint, path=path, use_ema=use_ema, ema_required=True)
+    try:
+        report = load_model_state(model, state, strict=strict)
+    except ValueError as exc:  # a model's own loader refusing the state (e.g. QLoRA vs float)
+        raise CheckpointError(f"{path}: {exc}") from None
     logger.info(
         "Loaded %s from %s (epoch %s): %d missing, %d unexpected keys.",
         key, path, checkpoint.get("epoch", "?"), len(report.missing_keys), len(report.unexpected_keys),
     )
     return checkpoint
-

@@ -27,6 +27,7 @@ __all__ = [
     "unwrap_model",
     "count_parameters",
     "format_parameter_count",
+    "format_parameter_parts",
     "move_to_device",
     "AverageMeter",
 ]
@@ -163,6 +164,21 @@ def format_parameter_count(model: nn.Module) -> str:
     trainable, total = count_parameters(model)
     percent = 100.0 * trainable / total if total else 0.0
     return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {percent:.4f}"
+
+
+def format_parameter_parts(model: nn.Module) -> str:
+    """``trainable params by part: backbone 63,232 / 363,456 (17.40%) || projection ...``.
+
+    One entry per top-level child of the (unwrapped) model that holds
+    parameters, so that a QLoRA run shows what trains inside its backbone,
+    not only a total dominated by the detection head.
+    """
+    parts = []
+    for name, child in unwrap_model(model).named_children():
+        trainable, total = count_parameters(child)
+        if total:
+            parts.append(f"{name} {trainable:,d} / {total:,d} ({100.0 * trainable / total:.2f}%)")
+    return "trainable params by part: " + " || ".join(parts)
 
 
 def move_to_device(data: Any, device: torch.device) -> Any:

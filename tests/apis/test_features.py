@@ -98,3 +98,60 @@ def test_feature_configs_have_no_backbone_to_run():
     config = os.path.join(ROOT, "configs", "actionformer", "synthetic_features.py")
     with pytest.raises(InferenceError, match="no video backbone"):
         FeatureExtractor(config, None, device="cpu")
+
+
+def test_videos_argument_takes_a_video_file_and_refuses_binary_lists(tiny_data, tmp_path):
+    video = os.path.join(tiny_data.videos, f"{tiny_data.test_videos[0]}.mp4")
+    assert list_videos(video) == [video]  # one video file is the one video to process
+    upper = tmp_path / "CLIP.MOV"
+    upper.write_bytes(b"x")
+    assert list_videos(str(upper)) == [str(upper)]  # extensions in any case
+    for name, content in (("clip.ts", open(video, "rb").read()), ("zeros.txt", b"a.mp4\n\0\0")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(InferenceError) as info:
+            list_videos(str(tmp_path / name))
+        message = str(info.value)
+        assert name in message and "not a text file" in message and "one video path per line" in message
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# comment\n\n {video} \n")
+    assert list_videos(str(listing)) == [video]
+
+
+def faststart_copy(src_path, dst_path):
+    """Re-mux ``src_path`` (packets copied) with the index at the front (``movflags=faststart``)."""
+    with av.open(src_path) as src, av.open(dst_path, "w", format="mp4", options={"movflags": "faststart"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+
+
+def test_a_truncated_video_is_read_as_its_decodable_part_with_a_warning(tiny_data, extractor, tmp_path, caplog):
+    """Inference's probe and feature extraction agree on a cut mp4 whose index is at the front (issue #16)."""
+    from opentad.apis import probe_video
+
+    video = os.path.join(tiny_data.videos, f"{tiny_data.test_videos[0]}.mp4")
+    faststart_copy(video, str(tmp_path / "full.mp4"))
+    data = (tmp_path / "full.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    complete = decode_all(video)
+    with caplog.at_level("WARNING", logger="opentad"):
+        info = probe_video(str(cut))
+        report = extract_features(extractor, [str(cut)], str(tmp_path / "out"), show_progress=False)
+    assert 8 <= info.num_frames < len(complete) - 8 and not report.failed
+    assert np.load(report.written[0]).shape == (info.num_frames // 4, 64)
+    # the frames read are the complete video's first ones
+    assert torch.equal(decode_all_readable(str(cut), info.num_frames), complete[: info.num_frames])
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= 30 and str(cut) in r.getMessage()]
+    assert len(warned) == 1 and f"declares {len(complete) / info.fps:.3f} s" in warned[0]
+
+
+def decode_all_readable(path, count):
+    """The first ``count`` frames through the project's reader, uint8 [count, 3, H, W]."""
+    from opentad.datasets.transforms import VideoReader
+
+    with VideoReader(path) as reader:
+        assert len(reader) == count
+        return reader.get_batch(range(count))

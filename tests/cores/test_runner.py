@@ -73,9 +73,23 @@ def test_config_errors_stop_before_anything_is_built(tiny_config, tmp_path):
 
 def test_a_failing_run_writes_its_traceback_into_the_log_file(tiny_data_root, tiny_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tiny_data_root)
+
+    def crash(self):
+        raise RuntimeError("an unexpected failure")
+
+    monkeypatch.setattr("opentad.cores.runner.Trainer.fit", crash)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        train(tiny_config, tmp_path / "f", end_epoch=1)
+    log = open(glob.glob(str(tmp_path / "f" / "gpu1_id0" / "train_*.log"))[0]).read()
+    assert "Training failed on rank 0 of 1" in log and "Traceback (most recent call last)" in log
+    assert "RuntimeError: an unexpected failure" in log
+
+
+def test_bad_input_is_one_log_line_without_traceback(tiny_data_root, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny_data_root)
     missing = str(tmp_path / "nowhere" / "epoch_0.pth")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         train(tiny_config, tmp_path / "f", "--resume", missing, end_epoch=1)
     log = open(glob.glob(str(tmp_path / "f" / "gpu1_id0" / "train_*.log"))[0]).read()
-    assert "Training failed on rank 0 of 1" in log and "Traceback (most recent call last)" in log
-    assert f"FileNotFoundError: Checkpoint file not found: {missing}" in log
+    assert f"Training failed on rank 0 of 1: --resume checkpoint file not found: {missing}" in log
+    assert "Traceback" not in log

@@ -43,3 +43,31 @@ def test_typo_is_reported(override, needle):
 def test_unknown_key_message_lists_valid_keys():
     errors = check_config(load_config(CONFIGS[1], {"workflow.loging_interval": 1}))
     assert "logging_interval" in errors[0] and "checkpoint_interval" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"workflow.end_epoch": "two"}, "workflow.end_epoch = 'two' (str): expected an int"),
+        ({"workflow.checkpoint_interval": 2.5}, "workflow.checkpoint_interval = 2.5 (float): expected an int"),
+        ({"solver.train.batch_size": "4x"}, "solver.train.batch_size = '4x' (str): expected an int"),
+        ({"solver.test.pin_memory": "no"}, "solver.test.pin_memory = 'no' (str): expected True or False or None"),
+        ({"solver.ema": "yes"}, "solver.ema = 'yes' (str): expected True or False"),
+        ({"solver.clip_grad_norm": "1"}, "solver.clip_grad_norm = '1' (str): expected a number"),
+        ({"inference.test_epoch": "last"}, "inference.test_epoch = 'last' (str): expected an int"),
+        ({"inference.fuse_list": "a"}, "inference.fuse_list = 'a' (str): expected a list of str"),
+        ({"post_processing.nms.sigma": "big"}, "post_processing.nms.sigma = 'big' (str): expected a number"),
+        ({"post_processing.nms.use_soft_nms": 1}, "post_processing.nms.use_soft_nms = 1 (int): expected True or False"),
+        ({"post_processing.pre_nms_topk": 2.5}, "post_processing.pre_nms_topk = 2.5 (float): expected an int"),
+        ({"post_processing.save_dict": "y"}, "post_processing.save_dict = 'y' (str): expected True or False"),
+    ],
+)
+def test_wrong_value_type_is_reported(override, needle):
+    errors = check_config(load_config(CONFIGS[1], override))
+    assert len(errors) == 1 and needle in errors[0], errors
+
+
+def test_right_value_types_pass():
+    override = {"workflow.end_epoch": 3, "solver.clip_grad_norm": 1, "solver.ema": True,
+                "inference.fuse_list": ["a", "b"], "post_processing.pre_nms_thresh": 0}
+    assert check_config(load_config(CONFIGS[1], override)) == []

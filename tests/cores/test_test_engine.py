@@ -114,3 +114,21 @@ def test_sliding_windows_are_merged_with_one_nms_per_video(tmp_path):
     results = json.loads((tmp_path / "result_detection.json").read_text())["results"]
     assert {k: len(v) for k, v in results.items()} == {"v0": 1, "v1": 1}
     assert results["v1"][0]["segment"] == [1.0, 2.0] and results["v1"][0]["label"] == "Run"
+
+
+def test_evaluation_checks_ground_truth_labels_against_the_test_class_map(tmp_path):
+    """A ground-truth label the model cannot predict is an error, not a class with AP 0 (issue #16)."""
+    path = tmp_path / "gt.json"
+    write_annotations(path, 3)
+    database = json.loads(path.read_text())
+    database["database"]["v2"]["annotations"].append(dict(label="Swim", segment=[5.0, 6.0]))  # not in the class map
+    path.write_text(json.dumps(database))
+    loader = DataLoader(ToyVideos(3), batch_size=2, collate_fn=collate)
+    evaluation = dict(type="mAP", subset="test", tiou_thresholds=[0.5], ground_truth_filename=str(path))
+    with pytest.raises(ValueError, match=r"1 ground-truth segment\(s\) of 1 video\(s\).*\['Swim'\].*'v2'"):
+        eval_one_epoch(loader, EchoDetector(), device=CPU, inference_cfg={}, post_cfg={}, evaluation_cfg=evaluation,
+                       work_dir=str(tmp_path))
+    # a class map set in the evaluation section wins over the dataset's
+    metrics = eval_one_epoch(loader, EchoDetector(), device=CPU, inference_cfg={}, post_cfg={},
+                             evaluation_cfg=dict(evaluation, class_map=["Run", "Jump", "Swim"]), work_dir=str(tmp_path))
+    assert metrics["per_class_AP"]["Swim"]["average"] == 0.0 and metrics["mAP@0.5"] == pytest.approx(0.5)

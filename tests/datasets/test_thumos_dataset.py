@@ -305,6 +305,21 @@ def test_unknown_label_names_label_video_and_file(tmp_path):
     assert "'Nope'" in str(info.value) and "vid_x" in str(info.value) and "anno.json" in str(info.value)
 
 
+@pytest.mark.parametrize("cls", [ThumosPaddingDataset, ThumosSlidingDataset])
+def test_unknown_label_is_an_error_in_test_mode_too(tmp_path, cls):
+    """The test split's labels are checked when the dataset is built (before a run's first epoch)."""
+    video = dict(VIDEO, subset="test", annotations=VIDEO["annotations"] + [{"label": "Nope", "segment": [1.0, 2.0]}])
+    kwargs = dict(subset_name="test", test_mode=True, window_size=8) if cls is ThumosSlidingDataset else dict(
+        subset_name="test", test_mode=True)
+    with pytest.raises(ValueError) as info:
+        make(cls, tmp_path, {"vid_t": video}, **kwargs)
+    assert "'Nope'" in str(info.value) and "vid_t" in str(info.value) and "anno.json" in str(info.value)
+    # the same video with only known and ignored labels (a reversed segment included) builds
+    fine = dict(video, annotations=VIDEO["annotations"] + [{"label": "Ambiguous", "segment": [1.0, 2.0]},
+                                                           {"label": "B", "segment": [5.0, 4.0]}])
+    assert len(make(cls, tmp_path, {"vid_t": fine}, **kwargs)) >= 1
+
+
 def test_missing_class_map_is_generated_and_logged(tmp_path, caplog):
     db = {"a": VIDEO, "b": dict(VIDEO, subset="validation", annotations=[
         {"label": "Zed", "segment": [1.0, 2.0]}, {"label": "Ambiguous", "segment": [3.0, 4.0]}])}

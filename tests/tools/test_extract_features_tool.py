@@ -56,3 +56,20 @@ def test_errors_are_one_line(videos, tmp_path, capsys):
     argv = [CONFIG, "none", "--videos", str(videos[0]), "--out", str(tmp_path / "o"), "--clip-len", "12"]
     assert tool.main(argv) == 1
     assert "--clip-len 12" in capsys.readouterr().err
+
+
+def test_videos_takes_one_video_file_and_names_a_binary_file(videos, tmp_path, capsys):
+    """--videos VIDEO is the one video; a file that is neither a video nor text is one line, no UTF-8 trace."""
+    folder, frames = videos
+    tool = load_tool("extract_features")
+    video = folder / "video_test_0000001.mp4"
+    assert tool.main([CONFIG, "none", "--videos", str(video), "--out", str(tmp_path / "one"), "--device", "cpu"]) == 0
+    assert os.listdir(tmp_path / "one") == ["video_test_0000001.npy"]
+    assert np.load(tmp_path / "one" / "video_test_0000001.npy").shape == (frames["video_test_0000001"] // 4, 64)
+    capsys.readouterr()
+    binary = tmp_path / "clip.bin"
+    binary.write_bytes(video.read_bytes())
+    assert tool.main([CONFIG, "none", "--videos", str(binary), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: --videos {binary}: not a text file")
+    assert "utf-8" not in err.lower() and "one video path per line" in err

@@ -18,7 +18,7 @@ from opentad.cores.test_engine import append_eval_record
 from opentad.evaluations import mAP
 from opentad.utils.config import load_config
 from opentad.utils.logger import setup_logger
-from opentad.utils.misc import format_parameter_count
+from opentad.utils.misc import format_parameter_count, format_parameter_parts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(ROOT, "configs")
@@ -41,21 +41,27 @@ def predictions(shift):
 
 
 def parameters(trainable_m, frozen_m):
-    """A module with ``trainable_m`` and ``frozen_m`` million parameters."""
-    module = nn.Sequential(nn.Linear(1000, 1000 * trainable_m, bias=False),
-                           nn.Linear(1000, 1000 * frozen_m, bias=False))
-    module[1].requires_grad_(False)
+    """A detector-like module with ``trainable_m`` and ``frozen_m`` million parameters.
+
+    Its ``backbone`` holds all the frozen ones and 0.5 M trainable ones, its
+    ``rpn_head`` the other trainable ones.
+    """
+    module = nn.Module()
+    module.backbone = nn.Sequential(nn.Linear(1000, 1000 * frozen_m, bias=False), nn.Linear(1000, 500, bias=False))
+    module.backbone[0].requires_grad_(False)
+    module.rpn_head = nn.Linear(1000, 1000 * trainable_m - 500, bias=False)
     return module
 
 
-def fabricate(parent, *, config, gpus, options, shift, model, record, epoch=None):
-    """One ``gpu{N}_id0`` run folder; returns the evaluator's metrics."""
+def fabricate(parent, *, config, gpus, options, shift, model, record, epoch=None, mode="train"):
+    """One ``gpu{N}_id0`` run folder (``mode``: the tool that ran, naming the log); returns the evaluator's metrics."""
     run = parent / f"gpu{gpus}_id0"
     run.mkdir(parents=True)
     load_config(config, options).dump(str(run / os.path.basename(config)))
-    log = setup_logger(str(run / "train_20260101_000000.log")).getChild("cores.launch")
+    log = setup_logger(str(run / f"{mode}_20260101_000000.log")).getChild("cores.launch")
     log.info("torch %s, CUDA %s, device %s, world size %d", "2.5.0", "12.4", "cuda:0", gpus)
     log.info("%s", format_parameter_count(model))
+    log.info("%s", format_parameter_parts(model))
     evaluator = mAP(ground_truth_filename=GT, prediction_filename=dict(results=predictions(shift)),
                     subset="validation", tiou_thresholds=[0.3, 0.4, 0.5, 0.6, 0.7])
     metrics = evaluator.evaluate()
@@ -93,12 +99,15 @@ def test_table_rows_and_batch_warnings(runs, tmp_path, capsys):
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert table[0] == ("| run | config | GPUs | batch/GPU | global batch | backbone | setting | trainable params "
-                        "| evaluated | mAP@0.3 | mAP@0.4 | mAP@0.5 | mAP@0.6 | mAP@0.7 | avg |")
+                        "| backbone trainable | evaluated | mAP@0.3 | mAP@0.4 | mAP@0.5 | mAP@0.6 | mAP@0.7 | avg |")
     adapter, qlora = os.path.basename(ADAPTER), os.path.basename(QLORA)
     setups = {
-        "recipe/gpu2_id0": [adapter, "2", "1", "2", "ViT-S", "adapter", "1.00M (25.00%)", "epoch 59"],
-        "bigger_batch/gpu1_id0": [qlora, "1", "4", "4", "ViT-S", "qlora", "2.00M (25.00%)", "log"],
-        "one_gpu/gpu1_id0": [adapter, "1", "2", "2", "ViT-S", "adapter", "1.00M (25.00%)", "test"],
+        # backbone: 0.5 M trainable of 3.5 M (1/7) and of 6.5 M (1/13)
+        "recipe/gpu2_id0": [adapter, "2", "1", "2", "ViT-S", "adapter", "1.00M (25.00%)", "500.0K (14.29%)",
+                            "epoch 59"],
+        "bigger_batch/gpu1_id0": [qlora, "1", "4", "4", "ViT-S", "qlora", "2.00M (25.00%)", "500.0K (7.69%)", "log"],
+        "one_gpu/gpu1_id0": [adapter, "1", "2", "2", "ViT-S", "adapter", "1.00M (25.00%)", "500.0K (14.29%)",
+                             "test"],
     }
     rows = {}
     for line in table[2:]:
@@ -122,3 +131,24 @@ def test_missing_work_dir_is_one_line(tmp_path, capsys):
     assert load_tool("summarize_results").main([str(tmp_path / "none")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: Work dir not found") and "Traceback" not in err
+
+
+def test_a_test_only_folder_reports_test_processes_not_training(tmp_path, capsys):
+    """tools/test.py alone in 2 processes: no training set-up to report, no recipe comparison (issue #16)."""
+    synthetic = os.path.join(CONFIGS, "adatad", "synthetic", "e2e_synthetic_vit_tiny_adapter.py")  # batch 1, 1 GPU
+    metrics = fabricate(tmp_path / "tested", config=synthetic, gpus=2, options=None, shift=0.5,
+                        model=parameters(1, 1), record=True, mode="test")
+    assert load_tool("summarize_results").main([str(tmp_path / "tested" / "gpu2_id0"), "--configs", CONFIGS]) == 0
+    out = capsys.readouterr().out
+    row = [c.strip() for c in [line for line in out.splitlines() if line.startswith("| ")][2].strip("|").split("|")]
+    assert row[2:5] == ["2 (test only)", "-", "-"] and row[9] == "test"
+    assert row[-1] == f"{100 * metrics['average_mAP']:.2f}"
+    warnings = [line for line in out.splitlines() if line.startswith("- `")]
+    assert len(warnings) == 1 and "test-only folder: tools/test.py ran with 2 process(es)" in warnings[0]
+    assert "0.5" not in warnings[0] and "trained on" not in out
+    # a checkpoint in the folder means training ran there: the batch columns and the recipe check come back
+    (tmp_path / "tested" / "gpu2_id0" / "checkpoint").mkdir()
+    (tmp_path / "tested" / "gpu2_id0" / "checkpoint" / "last.pth").write_bytes(b"")
+    assert load_tool("summarize_results").main([str(tmp_path / "tested"), "--configs", CONFIGS]) == 0
+    out = capsys.readouterr().out
+    assert "| 2 | 0.5 | 1 |" in out and "trained on 2 GPU(s) x 0.5 per GPU" in out

@@ -47,3 +47,18 @@ def test_snapshot_read_onto_a_device_restores_every_generator(tmp_path):
     set_rng_state(state)
     got = _draws()
     assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_parameter_parts_count_each_top_level_child():
+    from torch import nn
+
+    from opentad.utils.misc import format_parameter_parts
+
+    model = nn.Module()
+    model.backbone = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2))  # 110 + 22 parameters
+    model.backbone[0].requires_grad_(False)
+    model.neck = nn.Identity()  # no parameters: not listed
+    model.rpn_head = nn.Linear(4, 1, bias=False)
+    assert format_parameter_parts(model) == (
+        "trainable params by part: backbone 22 / 132 (16.67%) || rpn_head 4 / 4 (100.00%)"
+    )

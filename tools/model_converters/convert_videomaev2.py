@@ -6,7 +6,8 @@ Example::
         vit_g_hybrid_pt_1200e_k710_ft.pth pretrained/vit-giant-p14_videomaev2-hybrid_pt_1200e_k710_ft_my.pth
 
 VideoMAEv2 uses VideoMAE's key layout, so this is ``convert_videomae.py``
-with ``--arch giant`` as the default. Nothing is downloaded.
+with ``--arch giant`` as the default (``--trust-pickle`` included). Nothing
+is downloaded.
 """
 import sys
 
@@ -16,4 +17,6 @@ if __name__ == "__main__":
     argv = sys.argv[1:]
     if not any(a == "--arch" or a.startswith("--arch=") for a in argv):
         argv += ["--arch", "giant"]
-    main(argv, description=__doc__)
+    status = main(argv, description=__doc__)
+    if status:  # exit only on failure (runpy callers get a plain return)
+        sys.exit(status)

@@ -14,7 +14,10 @@ Bad input
   them (with a few examples). ``Ambiguous`` (THUMOS) is not counted: it is
   skipped on purpose.
 * A label missing from the class map raises ``ValueError`` naming the label,
-  the video and the annotation file.
+  the video and the annotation file. In test mode too (the labels are all a
+  test-mode dataset reads of the annotations): the evaluator would refuse
+  them after inference (``opentad/evaluations/mAP.py``), and a training run
+  builds its test dataset at start, so the error comes before the first epoch.
 * A class map file that does not exist is generated from the annotations
   (all subsets, sorted, ignored labels left out) and the fact is logged.
 * A subset with no video raises ``ValueError`` naming the subset and the
@@ -138,6 +141,8 @@ class BaseDataset(torch.utils.data.Dataset):
             if video_name in blocked:
                 continue
             self._check_fields(video_name, video_info)
+            if self.test_mode:
+                self._check_labels(video_name, video_info)
             video_anno: Dict[str, Any] = {} if self.test_mode else self.get_gt(video_name, video_info)
             if video_anno is None:  # no valid ground truth: the video is not used
                 continue
@@ -180,6 +185,14 @@ class BaseDataset(torch.utils.data.Dataset):
             raise ValueError(
                 f"Video {video_name} in {self.ann_file} has duration {video_info['duration']!r}; it must be > 0"
             )
+
+    def _check_labels(self, video_name: str, video_info: Mapping[str, Any]) -> None:
+        """Test mode: every label of the video's annotations (``ignored_labels`` aside) is in the class map."""
+        annotations = video_info["annotations"] if "annotations" in video_info else []
+        for anno in annotations if isinstance(annotations, (list, tuple)) else []:
+            label = anno["label"] if isinstance(anno, Mapping) and "label" in anno else None
+            if label is not None and label not in self.ignored_labels:
+                self.label_index(label, video_name)
 
     # ---------------------------------------------------- helpers for get_gt
     def video_field(self, video_name: str, video_info: Mapping[str, Any], key: str) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from opentad.registry import TRANSFORMS
+from opentad.utils.safe_load import pickle_load, torch_load
 
 from .formatting import require_key, to_tensor
 
@@ -34,11 +34,10 @@ def _read_feats(path: str, feat_format: str) -> np.ndarray:
     if feat_format == "npz":
         return np.load(path)["feats"]
     if feat_format == "pt":
-        return torch.load(path, map_location="cpu", weights_only=True).float().numpy()
+        return torch_load(path, what="feature file").float().numpy()
     if feat_format == "csv":
         return pd.read_csv(path, dtype="float32").to_numpy()
-    with open(path, "rb") as f:  # pkl
-        return np.asarray(pickle.load(f))
+    return np.asarray(pickle_load(path, what="feature file"))  # pkl: arrays and plain values only
 
 
 @TRANSFORMS.register_module()

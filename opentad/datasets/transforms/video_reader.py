@@ -16,13 +16,31 @@ How a batch of frame indices is read:
   and the next wanted one (seeking then skips decoding work); otherwise it
   keeps decoding. Only wanted frames are converted to RGB, planar, straight
   into the output tensor.
+
+Truncated files (with the index at the front of an mp4, ``faststart``, a
+file cut short still opens and declares its full length): the file is read
+as its decodable beginning, the same for inference, feature extraction and
+the datasets. The last packet, when the demuxer marks it corrupt (cut off by
+the end of the file), is neither indexed nor decoded. With B-frames, frames
+decoded just before the cut can lie *after* frames that are lost, so only
+frames whose pts is below the first lost packet's dts (a lower bound of every
+lost frame's pts, since pts >= dts and dts grows in file order) are indexed:
+the frames kept are exactly the first ``N`` of the complete video. The cut is
+detected by the corrupt packet, or, when the cut falls between two packets,
+by the declared duration exceeding the indexed one (then the bound is the
+last packet's dts plus one). When the decodable length (frames / frame rate)
+differs from the declared duration by more than two frames (they can
+disagree by the first frame's start offset and the last frame's display time,
+each under one frame), ONE warning per file and process names the file and
+both durations.
 """
 from __future__ import annotations
 
 import bisect
 import logging
 import os
-from typing import Dict, Iterator, List, Optional, Sequence
+import threading
+from typing import Dict, Iterator, List, Optional, Sequence, Set
 
 from typing import TYPE_CHECKING
 
@@ -41,6 +59,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["VideoReader", "VideoReadError"]
 
+#: ``(path, size, mtime)`` of files already warned about in this process (a dataset opens a video per sample)
+_WARNED: Set[tuple] = set()
+_WARNED_LOCK = threading.Lock()
+#: frames of slack between the declared and the decodable duration (module docstring)
+DURATION_SLACK_FRAMES = 2
+
 
 class VideoReadError(RuntimeError):
     """A video file that cannot be opened or decoded (the message names the file)."""
@@ -58,6 +82,10 @@ class VideoReader:
         path: the file.
         avg_fps: average frame rate of the video stream (float).
         height, width: frame size in pixels.
+        declared_duration: seconds the container declares for the video
+            stream (else for the file), None when it declares none.
+        dropped_frames: frames left out of the index because the file is cut
+            short (the cut-off packet, and frames after the first lost one).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -75,6 +103,9 @@ class VideoReader:
             if not self._container.streams.video:
                 raise VideoReadError(f"{path} has no video stream")
             self._stream = self._container.streams.video[0]
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self.avg_fps = float(rate) if rate else 0.0
+            self.declared_duration = self._declared_duration()
             self._build_index()
         except _av().error.FFmpegError as exc:
             self.close()
@@ -86,20 +117,67 @@ class VideoReader:
         ctx.thread_count = self.num_threads
         if self.num_threads != 1:
             ctx.thread_type = "AUTO"
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        self.avg_fps = float(rate) if rate else 0.0
         self.height = int(ctx.height)
         self.width = int(ctx.width)
         self._frames: Optional[Iterator["av.VideoFrame"]] = None
         self._pos = -1  # index of the last decoded frame
+        self._check_duration()
+
+    def _declared_duration(self) -> Optional[float]:
+        """The video stream's duration in seconds, else the file's when the video is its only stream
+        (Matroska declares no stream durations; a longer audio track would lengthen the file's), else None."""
+        stream = self._stream
+        if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+            return float(stream.duration * stream.time_base)
+        duration = self._container.duration
+        if duration is not None and duration > 0 and len(self._container.streams) == 1:
+            return float(duration) / 1_000_000  # AV_TIME_BASE
+        return None
+
+    def _disagrees(self, num_frames: int, *, shorter_only: bool = False) -> bool:
+        """Whether ``num_frames`` at ``avg_fps`` differs from (with ``shorter_only``: falls short of) the
+        declared duration by more than the slack."""
+        if self.declared_duration is None or not self.avg_fps > 0:
+            return False
+        gap = self.declared_duration - num_frames / self.avg_fps
+        return (gap if shorter_only else abs(gap)) > DURATION_SLACK_FRAMES / self.avg_fps
+
+    def _check_duration(self) -> None:
+        """Warn (once per file and process) when the decodable length is not the declared one."""
+        if not self._disagrees(len(self)):
+            return
+        decoded = len(self) / self.avg_fps
+        stat = os.stat(self.path)
+        key = (os.path.abspath(self.path), stat.st_size, stat.st_mtime_ns)
+        with _WARNED_LOCK:
+            if key in _WARNED:
+                return
+            _WARNED.add(key)
+        logger.warning(
+            "Video %s: the container declares %.3f s but %.3f s (%d frames at %.3f fps) can be decoded%s; "
+            "it is read as %.3f s (a truncated or damaged file? re-encode or re-download it)",
+            self.path, self.declared_duration, decoded, len(self), self.avg_fps,
+            f", {self.dropped_frames} frame(s) after the cut left out" if self.dropped_frames else "", decoded,
+        )
 
     def _build_index(self) -> None:
-        pts, keys = [], []
-        for packet in self._container.demux(self._stream):
-            if packet.pts is None or packet.size == 0:
-                continue
-            pts.append(int(packet.pts))
-            keys.append(bool(packet.is_keyframe))
+        """List pts and keyframes from the packets (no decoding); leave out what a cut made unreliable."""
+        packets = [
+            (int(p.pts), p.dts, bool(p.is_keyframe), bool(p.is_corrupt))
+            for p in self._container.demux(self._stream)
+            if p.pts is not None and p.size > 0
+        ]
+        self._cut_pts: Optional[int] = None
+        bound = None
+        if packets and packets[-1][3]:  # the last packet is cut off by the end of the file
+            self._cut_pts = packets[-1][0]
+            bound = packets[-1][1] if packets[-1][1] is not None else packets[-1][0]
+            packets = packets[:-1]
+        elif packets and self._disagrees(len(packets), shorter_only=True) and packets[-1][1] is not None:
+            bound = packets[-1][1] + 1  # cut between two packets: every lost frame has pts > this dts
+        kept = packets if bound is None else [p for p in packets if p[0] < bound]
+        self.dropped_frames = len(packets) - len(kept) + (self._cut_pts is not None)
+        pts, keys = [p[0] for p in kept], [p[2] for p in kept]
         if not pts:
             raise VideoReadError(f"{self.path} has no video frames")
         order = np.argsort(pts, kind="stable")
@@ -141,8 +219,15 @@ class VideoReader:
     def _seek(self, index: int) -> None:
         """Restart decoding at the last keyframe at or before frame ``index``."""
         self._container.seek(self._pts[index], stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
+        self._frames = self._decoded_frames()
         self._pos = -1
+
+    def _decoded_frames(self) -> Iterator["av.VideoFrame"]:
+        """Frames from the current position on, cut-off (corrupt) packets left out as in the index."""
+        for packet in self._container.demux(self._stream):
+            if self._cut_pts is not None and packet.is_corrupt and packet.pts == self._cut_pts:
+                continue
+            yield from packet.decode()
 
     def _keyframe_before(self, index: int) -> int:
         return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1]

@@ -17,10 +17,10 @@ unexpected and shape-mismatched keys. Nothing is ever downloaded.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
-import pickle
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from opentad.models.bricks.vit import get_sinusoid_encoding
 from opentad.models.bricks.vit_adapter import AdapterBase
+from opentad.utils.safe_load import torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +71,23 @@ class LoadReport:
     mismatched: List[str]
 
 
-def read_checkpoint(path: str) -> Dict[str, Tensor]:
+def read_checkpoint(path: str, *, trust_pickle: bool = False) -> Dict[str, Tensor]:
     """The state dict in a checkpoint file, with any ``module.`` prefix removed.
 
-    Takes ``state_dict``, ``model`` or ``module`` when the file nests it.
-    Tries ``weights_only`` loading first and falls back to full unpickling
-    (with a warning) for files whose metadata needs it.
+    Takes ``state_dict``, ``model`` or ``module`` when the file nests it. The
+    file is read weights-only: tensors, plain values and ``argparse.Namespace``
+    (the training arguments official VideoMAE checkpoints carry) are rebuilt;
+    anything else is refused, never unpickled.
+
+    Args:
+        path: the checkpoint file.
+        trust_pickle: full unpickling, which can run code stored in the file;
+            only the converters' ``--trust-pickle`` sets it, for a trusted file.
 
     Raises:
         FileNotFoundError: no such file.
+        UntrustedFileError: the file needs full unpickling and ``trust_pickle`` is False.
+        UnreadableFileError: empty, truncated, text or not a ``torch.save`` file.
         ValueError: the file holds no mapping of tensors.
     """
     if not os.path.isfile(path):
@@ -86,11 +95,7 @@ def read_checkpoint(path: str) -> Dict[str, Tensor]:
             f"pretrained checkpoint not found: {path}. Convert the official weights with "
             f"tools/model_converters/convert_videomae.py (or convert_videomaev2.py), or set custom.pretrain=None."
         )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        logger.warning("%s needs full unpickling (non-tensor metadata); load it only if you trust it", path)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch_load(path, what="pretrained file", trust_pickle=trust_pickle, allowed=[argparse.Namespace])
     for key in ("state_dict", "model", "module"):
         if isinstance(ckpt, Mapping) and key in ckpt and isinstance(ckpt[key], Mapping):
             ckpt = ckpt[key]
@@ -240,6 +245,7 @@ def convert_videomae_file(
     img_size: int = 224,
     num_frames: int = 16,
     keep_head: bool = True,
+    trust_pickle: bool = False,
 ) -> Dict[str, int]:
     """Convert an official VideoMAE/VideoMAEv2 checkpoint file into upstream OpenTAD's layout.
 
@@ -252,11 +258,15 @@ def convert_videomae_file(
         arch: if given, one of :data:`VIDEOMAE_ARCHS`, checked against the weights.
         img_size, num_frames: position table stored with the weights.
         keep_head: keep the classifier as ``cls_head.fc_cls.*``.
+        trust_pickle: read ``in_path`` with full unpickling (it may run code
+            stored in the file: only for a file you trust). The output is
+            always loadable weights-only.
 
     Raises:
         ValueError: ``arch`` unknown or not matching the weights.
+        UntrustedFileError: ``in_path`` needs full unpickling and ``trust_pickle`` is False.
     """
-    state_dict = read_checkpoint(in_path)
+    state_dict = read_checkpoint(in_path, trust_pickle=trust_pickle)
     found = infer_videomae_arch(state_dict)
     if arch is not None:
         if arch not in VIDEOMAE_ARCHS:

@@ -13,8 +13,10 @@ variants only choose those and their freezing policy:
 * :class:`~opentad.models.backbones.vit_ladder.VisionTransformerLadder`:
   side-tuning.
 
-What trains is decided once, by :meth:`VideoBackbone.freeze`, which the
-backbone wrapper calls after loading pretrained weights, never in forward.
+What trains is decided by :meth:`VideoBackbone.freeze`, never in forward:
+each variant calls it at the end of its constructor (a backbone built on its
+own trains what it would inside a detector), and the backbone wrapper calls
+it again after loading pretrained weights (it is idempotent).
 """
 from __future__ import annotations
 
@@ -364,6 +366,7 @@ class VisionTransformerCP(VideoViT):
         if frozen_layers > depth:
             raise ValueError(f"VisionTransformerCP: frozen_layers={frozen_layers} exceeds depth={depth}")
         self.frozen_layers = frozen_layers
+        self.freeze()
         self.log_parameter_counts()
 
     def freeze(self) -> None:

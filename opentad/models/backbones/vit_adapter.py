@@ -2,7 +2,9 @@
 
 The blocks listed in ``adapter_index`` get an adapter after their MLP
 residual (see :mod:`opentad.models.bricks.vit_adapter`). Only the adapters
-train (unless ``freeze_vit=False``); that is fixed once by :meth:`freeze`.
+train (unless ``freeze_vit=False``); :meth:`freeze` sets that at construction,
+so a backbone built on its own trains what it would inside a detector (the
+backbone wrapper calls it again after loading weights; it is idempotent).
 
 Subclasses (e.g. a QLoRA variant) change the layers without copying the
 forward by passing ``linear_factory`` (the ViT's linear layers) and
@@ -156,6 +158,7 @@ class VisionTransformerAdapter(VideoViT):
         )
         self.adapter_index = sorted(set(int(i) for i in adapter_index))
         self.freeze_vit = freeze_vit
+        self.freeze()  # at construction, not in forward (upstream): train() alone never unfreezes the ViT
         self.log_parameter_counts()
 
     def freeze(self) -> None:

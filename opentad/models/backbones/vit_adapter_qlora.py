@@ -197,6 +197,7 @@ class VisionTransformerQLoRA(VisionTransformerAdapter):
         if self.quantize_backbone:
             self._quantize_blocks()
         self.prepared = True
+        self.freeze()  # the new (quantized, LoRA) layers follow the same policy
         self.log_parameter_counts()
 
     def _quantize_blocks(self) -> None:

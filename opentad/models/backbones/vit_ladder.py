@@ -132,6 +132,7 @@ class VisionTransformerLadder(VideoViT):
             mlp_ratio=adapter_mlp_ratio,
             with_cp=with_cp,
         )
+        self.freeze()
         self.log_parameter_counts()
 
     def train(self, mode: bool = True) -> "VisionTransformerLadder":

@@ -14,6 +14,8 @@ from typing import Any, List, Mapping, Sequence, Tuple
 
 import torch
 
+from opentad.utils.safe_load import pickle_load
+
 __all__ = ["save_predictions", "load_predictions"]
 
 Predictions = Tuple[List[torch.Tensor], List[torch.Tensor]]
@@ -43,8 +45,7 @@ def _load_folder(metas: Sequence[Mapping[str, Any]], folder: str) -> List[List[t
         path = _path(folder, meta)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"raw prediction {path} not found (inference.load_from_raw_predictions=True)")
-        with open(path, "rb") as handle:
-            samples.append(pickle.load(handle))
+        samples.append(pickle_load(path, what="raw prediction"))  # tensors and plain values only
     return samples
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from opentad.models.bricks.quant import export_quantized, import_quantized, is_quantized
+from opentad.utils.safe_load import torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,7 @@ def has_quantized_layers(model: nn.Module) -> bool:
 
 
 def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"adapter_pretrain checkpoint not found: {path}") from None
+    ckpt = torch_load(path, what="adapter_pretrain checkpoint")  # weights-only; one-line errors
     if isinstance(ckpt, Mapping):
         for key in ("state_dict_ema", "state_dict", "model"):
             if key in ckpt and isinstance(ckpt[key], Mapping):

@@ -131,7 +131,7 @@ def test_converter_tool_maps_official_layout_and_model_reproduces_official_forwa
     torch.testing.assert_close(vit(x), _reference_forward(official, x), atol=1e-4, rtol=1e-4)
 
 
-def test_official_file_loads_directly_and_v2_tool_checks_arch(tmp_path, monkeypatch):
+def test_official_file_loads_directly_and_v2_tool_checks_arch(tmp_path, monkeypatch, capsys):
     src = tmp_path / "official.pth"
     torch.save({"model": _official_state_dict()}, src)
     wrapper = build(_wrapper_cfg(pretrain=str(src), img_size=16), BACKBONES)  # converted on the fly
@@ -139,8 +139,11 @@ def test_official_file_loads_directly_and_v2_tool_checks_arch(tmp_path, monkeypa
     torch.testing.assert_close(q_bias, _official_state_dict()["blocks.0.attn.q_bias"])
     monkeypatch.setattr(sys, "argv", ["convert_videomaev2.py", str(src), str(tmp_path / "g.pth")])
     monkeypatch.syspath_prepend(ROOT_TOOLS)
-    with pytest.raises(ValueError, match="giant"):
+    with pytest.raises(SystemExit) as info:  # bad input: one line on stderr, exit status 1
         runpy.run_path(f"{ROOT_TOOLS}/convert_videomaev2.py", run_name="__main__")
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 1 and "\n" not in err and "not the giant architecture" in err
+    assert not (tmp_path / "g.pth").exists()
     with pytest.raises(ValueError, match="small"):
         convert_videomae_file(str(src), str(tmp_path / "s.pth"), arch="small")
 

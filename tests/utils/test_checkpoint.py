@@ -1,0 +1,149 @@
+"""load_weights (``--load-from``): every checkpoint layout round-trips to equal weights; mismatches are reported."""
+import logging
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+from opentad.utils.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    load_weights,
+    model_state_dict,
+    model_weights,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QLORA = os.path.join(ROOT, "configs", "adatad", "synthetic", "e2e_synthetic_vit_tiny_qlora.py")
+
+
+def net(seed, classes=3):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, classes))
+
+
+def same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def layouts(source, ema):
+    """The layouts a fine-tuning run may be given (this project's, upstream OpenTAD's, bare state dicts)."""
+    prefixed, plain = model_state_dict(source), source.state_dict()
+    return {
+        "training state": {"epoch": 4, "state_dict": prefixed, "optimizer": {}, "scheduler": {}, "meta": {}},
+        "weights only": {"epoch": 4, "state_dict": plain},
+        "ema only": {"state_dict_ema": prefixed},
+        "bare, module. prefix": prefixed,
+        "bare": dict(plain),
+        "both, ema differs": {"state_dict": prefixed, "state_dict_ema": model_state_dict(ema)},
+    }
+
+
+@pytest.mark.parametrize("layout", ["training state", "weights only", "ema only", "bare, module. prefix", "bare",
+                                    "both, ema differs"])
+def test_every_layout_round_trips(tmp_path, layout):
+    source, ema = net(0), net(7)
+    source[1].running_mean.uniform_()  # buffers travel too
+    path = str(tmp_path / "ckpt.pth")
+    atomic_save(layouts(source, ema)[layout], path)
+    target = net(1)
+    assert not same(target, source)
+    report = load_weights(target, path)
+    assert same(target, source)  # without use_ema the plain weights win when both exist
+    assert report.missing_keys == [] and report.unexpected_keys == [] and report.mismatched == []
+
+
+def test_use_ema_prefers_the_ema_weights(tmp_path):
+    source, ema = net(0), net(7)
+    path = str(tmp_path / "ckpt.pth")
+    atomic_save(layouts(source, ema)["both, ema differs"], path)
+    target = net(1)
+    load_weights(target, path, use_ema=True)
+    assert same(target, ema)
+    atomic_save({"state_dict": model_state_dict(source)}, path)  # no EMA in the file: falls back, warns
+    load_weights(target, path, use_ema=True)
+    assert same(target, source)
+
+
+def test_mismatches_are_reported_and_the_rest_is_loaded(tmp_path, caplog):
+    source = net(0, classes=5)  # another number of classes: the last layer does not fit
+    state = model_state_dict(source)
+    state["module.extra.weight"] = torch.zeros(1)
+    del state["module.0.bias"]
+    path = str(tmp_path / "ckpt.pth")
+    atomic_save({"state_dict": state}, path)
+    target, before = net(1, classes=3), net(1, classes=3)
+    with caplog.at_level(logging.INFO, logger="opentad"):
+        report = load_weights(target, path)
+    assert report.unexpected_keys == ["extra.weight"]
+    assert report.missing_keys == ["0.bias", "2.bias", "2.weight"]
+    assert report.mismatched == ["2.bias: file (5,) vs model (3,)", "2.weight: file (5, 8) vs model (3, 8)"]
+    assert torch.equal(target[0].weight, source[0].weight) and torch.equal(target[1].weight, source[1].weight)
+    assert torch.equal(target[2].weight, before[2].weight) and torch.equal(target[0].bias, before[0].bias)
+    text = caplog.text
+    assert "extra.weight" in text and "2.weight: file (5, 8) vs model (3, 8)" in text and "0.bias" in text
+    assert "1 unexpected, 2 shape-mismatched" in text
+
+
+def test_a_file_without_weights_is_refused(tmp_path):
+    path = str(tmp_path / "ckpt.pth")
+    atomic_save({"epoch": 3, "optimizer": {}}, path)
+    with pytest.raises(CheckpointError, match="holds no model weights"):
+        load_weights(net(0), path)
+
+
+def test_model_weights_names_its_source():
+    state = {"w": torch.ones(1)}
+    assert model_weights({"state_dict": state}, path="p")[1] == "state_dict"
+    assert model_weights({"state_dict_ema": state}, path="p")[1] == "state_dict_ema"
+    assert model_weights(state, path="p")[1] == "(file)"
+    with pytest.raises(CheckpointError, match="state_dict_ema"):
+        model_weights({"state_dict": state}, path="p", use_ema=True, ema_required=True)
+
+
+def test_qlora_adapter_only_checkpoint_round_trips(tmp_path):
+    """This project's QLoRA checkpoints (adapters, LoRA, head and quantized bytes; docs/qlora.md) load too."""
+    from opentad.models.bricks.lora import LoRALinear
+    from opentad.models.utils.qlora import QLORA_FORMAT
+    from opentad.registry import DETECTORS, build
+    from opentad.utils.config import load_config
+
+    cfg = load_config(QLORA).model
+    torch.manual_seed(0)
+    source = build(cfg, DETECTORS).eval()
+    with torch.no_grad():  # stand-in for training
+        for m in source.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_b.weight.normal_(0, 0.05)
+    state = model_state_dict(source)
+    assert state["module.format"] == QLORA_FORMAT
+    path = str(tmp_path / "qlora.pth")
+    atomic_save({"epoch": 2, "state_dict": state}, path)
+    torch.manual_seed(1)
+    target = build(cfg, DETECTORS).eval()
+    report = load_weights(target, path)
+    assert report.missing_keys == [] and report.unexpected_keys == []
+    got, want = target.checkpoint_state_dict(), source.checkpoint_state_dict()
+    assert got["float"].keys() == want["float"].keys()
+    assert all(torch.equal(got["float"][k], want["float"][k]) for k in want["float"])
+    frames = torch.randint(0, 256, (1, 1, 3, 128, 64, 64), dtype=torch.uint8)
+    masks = torch.ones(1, 128, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(target.backbone(frames, masks), source.backbone(frames, masks))
+
+
+def test_qlora_checkpoint_into_a_float_model_is_one_line(tmp_path):
+    from opentad.models.utils.qlora import QLORA_FORMAT
+
+    path = str(tmp_path / "q.pth")
+    atomic_save({"state_dict": {"module.format": QLORA_FORMAT, "module.float": {}}}, path)
+
+    class Float(nn.Linear):
+        def load_checkpoint_state_dict(self, state, strict=True):
+            raise ValueError("checkpoint and model disagree on quantization")
+
+    with pytest.raises(CheckpointError, match="disagree on quantization") as info:
+        load_weights(Float(2, 2), path)
+    assert path in str(info.value) and "\n" not in str(info.value)
