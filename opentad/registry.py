@@ -23,7 +23,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import Registry as _MMRegistry
 
+from opentad.utils.bnb_log import lower_optional_kernel_notice
 from opentad.utils.typecheck import check_value, describe, resolved_annotations
+
+lower_optional_kernel_notice()  # before OPTIMIZERS loads mmengine.optim, which imports bitsandbytes
 
 __all__ = [
     "Registry",

@@ -10,13 +10,19 @@ fi
 CONFIG=$1
 NPROC=$2
 shift 2
+# a positive integer (torchrun's own message for 0 or 'two' is a stack trace)
+if ! [[ "$NPROC" =~ ^[0-9]+$ ]] || [ "$((10#$NPROC))" -eq 0 ]; then
+    echo "$(basename "$0"): error: NUM_PROCS must be a positive integer (the number of processes, one per GPU), got '$NPROC'; usage: bash $0 CONFIG NUM_PROCS [ARGS]" >&2
+    exit 2
+fi
+NPROC=$((10#$NPROC))  # 007 -> 7
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON=${PYTHON:-"$ROOT/.venv/bin/python"}
 # a path or a name on PATH (PYTHON=python3); else python3, else python
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=$(command -v python3 || command -v python)
 # CPU threads per process, unless set: the usable cores shared by the NPROC processes (at least 1),
 # waiting passively when more than 1 (tools/train.py sets the same for a plain process; docs/ddp.md).
-if [ -z "${OMP_NUM_THREADS:-}" ] && [[ "$NPROC" =~ ^[0-9]+$ ]] && [ "$((10#$NPROC))" -gt 0 ]; then
+if [ -z "${OMP_NUM_THREADS:-}" ]; then
     CORES=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
     PER_PROC=$(( CORES / 10#$NPROC ))
     export OMP_NUM_THREADS=$(( PER_PROC > 0 ? PER_PROC : 1 ))

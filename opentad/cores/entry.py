@@ -17,9 +17,13 @@ A run has two stages, and they fail differently:
   ``PROG: error: [rank R] MESSAGE``: a failure is never silent.
 * **Running** (epochs, inference, evaluation): a failure can be one rank's
   own (a missing or damaged video in its shard), so every rank that fails
-  logs it, once: one line for bad input (the ``user_errors`` of the caller),
-  the traceback for anything else (tagged ``[rank N]`` on ranks other than 0).
-  The tool then exits with status 1 without printing it again.
+  logs it, once: one line for bad input (the ``user_errors`` of the caller:
+  a missing file, an unreadable video, an evaluation file whose labels are
+  not in the class map), the traceback for anything else (tagged ``[rank N]``
+  on ranks other than 0). The tool then exits with status 1 without printing
+  it again. An exception from a ``DataLoader`` worker process carries the
+  worker's traceback in its message (torch puts it there); the line holds
+  the original message only.
 
 Anything else during set-up is a bug, not bad input, and is logged with its
 traceback like a running failure. torchrun's summary of the failed workers
@@ -37,7 +41,7 @@ from typing import Iterator, Optional, Tuple, Type
 from opentad.datasets.transforms.video_reader import VideoReadError
 from opentad.utils.checkpoint import CheckpointError
 
-__all__ = ["SETUP_MISTAKES", "RunStage", "reported_failures", "failure_exit_code"]
+__all__ = ["SETUP_MISTAKES", "RunStage", "reported_failures", "failure_exit_code", "one_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,23 @@ class RunStage:
     def running(self) -> None:
         """From now on, every rank that fails reports its failure (module docstring)."""
         self.setup = False
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc``; for one re-raised from a ``DataLoader`` worker, without the worker's traceback.
+
+    torch re-raises a worker's exception as ``type(exc)("Caught X in DataLoader worker process N.\\n
+    Original Traceback (most recent call last): ...\\nmodule.X: MESSAGE")``; MESSAGE is what is returned.
+    """
+    text = str(exc)
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return text
+    cls = type(exc)
+    for head in (f"\n{cls.__module__}.{cls.__qualname__}: ", f"\n{cls.__qualname__}: "):
+        at = text.rfind(head)
+        if at >= 0:
+            return text[at + len(head):].strip()
+    return text
 
 
 def _log_to_files_only(record: logging.LogRecord) -> None:
@@ -89,11 +110,11 @@ def reported_failures(
         message = f"{what} failed on rank {rank} of {world_size}"
         if stage.setup and isinstance(exc, SETUP_MISTAKES + tuple(user_errors)):
             # the same on every rank: rank 0's log file gets the line, run_cli prints it once on the console
-            _log_to_files_only(logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "%s: %s", (message, exc),
-                                                 None))
+            _log_to_files_only(logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "%s: %s",
+                                                 (message, one_line(exc)), None))
             setattr(exc, _REPORTED, "setup")
         elif isinstance(exc, tuple(user_errors)):
-            logger.error("%s: %s", message, exc)
+            logger.error("%s: %s", message, one_line(exc))
             setattr(exc, _REPORTED, "logged")
         else:
             logger.exception(message)
@@ -127,6 +148,6 @@ def failure_exit_code(
         rank = _launch_rank()
         if rank != 0:
             time.sleep(GRACE_S)  # under torchrun, rank 0's own failure ends this process meanwhile
-        sys.stderr.write(f"{prog}: error: {'' if rank == 0 else f'[rank {rank}] '}{exc}\n")
+        sys.stderr.write(f"{prog}: error: {'' if rank == 0 else f'[rank {rank}] '}{one_line(exc)}\n")
         return EXIT_FAILURE
     return None

@@ -6,7 +6,8 @@ work dir ``<work_dir>/gpu{N}_id{ID}/`` (as upstream), saves the resolved config
 there and installs the loggers (console, plus a log file on rank 0).
 
 :func:`run_cli` is the tools' entry point: bad input (:data:`USER_ERRORS`: a
-config problem, a missing, unreadable, refused or mismatched file) ends the
+config problem, a missing, unreadable, refused or mismatched file, a damaged
+video, an evaluation file whose labels are not in the class map) ends the
 process with one line on stderr and exit status 1, no stack trace
 (``--debug`` shows it). A malformed command line is one line too (status 2).
 """
@@ -25,6 +26,8 @@ import torch.nn as nn
 
 from opentad.cores.distributed import DistEnv, init_distributed
 from opentad.cores.entry import failure_exit_code
+from opentad.datasets.transforms.video_reader import VideoReadError
+from opentad.evaluations import GroundTruthError
 from opentad.registry import DETECTORS, ConfigError, build
 from opentad.utils.checkpoint import CheckpointError
 from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError
@@ -46,8 +49,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: errors caused by bad input (config, files); reported in one line at the command line.
-USER_ERRORS = (ConfigError, CheckpointError, FileNotFoundError, UntrustedFileError, UnreadableFileError)
+#: errors caused by bad input (config, files), also when met while running (a damaged video, an evaluation
+#: file with labels outside the class map); reported in one line naming the file or key at fault.
+USER_ERRORS = (ConfigError, CheckpointError, FileNotFoundError, UntrustedFileError, UnreadableFileError,
+               VideoReadError, GroundTruthError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -180,10 +185,26 @@ def build_model(ctx: RunContext) -> nn.Module:
     return model
 
 
+def _check_batch_size(solver: Any, split: str, world_size: int) -> None:
+    """``solver.{split}.batch_size`` is the global batch: a positive multiple of the number of processes."""
+    batch = solver["batch_size"] if "batch_size" in solver else None
+    if isinstance(batch, int) and not isinstance(batch, bool) and (batch <= 0 or batch % world_size):
+        closest = world_size * max(1, round(batch / world_size))
+        raise ConfigError(
+            f"solver.{split}.batch_size = {batch} must be a positive multiple of the number of processes, "
+            f"{world_size} (it is the global batch, split evenly across them); e.g. solver.{split}.batch_size={closest}"
+        )
+
+
 def build_loader(ctx: RunContext, split: str, *, shuffle: bool = False, drop_last: bool = False):
-    """The loader of ``cfg.dataset[split]`` with ``cfg.solver[split]`` settings, sharded over ranks."""
+    """The loader of ``cfg.dataset[split]`` with ``cfg.solver[split]`` settings, sharded over ranks.
+
+    Raises:
+        ConfigError: ``solver.{split}.batch_size`` does not split evenly over the processes (names the key).
+    """
     from opentad.datasets import build_dataloader, build_dataset
 
+    _check_batch_size(ctx.cfg.solver[split], split, ctx.env.world_size)
     dataset = build_dataset(ctx.cfg.dataset[split])
     return build_dataloader(
         dataset,

@@ -45,6 +45,7 @@ from opentad.cores.work_dir import (
     tidy_work_dir,
     warn_world_size_change,
 )
+from opentad.evaluations import check_ground_truth
 from opentad.models.utils.qlora import has_quantized_layers
 from opentad.utils.checkpoint import (
     CheckpointError,
@@ -89,6 +90,8 @@ class Trainer:
         self.train_loader = build_loader(ctx, "train", shuffle=True, drop_last=True)
         self.val_loader = build_loader(ctx, "val") if self._interval("val_loss_interval") > 0 else None
         self.test_loader = build_loader(ctx, "test") if self._interval("val_eval_interval") > 0 else None
+        if self.test_loader is not None and not not_eval:  # a bad evaluation file fails now, not after an epoch
+            check_ground_truth(section(self.cfg, "evaluation"), class_map=self.test_loader.dataset.class_map)
         self.model = self._wrap(build_model(ctx))
         checked = self.env.world_size > 1 or has_quantized_layers(self.model)
         self.consistency = ConsistencyChecker(self.model) if checked else None
@@ -346,6 +349,8 @@ def test(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
     cfg, env = ctx.cfg, ctx.env
     with reported_failures(rank=env.rank, world_size=env.world_size, what="Testing", user_errors=USER_ERRORS) as stage:
         loader = build_loader(ctx, "test")
+        if not args.not_eval:  # before inference
+            check_ground_truth(section(cfg, "evaluation"), class_map=loader.dataset.class_map)
         model = build_model(ctx)
         inference, solver = section(cfg, "inference", {}), section(cfg, "solver", {})
         if inference.get("load_from_raw_predictions", False):

@@ -1,11 +1,11 @@
 """Building evaluators from configs, and the ground-truth clean-up they share."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from opentad.registry import EVALUATORS, build
 
-__all__ = ["build_evaluator", "remove_duplicate_annotations"]
+__all__ = ["build_evaluator", "check_ground_truth", "remove_duplicate_annotations"]
 
 
 def build_evaluator(cfg: Mapping[str, Any], **default_args: Any) -> Any:
@@ -22,6 +22,33 @@ def build_evaluator(cfg: Mapping[str, Any], **default_args: Any) -> Any:
         ConfigError: unknown type or keys that do not bind.
     """
     return build(cfg, EVALUATORS, **default_args)
+
+
+def check_ground_truth(cfg: Optional[Mapping[str, Any]], *, class_map: Optional[Sequence[str]] = None) -> None:
+    """Check the ground truth of an ``evaluation`` section now, not after training (issue #16).
+
+    Runs the evaluator's ``check_ground_truth(**keys)`` classmethod when it has
+    one (``mAP`` does): the file is read and checked as the evaluation will
+    (labels against the class map, structure, subset).
+
+    Args:
+        cfg: the ``evaluation`` section, or None (nothing to check).
+        class_map: the test dataset's class names, used unless the section sets ``class_map``
+            (as the test engine does).
+
+    Raises:
+        FileNotFoundError, GroundTruthError, ValueError: the evaluator's own errors, naming the file.
+    """
+    if cfg is None or "type" not in cfg:
+        return
+    cls = EVALUATORS.get(cfg["type"]) if isinstance(cfg["type"], str) else cfg["type"]
+    check = getattr(cls, "check_ground_truth", None)
+    if check is None:  # unknown type (reported when it is built) or an evaluator without the check
+        return
+    keys = {key: value for key, value in cfg.items() if key != "type"}
+    if class_map is not None and "class_map" not in keys:
+        keys["class_map"] = list(class_map)
+    check(**keys)
 
 
 def remove_duplicate_annotations(annotations: Sequence[Mapping[str, Any]], tol: float = 1e-3) -> List[Dict[str, Any]]:

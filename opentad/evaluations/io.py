@@ -19,6 +19,7 @@ import numpy as np
 from .builder import remove_duplicate_annotations
 
 __all__ = [
+    "GroundTruthError",
     "GroundTruth",
     "Predictions",
     "load_json",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 PathOrDict = Union[str, os.PathLike, Mapping[str, Any]]
+
+
+class GroundTruthError(ValueError):
+    """The evaluation's ground truth (``ground_truth_filename``) is unusable: bad input, named in one line."""
 
 
 @dataclass
@@ -133,12 +138,12 @@ def load_class_names(source: Union[str, os.PathLike, Sequence[str]], key: str = 
     return names
 
 
-def _unknown_label_error(name: str, subset: str, unknown: List[tuple], class_map: Sequence[str]) -> ValueError:
+def _unknown_label_error(name: str, subset: str, unknown: List[tuple], class_map: Sequence[str]) -> GroundTruthError:
     """One-line error for ground-truth labels outside the class map: counts, labels, an example video."""
     labels = sorted({str(label) for _, label in unknown})
     videos = sorted({video for video, _ in unknown})
     shown = list(class_map) if len(class_map) <= 10 else list(class_map[:10]) + ["..."]
-    return ValueError(
+    return GroundTruthError(
         f"ground_truth_filename {name}: {len(unknown)} ground-truth segment(s) of {len(videos)} video(s) in "
         f"subset {subset!r} have labels not in the class map {labels} (e.g. video {videos[0]!r}; the class map "
         f"has {len(class_map)} classes: {shown}); correct the labels or the class map, or add labels that are "
@@ -172,33 +177,43 @@ def load_ground_truth(
             other label (not in ``ignored_labels``) is an error.
 
     Raises:
-        FileNotFoundError, ValueError: unreadable file, no ``database`` key, a
+        FileNotFoundError: the file does not exist.
+        GroundTruthError: (a ``ValueError``) not JSON, no ``database`` key, a
             video without ``subset``/``annotations``, a malformed action, labels
             outside ``class_map`` (all counted in one message), or no action in
             ``subset`` (the message lists the subsets present).
     """
     name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "(dict)"
-    data = load_json(source, "ground_truth_filename") if isinstance(source, (str, os.PathLike)) else source
-    database = _require_key(data, "database", name, "ground_truth_filename")
+    try:
+        data = load_json(source, "ground_truth_filename") if isinstance(source, (str, os.PathLike)) else source
+        database = _require_key(data, "database", name, "ground_truth_filename")
+    except ValueError as exc:  # not JSON, no 'database' (a missing file stays a FileNotFoundError)
+        raise GroundTruthError(str(exc)) from exc
+    if not isinstance(database, Mapping):
+        raise GroundTruthError(
+            f"ground_truth_filename {name}: 'database' must map video names to entries, got {type(database).__name__}"
+        )
     scan = _Scan(ignored=set(ignored_labels), known=None if class_map is None else set(class_map))
     subsets_seen = set()
     for video_name, info in database.items():
         if not isinstance(info, Mapping) or "subset" not in info or "annotations" not in info:
-            raise ValueError(f"ground_truth_filename {name}: video {video_name!r} lacks 'subset' or 'annotations'")
+            raise GroundTruthError(
+                f"ground_truth_filename {name}: video {video_name!r} lacks 'subset' or 'annotations'"
+            )
         subsets_seen.add(info["subset"])
         if info["subset"] != subset or video_name in blocked:
             continue
         try:
             scan.add_video(video_name, info["annotations"])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise ValueError(
+            raise GroundTruthError(
                 f"ground_truth_filename {name}: malformed annotation in video {video_name!r}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
     if scan.unknown:
         raise _unknown_label_error(name, subset, scan.unknown, list(class_map))
     if not scan.rows:
-        raise ValueError(
+        raise GroundTruthError(
             f"ground_truth_filename {name}: no ground-truth action in subset {subset!r} "
             f"(subsets present: {sorted(map(str, subsets_seen))})"
         )

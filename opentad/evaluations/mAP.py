@@ -9,10 +9,12 @@ Rules (those of upstream OpenTAD / the ActivityNet toolkit unless marked):
   are dropped too. Videos without predictions keep their ground truth (misses).
 * *Here only:* checks of the ground truth like training's. With ``class_map``
   (the test engine passes the test dataset's), a ground-truth label that is
-  neither in the class map nor in ``ignored_labels`` is a ``ValueError``
-  (counts, labels, an example video): the model cannot predict it, so it
-  would be a class with AP 0 that lowers the mean. Actions with
-  ``end <= start`` are dropped as upstream, counted in ONE warning.
+  neither in the class map nor in ``ignored_labels`` is a ``GroundTruthError``
+  (a ``ValueError``: counts, labels, an example video): the model cannot
+  predict it, so it would be a class with AP 0 that lowers the mean.
+  :meth:`mAP.check_ground_truth` runs these checks without predictions, at a
+  run's set-up (before the first epoch). Actions with ``end <= start`` are
+  dropped as upstream, counted in ONE warning.
 * Classes: the labels of the kept ground truth, in order of first appearance.
   A predicted label outside that set is not evaluated (it cannot change any
   AP); a class that appears only in predictions therefore has no AP.
@@ -33,6 +35,7 @@ Rules (those of upstream OpenTAD / the ActivityNet toolkit unless marked):
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
@@ -41,7 +44,7 @@ import numpy as np
 
 from opentad.registry import EVALUATORS
 
-from .io import load_blocked_videos, load_class_names, load_ground_truth, load_predictions
+from .io import GroundTruth, load_blocked_videos, load_class_names, load_ground_truth, load_predictions
 from .matching import greedy_match, interpolated_ap, overlapping_pairs, segment_tiou, topkx_recall
 
 __all__ = ["mAP"]
@@ -77,8 +80,9 @@ class mAP:  # noqa: N801 - upstream's registered name
 
     Raises:
         FileNotFoundError: a file named by a key does not exist.
-        ValueError: malformed file or entry, no ground truth in ``subset``,
-            ground-truth labels outside ``class_map``, thresholds outside
+        GroundTruthError: (a ``ValueError``) ``ground_truth_filename`` is malformed,
+            has no action in ``subset`` or labels outside ``class_map``.
+        ValueError: malformed prediction or ``blocked_videos``, thresholds outside
             (0, 1], non-positive ``top_k``.
         TypeError: ``prediction_filename`` is neither a path nor a dict.
     """
@@ -118,6 +122,35 @@ class mAP:  # noqa: N801 - upstream's registered name
         self.prediction = load_predictions(prediction_filename, gt=self.ground_truth, blocked=blocked)
         self._warn_about_inputs()
         self.ap: Optional[np.ndarray] = None
+
+    @classmethod
+    def check_ground_truth(cls, **cfg: Any) -> Optional[GroundTruth]:
+        """Read and check the ground truth of an ``evaluation`` config without predictions (a run's set-up).
+
+        The same checks as the constructor's (``class_map``: labels, structure,
+        ``subset``, ``blocked_videos``), so a bad file is found before any
+        epoch; warnings are left to the evaluation.
+
+        Args:
+            **cfg: the config keys (no ``type``); keys left out take the constructor's defaults.
+
+        Returns:
+            The ground truth, or None when ``ground_truth_filename`` or ``subset``
+            is not set (building the evaluator reports that).
+
+        Raises:
+            FileNotFoundError, GroundTruthError, ValueError: as the constructor.
+        """
+        keys = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+        keys.update(cfg)
+        if not keys.get("ground_truth_filename") or "subset" not in keys:
+            return None
+        class_map = None if keys["class_map"] is None else load_class_names(keys["class_map"])
+        return load_ground_truth(
+            keys["ground_truth_filename"], subset=keys["subset"], blocked=load_blocked_videos(keys["blocked_videos"]),
+            ignored_labels=list(keys["ignored_labels"]), class_map=class_map,
+        )
 
     def _warn_about_inputs(self) -> None:
         gt, pred = self.ground_truth, self.prediction

@@ -184,8 +184,10 @@ def load_model_state(model: nn.Module, state_dict: Mapping[str, Any], *, strict:
             raise CheckpointError(
                 f"Checkpoint does not match {type(inner).__name__}: "
                 f"missing keys [{_format_keys(report.missing_keys)}]; "
-                f"unexpected keys [{_format_keys(report.unexpected_keys)}]. "
-                "Load with strict=False to load the matching keys only."
+                f"unexpected keys [{_format_keys(report.unexpected_keys)}]. The checkpoint was saved from another "
+                "model: use the config it was trained with (its run folder, the one above checkpoint/, keeps a copy; "
+                "compare e.g. model.rpn_head.num_classes and the backbone); to start a new training run from the "
+                "weights that match, use tools/train.py --load-from"
             )
         inner.load_state_dict(state, strict=False)
     if report.missing_keys:
@@ -357,6 +359,8 @@ def load_checkpoint(
     state, key = model_weights(checkpoint, path=path, use_ema=use_ema, ema_required=True)
     try:
         report = load_model_state(model, state, strict=strict)
+    except CheckpointError as exc:  # the keys differ: name the file
+        raise CheckpointError(f"{what} {path}: {exc}") from None
     except ValueError as exc:  # a model's own loader refusing the state (e.g. QLoRA vs float)
         raise CheckpointError(f"{path}: {exc}") from None
     logger.info(

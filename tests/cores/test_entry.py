@@ -1,9 +1,11 @@
 """Failure reports of tools/train.py / tools/test.py (opentad.cores.entry through launch.run_cli): once, one line.
 
 The unit tests drive ``run_cli`` with small entry functions that fail in set-up
-or while running, with ``RANK`` set as torchrun sets it; the last test runs
-tools/train.py under torchrun in two CPU processes with the batch error of
-issue #16 (a global batch of 1 over 2 processes) and counts what is printed.
+or while running, with ``RANK`` set as torchrun sets it (bad input met while
+running, a damaged video or an evaluation file, also from a DataLoader worker
+process, is one line as well); the last test runs tools/train.py under
+torchrun in two CPU processes with the batch error of issue #16 (a global
+batch of 1 over 2 processes) and counts what is printed.
 """
 import glob
 import logging
@@ -12,10 +14,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
 from opentad.cores import entry
-from opentad.cores.entry import reported_failures
+from opentad.cores.entry import one_line, reported_failures
 from opentad.cores.launch import USER_ERRORS, run_cli
+from opentad.datasets.transforms.video_reader import VideoReadError
+from opentad.evaluations import GroundTruthError
 from opentad.utils.logger import setup_logger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,6 +96,60 @@ def test_bad_input_while_running_is_one_log_line_on_the_rank_that_failed(rank, c
     assert text.count("video v7.mp4 not found") == 1 and "[rank 1]" in text and "Traceback" not in text
 
 
+BAD_VIDEO = "Cannot read video /data/v7.mp4: [Errno 1094995529] Invalid data found when processing input: '/data/v7.mp4'"
+BAD_LABEL = ("ground_truth_filename 'eval.json': 1 ground-truth segment(s) of 1 video(s) in subset 'test' have labels "
+             "not in the class map ['Typo'] (e.g. video 'v2'; the class map has 2 classes: ['A', 'B'])")
+
+
+@pytest.mark.parametrize("exc", [VideoReadError(BAD_VIDEO), GroundTruthError(BAD_LABEL)],
+                         ids=["VideoReadError", "GroundTruthError"])
+def test_a_damaged_video_or_evaluation_file_met_while_running_is_one_line(rank, capsys, exc):
+    """Issue #16: both were logged with their stack trace (after an epoch, for the evaluation file)."""
+    rank(0)
+    code = run_cli(failing_run(exc, in_setup=False), [], prog="train.py")
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in out + err
+    assert lines[0].endswith(f"ERROR opentad.cores.entry: Training failed on rank 0 of 2: {exc}")
+
+
+class DamagedVideos(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        if index == 2:
+            raise VideoReadError(f"Cannot decode video /data/v{index}.mp4: Invalid data found when processing input")
+        return torch.zeros(1)
+
+
+def test_an_error_from_a_loader_worker_is_its_own_message(rank, capsys):
+    """torch re-raises a worker's exception with the worker's traceback as its message; the line drops it."""
+    rank(0)
+
+    def run(argv):
+        setup_logger(None)
+        with reported_failures(rank=0, world_size=1, what="Training", user_errors=USER_ERRORS) as stage:
+            stage.running()
+            for _ in DataLoader(DamagedVideos(), batch_size=1, num_workers=1):
+                pass
+
+    assert run_cli(run, [], prog="train.py") == 1
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in out + err and "Caught" not in out + err, out + err
+    assert lines[0].endswith("Training failed on rank 0 of 1: Cannot decode video /data/v2.mp4: Invalid data found "
+                             "when processing input")
+
+
+def test_one_line_takes_the_original_message_of_a_worker_exception():
+    wrapped = FileNotFoundError(
+        "Caught FileNotFoundError in DataLoader worker process 3.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\nFileNotFoundError: Features of video \'v1\' not found: f/v1.npy\n')
+    assert one_line(wrapped) == "Features of video 'v1' not found: f/v1.npy"
+    assert one_line(ValueError("Caught you: a plain message")) == "Caught you: a plain message"
+
+
 def test_a_bug_in_setup_keeps_its_traceback_and_debug_raises(rank, capsys):
     rank(0)
     assert run_cli(failing_run(TypeError("unsupported operand"), in_setup=True), [], prog="train.py") == 1
@@ -112,10 +172,10 @@ def test_two_torchrun_processes_print_a_setup_error_once(tiny_data_root, tiny_co
     result = subprocess.run(command, cwd=tiny_data_root, env=env, capture_output=True, text=True, timeout=300)
     text = result.stdout + result.stderr
     assert result.returncode != 0
-    errors = [line for line in text.splitlines() if "batch_size 1 must be a positive multiple of world_size 2" in line]
+    errors = [line for line in text.splitlines() if "solver.train.batch_size = 1 must be" in line]
     assert errors == [
-        "train.py: error: batch_size 1 must be a positive multiple of world_size 2 "
-        "(it is the global batch, split evenly across processes)"], text[-3000:]
+        "train.py: error: solver.train.batch_size = 1 must be a positive multiple of the number of processes, 2 "
+        "(it is the global batch, split evenly across them); e.g. solver.train.batch_size=2"], text[-3000:]
     assert "[rank1]" not in text and "[rank 1]" not in text  # nothing from the other rank
     log = open(glob.glob(str(tmp_path / "exps" / "gpu2_id0" / "train_*.log"))[0]).read()
-    assert "Training failed on rank 0 of 2: batch_size 1" in log
+    assert "Training failed on rank 0 of 2: solver.train.batch_size = 1" in log

@@ -7,20 +7,20 @@ import sys
 import pytest
 import torch
 
-from opentad.cores.launch import run_cli, train_parser
+from opentad.cores.distributed import DistEnv
+from opentad.cores.launch import RunContext, build_loader, run_cli, train_parser
 from opentad.cores.launch import test_parser as make_test_parser
 from opentad.cores.runner import test as run_test
 from opentad.cores.runner import train as run_train
+from opentad.registry import ConfigError
+from opentad.utils.config import Config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-#: a notice bitsandbytes' CPU backend logs on import in this environment (not ours)
-FOREIGN = ("Failed to load CPU gemm_4bit_forward",)
-
-
 def one_line(err):
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(FOREIGN)]
+    """The one line on stderr (bitsandbytes' notice about its optional 'kernels' package is DEBUG: not there)."""
+    lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
@@ -75,6 +75,19 @@ def test_bad_config_values_and_files_are_one_line(tiny_data_root, tiny_config, t
         assert run_cli(entry, argv, prog="tool.py") == 1, argv
         line = one_line(capsys.readouterr().err)
         assert line.startswith("tool.py: error: ") and needle in line, (argv, line)
+
+
+@pytest.mark.parametrize("batch, processes, closest", [(1, 2, 2), (3, 2, 4), (5, 4, 4), (0, 2, 2), (-4, 2, 2)])
+def test_a_batch_that_does_not_split_over_the_processes_names_its_key(batch, processes, closest):
+    """Issue #16 asked for the key: 'batch_size 1 must be ...' did not say which one (train, val or test)."""
+    cfg = Config(dict(solver=dict(val=dict(batch_size=batch)), dataset=dict(val=dict(type="NotBuilt"))))
+    env = DistEnv(rank=0, world_size=processes, local_rank=0, device=torch.device("cpu"), distributed=False)
+    ctx = RunContext(cfg=cfg, env=env, work_dir="unused", seed=0, config_path="c.py")
+    with pytest.raises(ConfigError) as info:  # before the dataset is built
+        build_loader(ctx, "val")
+    assert str(info.value) == (
+        f"solver.val.batch_size = {batch} must be a positive multiple of the number of processes, {processes} "
+        f"(it is the global batch, split evenly across them); e.g. solver.val.batch_size={closest}")
 
 
 def test_debug_shows_the_exception(tiny_config, tmp_path):

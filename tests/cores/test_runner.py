@@ -93,3 +93,45 @@ def test_bad_input_is_one_log_line_without_traceback(tiny_data_root, tiny_config
     log = open(glob.glob(str(tmp_path / "f" / "gpu1_id0" / "train_*.log"))[0]).read()
     assert f"Training failed on rank 0 of 1: --resume checkpoint file not found: {missing}" in log
     assert "Traceback" not in log
+
+
+def _typo_annotations(data_root, tmp_path):
+    """A copy of the synthetic annotations with one test label that is not a class (a file of its own)."""
+    anno = json.loads((data_root / "data" / "synthetic-thumos" / "annotations" / "thumos_14_anno.json").read_text())
+    video = next(name for name, info in anno["database"].items() if info["subset"] == "test" and info["annotations"])
+    anno["database"][video]["annotations"][0]["label"] = "Typo"
+    path = tmp_path / "eval_anno.json"
+    path.write_text(json.dumps(anno))
+    return str(path), video
+
+
+def test_a_bad_evaluation_file_stops_the_run_at_setup_in_one_line(tiny_data_root, tiny_config, tmp_path, monkeypatch,
+                                                                  capsys):
+    """Issue #16: found after a whole training epoch before, and logged with its stack trace."""
+    from opentad.cores.launch import run_cli
+
+    monkeypatch.chdir(tiny_data_root)
+    path, video = _typo_annotations(tiny_data_root, tmp_path)
+    epochs = []
+
+    class Built(Exception):
+        pass
+
+    def build_model(ctx):
+        raise Built()
+
+    monkeypatch.setattr("opentad.cores.runner.Trainer.run_epoch", lambda self, epoch: epochs.append(epoch))
+    monkeypatch.setattr("opentad.cores.runner.build_model", build_model)
+    expected = (f"ground_truth_filename {path!r}: 1 ground-truth segment(s) of 1 video(s) in subset 'test' have "
+                f"labels not in the class map ['Typo'] (e.g. video {video!r}")
+    work = f"work_dir={tmp_path / 'w'}"
+    for entry, argv in [(run_train, [tiny_config, "--cfg-options", work, "workflow.val_eval_interval=1"]),
+                        (run_test, [tiny_config, "--checkpoint", str(tmp_path / "none.pth"), "--cfg-options", work])]:
+        assert run_cli(entry, argv + [f"evaluation.ground_truth_filename={path}"], prog="tool.py") == 1
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("tool.py: error: " + expected), lines
+    assert epochs == []
+    # the model is never built: the error comes before; with --not_eval the file is not read, the run goes on
+    with pytest.raises(Built):
+        run_test([tiny_config, "--not_eval", "--checkpoint", str(tmp_path / "none.pth"), "--cfg-options", work,
+                  f"evaluation.ground_truth_filename={path}"])

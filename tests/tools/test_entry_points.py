@@ -1,4 +1,5 @@
-"""CPU thread defaults of tools/train.py, tools/test.py and their torchrun launchers, and the launcher pid they pass.
+"""CPU thread defaults of tools/train.py, tools/test.py and their torchrun launchers, the launcher pid they pass,
+and the launchers' check of NUM_PROCS.
 
 Reference: ``OMP_NUM_THREADS = max(1, usable cores // processes)`` (``usable``: this
 process's CPU affinity, what ``nproc`` prints), passive OpenMP waiting when above 1,
@@ -61,6 +62,30 @@ def test_the_launchers_keep_the_users_values(fake_python):
                          capture_output=True, text=True, timeout=60)
     got = json.loads(out.stdout)
     assert (got["omp"], got["wait"]) == ("3", "ACTIVE")
+
+
+@pytest.mark.parametrize("script", ["dist_train.sh", "dist_test.sh"])
+@pytest.mark.parametrize("nproc", ["0", "two", "-1", "", "2.5", "00"])
+def test_the_launchers_refuse_a_bad_process_count_in_one_line(fake_python, script, nproc):
+    """torchrun would answer 0 with a bare AssertionError and 'two' with a ValueError, both stack traces."""
+    out = subprocess.run(["bash", os.path.join(ROOT, "tools", script), "cfg.py", nproc],
+                         env=_env(PYTHON=fake_python), capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (2, "")  # the interpreter never started
+    assert out.stderr == (f"{script}: error: NUM_PROCS must be a positive integer (the number of processes, one per "
+                          f"GPU), got '{nproc}'; usage: bash {os.path.join(ROOT, 'tools', script)} CONFIG NUM_PROCS "
+                          "[ARGS]\n")
+
+
+def test_the_launchers_pass_the_count_as_a_plain_number(tmp_path):
+    """A count with leading zeros is a number (torchrun reads '08' as 8, bash arithmetic would not)."""
+    argv_python = tmp_path / "argv_python"
+    argv_python.write_text("#!/usr/bin/env bash\nprintf '%s\\n' \"$@\"\n")
+    argv_python.chmod(argv_python.stat().st_mode | stat.S_IXUSR)
+    out = subprocess.run(["bash", os.path.join(ROOT, "tools", "dist_test.sh"), "cfg.py", "08", "--not_eval"],
+                         env=_env(PYTHON=str(argv_python)), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    args = out.stdout.splitlines()
+    assert "--nproc_per_node=8" in args and args[-2:] == ["cfg.py", "--not_eval"]
 
 
 # tools/train.py and tools/test.py run as modules (not __main__), then report what torch got

@@ -1,4 +1,7 @@
-"""load_weights (``--load-from``): every checkpoint layout round-trips to equal weights; mismatches are reported."""
+"""load_weights (``--load-from``): every checkpoint layout round-trips to equal weights; mismatches are reported.
+
+load_checkpoint (``--checkpoint``) of a file from another model: one line naming the file and what to do.
+"""
 import logging
 import os
 
@@ -9,6 +12,7 @@ import torch.nn as nn
 from opentad.utils.checkpoint import (
     CheckpointError,
     atomic_save,
+    load_checkpoint,
     load_weights,
     model_state_dict,
     model_weights,
@@ -147,3 +151,27 @@ def test_qlora_checkpoint_into_a_float_model_is_one_line(tmp_path):
     with pytest.raises(CheckpointError, match="disagree on quantization") as info:
         load_weights(Float(2, 2), path)
     assert path in str(info.value) and "\n" not in str(info.value)
+
+
+def test_checkpoint_of_another_model_says_what_the_user_can_do(tmp_path):
+    """No CLI option loads with strict=False, so the message must not suggest it (issue #16, item 3.4)."""
+    path = str(tmp_path / "other.pth")
+    other = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))  # index 1 has no weights, index 3 none
+    atomic_save({"epoch": 0, "state_dict": model_state_dict(nn.Sequential(*other, nn.Linear(3, 3)))}, path)
+    model = net(0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(model, path, what="--checkpoint")
+    message = str(info.value)
+    assert message.startswith(f"--checkpoint {path}: Checkpoint does not match Sequential: missing keys [1.")
+    assert "unexpected keys [3.bias, 3.weight]" in message and "\n" not in message
+    assert "strict=False" not in message
+    assert message.endswith(
+        "The checkpoint was saved from another model: use the config it was trained with (its run folder, the one "
+        "above checkpoint/, keeps a copy; compare e.g. model.rpn_head.num_classes and the backbone); to start a new "
+        "training run from the weights that match, use tools/train.py --load-from")
+    assert same_state(model.state_dict(), before)  # nothing loaded
+
+
+def same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -3,8 +3,10 @@
 #   OMP_NUM_THREADS=1 bash tools/dist_train.sh configs/adatad/synthetic/e2e_synthetic_vit_tiny_adapter.py 1
 # A 4-block ViT (64 channels, 16-px patches on 64-px frames) with a temporal
 # adapter in every block, on windows of 128 frames cut into 8 clips of 16.
-# No pretrained weights exist for so small a ViT: it stays random and frozen,
-# as in AdaTAD only the adapters (and the detector) train. Training the random
+# The ViT stays random and frozen (pretrained weights for it come from
+# tools/prepare_data/synthetic/pretrain_vit.py: set custom.pretrain, as
+# e2e_synthetic_vit_tiny_qlora_pretrained.py does); as in AdaTAD only the
+# adapters (and the detector) train. Training the random
 # ViT as well (freeze_vit=False, backbone lr 1e-3) was measured and did worse
 # (docs/benchmarks.md). Batch 1 and no EMA: on 20 videos the number of steps
 # matters most, and a 0.999 weight average lags far behind over a few hundred.

@@ -1,13 +1,12 @@
-# QLoRA-AdaTAD end to end on the synthetic videos, small enough for a CPU
-# (the quick start runs it):
+# QLoRA-AdaTAD end to end on the synthetic videos, small enough for a CPU:
 #   python tools/prepare_data/synthetic/generate.py --out data/synthetic-thumos
 #   bash tools/dist_train.sh configs/adatad/synthetic/e2e_synthetic_vit_tiny_qlora.py 1
 # The tiny ViT of e2e_synthetic_vit_tiny_adapter.py, frozen and quantized to
 # NF4 (double quantization), with LoRA on its qkv/proj/fc1/fc2 layers, and
 # QLoRA adapters (4-bit frozen projections + LoRA, trainable gamma and
-# temporal convolutions) in every block. Nothing of the ViT itself trains:
-# there are no pretrained weights for so small a ViT, so the LoRA on the
-# quantized (random) base does what pretraining does for the real recipes.
+# temporal convolutions) in every block. Here the ViT is random; the quick
+# start's e2e_synthetic_vit_tiny_qlora_pretrained.py starts from a pretrained
+# one, as the real recipes do (docs/qlora.md, "The synthetic end-to-end run").
 _base_ = ["e2e_synthetic_vit_tiny_adapter.py"]
 
 model = dict(

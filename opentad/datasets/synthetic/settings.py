@@ -57,8 +57,8 @@ class SyntheticSettings:
     """
 
     seed: int = 0
-    num_train: int = 20
-    num_test: int = 10
+    num_train: int = 40
+    num_test: int = 30
     num_classes: int = 5
     width: int = 96
     height: int = 96

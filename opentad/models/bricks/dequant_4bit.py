@@ -21,6 +21,8 @@ import math
 import torch
 from torch import Tensor
 
+from .bnb import import_bitsandbytes
+
 __all__ = ["dequantize_4bit"]
 
 
@@ -47,9 +49,7 @@ def dequantize_4bit(packed: Tensor, state) -> Tensor:
         The dequantized weight; on CPU computed here, elsewhere by bitsandbytes.
     """
     if packed.device.type != "cpu":
-        import bitsandbytes  # imported lazily, as in .quant
-
-        return bitsandbytes.functional.dequantize_4bit(packed, state)
+        return import_bitsandbytes().functional.dequantize_4bit(packed, state)
     count = math.prod(state.shape)
     data = packed.reshape(-1).view(torch.uint8)
     nibbles = torch.stack((data >> 4, data & 0x0F), dim=1).reshape(-1)[:count]

@@ -20,6 +20,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from .bnb import import_bitsandbytes
 from .dequant_4bit import dequantize_4bit
 from .dequant_cache import dequantized
 
@@ -71,9 +72,7 @@ class QuantSpec:
 
 
 def _bnb():
-    import bitsandbytes  # imported lazily: importing opentad must not need it
-
-    return bitsandbytes
+    return import_bitsandbytes()  # lazily: importing opentad must not need it
 
 
 class _FrozenInt8Matmul(torch.autograd.Function):

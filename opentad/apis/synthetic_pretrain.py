@@ -1,0 +1,323 @@
+"""Pretraining a small video ViT on synthetic clips (the quick start's "VideoMAE").
+
+The real QLoRA-AdaTAD recipe quantizes a *pretrained* VideoMAE ViT and
+trains adapters and LoRA on top. No pretrained weights exist for the tiny
+ViT of the synthetic configs, so this module makes them: the plain ViT of a
+detection config (:class:`~opentad.models.backbones.vit.VisionTransformerCP`
+with the config's sizes) is trained to tell, for every tubelet of a clip,
+which action (or background) it shows, on synthetic videos of a seed of
+their own (:mod:`opentad.datasets.synthetic.clips`), never on the detection
+dataset. The result is written in upstream OpenTAD's converted layout
+(``{"state_dict": {"backbone.*": ...}}``), so ``custom.pretrain`` loads it
+like any VideoMAE checkpoint.
+
+The file also records the digest of everything that made it; a rerun with
+the same settings and architecture returns at once (the quick start's
+second run).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from torch import Tensor, nn
+
+from opentad.datasets.synthetic.clips import IGNORE, ClipSampler, render_labelled_videos, token_labels, tubelet_labels
+from opentad.datasets.synthetic.settings import settings_from_preset
+from opentad.models.backbones.vit import VideoViT, VisionTransformerCP
+from opentad.utils.checkpoint import atomic_save
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PretrainSettings", "vit_arguments", "pretrain_vit", "cached_digest"]
+
+#: bump when the pretraining's result changes for unchanged settings.
+PRETRAIN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """What the pretraining does (the architecture comes from the detection config).
+
+    Attributes:
+        seed: seed of the pretraining videos and of training (the detection
+            dataset's videos use their own seed; these never overlap them).
+        num_videos: training videos rendered. Many short videos, not a few
+            long ones: each video has its own background and distractors, and
+            a few dozen are memorised rather than generalised from.
+        num_val_videos: held-out videos for the accuracy in the log.
+        min_duration, max_duration: video length bounds in seconds.
+        render_size: frames are rendered at this size and resized to the
+            ViT's ``img_size`` as the detection pipeline resizes them
+            (bilinear, no antialiasing); None renders at ``img_size``. (Rendering
+            at the detection videos' 96 px and resizing was measured and did
+            not help: docs/synthetic_data.md.)
+        num_classes: action classes (the first ``K`` synthetic classes).
+        actions_per_minute: action density of the pretraining videos.
+        steps, batch_size: optimisation steps and clips per step.
+        lr, weight_decay: AdamW; the learning rate warms up linearly over
+            ``warmup_steps`` and then follows a cosine to zero.
+        warmup_steps: see ``lr``.
+        token_weight: weight of the per-token loss beside the per-tubelet one.
+        token_threshold: least share of a token's cell an action's objects
+            must cover for the token to take the action's label.
+    """
+
+    seed: int = 1000
+    num_videos: int = 300
+    num_val_videos: int = 16
+    min_duration: float = 10.0
+    max_duration: float = 14.0
+    render_size: Optional[int] = None
+    num_classes: int = 5
+    actions_per_minute: float = 16.0
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    token_weight: float = 5.0
+    token_threshold: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.num_videos < 1 or self.num_val_videos < 0 or self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"PretrainSettings: counts must be positive, got {self}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"PretrainSettings: warmup_steps={self.warmup_steps} must be in [0, steps={self.steps}]")
+
+
+def vit_arguments(backbone_cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """The plain-ViT keyword arguments of a backbone config (adapter and QLoRA keys dropped).
+
+    Args:
+        backbone_cfg: ``model.backbone.backbone`` of a detection config.
+
+    Raises:
+        KeyError: the config lacks ``img_size`` or ``num_frames``.
+    """
+    accepted = set(inspect.signature(VideoViT.__init__).parameters) - {"self", "linear_factory", "adapter_for_block"}
+    args = {k: v for k, v in backbone_cfg.items() if k in accepted}
+    for key in ("img_size", "num_frames"):
+        if key not in args:
+            raise KeyError(f"backbone config needs {key!r} to pretrain a ViT for it (keys: {sorted(backbone_cfg)})")
+    args.update(return_feat_map=True, with_cp=False, drop_path_rate=0.0)
+    return args
+
+
+def _digest(vit_args: Mapping[str, Any], settings: PretrainSettings, frame_stride: int, norm: Sequence) -> str:
+    payload = dict(
+        version=PRETRAIN_VERSION, vit=dict(vit_args), settings=dataclasses.asdict(settings), stride=frame_stride, norm=norm
+    )
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_digest(path: str) -> Optional[str]:
+    """The digest recorded in a pretrained file, or None when the file is absent or not ours."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+    except Exception:  # a damaged or foreign file is simply remade
+        return None
+    return meta.get("digest") if isinstance(meta, dict) else None
+
+
+class _PretrainHead(nn.Module):
+    """Two classifiers on ``[B, C, t, h, w]`` features (thrown away after pretraining).
+
+    Returns per-tubelet logits ``[B, t, K + 1]`` (of the spatial mean, what
+    the detector sees) and per-token logits ``[B, t, h, w, K + 1]`` (which
+    action's objects a token shows: a dense signal that trains much faster
+    than the tubelet labels alone).
+    """
+
+    def __init__(self, channels: int, num_outputs: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.fc = nn.Linear(channels, num_outputs)
+        self.token_norm = nn.LayerNorm(channels)
+        self.token_fc = nn.Linear(channels, num_outputs)
+
+    def forward(self, feats: Tensor) -> Tuple[Tensor, Tensor]:
+        pooled = self.fc(self.norm(feats.mean((3, 4)).transpose(1, 2)))
+        tokens = self.token_fc(self.token_norm(feats.permute(0, 2, 3, 4, 1)))
+        return pooled, tokens
+
+
+def _to_input(frames: np.ndarray, mean: Tensor, std: Tensor) -> Tensor:
+    """uint8 ``[B, T, H, W, 3]`` -> normalised float ``[B, 3, T, H, W]``."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 4, 1, 2, 3).float()
+    return (x - mean) / std
+
+
+def _loss(logits: Tensor, target: np.ndarray) -> Tensor:
+    """Cross-entropy of ``[..., K + 1]`` logits against int ``[...]`` labels, :data:`IGNORE` left out."""
+    flat = torch.from_numpy(target).reshape(-1)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat, ignore_index=IGNORE)
+
+
+def _lr_factor(step: int, settings: PretrainSettings) -> float:
+    if step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def _accuracy(vit: nn.Module, head: nn.Module, sampler: ClipSampler, mean: Tensor, std: Tensor, tubelet: int) -> float:
+    """Share of labelled tubelets of the held-out windows classified right."""
+    vit.eval()
+    right = total = 0
+    for frames, labels, _ in sampler.windows():
+        pred = head(vit(_to_input(frames[None], mean, std)))[0][0].argmax(-1).numpy()
+        target = tubelet_labels(labels, tubelet)
+        keep = target != IGNORE
+        right += int((pred[keep] == target[keep]).sum())
+        total += int(keep.sum())
+    vit.train()
+    return right / max(total, 1)
+
+
+def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``[N, H, W, 3]`` -> ``[N, size, size, 3]`` as ``mmaction.Resize`` does (bilinear, no antialiasing)."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = TF.resize(x, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _clip_sets(vit_args: Mapping[str, Any], settings: PretrainSettings, frame_stride: int):
+    """Training and held-out clip samplers, rendered at ``render_size`` and resized to ``img_size``.
+
+    Raises:
+        ValueError: ``render_size`` is not a whole multiple of ``img_size / patch_size`` cells.
+    """
+    size, patch = int(vit_args["img_size"]), int(vit_args.get("patch_size", 16))
+    cells = size // patch
+    render = settings.render_size or size
+    if render % cells:
+        raise ValueError(f"render_size={render} must be a multiple of img_size / patch_size = {cells}")
+    synth = settings_from_preset(
+        "default",
+        dict(
+            seed=settings.seed,
+            num_train=settings.num_videos,
+            num_test=settings.num_val_videos,
+            num_classes=settings.num_classes,
+            width=render,
+            height=render,
+            empty_fraction=0.0,
+            actions_per_minute=settings.actions_per_minute,
+            min_duration=settings.min_duration,
+            max_duration=settings.max_duration,
+        ),
+    )
+    clip_len = int(vit_args["num_frames"])
+    samplers = []
+    for subset, count in (("validation", settings.num_videos), ("test", settings.num_val_videos)):
+        if not count:
+            samplers.append(None)
+            continue
+        videos = render_labelled_videos(synth, frame_stride, subset, patch=render // cells)
+        videos = [dataclasses.replace(v, frames=_resize_frames(v.frames, size)) for v in videos]
+        samplers.append(ClipSampler(videos, clip_len=clip_len, seed=settings.seed))
+    return samplers[0], samplers[1]
+
+
+def pretrain_vit(
+    vit_args: Mapping[str, Any],
+    settings: PretrainSettings,
+    *,
+    frame_stride: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    out: str,
+    force: bool = False,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Pretrain the plain ViT of ``vit_args`` on labelled synthetic clips and save it to ``out``.
+
+    Args:
+        vit_args: :func:`vit_arguments` of the detection config's backbone.
+        settings: what to train on and how long.
+        frame_stride: frames between two sampled frames (the detection
+            dataset's ``feature_stride * sample_stride``).
+        mean, std: the data preprocessor's pixel normalisation (0-255 scale).
+        out: the checkpoint to write (atomically).
+        force: train even when ``out`` already holds this exact pretraining.
+        progress: show a progress bar with ETA.
+
+    Returns:
+        ``{"path", "digest", "cached", "val_accuracy", "seconds"}``.
+    """
+    digest = _digest(vit_args, settings, frame_stride, [list(mean), list(std)])
+    if not force and cached_digest(out) == digest:
+        logger.info("pretrained ViT %s is up to date (digest %s); nothing to do", out, digest[:12])
+        return dict(path=out, digest=digest, cached=True, val_accuracy=None, seconds=0.0)
+    start = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    train, val = _clip_sets(vit_args, settings, frame_stride)
+    vit = VisionTransformerCP(**vit_args)
+    tubelet = int(vit_args.get("tubelet_size", 2))
+    head = _PretrainHead(vit.embed_dims, settings.num_classes + 1)
+    params = list(vit.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, settings))
+    mean_t = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1, 1)
+    std_t = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1, 1)
+    logger.info(
+        "pretraining %s on %d synthetic videos (seed %d), %d steps of %d clips",
+        type(vit).__name__,
+        len(train.videos),
+        settings.seed,
+        settings.steps,
+        settings.batch_size,
+    )
+    steps = range(settings.steps)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="pretraining ViT", unit="step", mininterval=2.0)
+    for step in steps:
+        frames, labels, cover = train.sample(settings.batch_size)
+        pooled, tokens = head(vit(_to_input(frames, mean_t, std_t)))
+        loss = _loss(pooled, tubelet_labels(labels, tubelet))
+        if settings.token_weight:
+            loss = loss + settings.token_weight * _loss(tokens, token_labels(cover, tubelet, settings.token_threshold))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        if progress and step % 20 == 0:
+            steps.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % max(1, settings.steps // 10) == 0:
+            elapsed = time.perf_counter() - start
+            logger.info("pretraining step %d/%d: loss %.4f, %.0f s elapsed", step + 1, settings.steps, loss.item(), elapsed)
+    accuracy = _accuracy(vit, head, val, mean_t, std_t, tubelet) if val is not None else None
+    seconds = time.perf_counter() - start
+    meta = dict(digest=digest, settings=dataclasses.asdict(settings), val_accuracy=accuracy, seconds=seconds)
+    state = {"backbone." + k: v.detach().clone() for k, v in vit.state_dict().items()}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_save({"state_dict": state, "meta": meta}, out)
+    logger.info(
+        "pretrained ViT written to %s in %.0f s; held-out tubelet accuracy %s (chance about %.0f%%)",
+        out,
+        seconds,
+        "n/a" if accuracy is None else f"{100 * accuracy:.1f}%",
+        100.0 / (settings.num_classes + 1),
+    )
+    return dict(path=out, digest=digest, cached=False, val_accuracy=accuracy, seconds=seconds)
