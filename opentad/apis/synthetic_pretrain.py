@@ -237,6 +237,44 @@ def _clip_sets(vit_args: Mapping[str, Any], settings: PretrainSettings, frame_st
     return samplers[0], samplers[1]
 
 
+def _train(
+    vit: nn.Module,
+    head: nn.Module,
+    train: ClipSampler,
+    settings: PretrainSettings,
+    *,
+    normalise,
+    tubelet: int,
+    progress: bool,
+) -> None:
+    """The optimisation loop: ``settings.steps`` AdamW steps on batches of ``train``, logged ten times."""
+    params = list(vit.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, settings))
+    start = time.perf_counter()
+    steps = range(settings.steps)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="pretraining ViT", unit="step", mininterval=2.0)
+    for step in steps:
+        frames, labels, cover = train.sample(settings.batch_size)
+        pooled, tokens = head(vit(normalise(frames)))
+        loss = _loss(pooled, tubelet_labels(labels, tubelet))
+        if settings.token_weight:
+            loss = loss + settings.token_weight * _loss(tokens, token_labels(cover, tubelet, settings.token_threshold))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        if progress and step % 20 == 0:
+            steps.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % max(1, settings.steps // 10) == 0:
+            elapsed = time.perf_counter() - start
+            logger.info("pretraining step %d/%d: loss %.4f, %.0f s elapsed", step + 1, settings.steps, loss.item(), elapsed)
+
+
 def pretrain_vit(
     vit_args: Mapping[str, Any],
     settings: PretrainSettings,
@@ -273,9 +311,6 @@ def pretrain_vit(
     vit = VisionTransformerCP(**vit_args)
     tubelet = int(vit_args.get("tubelet_size", 2))
     head = _PretrainHead(vit.embed_dims, settings.num_classes + 1)
-    params = list(vit.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, settings))
     mean_t = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1, 1)
     std_t = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1, 1)
     logger.info(
@@ -286,27 +321,8 @@ def pretrain_vit(
         settings.steps,
         settings.batch_size,
     )
-    steps = range(settings.steps)
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc="pretraining ViT", unit="step", mininterval=2.0)
-    for step in steps:
-        frames, labels, cover = train.sample(settings.batch_size)
-        pooled, tokens = head(vit(_to_input(frames, mean_t, std_t)))
-        loss = _loss(pooled, tubelet_labels(labels, tubelet))
-        if settings.token_weight:
-            loss = loss + settings.token_weight * _loss(tokens, token_labels(cover, tubelet, settings.token_threshold))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        if progress and step % 20 == 0:
-            steps.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % max(1, settings.steps // 10) == 0:
-            elapsed = time.perf_counter() - start
-            logger.info("pretraining step %d/%d: loss %.4f, %.0f s elapsed", step + 1, settings.steps, loss.item(), elapsed)
+    _train(vit, head, train, settings, normalise=lambda frames: _to_input(frames, mean_t, std_t), tubelet=tubelet,
+           progress=progress)
     accuracy = _accuracy(vit, head, val, mean_t, std_t, tubelet) if val is not None else None
     seconds = time.perf_counter() - start
     meta = dict(digest=digest, settings=dataclasses.asdict(settings), val_accuracy=accuracy, seconds=seconds)
