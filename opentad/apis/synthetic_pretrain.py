@@ -38,6 +38,7 @@ from opentad.datasets.synthetic.clips import IGNORE, ClipSampler, render_labelle
 from opentad.datasets.synthetic.settings import settings_from_preset
 from opentad.models.backbones.vit import VideoViT, VisionTransformerCP
 from opentad.utils.checkpoint import atomic_save
+from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError, torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,8 @@ def cached_digest(path: str) -> Optional[str]:
     if not os.path.isfile(path):
         return None
     try:
-        meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
-    except Exception:  # a damaged or foreign file is simply remade
+        meta = torch_load(path, what="pretrained ViT").get("meta", {})
+    except (UnreadableFileError, UntrustedFileError, AttributeError):  # a damaged or foreign file is remade
         return None
     return meta.get("digest") if isinstance(meta, dict) else None
 

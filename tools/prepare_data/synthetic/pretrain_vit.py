@@ -12,11 +12,9 @@ See docs/synthetic_data.md ("A pretrained tiny ViT").
 """
 from __future__ import annotations
 
-import os
+from opentad.utils.process import apply_thread_defaults
 
-# Threads before torch is imported: all cores this process may use (one process).
-if "OMP_NUM_THREADS" not in os.environ:
-    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0))))
+apply_thread_defaults()  # before torch loads: the usable cores, waiting passively (docs/ddp.md)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
