@@ -11,13 +11,17 @@ logic would try to import a package called ``mmaction``.
 config it is given, checks that the keys bind to the constructor (or to the
 class's ``from_config``) and that the values fit their typing annotations
 before calling it, and names the class, the bad key (and value) and what is
-valid when they do not.
+valid when they do not. :func:`check_binding` is that check, for any
+callable: config sections declared as dataclasses use it too.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import inspect
+import types
+import typing
+from importlib import import_module
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
@@ -32,8 +36,9 @@ __all__ = [
     "Registry",
     "ConfigError",
     "build",
+    "bind",
     "check_binding",
-    "type_errors",
+    "config_keywords",
     "ALL_REGISTRIES",
     "DETECTORS",
     "BACKBONES",
@@ -49,6 +54,7 @@ __all__ = [
     "EVALUATORS",
     "OPTIMIZERS",
     "SCHEDULERS",
+    "CONFIG_SECTIONS",
 ]
 
 
@@ -57,10 +63,13 @@ class ConfigError(ValueError):
 
 
 class Registry(_MMRegistry):
-    """mmengine registry that resolves literal aliases such as ``mmaction.Resize``."""
+    """mmengine registry that resolves literal aliases (``mmaction.Resize``) and imports its locations in order."""
 
     def get(self, key: str):  # noqa: D401 - same contract as mmengine
-        self.import_from_location()
+        for location in self._locations:  # in order, so a name registered low never imports the layers above
+            if not isinstance(key, str) or key in self._module_dict:
+                break
+            import_module(location)
         if isinstance(key, str) and key in self._module_dict:
             return self._module_dict[key]
         return super().get(key)
@@ -71,8 +80,8 @@ class Registry(_MMRegistry):
         return sorted(self._module_dict)
 
 
-def _child(name: str, location: str) -> Registry:
-    return Registry(name, scope="opentad", locations=[location])
+def _child(name: str, *locations: str) -> Registry:
+    return Registry(name, scope="opentad", locations=list(locations))
 
 
 DETECTORS = _child("detector", "opentad.models.detectors")
@@ -86,9 +95,12 @@ PRIOR_GENERATORS = _child("prior generator", "opentad.models.dense_heads")
 # Basic layers named by ``norm_cfg``/``act_cfg`` dicts (``dict(type="LN", eps=1e-6)``).
 LAYERS = _child("layer", "opentad.models.bricks.layers")
 DATASETS = _child("dataset", "opentad.datasets")
-TRANSFORMS = _child("transform", "opentad.datasets.transforms")
+TRANSFORMS = _child("transform", "opentad.transforms", "opentad.datasets.transforms")
 EVALUATORS = _child("evaluator", "opentad.evaluations")
 SCHEDULERS = _child("scheduler", "opentad.cores")
+# Checkers ``fn(value, path) -> list of errors`` of the untyped top-level config sections (``solver``, ...),
+# registered under the section's name by the package that reads it.
+CONFIG_SECTIONS = _child("config section", "opentad.cores")
 # A child of mmengine's optimizer registry, so every torch.optim class
 # (AdamW, SGD, ...) resolves by name without being registered again here.
 OPTIMIZERS = Registry(
@@ -116,12 +128,61 @@ ALL_REGISTRIES: Dict[str, Registry] = {
 }
 
 
-def _target_signature(cls: Callable) -> inspect.Signature:
-    """The signature config keys must bind to: ``from_config`` if the class has one."""
-    from_config = getattr(cls, "from_config", None)
-    if from_config is not None and inspect.ismethod(from_config):
-        return inspect.signature(from_config)
-    return inspect.signature(cls)
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_PLAIN_MODULES = ("builtins", "typing", "collections.abc")
+
+
+def _own_keywords(fn: Callable, sig_of: Optional[Callable] = None) -> Tuple[Dict[str, inspect.Parameter], bool]:
+    """Keyword parameters of ``fn`` (annotations resolved) and whether it takes ``**kwargs`` as well."""
+    sig = inspect.signature(sig_of or fn)
+    hints = resolved_annotations(fn)
+    keys = {
+        n: p.replace(annotation=hints.get(n, inspect.Parameter.empty))
+        for n, p in sig.parameters.items()
+        if p.kind in _NAMED and n not in ("self", "cls")
+    }
+    return keys, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def _is_built(annotation: Any) -> bool:
+    """Whether a parameter takes a built object (``nn.Module``, a dataclass), which ``from_config`` makes."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    args = typing.get_args(annotation) if union else (annotation,)
+    return any(inspect.isclass(a) and a.__module__ not in _PLAIN_MODULES for a in args)
+
+
+def config_keywords(target: Callable) -> Tuple[Dict[str, inspect.Parameter], bool]:
+    """The keywords a config may give ``target``, and whether it takes any other keyword too.
+
+    A class's constructor that takes ``**kwargs`` forwards them to its base
+    class: the bases' keywords are added, walking the MRO until an
+    ``__init__`` without ``**kwargs`` (else any keyword is taken). A class
+    with a ``from_config`` classmethod takes that method's keywords; if it
+    also has ``**kwargs``, the other keys go to the constructor unchanged, so
+    the constructor's keywords are added too, except those that take built
+    objects (annotated with a class such as ``nn.Module``): ``from_config``
+    makes them.
+
+    Args:
+        target: a class (a dataclass too) or a function.
+
+    Returns:
+        ``({name: inspect.Parameter with resolved annotation}, open)``.
+    """
+    keys, open_ = _own_keywords(target.__init__ if inspect.isclass(target) else target, target)
+    for base in target.__mro__[1:] if inspect.isclass(target) else ():
+        if not open_:
+            break
+        if base is not object and "__init__" in vars(base):
+            more, open_ = _own_keywords(base.__init__)
+            keys.update({n: p for n, p in more.items() if n not in keys})
+    from_config = getattr(target, "from_config", None)
+    if not inspect.ismethod(from_config):
+        return keys, open_
+    built, forwards = _own_keywords(from_config)
+    if not forwards:
+        return built, False
+    return {**{n: p for n, p in keys.items() if not _is_built(p.annotation)}, **built}, open_
 
 
 def _suggest(name: str, options: Iterable[str]) -> str:
@@ -129,133 +190,79 @@ def _suggest(name: str, options: Iterable[str]) -> str:
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
-def _named(sig: inspect.Signature) -> List[str]:
-    skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    return [n for n, p in sig.parameters.items() if p.kind not in skip]
-
-
-def _accepted_keys(cls: Callable, sig: inspect.Signature) -> Optional[List[str]]:
-    """Keyword names ``cls`` accepts, or None if it accepts any.
-
-    A class whose ``__init__`` takes ``**kwargs`` and forwards them to its
-    base class accepts the base's names too: the classes of the MRO are
-    walked until one ``__init__`` has no ``**kwargs`` (then those names are
-    all it accepts) or a non-class base takes arbitrary keywords (None).
-    """
-    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    names = _named(sig)
-    if not has_var_kw:
-        return names
-    if not inspect.isclass(cls) or getattr(cls, "from_config", None) is not None:
-        return None
-    for base in cls.__mro__[1:]:
-        if base is object or "__init__" not in vars(base):
-            continue
-        base_sig = inspect.signature(base.__init__)
-        names += [n for n in _named(base_sig) if n != "self" and n not in names]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in base_sig.parameters.values()):
-            return names
-    return None
-
-
-def _parameter_specs(cls: Callable, sig: inspect.Signature) -> Dict[str, Tuple[Any, Any]]:
-    """``{name: (annotation, default)}`` of the keywords ``cls`` takes, bases' included as in :func:`_accepted_keys`."""
-    target = getattr(cls, "from_config", None)
-    fn = target if target is not None and inspect.ismethod(target) else (cls.__init__ if inspect.isclass(cls) else cls)
-    hints = resolved_annotations(fn)
-    specs = {n: (hints.get(n, inspect.Parameter.empty), sig.parameters[n].default) for n in _named(sig)}
-    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    if not has_var_kw or not inspect.isclass(cls) or target is not None:
-        return specs
-    for base in cls.__mro__[1:]:
-        if base is object or "__init__" not in vars(base):
-            continue
-        base_sig = inspect.signature(base.__init__)
-        base_hints = resolved_annotations(base.__init__)
-        for n in _named(base_sig):
-            specs.setdefault(n, (base_hints.get(n, inspect.Parameter.empty), base_sig.parameters[n].default))
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in base_sig.parameters.values()):
-            break
-    return specs
-
-
 def _short_repr(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def type_errors(cls: Callable, kwargs: Mapping[str, Any], *, path: Optional[str] = None) -> List[str]:
-    """Values of ``kwargs`` that do not fit the annotations of ``cls`` (see :mod:`opentad.utils.typecheck`).
-
-    Args:
-        cls: a class (or function) from a registry.
-        kwargs: the config keys, without ``type``.
-        path: the dotted config path of ``kwargs`` (``model.rpn_head``), used in the messages.
-
-    Returns:
-        One message per bad value: ``"Class.key = value (type): expected ..."``, or with
-        ``path`` ``"path.key = value (type): expected ... (Class)"``.
-    """
-    name = getattr(cls, "__name__", repr(cls))
-    specs = _parameter_specs(cls, _target_signature(cls))
+def _type_errors(name: str, keys: Mapping[str, inspect.Parameter], cfg: Mapping[str, Any], path: Optional[str]):
     errors = []
-    for key, value in kwargs.items():
-        if key not in specs:
-            continue
-        annotation, default = specs[key]
-        if not check_value(value, annotation, default=default):
+    for key, value in cfg.items():
+        if key in keys and not check_value(value, keys[key].annotation, default=keys[key].default):
             where, owner = (f"{path}.{key}", f" ({name})") if path else (f"{name}.{key}", "")
-            errors.append(
-                f"{where} = {_short_repr(value)} ({type(value).__name__}): expected {describe(annotation)}{owner}"
-            )
+            expected = describe(keys[key].annotation)
+            errors.append(f"{where} = {_short_repr(value)} ({type(value).__name__}): expected {expected}{owner}")
     return errors
 
 
 def check_binding(
-    cls: Callable, kwargs: Mapping[str, Any], *, partial: bool = False, check_types: bool = True
+    target: Callable,
+    cfg: Any,
+    *,
+    path: Optional[str] = None,
+    partial: bool = False,
+    check_types: bool = True,
+    exclude: Iterable[str] = (),
 ) -> Optional[str]:
-    """Return an error message if ``kwargs`` do not bind to ``cls``, else ``None``.
+    """The one check of config keys against a signature: an error message, or None if ``cfg`` fits ``target``.
 
-    Keys are checked against the constructor's (or ``from_config``'s)
-    keywords, then values against their typing annotations (:func:`type_errors`).
+    Keys must be keywords of ``target`` (see :func:`config_keywords`), then
+    values must fit their typing annotations (:mod:`opentad.utils.typecheck`),
+    then every required keyword must be given.
 
     Args:
-        cls: a class (or function) from a registry.
-        kwargs: the config keys, without ``type``.
-        partial: if True, missing required arguments are not an error (used
-            when a caller supplies them at build time through ``default_args``).
-        check_types: also check the values (else keys only).
+        target: a class (a dataclass declaring a config section too) or a function.
+        cfg: the config mapping, without ``type``.
+        path: the dotted config path of ``cfg`` (``model.rpn_head``), named in the message.
+        partial: if True, missing required keys are no error (a caller supplies them).
+        check_types: also check the values.
+        exclude: keywords of ``target`` that are no config keys (a caller gives them).
+
+    Returns:
+        One line: ``"[path: ]Name got unknown config key(s) [...]. Valid keys: [...]. Did you mean ...?"``,
+        ``"path.key = value (type): expected ... (Name)"`` (``Name.key = ...`` without a path), or
+        ``"[path: ]Name is missing required config key(s) [...]"``; None when ``cfg`` fits.
     """
-    sig = _target_signature(cls)
-    params = sig.parameters
-    accepted = _accepted_keys(cls, sig)
-    unknown: List[str] = [] if accepted is None else [k for k in kwargs if k not in accepted]
-    name = getattr(cls, "__name__", repr(cls))
+    name = getattr(target, "__name__", repr(target))
+    where = f"{path}: " if path else ""
+    if not isinstance(cfg, Mapping):
+        return f"{path or name}: expected a dict, got {type(cfg).__name__} {_short_repr(cfg)}"
+    keys, open_ = config_keywords(target)
+    keys = {n: p for n, p in keys.items() if n not in exclude}
+    unknown = [] if open_ else [k for k in cfg if k not in keys]
     if unknown:
-        valid = [n for n in accepted if n not in ("self", "args", "kwargs")]
-        hints = "".join(_suggest(k, valid) for k in unknown)
-        return (
-            f"{name} got unknown config key(s) {unknown}. Valid keys: {valid}.{hints}"
-        )
-    bad_values = type_errors(cls, kwargs) if check_types else []
+        hints = "".join(_suggest(str(k), keys) for k in unknown)
+        return f"{where}{name} got unknown config key(s) {unknown}. Valid keys: {list(keys)}.{hints}"
+    bad_values = _type_errors(name, keys, cfg, path) if check_types else []
     if bad_values:
         return "; ".join(bad_values)
-    if not partial:
-        try:
-            sig.bind_partial(**kwargs)
-            missing = [
-                n
-                for n, p in params.items()
-                if p.default is inspect.Parameter.empty
-                and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-                and n not in kwargs
-                and n not in ("self", "cls")
-            ]
-        except TypeError as exc:  # pragma: no cover - defensive
-            return f"{name}: {exc}"
-        if missing:
-            return f"{name} is missing required config key(s) {missing}."
-    return None
+    missing = [] if partial else [n for n, p in keys.items() if p.default is inspect.Parameter.empty and n not in cfg]
+    return f"{where}{name} is missing required config key(s) {missing}." if missing else None
+
+
+def bind(target: Callable, cfg: Optional[Mapping[str, Any]], *, path: str, **given: Any) -> Any:
+    """``target(**given, **cfg)`` after :func:`check_binding` (``given`` are keywords that no config sets).
+
+    For small option dicts (``conv_cfg``, ``norm_cfg``) declared by a dataclass or a layer's constructor.
+
+    Raises:
+        ConfigError: a key of ``cfg`` is unknown, its value has the wrong type, or a required key is missing.
+    """
+    cfg = dict(cfg or {})
+    error = check_binding(target, cfg, path=path, exclude=given)
+    if error:
+        raise ConfigError(error)
+    return target(**given, **cfg)
 
 
 def build(cfg: Optional[Mapping[str, Any]], registry: Registry, **default_args: Any) -> Any:
@@ -263,9 +270,9 @@ def build(cfg: Optional[Mapping[str, Any]], registry: Registry, **default_args: 
 
     The config is deep-copied, never mutated. ``default_args`` fill keys that
     the config does not set. If the class defines a ``from_config``
-    classmethod, it turns the config keys into constructor keyword arguments
-    (this is where sub-modules are built); otherwise the keys are passed to
-    the constructor as they are.
+    classmethod, the keys it names go to it and it returns the sub-modules it
+    built (as constructor keyword arguments); the other keys go to the
+    constructor unchanged (see :func:`config_keywords`).
 
     Args:
         cfg: the config mapping, or None (then None is returned).
@@ -300,8 +307,10 @@ def build(cfg: Optional[Mapping[str, Any]], registry: Registry, **default_args: 
         args.setdefault(key, value)
     error = check_binding(cls, args)
     if error:
-        raise ConfigError(f"In config of type {type_name!r}: {error}")
+        raise ConfigError(f"In config of type {getattr(type_name, '__name__', type_name)!r}: {error}")
     from_config = getattr(cls, "from_config", None)
-    if from_config is not None and inspect.ismethod(from_config):
-        return cls(**from_config(**args))
-    return cls(**args)
+    if not inspect.ismethod(from_config):
+        return cls(**args)
+    takes = inspect.signature(from_config).parameters
+    rest = {k: args.pop(k) for k in list(args) if k not in takes}
+    return cls(**rest, **from_config(**args))

@@ -1,9 +1,10 @@
 """registry.build / check_binding: unknown keys and values of the wrong type name the class, key and value."""
+import dataclasses
 from typing import Dict, Literal, Optional, Sequence, Tuple
 
 import pytest
 
-from opentad.registry import ConfigError, Registry, build, check_binding, type_errors
+from opentad.registry import ConfigError, Registry, build, check_binding, config_keywords
 
 TOYS = Registry("toy")
 
@@ -80,10 +81,83 @@ def test_from_config_annotations_are_checked():
 
 
 def test_type_errors_with_a_config_path():
-    errors = type_errors(Head, dict(num_classes="five", scale=1), path="model.rpn_head")
-    assert errors == ["model.rpn_head.num_classes = 'five' (str): expected an int (Head)"]
+    message = check_binding(Head, dict(num_classes="five", scale=1), path="model.rpn_head")
+    assert message == "model.rpn_head.num_classes = 'five' (str): expected an int (Head)"
 
 
 def test_unknown_key_is_still_reported_first():
     message = check_binding(Head, dict(num_clases=3))
     assert "num_clases" in message and "num_classes" in message
+
+
+HEAD_KEYS = ["num_classes", "scale", "use_bias", "name", "widths", "window", "extra", "mode", "anything"]
+
+
+def test_unknown_key_message_is_one_line_with_path_valid_keys_and_close_match():
+    message = check_binding(Head, dict(num_classes=3, scael=2.0), path="model.rpn_head")
+    assert message == (
+        f"model.rpn_head: Head got unknown config key(s) ['scael']. Valid keys: {HEAD_KEYS}. Did you mean 'scale'?"
+    )
+    far = check_binding(Head, dict(num_classes=3, zzz=1))  # nothing close: no suggestion
+    assert far == f"Head got unknown config key(s) ['zzz']. Valid keys: {HEAD_KEYS}."
+
+
+def test_kwargs_forward_to_the_base_and_missing_keys_are_named():
+    keys, open_ = config_keywords(Child)
+    assert list(keys) == ["depth"] + HEAD_KEYS and not open_
+    assert check_binding(Child, dict(depth=2)) == "Child is missing required config key(s) ['num_classes']."
+    assert check_binding(Child, dict(depth=2), partial=True) is None
+    assert "Valid keys: ['depth', 'num_classes'," in check_binding(Child, dict(dpth=2, num_classes=1))
+
+
+class Open:
+    def __init__(self, *, size: int = 1, **kwargs):
+        self.kwargs = kwargs
+
+
+def test_kwargs_that_reach_no_closed_init_accept_any_key():
+    assert config_keywords(Open)[1] is True
+    assert check_binding(Open, dict(size=2, whatever=1)) is None
+    assert "Open.size" in check_binding(Open, dict(size="2"))
+
+
+@dataclasses.dataclass
+class Section:
+    """A config section declared as a dataclass: its fields are the keys and their types."""
+
+    end_epoch: int
+    names: Sequence[str] = ()
+
+
+def test_dataclass_section():
+    assert check_binding(Section, dict(end_epoch=3, names=["a"]), path="workflow") is None
+    assert check_binding(Section, dict(end_epoch="3"), path="workflow") == (
+        "workflow.end_epoch = '3' (str): expected an int (Section)"
+    )
+    assert check_binding(Section, dict(end_epoc=3), path="workflow") == (
+        "workflow: Section got unknown config key(s) ['end_epoc']. Valid keys: ['end_epoch', 'names']. "
+        "Did you mean 'end_epoch'?"
+    )
+    assert check_binding(Section, [1], path="workflow") == "workflow: expected a dict, got list [1]"
+
+
+@TOYS.register_module()
+class Pair:
+    """from_config builds the one sub-module; the other keys reach the constructor unchanged."""
+
+    def __init__(self, *, head: Head, scale: float = 1.0, tag: str):
+        self.head, self.scale, self.tag = head, scale, tag
+
+    @classmethod
+    def from_config(cls, *, head: Dict[str, int], **kwargs):
+        return dict(head=build(dict(head, type="Head"), TOYS))
+
+
+def test_from_config_builds_and_the_rest_passes_through():
+    pair = build(dict(type="Pair", head=dict(num_classes=4), scale=2.0, tag="t"), TOYS)
+    assert (pair.head.num_classes, pair.scale, pair.tag) == (4, 2.0, "t")
+    assert list(config_keywords(Pair)[0]) == ["scale", "tag", "head"]
+    assert "Pair.scale = 'x' (str): expected a number" in check_binding(Pair, dict(head={}, tag="t", scale="x"))
+    assert check_binding(Pair, dict(head={})) == "Pair is missing required config key(s) ['tag']."
+    with pytest.raises(ConfigError, match=r"Pair got unknown config key\(s\) \['sacle'\]"):
+        build(dict(type="Pair", head=dict(num_classes=4), tag="t", sacle=2.0), TOYS)

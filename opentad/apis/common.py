@@ -1,4 +1,4 @@
-"""What inference and feature extraction share: video probing, input checks, devices, class maps.
+"""What inference and feature extraction share: video probing, input checks, devices.
 
 Errors a user can cause with bad input derive from :class:`InferenceError`
 (a ``ValueError``) and name the file or value at fault, so the command-line
@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from opentad.datasets.transforms import VideoReader, VideoReadError
+from opentad.datasets.video_reader import VideoReader, VideoReadError
 from opentad.utils.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,6 @@ __all__ = [
     "probe_video",
     "check_min_frames",
     "resolve_device",
-    "read_class_names",
     "unique_video_names",
     "USER_ERRORS",
 ]
@@ -126,32 +125,6 @@ def resolve_device(device: Optional[str]) -> torch.device:
     if resolved.type not in ("cpu", "cuda"):
         raise InferenceError(f"Device {device!r} is not supported; use 'cpu', 'cuda' or 'cuda:N'")
     return resolved
-
-
-def read_class_names(path: str, *, key: str = "dataset.test.class_map") -> List[str]:
-    """Class names, one per line (the line number is the class index).
-
-    Args:
-        path: the class map file.
-        key: where the path came from, for the message.
-
-    Raises:
-        FileNotFoundError: the file does not exist (names it and ``key``).
-        InferenceError: the file lists no class or a class twice.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Class map {path} (from {key}) not found: inference names classes with it. "
-            "Point to it with --class-map (one class name per line, in training order)"
-        )
-    with open(path, "r", encoding="utf8") as handle:
-        names = [line.rstrip("\r\n") for line in handle if line.strip()]
-    if not names:
-        raise InferenceError(f"Class map {path} lists no class")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise InferenceError(f"Class map {path} lists classes more than once: {twice}")
-    return names
 
 
 def unique_video_names(paths: Sequence[str]) -> List[str]:

@@ -40,7 +40,8 @@ from opentad.apis.common import (
     unique_video_names,
 )
 from opentad.apis.loading import load_detector
-from opentad.datasets.transforms import Compose, VideoReader
+from opentad.datasets.video_reader import VideoReader
+from opentad.transforms import Compose
 from opentad.utils.config import load_config, validate_config
 
 logger = logging.getLogger(__name__)

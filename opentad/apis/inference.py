@@ -35,11 +35,11 @@ from opentad.apis.common import (
     VideoInfo,
     check_min_frames,
     probe_video,
-    read_class_names,
     resolve_device,
 )
 from opentad.apis.loading import load_detector
 from opentad.registry import ConfigError
+from opentad.utils.class_map import read_class_map
 from opentad.utils.config import load_config, validate_config
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class Inferencer:
         if not self.class_map:
             raise ConfigError(f"{config}: dataset.test has no class_map; give one with --class-map")
         source = "--class-map" if class_map else "dataset.test.class_map"
-        self.class_names = read_class_names(self.class_map, key=source)
+        self.class_names = read_class_map(self.class_map, key=source)
         ema = bool(self.solver.get("ema", False)) if use_ema is None else use_ema
         self.model = load_detector(self.cfg.model.to_dict(), checkpoint, device=self.device, use_ema=ema, config=config)
         self._check_class_count()

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from opentad.models.utils.qlora import QLORA_FORMAT
+from opentad.models.utils.qlora import needs_pretrained_base, state_tensors
 from opentad.registry import DETECTORS, build
 from opentad.utils.checkpoint import CheckpointError, load_model_state, model_weights, read_checkpoint, strip_prefix
 
@@ -54,20 +54,8 @@ def read_model_state(path: str, *, use_ema: bool) -> Tuple[Dict[str, Any], str, 
         UnreadableFileError: an empty, truncated or text file.
     """
     checkpoint = read_checkpoint(path, map_location="cpu")
-    if use_ema and "state_dict_ema" not in checkpoint and "state_dict" in checkpoint:
-        logger.warning("%s has no EMA weights (state_dict_ema) although solver.ema is set; using state_dict", path)
-        use_ema = False
-    state, key = model_weights(checkpoint, path=path, use_ema=use_ema)
+    state, key = model_weights(checkpoint, path=path, use_ema=use_ema)  # without EMA weights: state_dict, warned
     return strip_prefix(state), key, checkpoint.get("epoch")
-
-
-def _is_qlora(state: Mapping[str, Any]) -> bool:
-    return state.get("format") == QLORA_FORMAT
-
-
-def _float_tensors(state: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-    tensors = state["float"] if _is_qlora(state) else state
-    return {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
 
 
 def inference_model_config(
@@ -90,9 +78,8 @@ def inference_model_config(
         return cfg
     custom = backbone.get("custom")
     pretrain = custom.get("pretrain") if isinstance(custom, dict) else None
-    needs_base = _is_qlora(state) and bool(state.get("checksums"))
     if pretrain and not os.path.isfile(pretrain):
-        if needs_base:
+        if needs_pretrained_base(state):
             raise FileNotFoundError(
                 f"{checkpoint} is a QLoRA checkpoint that stores the frozen ViT as checksums only; its pretrained "
                 f"weights {pretrain} (model.backbone.custom.pretrain) are needed to rebuild it, and are missing"
@@ -127,7 +114,7 @@ def check_state_fits(model: nn.Module, state: Mapping[str, Any], *, checkpoint: 
     """
     own = model.state_dict()
     mismatched: List[str] = []
-    for key, value in _float_tensors(state).items():
+    for key, value in state_tensors(state).items():
         if key not in own or tuple(own[key].shape) == tuple(value.shape):
             continue
         is_head = key.endswith("cls_head.weight") or key.endswith("cls_head.bias")

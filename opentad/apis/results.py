@@ -1,10 +1,9 @@
 """Tabulate the THUMOS mAP of finished runs (``<work_dir>/gpu{N}_id{ID}/``), one row per run.
 
-Per run (files read by :mod:`.run_files`): the metrics of the last line of
-``eval_results.jsonl``, else of the last evaluation in the logs; the number
-of GPUs from the folder name (else the logged world size); the trainable
-parameters the engine logged; batch sizes, backbone and setting from the
-saved config.
+Per run (files read by :mod:`.run_files`): the last ``eval`` record of
+``metrics.jsonl``, else the last evaluation in an upstream text log; the
+number of GPUs from the folder name (else the ``run`` record's world size);
+the ``params`` record; batch sizes, backbone and setting from the saved config.
 
 The *recipe* of a run is the config file of the same name under the configs
 folder (before any ``--cfg-options``): its ``solver.train.batch_size`` is the
@@ -22,16 +21,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from .run_files import (
-    EVAL_RECORD_FILE,
+    METRICS_FILE,
     RUN_DIR,
+    eval_metrics,
     find_run_dirs,
+    last_record,
     load_run_config,
     parse_log_metrics,
-    parse_backbone_parameter_counts,
-    parse_parameter_counts,
-    parse_world_size,
-    read_eval_record,
     read_logs,
+    read_metrics,
     trained_here,
 )
 
@@ -82,9 +80,8 @@ class RunSummary:
             the batches are None: the folder does not say how the checkpoint was trained.
         test_only: only ``tools/test.py`` ran in the folder (no training log or checkpoint).
         backbone, setting: see :func:`describe_model`.
-        trainable_params, total_params: from the log (None: not logged).
-        backbone_trainable, backbone_params: the backbone's share, from the
-            log's ``trainable params by part`` line (None: not logged).
+        trainable_params, total_params: from the ``params`` record (None: none).
+        backbone_trainable, backbone_params: the backbone's share (None: no backbone, or no record).
         metrics: ``{tIoU: mAP}`` as fractions; ``average_mAP`` their mean as evaluated.
         source: the file the metrics came from ("" when none was found).
         evaluated: ``epoch E`` (training's evaluation), ``test`` (``tools/test.py``) or ``log`` (read from a log).
@@ -181,23 +178,20 @@ def batch_warnings(run: RunSummary) -> List[str]:
 def read_run(run_dir: str, *, configs_root: str = "configs", recipe_gpus: Optional[int] = None) -> RunSummary:
     """Everything the table shows about one run folder (see the module docstring)."""
     run = RunSummary(work_dir=run_dir)
-    log_text = read_logs(run_dir)
-    match = RUN_DIR.match(os.path.basename(os.path.normpath(run_dir)))
-    run.gpus = int(match.group(1)) if match else parse_world_size(log_text)
-    counts = parse_parameter_counts(log_text)
-    if counts is not None:
-        run.trainable_params, run.total_params = counts
-    backbone_counts = parse_backbone_parameter_counts(log_text)
-    if backbone_counts is not None:
-        run.backbone_trainable, run.backbone_params = backbone_counts
-    record = read_eval_record(run_dir)
-    if record is not None:
-        run.average_mAP, run.metrics, run.evaluated = record
-        run.source = EVAL_RECORD_FILE
+    log_text, records = read_logs(run_dir), read_metrics(run_dir)
+    match, started = RUN_DIR.match(os.path.basename(os.path.normpath(run_dir))), last_record(records, "run")
+    run.gpus = int(match.group(1)) if match else (started or {}).get("world_size")
+    params = last_record(records, "params")
+    if params is not None:
+        run.trainable_params, run.total_params = params["trainable"], params["total"]
+        run.backbone_trainable, run.backbone_params = params["parts"].get("backbone", (None, None))
+    evaluation = last_record(records, "eval")
+    if evaluation is not None:
+        (run.average_mAP, run.metrics, run.evaluated), run.source = eval_metrics(evaluation), METRICS_FILE
     else:
         found = parse_log_metrics(log_text)
         if found is None:
-            run.warnings.append("no evaluation found (no eval_results.jsonl, no mAP lines in the logs)")
+            run.warnings.append(f"no evaluation found (no eval record in {METRICS_FILE}, no mAP lines in the logs)")
         else:
             (run.average_mAP, run.metrics), run.source, run.evaluated = found, "log", "log"
     cfg, run.config_name = load_run_config(run_dir, log_text)

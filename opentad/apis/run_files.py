@@ -1,12 +1,12 @@
-"""Reading the files of a run folder (``<work_dir>/gpu{N}_id{ID}/``): logs, evaluation records, config.
+"""Reading the files of a run folder (``<work_dir>/gpu{N}_id{ID}/``): metrics, logs, config.
 
-* ``eval_results.jsonl``: one JSON line per evaluation, appended by the test
-  engine (``{"time", "epoch", "num_videos", "metrics": {"average_mAP",
-  "mAP@0.3", ...}}``; ``epoch`` is null for ``tools/test.py``).
-* the log files (``train_*.log``, ``test_*.log``; upstream OpenTAD's
-  ``log.json`` too), read in order of modification time: the evaluator's
-  ``Average-mAP: X (%)`` and ``mAP at tIoU T is Y%`` lines, ``trainable
-  params: N || all params: M``, ``world size N`` and the ``Config:`` dump.
+* ``metrics.jsonl``: the run's JSON records (:mod:`opentad.cores.run_log`):
+  ``run`` (world size), ``params`` (trainable / total, per part), ``eval``
+  (``epoch``, ``num_videos``, ``average_mAP``, ``mAP@0.3``, ...; ``epoch`` is
+  null for ``tools/test.py``), ...
+* upstream OpenTAD's run folders have only text logs (``log.json``): the
+  evaluator's ``Average-mAP: X (%)`` and ``mAP at tIoU T is Y%`` lines give
+  their metrics.
 * ``<config name>.py``: the resolved config; upstream copies the raw file,
   whose ``_base_`` does not resolve in the run folder, and then the log's
   ``Config:`` dump is used.
@@ -14,41 +14,33 @@
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from opentad.cores.test_engine import EVAL_RECORD_FILE
+from opentad.cores.run_log import METRICS_FILE, read_records
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "EVAL_RECORD_FILE",
+    "METRICS_FILE",
     "RUN_DIR",
     "find_run_dirs",
     "read_logs",
+    "read_metrics",
+    "last_record",
+    "eval_metrics",
     "trained_here",
     "parse_log_metrics",
-    "read_eval_record",
-    "parse_parameter_counts",
-    "parse_backbone_parameter_counts",
-    "parse_world_size",
     "load_run_config",
 ]
 
 #: the name of a run folder: ``gpu{N}_id{ID}``.
 RUN_DIR = re.compile(r"^gpu(\d+)_id(\d+)$")
 _LOG_PATTERNS = ("train_*.log", "test_*.log", "log.json", "*.log")
-_AVERAGE = re.compile(r"Average-mAP:\s*(\S+)\s*\(%\)")
-_PER_TIOU = re.compile(r"mAP at tIoU\s+([0-9.]+)\s+is\s+(\S+?)%")
-_PARAMS = re.compile(r"trainable params:\s*([\d,]+)\s*\|\|\s*all params:\s*([\d,]+)")
-_BACKBONE_PARAMS = re.compile(r"trainable params by part:(?:.*?\|\|)?\s*backbone ([\d,]+) / ([\d,]+)")
-# this project's "world size N"; upstream OpenTAD's "Using DDP with total N GPUS..."
-_WORLD = re.compile(r"world size (\d+)|Using DDP with total (\d+) GPUS")
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} ")
 
 
@@ -95,49 +87,41 @@ def read_logs(run_dir: str) -> str:
     return "\n".join(texts)
 
 
-def _to_float(text: str) -> float:
-    return float("nan") if text.strip().lower() == "nan" else float(text)
+def read_metrics(run_dir: str) -> List[Dict[str, Any]]:
+    """The records of the run's ``metrics.jsonl`` ([] when there is none)."""
+    return read_records(os.path.join(run_dir, METRICS_FILE))
+
+
+def last_record(records: Sequence[Mapping[str, Any]], event: str) -> Optional[Mapping[str, Any]]:
+    """The last record of ``event``, or None."""
+    return next((r for r in reversed(records) if r.get("event") == event), None)
+
+
+def eval_metrics(record: Mapping[str, Any]) -> Tuple[Optional[float], Dict[float, float], str]:
+    """``(average, {tIoU: mAP}, evaluated)`` of an ``eval`` record; ``evaluated`` is ``epoch E`` or ``test``."""
+    per = {round(float(k[len("mAP@"):]), 4): float(v) for k, v in record.items() if k.startswith("mAP@")}
+    average = record.get("average_mAP")
+    evaluated = "test" if record.get("epoch") is None else f"epoch {record['epoch']}"
+    return (None if average is None else float(average)), per, evaluated
+
+
+def _percent(text: str) -> float:
+    return float(text.strip().rstrip("%")) / 100  # float() reads "nan" too
 
 
 def parse_log_metrics(text: str) -> Optional[Tuple[Optional[float], Dict[float, float]]]:
-    """The last evaluation in a log: ``(average_mAP, {tIoU: mAP})`` as fractions, or None if there is none.
+    """The last evaluation in an upstream text log: ``(average_mAP, {tIoU: mAP})`` as fractions, or None.
 
-    Reads the evaluator's lines ``Average-mAP: 68.12 (%)`` followed by
-    ``mAP at tIoU 0.30 is 82.11%`` (this project's and upstream's format).
+    Reads the evaluator's lines ``Average-mAP: 68.12 (%)`` followed by ``mAP at tIoU 0.30 is 82.11%``.
     """
     last = None
     for line in text.splitlines():
-        average = _AVERAGE.search(line)
-        if average:
-            last = (_to_float(average.group(1)) / 100, {})
-            continue
-        per = _PER_TIOU.search(line)
-        if per and last is not None:
-            last[1][round(float(per.group(1)), 4)] = _to_float(per.group(2)) / 100
+        if "Average-mAP:" in line:
+            last = (_percent(line.split("Average-mAP:", 1)[1].split("(%)")[0]), {})
+        elif "mAP at tIoU" in line and " is " in line and last is not None:
+            tiou, _, value = line.split("mAP at tIoU", 1)[1].partition(" is ")
+            last[1][round(float(tiou), 4)] = _percent(value)
     return last
-
-
-def read_eval_record(run_dir: str) -> Optional[Tuple[Optional[float], Dict[float, float], str]]:
-    """``(average, {tIoU: mAP}, evaluated)`` of the last ``eval_results.jsonl`` line, or None.
-
-    ``evaluated`` is ``epoch E`` (an evaluation during training) or ``test`` (``tools/test.py``).
-    """
-    path = os.path.join(run_dir, EVAL_RECORD_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path, "r", encoding="utf8") as handle:
-        lines = [line for line in handle if line.strip()]
-    if not lines:
-        return None
-    try:
-        record = json.loads(lines[-1])
-        metrics = record["metrics"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: last line is not an evaluation record ({exc})") from exc
-    per = {round(float(k.split("@")[1]), 4): float(v) for k, v in metrics.items() if re.fullmatch(r"mAP@[0-9.]+", k)}
-    epoch = record["epoch"] if "epoch" in record else None
-    evaluated = "test" if epoch is None else f"epoch {epoch}"
-    return (float(metrics["average_mAP"]) if "average_mAP" in metrics else None), per, evaluated
 
 
 def _config_from_log(text: str) -> Optional[Config]:
@@ -164,21 +148,3 @@ def load_run_config(run_dir: str, log_text: str) -> Tuple[Optional[Config], str]
         except Exception:  # noqa: BLE001 - upstream copies the raw file, whose _base_ does not resolve here
             logger.debug("cannot load %s; trying the log's config dump", name)
     return _config_from_log(log_text), (names[0] if names else "")
-
-
-def parse_parameter_counts(text: str) -> Optional[Tuple[int, int]]:
-    """``(trainable, total)`` from the last ``trainable params: N || all params: M`` line, or None."""
-    found = _PARAMS.findall(text)
-    return None if not found else (int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "")))
-
-
-def parse_backbone_parameter_counts(text: str) -> Optional[Tuple[int, int]]:
-    """``(trainable, total)`` of the backbone from the last ``trainable params by part:`` line, or None."""
-    found = _BACKBONE_PARAMS.findall(text)
-    return None if not found else (int(found[-1][0].replace(",", "")), int(found[-1][1].replace(",", "")))
-
-
-def parse_world_size(text: str) -> Optional[int]:
-    """The last number of processes the engine logged (``world size N``, upstream's ``total N GPUS``), or None."""
-    found = _WORLD.findall(text)
-    return int(found[-1][0] or found[-1][1]) if found else None

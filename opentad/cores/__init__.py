@@ -1,8 +1,9 @@
 """Training and testing engines, optimizer / scheduler builders, and the run launchers.
 
-Importing this package registers the schedulers in ``SCHEDULERS`` and the
-checkers of the ``optimizer``, ``scheduler``, ``solver``, ``workflow``,
-``inference`` and ``post_processing`` config sections.
+Importing this package registers the schedulers in ``SCHEDULERS`` and, in
+``CONFIG_SECTIONS``, the checkers of the ``optimizer``, ``scheduler``,
+``solver``, ``workflow``, ``inference`` and ``post_processing`` config sections
+(the registry imports this package when :func:`opentad.utils.config.check_config` asks for them).
 """
 from opentad.cores import sections  # noqa: F401  (registers the section checkers)
 from opentad.cores.optimizer import build_optimizer

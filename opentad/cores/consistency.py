@@ -12,7 +12,7 @@ training.
 :class:`ConsistencyChecker` checks both at the end of every epoch (the runner
 calls it before writing ``last.pth``): each rank fingerprints its trainable
 parameters and quantized layers, the fingerprints are all-gathered, and
-every rank reaches the same verdict, logged as a ``[Consistency]`` line
+every rank reaches the same verdict, logged as a ``[Consistency]`` line and a JSON record
 (:mod:`opentad.cores.run_log`) or raised as :class:`ConsistencyError` naming
 the tensors that differ.
 
@@ -27,14 +27,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 from opentad.cores.distributed import gather_objects
-from opentad.cores.run_log import format_line
-from opentad.utils.misc import unwrap_model
+from opentad.cores.run_log import RunMetrics, format_line
+from opentad.models.utils.qlora import quantized_tensors
+from opentad.utils.misc import count_parameters, unwrap_model
 
 __all__ = [
     "CONSISTENCY_TAG",
@@ -102,19 +103,9 @@ def trainable_fingerprints(model: nn.Module) -> Dict[str, Fingerprint]:
 
 
 def quantized_fingerprints(model: nn.Module) -> Dict[str, Fingerprint]:
-    """Fingerprints of every quantized layer's packed bytes and statistics (``{layer}.{key}``).
-
-    The tensors are those :func:`~opentad.models.bricks.quant.export_quantized`
-    saves in QLoRA checkpoints; empty for a model without quantized layers.
-    """
-    from opentad.models.bricks.quant import export_quantized
-    from opentad.models.utils.qlora import quantized_modules
-
-    tensors = {}
-    for name, layer in quantized_modules(unwrap_model(model)).items():
-        for key, value in export_quantized(layer).items():
-            tensors[f"{name}.{key}"] = value
-    return tensor_fingerprints(tensors)
+    """Fingerprints of every quantized layer's packed bytes and statistics (``{layer}.{key}``), the tensors
+    QLoRA checkpoints save (:func:`~opentad.models.utils.qlora.quantized_tensors`); empty without quantized layers."""
+    return tensor_fingerprints(quantized_tensors(unwrap_model(model)))
 
 
 def fingerprint_digest(fingerprints: Mapping[str, Fingerprint]) -> str:
@@ -208,15 +199,20 @@ class ConsistencyChecker:
     Args:
         model: the built model (DDP-wrapped or not); its quantized bytes now are the reference.
         raise_on_failure: raise :class:`ConsistencyError` when a check fails (else log an error only).
+        metrics: where the ``consistency`` records go (besides the ``[Consistency]`` log lines).
     """
 
-    def __init__(self, model: nn.Module, *, raise_on_failure: bool = True) -> None:
+    def __init__(self, model: nn.Module, *, raise_on_failure: bool = True,
+                 metrics: Optional[RunMetrics] = None) -> None:
         self.raise_on_failure = raise_on_failure
+        self.metrics = metrics or RunMetrics(None)
         self.built = quantized_fingerprints(model)
         self.reference = dict(self.built)
         if self.built:  # this rank's bytes; the first check compares the ranks
-            logger.info(format_line(CONSISTENCY_TAG, dict(
-                tag="build", quantized_layers=self.quantized_layers, quantized_digest=fingerprint_digest(self.built))))
+            record = dict(tag="build", quantized_layers=self.quantized_layers,
+                          quantized_digest=fingerprint_digest(self.built))
+            logger.info(format_line(CONSISTENCY_TAG, record))
+            self.metrics.write("consistency", **record)
 
     @property
     def quantized_layers(self) -> int:
@@ -247,15 +243,15 @@ class ConsistencyChecker:
         for rank, g in enumerate(gathered):
             for name in g["changed"]:
                 changed_on.setdefault(name, []).append(rank)
-        inner = unwrap_model(model)
         report = ConsistencyReport(
             tag=tag, epoch=epoch, world_size=len(gathered), trainable_tensors=len(trainable),
-            trainable_values=sum(p.numel() for p in inner.parameters() if p.requires_grad),
+            trainable_values=count_parameters(model).trainable,
             trainable_digest=fingerprint_digest(trainable), quantized_layers=self.quantized_layers,
             quantized_digest=fingerprint_digest(quantized) if quantized else "",
             mismatched=dict(sorted(mismatched.items())), changed=dict(sorted(changed_on.items())),
         )
         line = format_line(CONSISTENCY_TAG, report.record())
+        self.metrics.write("consistency", **report.record())
         if report.ok:
             logger.info(line)
             return report

@@ -38,7 +38,7 @@ import sys
 import time
 from typing import Iterator, Optional, Tuple, Type
 
-from opentad.datasets.transforms.video_reader import VideoReadError
+from opentad.datasets.video_reader import VideoReadError
 from opentad.utils.checkpoint import CheckpointError
 
 __all__ = ["SETUP_MISTAKES", "RunStage", "reported_failures", "failure_exit_code", "one_line"]

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -26,7 +26,8 @@ import torch.nn as nn
 
 from opentad.cores.distributed import DistEnv, init_distributed
 from opentad.cores.entry import failure_exit_code
-from opentad.datasets.transforms.video_reader import VideoReadError
+from opentad.cores.run_log import RunMetrics, parameter_record
+from opentad.datasets.video_reader import VideoReadError
 from opentad.evaluations import GroundTruthError
 from opentad.registry import DETECTORS, ConfigError, build
 from opentad.utils.checkpoint import CheckpointError
@@ -101,13 +102,14 @@ def test_parser() -> argparse.ArgumentParser:
 
 @dataclass
 class RunContext:
-    """Everything a run shares: the config, where it runs, its folder and seed."""
+    """Everything a run shares: the config, where it runs, its folder, seed and metrics sink (rank 0 writes)."""
 
     cfg: Config
     env: DistEnv
     work_dir: str
     seed: int
     config_path: str
+    metrics: RunMetrics = field(default_factory=lambda: RunMetrics(None))
 
 
 def _save_config(cfg: Config, config_path: str, work_dir: str) -> None:
@@ -148,7 +150,9 @@ def prepare_run(args: argparse.Namespace, *, mode: str) -> RunContext:
     if env.is_main:
         _save_config(cfg, args.config, work_dir)
     logger.info("Config:\n%s", cfg.pretty_text)
-    return RunContext(cfg=cfg, env=env, work_dir=work_dir, seed=args.seed, config_path=args.config)
+    metrics = RunMetrics(work_dir if env.is_main else None)
+    metrics.write("run", mode=mode, world_size=env.world_size, device=str(env.device), torch=torch.__version__)
+    return RunContext(cfg=cfg, env=env, work_dir=work_dir, seed=args.seed, config_path=args.config, metrics=metrics)
 
 
 def run_cli(entry: Callable[[Optional[Sequence[str]]], Any], argv: Optional[Sequence[str]] = None, *,
@@ -182,6 +186,7 @@ def build_model(ctx: RunContext) -> nn.Module:
     model = build(ctx.cfg.model, DETECTORS).to(ctx.env.device)
     logger.info(format_parameter_count(model))
     logger.info(format_parameter_parts(model))
+    ctx.metrics.write("params", **parameter_record(model))
     return model
 
 

@@ -24,21 +24,46 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Dict, List, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-from opentad.registry import OPTIMIZERS, ConfigError, build, check_binding
-from opentad.utils.config import register_section
+from opentad.cores.sections import check_section
+from opentad.registry import CONFIG_SECTIONS, OPTIMIZERS, ConfigError, build
 from opentad.utils.misc import unwrap_model
 
 __all__ = ["build_optimizer", "backbone_param_groups", "detector_param_groups"]
 
 logger = logging.getLogger(__name__)
 
-BACKBONE_KEYS = ("lr", "weight_decay", "custom", "exclude")
-CUSTOM_KEYS = ("name", "lr", "weight_decay")
+
+@dataclass
+class CustomGroup:
+    """An entry of ``optimizer.backbone.custom``: backbone parameters whose name contains ``name``."""
+
+    name: str
+    lr: float
+    weight_decay: float
+
+
+@dataclass
+class BackboneGroups:
+    """``optimizer.backbone``."""
+
+    lr: float
+    weight_decay: float
+    custom: Sequence[Mapping[str, Any]] = ()
+    exclude: Sequence[str] = ()
+
+
+@dataclass
+class Grouping:
+    """The keys of ``optimizer`` that are not the optimizer class's."""
+
+    paramwise: bool = False
+    backbone: Optional[Mapping[str, Any]] = None
 
 
 def _trainable_backbone(model: nn.Module) -> Optional[nn.Module]:
@@ -129,59 +154,21 @@ def build_optimizer(cfg: Mapping[str, Any], model: nn.Module) -> torch.optim.Opt
     return build(args, OPTIMIZERS, params=groups)
 
 
-@register_section("optimizer")
+@CONFIG_SECTIONS.register_module(name="optimizer")
 def check_optimizer_section(value: Any, path: str) -> List[str]:
     """Problems in the ``optimizer`` section: unknown type, keys the class does not take, bad ``backbone``."""
-    if not isinstance(value, Mapping):
-        return [f"{path}: expected a dict, got {type(value).__name__}"]
-    if "type" not in value:
-        return [f"{path}: no 'type' (e.g. 'AdamW')"]
+    if not isinstance(value, Mapping) or "type" not in value:
+        return [f"{path}: expected a dict with 'type' (any torch.optim class, e.g. 'AdamW', 'SGD')"]
     cls = OPTIMIZERS.get(value["type"]) if isinstance(value["type"], str) else value["type"]
     if cls is None:
         return [f"{path}: unknown optimizer type {value['type']!r} (any torch.optim class, e.g. 'AdamW', 'SGD')"]
-    errors = []
-    keys = {k: v for k, v in value.items() if k not in ("type", "paramwise", "backbone")}
-    problem = check_binding(cls, dict(keys, params=[]))
-    if problem:
-        errors.append(f"{path} (type={value['type']!r}): {problem}")
-    if "backbone" in value:
-        errors.extend(_check_backbone(value["backbone"], f"{path}.backbone"))
-    if "paramwise" in value and not isinstance(value["paramwise"], bool):
-        errors.append(f"{path}.paramwise: expected True or False, got {value['paramwise']!r}")
-    return errors
-
-
-def _check_keys(value: Any, path: str, allowed, required) -> List[str]:
-    if not isinstance(value, Mapping):
-        return [f"{path}: expected a dict, got {type(value).__name__}"]
-    errors = []
-    unknown = [k for k in value if k not in allowed]
-    if unknown:
-        errors.append(f"{path}: unknown key(s) {unknown}. Valid keys: {list(allowed)}")
-    missing = [k for k in required if k not in value]
-    if missing:
-        errors.append(f"{path}: missing key(s) {missing}")
-    return errors
-
-
-def _numbers(value: Mapping[str, Any], path: str) -> List[str]:
-    """``lr`` and ``weight_decay`` must be numbers (bools are not)."""
-    bad = [
-        k for k in ("lr", "weight_decay")
-        if k in value and (isinstance(value[k], bool) or not isinstance(value[k], (int, float)))
-    ]
-    return [f"{path}.{k} = {value[k]!r} ({type(value[k]).__name__}): expected a number" for k in bad]
-
-
-def _check_backbone(value: Any, path: str) -> List[str]:
-    errors = _check_keys(value, path, BACKBONE_KEYS, ("lr", "weight_decay"))
-    if errors:
+    grouping = {k: value[k] for k in ("paramwise", "backbone") if k in value}
+    keys = {k: v for k, v in value.items() if k not in grouping and k != "type"}
+    errors = check_section(cls, keys, path, engine=("params",), partial=False) + check_section(Grouping, grouping, path)
+    backbone = value.get("backbone")
+    if not isinstance(backbone, Mapping):
         return errors
-    errors.extend(_numbers(value, path))
-    for i, entry in enumerate(value["custom"] if "custom" in value else []):
-        where = f"{path}.custom[{i}]"
-        errors.extend(_check_keys(entry, where, CUSTOM_KEYS, CUSTOM_KEYS) or _numbers(entry, where))
-    exclude = value["exclude"] if "exclude" in value else []
-    if not isinstance(exclude, (list, tuple)) or not all(isinstance(e, str) for e in exclude):
-        errors.append(f"{path}.exclude: expected a list of name substrings, got {exclude!r}")
-    return errors
+    backbone_errors = check_section(BackboneGroups, backbone, f"{path}.backbone", partial=False)
+    for i, entry in enumerate(() if backbone_errors else backbone.get("custom", ())):
+        backbone_errors += check_section(CustomGroup, entry, f"{path}.backbone.custom[{i}]", partial=False)
+    return errors + backbone_errors

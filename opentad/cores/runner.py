@@ -7,7 +7,9 @@ last epoch, ``last.pth`` after every epoch (both hold the full training state
 for ``--resume``), and ``best.pth`` (weights only) at the lowest validation loss.
 After each epoch the log gets a ``[Throughput]`` line (samples/s, peak GPU memory
 per rank) and, under DDP or with quantized layers, a ``[Consistency]`` line
-(ranks agree, quantized bytes unchanged; :mod:`opentad.cores.consistency`).
+(ranks agree, quantized bytes unchanged; :mod:`opentad.cores.consistency`); the
+same figures, the iterations' losses and the evaluations go to ``metrics.jsonl``
+and TensorBoard (:mod:`opentad.cores.run_log`).
 """
 from __future__ import annotations
 
@@ -94,7 +96,8 @@ class Trainer:
             check_ground_truth(section(self.cfg, "evaluation"), class_map=self.test_loader.dataset.class_map)
         self.model = self._wrap(build_model(ctx))
         checked = self.env.world_size > 1 or has_quantized_layers(self.model)
-        self.consistency = ConsistencyChecker(self.model) if checked else None
+        self.metrics = ctx.metrics
+        self.consistency = ConsistencyChecker(self.model, metrics=self.metrics) if checked else None
         self.model_ema = ModelEma(self.model) if self._flag("ema") else None
         self.amp_dtype = resolve_amp_dtype(self.solver["amp"] if "amp" in self.solver else False, self.env.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -104,7 +107,7 @@ class Trainer:
         )
         self.end_epoch = int(self.workflow["end_epoch"]) if "end_epoch" in self.workflow else max_epoch
         self.start_epoch, self.best_val_loss = 0, float("inf")
-        self.writer = self._tensorboard()
+        self.metrics.tensorboard = self._tensorboard()
         self.ckpt_dir = os.path.join(ctx.work_dir, "checkpoint")
 
     def _flag(self, key: str) -> bool:
@@ -234,8 +237,7 @@ class Trainer:
         """Validation loss (EMA weights when enabled); keeps ``best.pth`` at the lowest."""
         loss = val_one_epoch(self.val_loader, self._eval_model(), epoch=epoch, device=self.env.device,
                              amp_dtype=self.amp_dtype, show_progress=self.env.is_main)
-        if self.writer is not None:
-            self.writer.add_scalar("val/loss", loss, epoch)
+        self.metrics.write("val", step=epoch, epoch=epoch, loss=loss)
         if loss < self.best_val_loss:
             self.best_val_loss = loss
             logger.info("New best epoch %d (val loss %.4f)", epoch, loss)
@@ -249,10 +251,8 @@ class Trainer:
             evaluation_cfg=section(self.cfg, "evaluation"), work_dir=self.ctx.work_dir, rank=self.env.rank,
             amp_dtype=self.amp_dtype, not_eval=self.not_eval, epoch=epoch,
         )
-        if metrics is not None and self.writer is not None:
-            for key, value in metrics.items():
-                if isinstance(value, float):
-                    self.writer.add_scalar(f"test/{key}", value, epoch)
+        if metrics is not None:  # the JSON record: eval_one_epoch
+            self.metrics.scalars("eval", metrics, epoch)
         return metrics
 
     def run_epoch(self, epoch: int) -> Optional[Dict[str, Any]]:
@@ -266,13 +266,13 @@ class Trainer:
             self.train_loader, self.model, self.optimizer, self.scheduler, epoch=epoch, device=self.env.device,
             model_ema=self.model_ema, clip_grad_norm=clip,
             logging_interval=int(self.workflow["logging_interval"]) if "logging_interval" in self.workflow else 200,
-            amp_dtype=self.amp_dtype, scaler=self.scaler, writer=self.writer, show_progress=self.env.is_main,
+            amp_dtype=self.amp_dtype, scaler=self.scaler, metrics=self.metrics, show_progress=self.env.is_main,
             backbone_lr=self._has_backbone_groups(),
         )
         log_throughput(
             epoch=epoch, iters=len(self.train_loader), samples=len(sampler) * self.env.world_size,
             seconds=time.perf_counter() - began, device=self.env.device, world_size=self.env.world_size,
-            loss=losses["cost"] if "cost" in losses else None,
+            loss=losses["cost"] if "cost" in losses else None, metrics=self.metrics,
         )
         if self.consistency is not None:
             self.consistency.check(self.model, epoch=epoch)
@@ -295,8 +295,7 @@ class Trainer:
         metrics = None
         for epoch in range(self.start_epoch, self.end_epoch):
             metrics = self.run_epoch(epoch) or metrics
-        if self.writer is not None:
-            self.writer.close()
+        self.metrics.close()
         logger.info("Training over.")
         return metrics
 

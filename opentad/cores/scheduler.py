@@ -13,12 +13,10 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from opentad.registry import SCHEDULERS, ConfigError, build, check_binding
-from opentad.utils.config import register_section
+from opentad.cores.sections import check_section
+from opentad.registry import CONFIG_SECTIONS, SCHEDULERS, ConfigError, build
 
 __all__ = ["LinearWarmupCosineAnnealingLR", "LinearWarmupMultiStepLR", "build_scheduler"]
-
-RUNTIME_KEYS = ("optimizer", "iters_per_epoch")
 
 
 def _warmup_lr(step: int, warmup: int, start_lr: float, base_lr: float) -> float:
@@ -189,19 +187,13 @@ def build_scheduler(
     return scheduler, int(cfg["max_epoch"])
 
 
-@register_section("scheduler")
+@CONFIG_SECTIONS.register_module(name="scheduler")
 def check_scheduler_section(value: Any, path: str) -> List[str]:
-    """Problems in the ``scheduler`` section: unknown type, unknown or missing keys, runtime-only keys."""
+    """Problems in the ``scheduler`` section: unknown type, unknown or missing keys, keys the engine sets."""
     if not isinstance(value, Mapping) or "type" not in value:
         return [f"{path}: expected a dict with 'type' (one of {SCHEDULERS.names()})"]
     cls = SCHEDULERS.get(value["type"])
     if cls is None:
         return [f"{path}: unknown scheduler type {value['type']!r}; registered: {SCHEDULERS.names()}"]
     keys = {k: v for k, v in value.items() if k != "type"}
-    errors = [f"{path}.{k}: set by the training engine, not the config" for k in RUNTIME_KEYS if k in keys]
-    if "max_epoch" not in keys:
-        errors.append(f"{path}: missing key 'max_epoch'")
-    problem = check_binding(cls, dict(keys, optimizer=None, iters_per_epoch=1))
-    if problem:
-        errors.append(f"{path} (type={value['type']!r}): {problem}")
-    return errors
+    return check_section(cls, keys, path, engine=("optimizer", "iters_per_epoch"), partial=False)

@@ -6,7 +6,7 @@ samples ``DistributedSampler`` repeats to even out ranks are left out, the
 per-video results are gathered on every rank, and, when the dataset slides
 windows, the windows of each video are merged and NMS runs once per video.
 Rank 0 then saves (``post_processing.save_dict``) and evaluates them, and
-appends the metrics to ``<work_dir>/eval_results.jsonl`` (one JSON line per evaluation).
+appends them as an ``eval`` record to ``<work_dir>/metrics.jsonl`` (:mod:`opentad.cores.run_log`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import copy
 import json
 import logging
 import os
-import time
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
@@ -23,6 +22,7 @@ import tqdm
 from torch.utils.data.distributed import DistributedSampler
 
 from opentad.cores.distributed import gather_objects
+from opentad.cores.run_log import METRICS_FILE, append_record
 from opentad.cores.train_engine import autocast
 from opentad.registry import EVALUATORS, ConfigError, build
 from opentad.utils.misc import move_to_device, unwrap_model
@@ -33,15 +33,11 @@ __all__ = [
     "merge_results",
     "evaluate_results",
     "append_eval_record",
-    "EVAL_RECORD_FILE",
 ]
 
 logger = logging.getLogger(__name__)
 
 Results = Dict[str, List[Dict[str, Any]]]
-
-#: appended in the run folder after every evaluation (:func:`append_eval_record`).
-EVAL_RECORD_FILE = "eval_results.jsonl"
 
 
 def _real_sample_count(loader) -> Optional[int]:
@@ -120,16 +116,12 @@ def evaluate_results(
 def append_eval_record(
     work_dir: str, metrics: Mapping[str, Any], *, num_videos: int, epoch: Optional[int] = None
 ) -> None:
-    """Append ``{"time", "epoch", "num_videos", "metrics"}`` as one JSON line to ``<work_dir>/eval_results.jsonl``.
+    """Append ``{"event": "eval", "time", "epoch", "num_videos", **metrics}`` to ``<work_dir>/metrics.jsonl``.
 
     The machine-readable trace of every evaluation, read by ``tools/summarize_results.py``;
     ``epoch`` is the training epoch (null for ``tools/test.py``).
     """
-    record = dict(
-        time=time.strftime("%Y-%m-%d %H:%M:%S"), epoch=epoch, num_videos=num_videos, metrics=dict(metrics)
-    )
-    with open(os.path.join(work_dir, EVAL_RECORD_FILE), "a", encoding="utf8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    append_record(os.path.join(work_dir, METRICS_FILE), "eval", dict(epoch=epoch, num_videos=num_videos, **metrics))
 
 
 def _prepare_cfgs(loader, inference_cfg, post_cfg, work_dir: str):
@@ -172,7 +164,7 @@ def eval_one_epoch(
         rank: this process's rank.
         amp_dtype: autocast dtype or None.
         not_eval: only infer (and save), do not evaluate.
-        epoch: the training epoch, for the ``eval_results.jsonl`` record.
+        epoch: the training epoch, for the ``eval`` record of ``metrics.jsonl``.
 
     Returns:
         The evaluator's metrics on rank 0 (None elsewhere, or with ``not_eval``).

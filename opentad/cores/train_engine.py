@@ -22,6 +22,7 @@ import torch.nn as nn
 import tqdm
 
 from opentad.cores.distributed import reduce_mean
+from opentad.cores.run_log import RunMetrics
 from opentad.utils.ema import ModelEma
 from opentad.utils.misc import AverageMeter, move_to_device
 
@@ -142,7 +143,7 @@ def train_one_epoch(
     logging_interval: int = 200,
     amp_dtype: Optional[torch.dtype] = None,
     scaler: Optional[torch.amp.GradScaler] = None,
-    writer=None,
+    metrics: Optional[RunMetrics] = None,
     show_progress: bool = True,
     backbone_lr: bool = False,
 ) -> Dict[str, float]:
@@ -159,7 +160,7 @@ def train_one_epoch(
         logging_interval: log the running means every this many iterations (and at the end).
         amp_dtype: autocast dtype, or None for fp32.
         scaler: a ``GradScaler`` (fp16 only).
-        writer: a TensorBoard ``SummaryWriter`` (rank 0), or None.
+        metrics: gets a ``train`` record per iteration (loss terms, lr per group, grad_norm, step_s, data_s).
         show_progress: draw a tqdm bar with ETA.
         backbone_lr: the first parameter group is the backbone's (log its lr too).
 
@@ -194,9 +195,10 @@ def train_one_epoch(
             data_time.update(waited)
             step_time.update(time.perf_counter() - end)
         bar.set_postfix(loss=f"{meters['cost'].avg:.4f}", lr=f"{lrs[-1]:.2e}", refresh=False)
-        step = epoch * num_iters + it
-        if writer is not None:
-            _write_scalars(writer, values, lrs, grad_norm, step)
+        if metrics is not None:
+            clipped = {} if grad_norm is None else dict(grad_norm=grad_norm)
+            metrics.write("train", step=epoch * num_iters + it, epoch=epoch, iter=it, **values, lr=lrs, **clipped,
+                          step_s=time.perf_counter() - end, data_s=waited)
         if (it != 0 and it % logging_interval == 0) or it + 1 == num_iters:
             lr_text = [f"lr_backbone={lrs[0]:.1e}"] if backbone_lr else []
             lr_text.append(f"lr_det={lrs[-1]:.1e}")
@@ -207,15 +209,6 @@ def train_one_epoch(
         end = time.perf_counter()  # logging and bookkeeping count in neither mean
     bar.close()
     return {k: m.avg for k, m in meters.items()}
-
-
-def _write_scalars(writer, values: Mapping[str, float], lrs, grad_norm: Optional[float], step: int) -> None:
-    for key, value in values.items():
-        writer.add_scalar(f"train/{key}", value, step)
-    for i, lr in enumerate(lrs):
-        writer.add_scalar(f"lr/group{i}", lr, step)
-    if grad_norm is not None:
-        writer.add_scalar("train/grad_norm", grad_norm, step)
 
 
 @torch.no_grad()

@@ -1,7 +1,9 @@
 """Datasets, batching and data loaders; importing this package registers the datasets in ``DATASETS``.
 
-Transforms live in :mod:`opentad.datasets.transforms` and register in
-``TRANSFORMS`` (imported on first lookup through the registry).
+The transforms that read files live in :mod:`opentad.datasets.transforms`,
+the tensor transforms the models share one layer down in
+:mod:`opentad.transforms`; both register in ``TRANSFORMS`` (imported on
+first lookup through the registry).
 """
 from .base import PaddingDataset, SlidingWindowDataset, filter_same_annotation
 from .builder import build_dataloader, build_dataset, collate

@@ -25,7 +25,7 @@ def build_evaluator(cfg: Mapping[str, Any], **default_args: Any) -> Any:
 
 
 def check_ground_truth(cfg: Optional[Mapping[str, Any]], *, class_map: Optional[Sequence[str]] = None) -> None:
-    """Check the ground truth of an ``evaluation`` section now, not after training (issue #16).
+    """Check the ground truth of an ``evaluation`` section at set-up, not after training.
 
     Runs the evaluator's ``check_ground_truth(**keys)`` classmethod when it has
     one (``mAP`` does): the file is read and checked as the evaluation will

@@ -23,7 +23,6 @@ __all__ = [
     "GroundTruth",
     "Predictions",
     "load_json",
-    "load_class_names",
     "load_ground_truth",
     "load_predictions",
     "load_blocked_videos",
@@ -114,28 +113,6 @@ def _require_key(data: Any, key: str, source: str, what: str) -> Any:
         found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
         raise ValueError(f"{what} {source} has no top-level {key!r} key (found: {found})")
     return data[key]
-
-
-def load_class_names(source: Union[str, os.PathLike, Sequence[str]], key: str = "class_map") -> List[str]:
-    """Class names from a class map file (one per line, blank lines skipped) or a list.
-
-    Raises:
-        FileNotFoundError: the file does not exist (names ``key`` and the path).
-        ValueError: no class, or a list of something else than strings.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"{key}: class map file not found: {os.fspath(source)!r}")
-        with open(source, "r", encoding="utf8") as handle:
-            names = [line.rstrip("\r\n") for line in handle if line.strip()]
-        where = repr(os.fspath(source))
-    else:
-        names, where = list(source), "(list)"
-        if not all(isinstance(n, str) for n in names):
-            raise ValueError(f"{key} must be a class map file or a list of class names, got {source!r}")
-    if not names:
-        raise ValueError(f"{key} {where} lists no class")
-    return names
 
 
 def _unknown_label_error(name: str, subset: str, unknown: List[tuple], class_map: Sequence[str]) -> GroundTruthError:

@@ -43,8 +43,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from opentad.registry import EVALUATORS
+from opentad.utils.class_map import read_class_map
 
-from .io import GroundTruth, load_blocked_videos, load_class_names, load_ground_truth, load_predictions
+from .io import GroundTruth, load_blocked_videos, load_ground_truth, load_predictions
 from .matching import greedy_match, interpolated_ap, overlapping_pairs, segment_tiou, topkx_recall
 
 __all__ = ["mAP"]
@@ -112,7 +113,7 @@ class mAP:  # noqa: N801 - upstream's registered name
         self.thread = thread
         self.ignored_labels = list(ignored_labels)
         blocked = load_blocked_videos(blocked_videos)
-        self.class_map = None if class_map is None else load_class_names(class_map)
+        self.class_map = None if class_map is None else read_class_map(class_map)
         self.ground_truth = load_ground_truth(
             ground_truth_filename, subset=subset, blocked=blocked, ignored_labels=self.ignored_labels,
             class_map=self.class_map,
@@ -146,7 +147,7 @@ class mAP:  # noqa: N801 - upstream's registered name
         keys.update(cfg)
         if not keys.get("ground_truth_filename") or "subset" not in keys:
             return None
-        class_map = None if keys["class_map"] is None else load_class_names(keys["class_map"])
+        class_map = None if keys["class_map"] is None else read_class_map(keys["class_map"])
         return load_ground_truth(
             keys["ground_truth_filename"], subset=keys["subset"], blocked=load_blocked_videos(keys["blocked_videos"]),
             ignored_labels=list(keys["ignored_labels"]), class_map=class_map,

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, exact resume, and loading OpenTAD weights.
+"""Checkpoints: exact resume and loading OpenTAD weights (written atomically, :mod:`opentad.utils.atomic_files`).
 
 A checkpoint is a dict of tensors and plain Python values (so it loads with
 ``torch.load(weights_only=True)``)::
@@ -10,7 +10,8 @@ Model keys carry DDP's ``module.`` prefix, as in the files upstream OpenTAD
 writes, so either tool loads the other's files; the prefix is optional on load.
 A model may provide its own state with ``checkpoint_state_dict()`` and
 ``load_checkpoint_state_dict(state_dict, strict)``, which returns ``(missing,
-unexpected)`` or None to leave a plain state dict to the default path (QLoRA models store only the
+unexpected)`` or None to leave a plain state dict to the default path (detectors
+do, through :mod:`opentad.models.utils.qlora`: QLoRA models store only the
 trainable and floating-point tensors and rebuild the quantized base).
 
 Files are read weights-only (:mod:`opentad.utils.safe_load`): a file that
@@ -21,40 +22,24 @@ fine-tuning (``--load-from``); resuming needs the full training state.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
 from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 import torch
 import torch.nn as nn
 
+from opentad.utils.atomic_files import atomic_link, atomic_save, remove_stale_partial_files
 from opentad.utils.misc import unwrap_model
-from opentad.utils.process import pid_alive
 from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError, torch_load
 
 __all__ = [
-    "CheckpointError",
-    "LoadReport",
-    "atomic_save",
-    "atomic_link",
-    "remove_stale_partial_files",
-    "model_state_dict",
-    "strip_prefix",
-    "load_model_state",
-    "load_checkpoint",
-    "read_checkpoint",
-    "model_weights",
-    "load_weights",
-    "UntrustedFileError",
-    "UnreadableFileError",
+    "CheckpointError", "LoadReport", "atomic_save", "atomic_link", "remove_stale_partial_files", "model_state_dict",
+    "strip_prefix", "load_model_state", "load_checkpoint", "read_checkpoint", "model_weights", "load_weights",
+    "UntrustedFileError", "UnreadableFileError",
 ]
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "module."
-#: the temporary names of atomic_save / atomic_link: ".{file name}.tmp{pid}"
-_PARTIAL_FILE = re.compile(r"^\..+\.tmp(\d+)$")
 
 
 class CheckpointError(RuntimeError):
@@ -67,70 +52,6 @@ class LoadReport(NamedTuple):
     missing_keys: List[str]
     unexpected_keys: List[str]
     mismatched: List[str] = []
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash while writing leaves any previous file at ``path`` untouched and
-    removes the temporary file.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp_path, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def atomic_link(src: str, dst: str) -> None:
-    """Make ``dst`` a hard link to (or, where links fail, a copy of) ``src``, replacing ``dst`` atomically."""
-    tmp_path = os.path.join(os.path.dirname(os.path.abspath(dst)), f".{os.path.basename(dst)}.tmp{os.getpid()}")
-    try:
-        try:
-            os.link(src, tmp_path)
-        except OSError:
-            shutil.copyfile(src, tmp_path)
-        os.replace(tmp_path, dst)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def remove_stale_partial_files(folder: str) -> List[str]:
-    """Delete the partial files that :func:`atomic_save` / :func:`atomic_link` of a killed process left in ``folder``.
-
-    They are named ``.{name}.tmp{pid}``; one is stale when process ``pid`` is
-    no longer alive on this host (files of live processes, this one
-    included, are kept: they may be being written). Each deletion is logged.
-
-    Args:
-        folder: e.g. a run's ``checkpoint/`` folder; a missing folder has nothing to clean.
-
-    Returns:
-        The paths deleted.
-    """
-    if not os.path.isdir(folder):
-        return []
-    removed = []
-    for name in sorted(os.listdir(folder)):
-        match = _PARTIAL_FILE.match(name)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            os.remove(path)
-        except FileNotFoundError:  # removed meanwhile by someone else
-            continue
-        removed.append(path)
-        logger.info("Removed %s, a partial file of process %s, which no longer runs", path, match.group(1))
-    return removed
 
 
 def model_state_dict(model: nn.Module, *, prefix: str = PREFIX) -> Dict[str, torch.Tensor]:
@@ -222,9 +143,8 @@ def load_weights(
         CheckpointError: no weights in the file, or the model's loader refuses them
             (a QLoRA state into a float model or the reverse).
     """
-    checkpoint = read_checkpoint(path, map_location=map_location, what=what)
-    state, key = model_weights(checkpoint, path=path, use_ema=use_ema)
-    state = strip_prefix(state)
+    checkpoint, state, key = _read_weights(path, use_ema=use_ema, ema_required=False, map_location=map_location,
+                                           what=what)
     own = unwrap_model(model).state_dict()
     conflicts = sorted(
         k for k, v in state.items() if isinstance(v, torch.Tensor) and k in own and v.shape != own[k].shape
@@ -232,10 +152,7 @@ def load_weights(
     mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in conflicts]
     for k in conflicts:
         del state[k]
-    try:
-        report = load_model_state(model, state, strict=False)
-    except ValueError as exc:
-        raise CheckpointError(f"{what} {path}: {exc}") from None
+    report = _load_named(model, state, strict=False, path=path, what=what)
     report = LoadReport(sorted(set(report.missing_keys) | set(conflicts)), report.unexpected_keys, mismatched)
     if mismatched:
         logger.warning("Shape-mismatched keys (not loaded, left as built): %s", _format_keys(mismatched))
@@ -245,6 +162,21 @@ def load_weights(
         key, path, checkpoint.get("epoch", "?"), len(report.missing_keys), len(report.unexpected_keys), len(mismatched),
     )
     return report
+
+
+def _read_weights(path: str, *, use_ema: bool, ema_required: bool, map_location: Any, what: str):
+    """``(checkpoint, weights without prefix, where they came from)`` of a file (:func:`model_weights`)."""
+    checkpoint = read_checkpoint(path, map_location=map_location, what=what)
+    state, key = model_weights(checkpoint, path=path, use_ema=use_ema, ema_required=ema_required)
+    return checkpoint, strip_prefix(state), key
+
+
+def _load_named(model: nn.Module, state: Mapping[str, Any], *, strict: bool, path: str, what: str) -> LoadReport:
+    """:func:`load_model_state`, its errors (keys that differ, a model's loader refusing the state) naming the file."""
+    try:
+        return load_model_state(model, state, strict=strict)
+    except (CheckpointError, ValueError) as exc:
+        raise CheckpointError(f"{what} {path}: {exc}") from None
 
 
 def read_checkpoint(
@@ -355,14 +287,9 @@ def load_checkpoint(
         CheckpointError: ``use_ema`` but the file has no ``state_dict_ema``; or a strict mismatch.
         UntrustedFileError, UnreadableFileError: see :func:`read_checkpoint`.
     """
-    checkpoint = read_checkpoint(path, map_location=map_location, what=what)
-    state, key = model_weights(checkpoint, path=path, use_ema=use_ema, ema_required=True)
-    try:
-        report = load_model_state(model, state, strict=strict)
-    except CheckpointError as exc:  # the keys differ: name the file
-        raise CheckpointError(f"{what} {path}: {exc}") from None
-    except ValueError as exc:  # a model's own loader refusing the state (e.g. QLoRA vs float)
-        raise CheckpointError(f"{path}: {exc}") from None
+    checkpoint, state, key = _read_weights(path, use_ema=use_ema, ema_required=True, map_location=map_location,
+                                           what=what)
+    report = _load_named(model, state, strict=strict, path=path, what=what)
     logger.info(
         "Loaded %s from %s (epoch %s): %d missing, %d unexpected keys.",
         key, path, checkpoint.get("epoch", "?"), len(report.missing_keys), len(report.unexpected_keys),

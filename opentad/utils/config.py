@@ -7,10 +7,10 @@ before a run starts:
   constructor (or ``from_config``) accepts all the dict's keys, and each value
   must fit the keyword's typing annotation;
 * untyped sections (``solver``, ``workflow``, ``inference``, ...) are checked
-  against the keys (and value types) their consumer declares with
-  :func:`register_section`;
-* top-level keys: the sections of :data:`SECTIONS` (and any registered
-  section), plus helper variables that the file itself defines (``window_size
+  by the checker their consumer registers under the section's name in
+  :data:`opentad.registry.CONFIG_SECTIONS` (the registry imports it when
+  asked: nothing here imports the engine);
+* top-level keys: the sections of :data:`SECTIONS`, plus helper variables that the file itself defines (``window_size
   = 128``): a scalar, string or list, or any value under a name starting with
   ``_``. A top-level dict under another name is an error (a misspelled
   section, e.g. ``worflow = dict(...)``). A ``--cfg-options`` key must start
@@ -24,43 +24,39 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.config import DictAction as _MMDictAction
 
-from opentad.registry import ALL_REGISTRIES, ConfigError, check_binding, type_errors
+from opentad.registry import ALL_REGISTRIES, CONFIG_SECTIONS, ConfigError, check_binding
+from opentad.utils.typecheck import check_value, describe
 
 __all__ = [
     "Config",
     "DictAction",
     "ConfigError",
     "SECTIONS",
-    "known_sections",
     "load_config",
     "check_config",
     "check_overrides",
     "validate_config",
-    "register_section",
 ]
 
 #: the top-level keys the engines read (upstream OpenTAD's, plus ``load_from``) and the type of each.
-SECTIONS: Dict[str, tuple] = {
-    "dataset": (Mapping,),
-    "model": (Mapping,),
-    "solver": (Mapping,),
-    "optimizer": (Mapping,),
-    "scheduler": (Mapping,),
-    "workflow": (Mapping,),
-    "inference": (Mapping,),
-    "post_processing": (Mapping,),
-    "evaluation": (Mapping,),
-    "work_dir": (str,),
-    "load_from": (str, type(None)),
+SECTIONS: Dict[str, Any] = {
+    "dataset": Mapping,
+    "model": Mapping,
+    "solver": Mapping,
+    "optimizer": Mapping,
+    "scheduler": Mapping,
+    "workflow": Mapping,
+    "inference": Mapping,
+    "post_processing": Mapping,
+    "evaluation": Mapping,
+    "work_dir": str,
+    "load_from": Optional[str],
 }
-
-# section name -> callable(section_value, path) -> list of error strings
-_SECTION_CHECKERS: Dict[str, Callable[[Any, str], List[str]]] = {}
 
 
 class DictAction(_MMDictAction):
@@ -77,41 +73,6 @@ class DictAction(_MMDictAction):
             super().__call__(parser, namespace, values, option_string)
         except (AssertionError, ValueError, IndexError) as exc:
             raise argparse.ArgumentError(self, f"cannot parse {' '.join(values)!r}: {exc}") from None
-
-
-def register_section(name: str, allowed_keys: Optional[Iterable[str]] = None):
-    """Declare the keys an untyped top-level section may hold.
-
-    Use either as ``register_section("workflow", ["logging_interval", ...])``
-    or as a decorator on a checker ``fn(value, path) -> list[str]``. The name
-    becomes a known top-level key.
-
-    Args:
-        name: top-level config key, e.g. ``"solver"``.
-        allowed_keys: the keys the consumer reads; a key outside this set is an error.
-    """
-    if allowed_keys is not None:
-        allowed = sorted(set(allowed_keys))
-
-        def checker(value: Any, path: str) -> List[str]:
-            if not isinstance(value, Mapping):
-                return [f"{path}: expected a dict, got {type(value).__name__}"]
-            bad = [k for k in value if k not in allowed]
-            return [f"{path}: unknown key(s) {bad}. Valid keys: {allowed}"] if bad else []
-
-        _SECTION_CHECKERS[name] = checker
-        return checker
-
-    def decorator(fn: Callable[[Any, str], List[str]]):
-        _SECTION_CHECKERS[name] = fn
-        return fn
-
-    return decorator
-
-
-def known_sections() -> List[str]:
-    """Every valid top-level key: :data:`SECTIONS` and the registered sections."""
-    return sorted(set(SECTIONS) | set(_SECTION_CHECKERS))
 
 
 def _close(name: str, options: Iterable[str]) -> str:
@@ -146,7 +107,7 @@ def check_overrides(cfg: Mapping[str, Any], cfg_options: Mapping[str, Any], *, s
     Returns:
         One message per bad key (empty when all are fine).
     """
-    sections = known_sections()
+    sections = sorted(SECTIONS)
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
     errors = []
     for key in cfg_options:
@@ -207,13 +168,9 @@ def _check_typed(node: Mapping[str, Any], path: str, errors: List[str]) -> None:
     if not candidates:
         errors.append(f"{path}: unknown type {type_name!r} (not in any registry)")
         return
-    problems = [check_binding(c, keys, partial=True, check_types=False) for c in candidates]
-    if all(p is not None for p in problems):
-        errors.append(f"{path} (type={type_name!r}): {problems[0]}")
-        return
-    bad_values = [type_errors(c, keys, path=path) for c, p in zip(candidates, problems) if p is None]
-    if all(bad_values):
-        errors.extend(bad_values[0])
+    problems = [check_binding(c, keys, path=path, partial=True) for c in candidates]
+    if all(problems):
+        errors.append(problems[0])
 
 
 def _walk(node: Any, path: str, errors: List[str]) -> None:
@@ -227,18 +184,16 @@ def _walk(node: Any, path: str, errors: List[str]) -> None:
             _walk(value, f"{path}[{i}]", errors)
 
 
-def _check_top_level(key: str, value: Any, sections: Sequence[str]) -> List[str]:
+def _check_top_level(key: str, value: Any) -> List[str]:
     if key in SECTIONS:
-        kinds = SECTIONS[key]
-        if not isinstance(value, kinds):
-            words = {Mapping: "a dict", str: "a string", type(None): "None"}
-            names = " or ".join(words[k] for k in kinds)
-            return [f"{key} = {value!r} ({type(value).__name__}): expected {names}"]
-        return []
-    if key in sections or key.startswith("_") or not isinstance(value, Mapping):
-        return []  # a registered section, or a helper variable
+        if check_value(value, SECTIONS[key]):
+            return []
+        return [f"{key} = {value!r} ({type(value).__name__}): expected {describe(SECTIONS[key])}"]
+    if key.startswith("_") or not isinstance(value, Mapping):
+        return []  # a helper variable
+    sections = sorted(SECTIONS)
     return [
-        f"{key}: unknown top-level section. Valid: {list(sections)}.{_close(key, sections)} (helper variables "
+        f"{key}: unknown top-level section. Valid: {sections}.{_close(key, sections)} (helper variables "
         "hold a number, string or list, or have a name starting with '_')"
     ]
 
@@ -250,20 +205,16 @@ def check_config(cfg: Mapping[str, Any], sections: Optional[Sequence[str]] = Non
         cfg: a loaded config (``Config`` or a plain dict).
         sections: top-level keys to check; all of them by default.
     """
-    # importing the engine registers the section checkers of its consumers
-    import opentad.cores  # noqa: F401
-
     data = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
-    known = known_sections()
     errors: List[str] = []
     for key, value in data.items():
         if sections is not None and key not in sections:
             continue
-        top = _check_top_level(key, value, known)
+        top = _check_top_level(key, value)
         errors.extend(top)
-        checker = _SECTION_CHECKERS.get(key)
         if top:
             continue
+        checker = CONFIG_SECTIONS.get(key) if key in SECTIONS else None
         if checker is not None:
             errors.extend(checker(value, key))
         else:

@@ -3,9 +3,11 @@
 After each optimizer step, every trainable parameter and floating-point
 buffer is blended: ``ema = decay * ema + (1 - decay) * model``. Everything
 else in the state (frozen parameters, integer and boolean tensors, packed
-quantized weights and their float scales, e.g. 4-bit weights stored as uint8
-or the row scales of int8 weights) is copied as it is: averaging it would
-corrupt it or, for frozen values, only add rounding.
+quantized weights and their statistics) is copied as it is: averaging it
+would corrupt it or, for frozen values, only add rounding. :meth:`ModelEma.set`
+loads the model's checkpoint state (:func:`opentad.utils.checkpoint.model_state_dict`),
+so what a state dict cannot restore (bitsandbytes' quantization statistics)
+is copied too.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
+from opentad.utils.checkpoint import load_model_state, model_state_dict
 from opentad.utils.misc import unwrap_model
 
 __all__ = ["ModelEma"]
@@ -56,12 +59,7 @@ class ModelEma(nn.Module):
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Blend trainable parameters and float buffers of ``model`` into the average; copy the rest.
-
-        Frozen parameters and everything else a module writes into its state
-        dict (packed quantized weights, their float scales and statistics) are
-        copied, never blended, so they stay bit-identical.
-        """
+        """Blend trainable parameters and float buffers of ``model`` into the average; copy the rest of its state."""
         inner = unwrap_model(model)
         blended = {n for n, p in inner.named_parameters() if p.requires_grad}
         blended |= {n for n, b in inner.named_buffers() if b.is_floating_point()}
@@ -76,9 +74,8 @@ class ModelEma(nn.Module):
 
     @torch.no_grad()
     def set(self, model: nn.Module) -> None:
-        """Make the average equal to ``model``'s current state."""
-        for ema_t, model_t in self._pairs(model).values():
-            ema_t.copy_(model_t.detach())
+        """Make the average equal to ``model``'s current state (its checkpoint state, loaded strictly)."""
+        load_model_state(self.module, model_state_dict(model), strict=True)
 
     def forward(self, *args, **kwargs):
         """Run the averaged model."""

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import random
-from typing import Any, Dict, Iterator, Mapping, Tuple
+from typing import Any, Dict, Iterator, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ __all__ = [
     "set_rng_state",
     "preserved_rng_state",
     "unwrap_model",
+    "ParameterCount",
     "count_parameters",
     "format_parameter_count",
     "format_parameter_parts",
@@ -139,24 +140,34 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def _stored_numel(param: torch.Tensor) -> int:
-    """Number of parameters a tensor stands for; a packed 4-bit tensor holds two per byte (as peft counts)."""
-    numel = param.numel()
-    if type(param).__name__ == "Params4bit":
-        quant_storage = param.quant_storage if hasattr(param, "quant_storage") else torch.uint8
-        numel *= 2 * torch.empty((), dtype=quant_storage).element_size()
-    return numel
+class _Pair(NamedTuple):
+    trainable: int
+    total: int
 
 
-def count_parameters(model: nn.Module) -> Tuple[int, int]:
-    """``(trainable, total)`` parameter counts of ``model`` (shared parameters counted once)."""
-    trainable = total = 0
+class ParameterCount(_Pair):
+    """``(trainable, total)`` values (unpacks and compares as the pair) that also knows ``packed``: the values
+    stored quantized, part of ``total``."""
+
+    packed: int = 0
+
+
+def count_parameters(model: nn.Module) -> ParameterCount:
+    """The one parameter counter: trainable, total and packed values of ``model``, shared parameters once.
+
+    A quantized weight counts at its logical size (a 4-bit tensor's ``quant_state.shape``, two values a byte);
+    a parameter that is not floating point is quantized (packed).
+    """
+    trainable = total = packed = 0
     for param in unwrap_model(model).parameters():
-        n = _stored_numel(param)
+        quant_state = getattr(param, "quant_state", None)
+        n = int(torch.Size(quant_state.shape).numel()) if quant_state is not None else param.numel()
         total += n
-        if param.requires_grad:
-            trainable += n
-    return trainable, total
+        trainable += n if param.requires_grad else 0
+        packed += 0 if param.is_floating_point() else n
+    count = ParameterCount(trainable, total)
+    count.packed = packed
+    return count
 
 
 def format_parameter_count(model: nn.Module) -> str:

@@ -9,7 +9,7 @@ import torch
 from opentad.apis import FeatureExtractor, InferenceError, extract_features, list_videos
 from opentad.apis.features import snippet_clip_indices
 from opentad.datasets import build_dataset
-from opentad.datasets.transforms import Resize
+from opentad.transforms import Resize
 from opentad.utils.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -150,7 +150,7 @@ def test_a_truncated_video_is_read_as_its_decodable_part_with_a_warning(tiny_dat
 
 def decode_all_readable(path, count):
     """The first ``count`` frames through the project's reader, uint8 [count, 3, H, W]."""
-    from opentad.datasets.transforms import VideoReader
+    from opentad.datasets.video_reader import VideoReader
 
     with VideoReader(path) as reader:
         assert len(reader) == count

@@ -18,7 +18,7 @@ import pytest
 
 from opentad.apis import Inferencer, InferenceError, VideoTooShortError
 from opentad.cores.runner import test as run_test
-from opentad.datasets.transforms import VideoReadError
+from opentad.datasets.video_reader import VideoReadError
 from opentad.evaluations import mAP
 from opentad.utils.checkpoint import CheckpointError
 

@@ -99,14 +99,14 @@ def test_find_run_dirs(tmp_path):
 
 
 def test_a_real_training_run_is_read_back(trained_feature_model):
-    """The session's training run: its eval_results.jsonl (written by the test engine), log and saved config."""
+    """The session's training run: its metrics.jsonl (eval, params and run records of the engine), saved config."""
     from opentad.apis.results import read_run
     from opentad.registry import DETECTORS, build
     from opentad.utils.misc import count_parameters
 
     run = read_run(trained_feature_model.run_dir, configs_root=CONFIGS)
     expected = trained_feature_model.metrics
-    assert run.source == "eval_results.jsonl"
+    assert run.source == "metrics.jsonl" and run.evaluated == "epoch 9"
     assert run.average_mAP == pytest.approx(expected["average_mAP"])
     assert run.metrics == {t: pytest.approx(expected[f"mAP@{t}"]) for t in (0.3, 0.4, 0.5, 0.6, 0.7)}
     model = build(load_config(trained_feature_model.config).model, DETECTORS)

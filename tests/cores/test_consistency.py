@@ -12,7 +12,7 @@ from torch import nn
 
 from opentad.cores import consistency
 from opentad.cores.consistency import ConsistencyChecker, ConsistencyError, differing_names, tensor_fingerprints
-from opentad.cores.run_log import parse_lines
+from opentad.cores.run_log import METRICS_FILE, RunMetrics, read_records
 
 
 def reference_fingerprint(t):
@@ -68,15 +68,15 @@ def _quantized_model():
     return model
 
 
-def test_quantized_bytes_changed_are_named_and_rebase_accepts_loaded_bytes(log_text):
+def test_quantized_bytes_changed_are_named_and_rebase_accepts_loaded_bytes(log_text, tmp_path):
     pytest.importorskip("bitsandbytes")
     model = _quantized_model()
-    checker = ConsistencyChecker(model)
+    checker = ConsistencyChecker(model, metrics=RunMetrics(str(tmp_path)))
     report = checker.check(model, epoch=0)
     assert report.ok and report.quantized_layers == 1 and report.trainable_tensors == 2  # model[1] weight, bias
     assert report.trainable_values == 64 * 8 + 8
-    records = parse_lines(log_text(), "Consistency")
-    assert [r["tag"] for r in records] == ["build", "epoch"]
+    records = read_records(str(tmp_path / METRICS_FILE), "consistency")
+    assert [r["tag"] for r in records] == ["build", "epoch"] and log_text().count("[Consistency]: tag=") == 2
     assert records[1]["ranks_agree"] is True and records[1]["quantized_unchanged"] is True
     assert records[0]["quantized_digest"] == records[1]["quantized_digest"]
 

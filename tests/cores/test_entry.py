@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from opentad.cores import entry
 from opentad.cores.entry import one_line, reported_failures
 from opentad.cores.launch import USER_ERRORS, run_cli
-from opentad.datasets.transforms.video_reader import VideoReadError
+from opentad.datasets.video_reader import VideoReadError
 from opentad.evaluations import GroundTruthError
 from opentad.utils.logger import setup_logger
 

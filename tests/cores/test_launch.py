@@ -100,7 +100,7 @@ def test_the_tools_exit_non_zero_with_one_line(tiny_config, tmp_path):
     for args, status, needle in [
         (["tools/train.py", tiny_config, "--cfg-options", "workflow.end_epoch"], 2, "is not KEY=VALUE"),
         (["tools/test.py", tiny_config, "--cfg-options", f"work_dir={tmp_path}", "optimizer.lr=abc"], 1,
-         "AdamW.lr = 'abc' (str): expected a number"),
+         "optimizer.lr = 'abc' (str): expected a number"),
     ]:
         result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
         assert result.returncode == status, result.stderr

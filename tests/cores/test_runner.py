@@ -56,8 +56,17 @@ def test_resume_equals_uninterrupted_run_and_test_tool(tiny_data_root, tiny_conf
     assert sorted(os.listdir(run_a / "checkpoint")) == ["best.pth", "epoch_0.pth", "epoch_1.pth", "last.pth"]
     log = open(glob.glob(str(run_a / "train_*.log"))[0]).read()
     assert "trainable params:" in log and "mAP at tIoU 0.50" in log
-    record = json.loads((run_a / "eval_results.jsonl").read_text().splitlines()[-1])
-    assert record["epoch"] == 1 and record["metrics"]["mAP@0.5"] == metrics["mAP@0.5"]
+    records = [json.loads(line) for line in (run_a / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "eval" and records[-1]["epoch"] == 1
+    assert records[-1]["mAP@0.5"] == metrics["mAP@0.5"]
+    assert [r["event"] for r in records[:2]] == ["run", "params"] and records[0]["world_size"] == 1
+    epochs = [r for r in records if r["event"] == "throughput"]
+    assert [r["epoch"] for r in epochs] == [0, 1]
+    steps = [(r["epoch"], r["iter"], r["cost"]) for r in records if r["event"] == "train"]
+    assert len(steps) == sum(r["iters"] for r in epochs) > 0
+    records_b = [json.loads(line) for line in (run_b / "metrics.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records_b].count("run") == 2  # the first launch and the resumed one append
+    assert [(r["epoch"], r["iter"], r["cost"]) for r in records_b if r["event"] == "train"] == steps  # exact resume
 
     again = run_test([tiny_config, "--checkpoint", str(run_a / "checkpoint" / "epoch_1.pth"),
                       "--cfg-options", f"work_dir={tmp_path / 'a'}", "solver.ema=True"])

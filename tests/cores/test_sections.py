@@ -71,3 +71,23 @@ def test_right_value_types_pass():
     override = {"workflow.end_epoch": 3, "solver.clip_grad_norm": 1, "solver.ema": True,
                 "inference.fuse_list": ["a", "b"], "post_processing.pre_nms_thresh": 0}
     assert check_config(load_config(CONFIGS[1], override)) == []
+
+
+def test_keys_the_engine_sets_are_refused_and_not_listed_as_valid():
+    from opentad.cores.sections import LOADER_RUNTIME_KEYS
+
+    errors = check_config(load_config(CONFIGS[1], {"solver.train.batchsize": 2}))
+    valid = errors[0].split("Valid keys: ")[1]
+    assert "'batch_size'" in valid and "Did you mean 'batch_size'" in errors[0]
+    assert not any(repr(k) in valid for k in LOADER_RUNTIME_KEYS), errors
+    errors = check_config(load_config(CONFIGS[1], {"solver.train.shuffle": True, "optimizer.params": []}))
+    assert sorted(errors) == [
+        "optimizer.params: set by the engine, remove it from the config",
+        "solver.train.shuffle: set by the engine, remove it from the config",
+    ]
+
+
+def test_nested_dicts_are_checked_only_when_the_section_binds():
+    """An unknown key in the section is reported alone; the nested loader dicts are checked once it binds."""
+    errors = check_config(load_config(CONFIGS[1], {"solver.trian": {}, "solver.train.batchsize": 2}))
+    assert len(errors) == 1 and "['trian']" in errors[0] and "Did you mean 'train'" in errors[0]

@@ -95,9 +95,9 @@ def test_eval_one_epoch_evaluates_and_saves(tmp_path):
     metrics = eval_one_epoch(loader, EchoDetector(), device=CPU, inference_cfg={}, post_cfg=post,
                              evaluation_cfg=evaluation, work_dir=str(tmp_path))
     assert metrics["mAP@0.5"] == pytest.approx(1.0) and metrics["average_mAP"] == pytest.approx(1.0)
-    records = [json.loads(line) for line in (tmp_path / "eval_results.jsonl").read_text().splitlines()]
-    assert len(records) == 1 and records[0]["epoch"] is None and records[0]["num_videos"] == 3
-    assert records[0]["metrics"]["mAP@0.5"] == pytest.approx(1.0)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["event"] == "eval" and records[0]["epoch"] is None
+    assert records[0]["num_videos"] == 3 and records[0]["mAP@0.5"] == pytest.approx(1.0)
     saved = json.loads((tmp_path / "result_detection.json").read_text())
     assert sorted(saved["results"]) == ["v0", "v1", "v2"]
     assert post == dict(nms=None, save_dict=True)  # the caller's config is not modified

@@ -11,7 +11,8 @@ import torch
 
 from opentad.datasets.frame_cache import CacheError, CacheSpec, build_cache, cache_video, check_cache, load_manifest
 from opentad.datasets.frame_cache import manifest as manifest_module
-from opentad.datasets.transforms import Compose, LoadCachedFrames
+from opentad.datasets.transforms import LoadCachedFrames
+from opentad.transforms import Compose
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 W, H = 80, 48  # short side 48 -> cached at short side 36: 60 x 36

@@ -1,11 +1,11 @@
 """tools/summarize_results.py on run folders fabricated with the engine's own writers.
 
 Each run folder is made as a training run makes it: the resolved config dumped
-under the recipe's file name, a log written through ``setup_logger`` with the
-engine's lines (world size, ``format_parameter_count``, the mAP evaluator's
-``logging``), and for one run ``eval_results.jsonl`` from the test engine's
-``append_eval_record``. The expected table is formatted here from the
-evaluator's metrics.
+under the recipe's file name, the ``run`` and ``params`` records of
+``metrics.jsonl`` (:class:`~opentad.cores.run_log.RunMetrics`), a log written
+through ``setup_logger`` with the mAP evaluator's ``logging``, and for two runs
+the ``eval`` record of the test engine's ``append_eval_record``. The expected
+table is formatted here from the evaluator's metrics.
 """
 import importlib.util
 import logging
@@ -14,11 +14,11 @@ import os
 import pytest
 from torch import nn
 
+from opentad.cores.run_log import RunMetrics, parameter_record
 from opentad.cores.test_engine import append_eval_record
 from opentad.evaluations import mAP
 from opentad.utils.config import load_config
 from opentad.utils.logger import setup_logger
-from opentad.utils.misc import format_parameter_count, format_parameter_parts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(ROOT, "configs")
@@ -59,9 +59,9 @@ def fabricate(parent, *, config, gpus, options, shift, model, record, epoch=None
     run.mkdir(parents=True)
     load_config(config, options).dump(str(run / os.path.basename(config)))
     log = setup_logger(str(run / f"{mode}_20260101_000000.log")).getChild("cores.launch")
-    log.info("torch %s, CUDA %s, device %s, world size %d", "2.5.0", "12.4", "cuda:0", gpus)
-    log.info("%s", format_parameter_count(model))
-    log.info("%s", format_parameter_parts(model))
+    metrics = RunMetrics(str(run))
+    metrics.write("run", mode=mode, world_size=gpus, device="cuda:0", torch="2.5.0")
+    metrics.write("params", **parameter_record(model))
     evaluator = mAP(ground_truth_filename=GT, prediction_filename=dict(results=predictions(shift)),
                     subset="validation", tiou_thresholds=[0.3, 0.4, 0.5, 0.6, 0.7])
     metrics = evaluator.evaluate()

@@ -139,18 +139,16 @@ def test_qlora_adapter_only_checkpoint_round_trips(tmp_path):
 
 
 def test_qlora_checkpoint_into_a_float_model_is_one_line(tmp_path):
+    from opentad.models.detectors.base import BaseDetector
     from opentad.models.utils.qlora import QLORA_FORMAT
 
     path = str(tmp_path / "q.pth")
     atomic_save({"state_dict": {"module.format": QLORA_FORMAT, "module.float": {}}}, path)
-
-    class Float(nn.Linear):
-        def load_checkpoint_state_dict(self, state, strict=True):
-            raise ValueError("checkpoint and model disagree on quantization")
-
-    with pytest.raises(CheckpointError, match="disagree on quantization") as info:
-        load_weights(Float(2, 2), path)
-    assert path in str(info.value) and "\n" not in str(info.value)
+    expected = "checkpoint and model disagree on quantization: a QLoRA checkpoint into a float model; merge it first"
+    for load, what in ((load_weights, "load_from"), (load_checkpoint, "--checkpoint")):
+        with pytest.raises(CheckpointError) as info:
+            load(BaseDetector(neck=nn.Linear(2, 2)), path, what=what)  # a float detector
+        assert str(info.value).startswith(f"{what} {path}: {expected}") and "\n" not in str(info.value)
 
 
 def test_checkpoint_of_another_model_says_what_the_user_can_do(tmp_path):

@@ -1,8 +1,10 @@
 """opentad.utils.misc.set_rng_state restores a snapshot whose tensors are on a device (a checkpoint read with
-``map_location=cuda`` on a GPU run): each is copied to the host first, as ``Trainer.resume`` needs."""
+``map_location=cuda`` on a GPU run): each is copied to the host first, as ``Trainer.resume`` needs; parameter
+counts by hand."""
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from opentad.utils import checkpoint as ckpt
@@ -62,3 +64,21 @@ def test_parameter_parts_count_each_top_level_child():
     assert format_parameter_parts(model) == (
         "trainable params by part: backbone 22 / 132 (16.67%) || rpn_head 4 / 4 (100.00%)"
     )
+
+
+def test_count_parameters_counts_quantized_weights_at_their_logical_size():
+    """Hand counts: a 4-bit [3, 5] weight (15 values in 8 packed bytes) and an int8 [4, 3] weight, both frozen with
+    their float biases (3 + 4), and a trainable float [2, 4] head with its bias (10)."""
+    pytest.importorskip("bitsandbytes")
+    from torch import nn
+
+    from opentad.models.bricks.quant import QuantSpec, quantize_linear
+    from opentad.utils.misc import count_parameters, format_parameter_count
+
+    torch.manual_seed(0)
+    model = nn.Sequential(quantize_linear(nn.Linear(5, 3), QuantSpec(bits=4)),
+                          quantize_linear(nn.Linear(3, 4), QuantSpec(bits=8)), nn.Linear(4, 2))
+    assert model[0].weight.numel() == 8  # packed: what a plain numel would count
+    count = count_parameters(model)
+    assert count == (10, 15 + 3 + 12 + 4 + 10) and (count.trainable, count.total, count.packed) == (10, 44, 15 + 12)
+    assert format_parameter_count(model) == "trainable params: 10 || all params: 44 || trainable%: 22.7273"

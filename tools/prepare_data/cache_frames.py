@@ -27,7 +27,7 @@ import sys
 from typing import List
 
 from opentad.datasets.frame_cache import FORMATS, CacheSpec, build_cache, check_cache
-from opentad.datasets.frame_cache.from_config import CacheJob, cache_jobs_from_config
+from opentad.datasets.cache_jobs import CacheJob, cache_jobs_from_config
 
 
 def build_parser() -> argparse.ArgumentParser:

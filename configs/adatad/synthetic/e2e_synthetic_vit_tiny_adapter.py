@@ -8,8 +8,8 @@
 # e2e_synthetic_vit_tiny_qlora_pretrained.py does); as in AdaTAD only the
 # adapters (and the detector) train. Training the random
 # ViT as well (freeze_vit=False, backbone lr 1e-3) was measured and did worse
-# (docs/benchmarks.md). Batch 1 and no EMA: on 20 videos the number of steps
-# matters most, and a 0.999 weight average lags far behind over a few hundred.
+# (docs/benchmarks.md). Batch 1 and no EMA: on a few dozen videos the number of
+# steps matters most, and a 0.999 weight average lags far behind over a few hundred.
 _base_ = [
     "../../_base_/datasets/synthetic/e2e_train_trunc_test_sw_128x64x64.py",
     "../../_base_/models/actionformer.py",

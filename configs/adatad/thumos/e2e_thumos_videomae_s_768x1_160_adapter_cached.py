@@ -49,7 +49,7 @@ model = dict(
     ),
 )
 
-# workers only read uint8 windows now: a few keep up with the GPU (docs/benchmarks.md, "Data loading")
+# workers only read uint8 windows: a few keep up with the GPU (docs/benchmarks.md, "Data loading")
 solver = dict(train=dict(batch_size=2, num_workers=6, persistent_workers=True))
 
 work_dir = "exps/thumos/adatad/e2e_actionformer_videomae_s_768x1_160_adapter_cached"

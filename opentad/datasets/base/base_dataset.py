@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..transforms import Compose
+from opentad.transforms import Compose
+
 from .util import load_annotation_database, load_class_map, read_block_list
 
 logger = logging.getLogger(__name__)

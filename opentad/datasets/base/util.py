@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Sequence, Set, Union
 
 import numpy as np
 
+from opentad.utils.class_map import read_class_map
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -135,21 +137,13 @@ def load_class_map(
         Class names; the line number (from 0) is the class index.
 
     Raises:
-        ValueError: the file exists but lists no class, or a class twice.
+        ValueError: the file exists but lists no class, or a class twice (see :func:`read_class_map`).
     """
-    if not os.path.exists(class_map_path):
-        class_map = generate_class_map(database, class_map_path, ignored_labels=ignored_labels)
-        logger.info(
-            "Class map %s did not exist: generated from %s with %d classes", class_map_path, ann_file, len(class_map)
-        )
-        return class_map
-    with open(class_map_path, "r", encoding="utf8") as f:
-        class_map = [line.rstrip("\r\n") for line in f if line.strip()]
-    if not class_map:
-        raise ValueError(f"Class map {class_map_path} is empty")
-    duplicates = sorted({name for name in class_map if class_map.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"Class map {class_map_path} lists classes more than once: {duplicates}")
+    if os.path.exists(class_map_path):
+        return read_class_map(class_map_path)
+    class_map = generate_class_map(database, class_map_path, ignored_labels=ignored_labels)
+    logger.info("Class map %s did not exist: generated from %s with %d classes", class_map_path, ann_file,
+                len(class_map))
     return class_map
 
 

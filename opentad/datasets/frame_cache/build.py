@@ -1,7 +1,7 @@
 """Building the frame cache: decode each video once, keep every ``stride``-th frame, resize, store.
 
 Frames are decoded with the pipeline's own reader
-(:class:`~opentad.datasets.transforms.video_reader.VideoReader`) and resized
+(:class:`~opentad.datasets.video_reader.VideoReader`) and resized
 with its own ``Resize(scale=(-1, short_side))``, so an ``npy`` entry holds
 exactly the frames the raw-video pipeline (``VideoDecode`` then
 ``mmaction.Resize``) produces. ``tools/prepare_data/cache_frames.py`` is the
@@ -18,6 +18,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from opentad.datasets.video_reader import VideoReader
+from opentad.transforms.end_to_end import Resize
 
 from .manifest import FORMAT_VERSION, CacheError, CacheSpec, check_entry, load_manifest, manifest_path
 from .manifest import source_signature, write_manifest
@@ -71,9 +74,6 @@ def cache_video(
     Raises:
         FileNotFoundError, VideoReadError: the video cannot be read (names the file).
     """
-    from opentad.datasets.transforms.end_to_end import Resize
-    from opentad.datasets.transforms.video_reader import VideoReader
-
     os.makedirs(cache_dir, exist_ok=True)
     if os.path.exists(manifest_path(cache_dir, video_name)):
         os.remove(manifest_path(cache_dir, video_name))

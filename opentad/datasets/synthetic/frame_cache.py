@@ -86,7 +86,7 @@ def render_cache_entry(
     Raises:
         ValueError: ``stride`` < 1 or ``short_side`` < 1.
     """
-    from opentad.datasets.transforms.end_to_end import Resize
+    from opentad.transforms.end_to_end import Resize
 
     if stride < 1 or (short_side is not None and short_side < 1):
         raise ValueError(

@@ -19,8 +19,8 @@ import numpy as np
 from opentad.datasets.frame_cache.manifest import CacheError, check_entry, load_manifest
 from opentad.datasets.frame_cache.shards import open_reader
 from opentad.registry import TRANSFORMS
+from opentad.transforms.formatting import require_key
 
-from .formatting import require_key
 from .frame_sampling import LoadFrames, _round_clip
 
 __all__ = ["LoadCachedFrames"]

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from opentad.registry import TRANSFORMS
+from opentad.transforms.formatting import require_key, to_tensor
 from opentad.utils.safe_load import pickle_load, torch_load
-
-from .formatting import require_key, to_tensor
 
 logger = logging.getLogger(__name__)
 

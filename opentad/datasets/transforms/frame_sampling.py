@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from opentad.registry import TRANSFORMS
+from opentad.transforms.formatting import require_key
 
-from .formatting import require_key
 from .truncation import sample_trunc_window
 
 __all__ = ["LoadFrames", "LoadSnippetFrames"]

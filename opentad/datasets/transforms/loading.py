@@ -5,7 +5,7 @@ frames) -> ``LoadFrames`` (which frame indices; :mod:`.frame_sampling`) ->
 ``VideoDecode`` (decode them). ``VideoInit``/``VideoDecode`` are also
 registered under upstream's names ``mmaction.DecordInit`` and
 ``mmaction.DecordDecode``; they are backed by PyAV
-(:class:`~.video_reader.VideoReader`), not decord (see ``docs/install.md``).
+(:class:`~opentad.datasets.video_reader.VideoReader`), not decord (see ``docs/install.md``).
 
 Feature path: ``LoadFeats`` (:mod:`.features`) -> ``ConvertToTensor`` ->
 ``RandomTrunc`` (train) or ``SlidingWindowTrunc`` (test).
@@ -19,11 +19,11 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import torch
 
+from opentad.datasets.video_reader import VideoReader
 from opentad.registry import TRANSFORMS
+from opentad.transforms.formatting import require_key, to_tensor
 
-from .formatting import require_key, to_tensor
 from .truncation import sample_trunc_window
-from .video_reader import VideoReader
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import rng
+from opentad.transforms import rng
 
 __all__ = ["TruncWindow", "sample_trunc_window"]
 

@@ -19,8 +19,8 @@ from opentad.utils.misc import RandomStateful
 
 from .data_preprocessor import ActionDataPreprocessor
 
-if TYPE_CHECKING:  # the datasets package (PyAV, OpenCV) is imported only when augmentation is configured
-    from opentad.datasets.transforms.batch_augment import BatchClipAugment
+if TYPE_CHECKING:  # torchvision and OpenCV are imported only when augmentation is configured
+    from opentad.transforms.batch_augment import BatchClipAugment
 
 __all__ = ["AugmentDataPreprocessor"]
 
@@ -73,7 +73,7 @@ class AugmentDataPreprocessor(ActionDataPreprocessor, RandomStateful):
         format_shape: str = "NCTHW",
     ) -> Dict[str, Any]:
         """Build the augmentation from its transform configs."""
-        from opentad.datasets.transforms.batch_augment import BatchClipAugment
+        from opentad.transforms.batch_augment import BatchClipAugment
 
         if augment_chunk_frames < 1:
             raise ValueError(f"AugmentDataPreprocessor: augment_chunk_frames must be >= 1, got {augment_chunk_frames}")

@@ -26,49 +26,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence
 
 import torch
-import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from opentad.models.backbones.pretrained import load_pretrained
 from opentad.models.backbones.vit import VideoBackbone
-from opentad.models.bricks.vit import Block
-from opentad.models.utils.offload import OffloadSavedTensors
-from opentad.registry import BACKBONES, ConfigError, build
+from opentad.models.memory.policy import FROZEN_DTYPES, MemoryPolicy, apply_memory_policy
+from opentad.registry import BACKBONES, ConfigError, bind, build
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WrapperOptions", "VideoRecognizer", "BackboneWrapper", "FROZEN_DTYPES", "store_frozen_in"]
+__all__ = ["WrapperOptions", "VideoRecognizer", "BackboneWrapper"]
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
-
-#: values of ``custom.frozen_dtype``
-FROZEN_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def store_frozen_in(module: nn.Module, dtype: torch.dtype) -> int:
-    """Cast ``module``'s frozen floating-point parameters and floating-point buffers to ``dtype`` in place.
-
-    Parameters that require grad keep their dtype (float32 master weights
-    for the optimizer); integer tensors (quantized weights) are untouched.
-
-    Returns:
-        the number of elements cast.
-    """
-    count = 0
-    for sub in module.modules():
-        for name, param in sub.named_parameters(recurse=False):
-            if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
-                param.data = param.data.to(dtype)
-                count += param.numel()
-        for name, buf in sub.named_buffers(recurse=False):
-            if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
-                sub._buffers[name] = buf.to(dtype)
-                count += buf.numel()
-    return count
-
 
 @dataclasses.dataclass(frozen=True)
 class WrapperOptions:
@@ -91,11 +63,14 @@ class WrapperOptions:
             Not part of upstream's keys (docs/qlora.md).
         offload_activations: keep the checkpointed blocks' inputs in pinned
             host memory between forward and backward (CUDA only; see
-            :mod:`opentad.models.utils.offload`). Not part of upstream's keys.
+            :mod:`opentad.models.memory.offload`). Not part of upstream's keys.
         backward_chunks: recompute each block's frozen attention and MLP in
             backward this many row groups (clips) at a time
-            (:mod:`opentad.models.bricks.chunked_residual`); None or 1: the
+            (:mod:`opentad.models.memory.chunked_residual`); None or 1: the
             whole block at once. Not part of upstream's keys.
+
+    The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`
+    (:meth:`memory_policy`).
     """
 
     pretrain: Optional[str] = None
@@ -106,7 +81,7 @@ class WrapperOptions:
     temporal_checkpointing: bool = False
     temporal_checkpointing_chunk_num: Optional[int] = None
     temporal_checkpointing_chunk_dim: Optional[int] = None
-    frozen_dtype: Optional[str] = None
+    frozen_dtype: Optional[Literal["bf16", "fp16"]] = None
     offload_activations: bool = False
     backward_chunks: Optional[int] = None
 
@@ -115,24 +90,14 @@ class WrapperOptions:
         """Parse ``custom``.
 
         Raises:
-            ConfigError: an unknown key (valid keys listed), or temporal
-                checkpointing without chunk number and dim.
+            ConfigError: an unknown key (valid keys listed), a value of the wrong type, ``backward_chunks``
+                below 1, or temporal checkpointing without chunk number and dim.
         """
-        custom = dict(custom or {})
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in custom if k not in valid]
-        if unknown:
-            raise ConfigError(f"backbone custom: unknown key(s) {unknown}. Valid keys: {valid}")
-        options = cls(**custom)
-        if options.frozen_dtype not in FROZEN_DTYPES:
-            raise ConfigError(
-                f"backbone custom: frozen_dtype={options.frozen_dtype!r} is not one of {list(FROZEN_DTYPES)}"
-            )
-        if options.backward_chunks is not None and (
-            isinstance(options.backward_chunks, bool) or not isinstance(options.backward_chunks, int)
-            or options.backward_chunks < 1
-        ):
-            raise ConfigError(f"backbone custom: backward_chunks={options.backward_chunks!r} must be an int >= 1 or None")
+        options = bind(cls, custom, path="backbone custom")
+        try:
+            options.memory_policy(nn.Module())
+        except ValueError as error:
+            raise ConfigError(f"backbone custom: {error}") from None
         if options.temporal_checkpointing and (
             options.temporal_checkpointing_chunk_num is None or options.temporal_checkpointing_chunk_dim is None
         ):
@@ -141,6 +106,17 @@ class WrapperOptions:
                 "temporal_checkpointing_chunk_dim"
             )
         return options
+
+    def memory_policy(self, backbone: nn.Module) -> MemoryPolicy:
+        """The policy of these options for ``backbone`` (its own ``memory_policy``, e.g. ``with_cp``, as the base)."""
+        return dataclasses.replace(
+            getattr(backbone, "memory_policy", MemoryPolicy()),
+            frozen_dtype=FROZEN_DTYPES[self.frozen_dtype],
+            offload_activations=self.offload_activations,
+            backward_chunks=1 if self.backward_chunks is None else self.backward_chunks,
+            temporal_chunks=self.temporal_checkpointing_chunk_num if self.temporal_checkpointing else None,
+            temporal_chunk_dim=self.temporal_checkpointing_chunk_dim or 0,
+        )
 
 
 class VideoRecognizer(nn.Module):
@@ -200,7 +176,7 @@ class BackboneWrapper(nn.Module):
     def _compose(pipeline: Optional[Sequence[Mapping[str, Any]]]) -> Optional[Callable]:
         if pipeline is None:
             return None
-        from opentad.datasets.transforms.formatting import Compose  # the datasets package is heavy
+        from opentad.transforms.formatting import Compose
 
         return Compose(pipeline)
 
@@ -216,15 +192,9 @@ class BackboneWrapper(nn.Module):
                     m.requires_grad_(False)
         if self.freeze_backbone:
             self.requires_grad_(False)
-        if self.options.frozen_dtype is not None:
-            cast = store_frozen_in(backbone, FROZEN_DTYPES[self.options.frozen_dtype])
-            if isinstance(backbone, VideoBackbone):
-                backbone.stream_dtype = FROZEN_DTYPES[self.options.frozen_dtype]
+        cast = self.set_memory_policy(self.options.memory_policy(backbone))
+        if cast:
             logger.info("backbone: %d frozen values stored as %s", cast, self.options.frozen_dtype)
-        if self.options.backward_chunks is not None:
-            for module in backbone.modules():
-                if isinstance(module, Block):
-                    module.backward_chunks = self.options.backward_chunks
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())
         logger.info(
@@ -235,6 +205,15 @@ class BackboneWrapper(nn.Module):
             self.norm_eval,
         )
 
+    def set_memory_policy(self, policy: MemoryPolicy) -> int:
+        """Run the backbone as ``policy`` says (:func:`~opentad.models.memory.policy.apply_memory_policy`).
+
+        Returns:
+            the number of frozen values cast to ``policy.frozen_dtype``.
+        """
+        self.memory = policy
+        return apply_memory_policy(self.model.backbone, policy)
+
     def train(self, mode: bool = True) -> "BackboneWrapper":
         """Switch modes; with ``norm_eval`` normalisation layers stay in eval mode."""
         super().train(mode)
@@ -243,21 +222,6 @@ class BackboneWrapper(nn.Module):
                 if isinstance(m, _NORMS):
                     m.eval()
         return self
-
-    def _run_backbone(self, frames: Tensor) -> Any:
-        offload = self.options.offload_activations and torch.is_grad_enabled() and frames.is_cuda
-        with OffloadSavedTensors() if offload else contextlib.nullcontext():
-            return self._run_backbone_chunks(frames)
-
-    def _run_backbone_chunks(self, frames: Tensor) -> Any:
-        if not self.options.temporal_checkpointing:
-            return self.model.backbone(frames)
-        dim = self.options.temporal_checkpointing_chunk_dim
-        chunks = torch.chunk(frames, self.options.temporal_checkpointing_chunk_num, dim=dim)
-        outs = [cp.checkpoint(self.model.backbone, c, use_reentrant=False) for c in chunks]
-        if isinstance(outs[0], (tuple, list)):
-            return [torch.cat([o[i] for o in outs], dim=dim) for i in range(len(outs[0]))]
-        return torch.cat(outs, dim=dim)
 
     def _pool(self, feats: Tensor, batches: int, clips: int) -> Tensor:
         feats = feats.unflatten(0, (batches, clips))
@@ -279,7 +243,7 @@ class BackboneWrapper(nn.Module):
         Raises:
             ValueError: ``masks`` does not match the features' temporal length.
         """
-        low = FROZEN_DTYPES[self.options.frozen_dtype]
+        low = self.memory.frozen_dtype
         if low is not None and not torch.is_autocast_enabled(frames.device.type):
             # float32 trainables meet low-precision frozen values: autocast, whatever solver.amp says
             with torch.autocast(frames.device.type, dtype=low):
@@ -294,7 +258,7 @@ class BackboneWrapper(nn.Module):
         batches, clips = frames.shape[:2]
         frames = frames.flatten(0, 1).contiguous()
         with torch.no_grad() if self.freeze_backbone else contextlib.nullcontext():
-            feats = self._run_backbone(frames)
+            feats = self.memory.run_backbone(self.model.backbone, frames)
         if isinstance(feats, (tuple, list)):
             feats = torch.cat([self._pool(f, batches, clips) for f in feats], dim=1)
         else:

@@ -21,8 +21,9 @@ it again after loading pretrained weights (it is idempotent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -36,27 +37,37 @@ from opentad.models.bricks.vit import (
     resize_pos_embed,
 )
 from opentad.models.bricks.vit_adapter import AdapterBase
+from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
+from opentad.models.utils.qlora import count_adapter_parameters
 from opentad.registry import BACKBONES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoBackbone", "VideoViT", "VisionTransformerCP", "build_blocks", "layer_norm_eps", "count_parameters"]
+__all__ = [
+    "BlockSlot",
+    "VideoBackbone",
+    "VideoViT",
+    "VisionTransformerCP",
+    "layer_norm_eps",
+]
 
-#: ``adapter_for_block(block_index) -> adapter module or None``.
-AdapterForBlock = Callable[[int], Optional[nn.Module]]
+
+@dataclasses.dataclass(frozen=True)
+class BlockSlot:
+    """Where an adapter is built: block ``index`` of ``depth``, token width, frames per token."""
+
+    index: int
+    depth: int
+    embed_dims: int
+    tubelet_size: int
+
+
+#: ``adapter_for_block(slot) -> adapter module or None``.
+AdapterForBlock = Callable[[BlockSlot], Optional[nn.Module]]
 
 
 class VideoBackbone(nn.Module):
-    """Hooks the backbone wrapper calls once, after building and loading weights.
-
-    Attributes:
-        stream_dtype: dtype the token stream is kept in between blocks (None:
-            whatever the blocks return). The wrapper sets it with
-            ``custom.frozen_dtype``, so that a float32 adapter parameter does
-            not promote the stored block inputs to float32.
-    """
-
-    stream_dtype: Optional[torch.dtype] = None
+    """Hooks the backbone wrapper calls once, after building and loading weights."""
 
     def on_weights_loaded(self) -> None:
         """Called after the pretrained weights are in (e.g. to quantize them). No-op here."""
@@ -79,51 +90,6 @@ def layer_norm_eps(norm_cfg: Mapping) -> float:
     return float(norm_cfg.get("eps", 1e-5))
 
 
-def count_parameters(module: nn.Module) -> Tuple[int, int]:
-    """``(backbone, adapter)`` parameter counts; adapters are :class:`AdapterBase` sub-modules."""
-    adapter_ids = {id(p) for m in module.modules() if isinstance(m, AdapterBase) for p in m.parameters()}
-    total = sum(p.numel() for p in module.parameters())
-    adapters = sum(p.numel() for p in module.parameters() if id(p) in adapter_ids)
-    return total - adapters, adapters
-
-
-def build_blocks(
-    *,
-    depth: int,
-    embed_dims: int,
-    num_heads: int,
-    mlp_ratio: float,
-    qkv_bias: bool,
-    qk_scale: Optional[float],
-    drop_rate: float,
-    attn_drop_rate: float,
-    drop_path_rate: float,
-    norm_eps: float,
-    with_cp: bool,
-    linear_factory: LinearFactory = default_linear_factory,
-    adapter_for_block: Optional[AdapterForBlock] = None,
-) -> nn.ModuleList:
-    """The ``depth`` transformer blocks; stochastic depth grows linearly from 0 to ``drop_path_rate``."""
-    rates = [drop_path_rate * i / (depth - 1) for i in range(depth)] if depth > 1 else [drop_path_rate] * depth
-    return nn.ModuleList(
-        Block(
-            embed_dims=embed_dims,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=rates[i],
-            norm_eps=norm_eps,
-            with_cp=with_cp,
-            linear_factory=linear_factory,
-            adapter=adapter_for_block(i) if adapter_for_block is not None else None,
-        )
-        for i in range(depth)
-    )
-
-
 class VideoViT(VideoBackbone):
     """VideoMAE ViT: tubelet embedding, sine-cosine positions, ``depth`` blocks.
 
@@ -144,10 +110,15 @@ class VideoViT(VideoBackbone):
         use_mean_pooling: with ``return_feat_map=False``, return
             ``fc_norm(mean of tokens)`` (else ``norm(x)[:, 0]``).
         return_feat_map: return ``[B, C, t, h, w]``.
-        with_cp: activation checkpointing of every block.
+        with_cp: activation checkpointing of every block (the
+            :class:`~opentad.models.memory.policy.MemoryPolicy`'s ``checkpoint``;
+            the wrapper adds its memory options with :meth:`set_memory_policy`).
         linear_factory: makes the blocks' linear layers.
-        adapter_for_block: gives block ``i`` its adapter (or None).
+        adapter_for_block: gives each block its adapter (or None).
         final_norm: build ``norm``/``fc_norm`` (the ladder variant has none).
+
+    Raises:
+        ValueError: ``num_frames`` not a multiple of ``tubelet_size``, a bad ``norm_cfg``.
     """
 
     def __init__(
@@ -180,6 +151,7 @@ class VideoViT(VideoBackbone):
             raise ValueError(f"num_frames={num_frames} must be a multiple of tubelet_size={tubelet_size}")
         eps = layer_norm_eps(norm_cfg if norm_cfg is not None else dict(type="LN", eps=1e-6))
         self.embed_dims = embed_dims
+        self.tubelet_size = tubelet_size
         self.patch_size = patch_size
         self.return_feat_map = return_feat_map
         self.grid_size = (img_size // patch_size, img_size // patch_size)
@@ -190,20 +162,22 @@ class VideoViT(VideoBackbone):
         num_patches = self.temporal_tokens * self.grid_size[0] * self.grid_size[1]
         self.register_buffer("pos_embed", get_sinusoid_encoding(num_patches, embed_dims))
         self.pos_drop = nn.Dropout(drop_rate)
-        self.blocks = build_blocks(
-            depth=depth,
-            embed_dims=embed_dims,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            norm_eps=eps,
-            with_cp=with_cp,
-            linear_factory=linear_factory or default_linear_factory,
-            adapter_for_block=adapter_for_block,
+        rates = [drop_path_rate * i / (depth - 1) for i in range(depth)] if depth > 1 else [drop_path_rate] * depth
+        self.blocks = nn.ModuleList(
+            Block(
+                embed_dims=embed_dims,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                qk_scale=qk_scale,
+                drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate,
+                drop_path_rate=rates[i],  # stochastic depth grows linearly from 0 to drop_path_rate
+                norm_eps=eps,
+                linear_factory=linear_factory or default_linear_factory,
+                adapter=adapter_for_block(BlockSlot(i, depth, embed_dims, tubelet_size)) if adapter_for_block else None,
+            )
+            for i in range(depth)
         )
         if final_norm:
             self.norm = nn.Identity() if use_mean_pooling else nn.LayerNorm(embed_dims, eps=eps)
@@ -211,6 +185,12 @@ class VideoViT(VideoBackbone):
         else:
             self.norm, self.fc_norm = nn.Identity(), None
         self._init_block_weights()
+        self.memory_policy = MemoryPolicy(checkpoint=with_cp)
+        apply_memory_policy(self, self.memory_policy)
+
+    def set_memory_policy(self, policy: MemoryPolicy) -> None:
+        """Run the blocks as ``policy`` says (called by :func:`~opentad.models.memory.policy.apply_memory_policy`)."""
+        self.memory_policy = policy
 
     def _init_block_weights(self) -> None:
         """VideoMAE's init of the transformer's linears: truncated N(0, 0.02), zero bias.
@@ -273,17 +253,14 @@ class VideoViT(VideoBackbone):
     def forward(self, x: Tensor) -> Tensor:
         """Frames ``[B, 3, T, H, W]`` -> ``[B, C, t, h, w]`` (``return_feat_map``) or ``[B, C]``."""
         free = self.graph_free_blocks() if torch.is_grad_enabled() else 0
+        run = self.memory_policy.run_block
         with torch.no_grad() if free else contextlib.nullcontext():
             x, grid = self.embed(x)
             for block in self.blocks[:free]:
-                x = self._to_stream(block(x, grid[1:]))
-            x = self._to_stream(x)
+                x = run(block, x, grid[1:])
         for block in self.blocks[free:]:
-            x = self._to_stream(block(x, grid[1:]))
-        return self.output(x, grid)
-
-    def _to_stream(self, x: Tensor) -> Tensor:
-        return x if self.stream_dtype is None else x.to(self.stream_dtype)
+            x = run(block, x, grid[1:])
+        return self.output(self.memory_policy.stream(x), grid)
 
     def freeze(self) -> None:
         """Everything trains except ``fc_norm``, unused with ``return_feat_map`` (DDP wants no unused trainables)."""
@@ -297,7 +274,7 @@ class VideoViT(VideoBackbone):
 
     def log_parameter_counts(self) -> Dict[str, int]:
         """Log and return the ViT and adapter parameter counts."""
-        vit, adapters = count_parameters(self)
+        vit, adapters = count_adapter_parameters(self)
         logger.info(
             "%s: ViT's params: %d, adapters' params: %d, ratio: %.1f%%",
             type(self).__name__,
@@ -315,56 +292,16 @@ class VisionTransformerCP(VideoViT):
     Args:
         frozen_layers: -1 trains everything; ``k >= 0`` freezes the patch
             embedding and the first ``k`` blocks.
-        **see** :class:`VideoViT` for the others.
+        **kwargs: the :class:`VideoViT` keys.
+
+    Raises:
+        ValueError: ``frozen_layers`` above the depth.
     """
 
-    def __init__(
-        self,
-        *,
-        img_size: int = 224,
-        patch_size: int = 16,
-        in_channels: int = 3,
-        embed_dims: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        qk_scale: Optional[float] = None,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_cfg: Optional[Mapping] = None,
-        num_frames: int = 16,
-        tubelet_size: int = 2,
-        use_mean_pooling: bool = True,
-        return_feat_map: bool = False,
-        with_cp: bool = False,
-        frozen_layers: int = -1,
-        linear_factory: Optional[LinearFactory] = None,
-    ):
-        super().__init__(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_channels=in_channels,
-            embed_dims=embed_dims,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            norm_cfg=norm_cfg,
-            num_frames=num_frames,
-            tubelet_size=tubelet_size,
-            use_mean_pooling=use_mean_pooling,
-            return_feat_map=return_feat_map,
-            with_cp=with_cp,
-            linear_factory=linear_factory,
-        )
-        if frozen_layers > depth:
-            raise ValueError(f"VisionTransformerCP: frozen_layers={frozen_layers} exceeds depth={depth}")
+    def __init__(self, *, frozen_layers: int = -1, **kwargs: Any):
+        super().__init__(**kwargs)
+        if frozen_layers > len(self.blocks):
+            raise ValueError(f"VisionTransformerCP: frozen_layers={frozen_layers} exceeds depth={len(self.blocks)}")
         self.frozen_layers = frozen_layers
         self.freeze()
         self.log_parameter_counts()

@@ -22,7 +22,7 @@ See docs/qlora.md.
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
 from opentad.models.bricks.lora import LoRALinear
 from opentad.models.bricks.quant import QuantSpec, quantize_linear
 from opentad.models.bricks.vit_adapter import AdapterSpec, TemporalAdapter
-from opentad.models.utils.qlora import count_adapter_parameters, load_adapter_pretrain, logical_numel
+from opentad.models.utils.qlora import count_adapter_parameters, load_adapter_pretrain, train_declared
 from opentad.registry import BACKBONES
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class VisionTransformerQLoRA(VisionTransformerAdapter):
         quantize_backbone: bool = False,
         backbone_lora_targets: Sequence[str] = (),
         compute_dtype: Optional[str] = None,
-        **kwargs,
+        **kwargs: Any,
     ):
         bad = sorted(set(backbone_lora_targets) - set(QLoRABlockTargets))
         if bad:
@@ -211,17 +211,13 @@ class VisionTransformerQLoRA(VisionTransformerAdapter):
                 setattr(owner, attr, layer)
 
     def freeze(self) -> None:
-        """Freeze everything, then let each adapter's and each backbone LoRA's declared parameters train."""
+        """Freeze everything, then let what each adapter and each backbone LoRA declares train."""
         super().freeze()
-        for block in self.blocks:
-            for module in (*block.attn.modules(), *block.mlp.modules()):
-                if isinstance(module, LoRALinear):
-                    for _, param in module.trainable_parameters():
-                        param.requires_grad_(True)
+        train_declared(self)
 
     def log_parameter_counts(self) -> Dict[str, int]:
         """Log ViT and adapter counts, quantized weights at their logical (unpacked) size."""
-        vit, adapters = count_adapter_parameters(self, numel=logical_numel)
+        vit, adapters = count_adapter_parameters(self)
         share = 100.0 * adapters / vit if vit else 0.0
         logger.info(
             "%s: ViT parameters: %s, QLoRA adapter parameters: %s (%.1f%% of the ViT)",

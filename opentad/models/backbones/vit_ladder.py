@@ -12,7 +12,7 @@ State-dict names as upstream: ``ladders.adapters.{i}.{down_proj,up_proj,dwconv,c
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.utils.checkpoint as cp
@@ -67,9 +67,12 @@ class VisionTransformerLadder(VideoViT):
     mode), as upstream.
 
     Args:
-        see :class:`~opentad.models.backbones.vit_adapter.VisionTransformerAdapter`;
-        ``adapter_index`` lists the tapped blocks (default 6..11) and
-        ``with_cp`` checkpoints the side adapters.
+        return_feat_map: must be True (upstream's key).
+        with_cp: checkpoint the side adapters (the ViT runs without autograd).
+        adapter_mlp_ratio: side adapters' hidden width ``int(embed_dims * ratio)``.
+        total_frames: frames per video window.
+        adapter_index: the tapped blocks (default 6..11).
+        **kwargs: the :class:`~opentad.models.backbones.vit.VideoViT` keys.
 
     Raises:
         ValueError: ``return_feat_map=False``, empty or out-of-range ``adapter_index``.
@@ -78,57 +81,25 @@ class VisionTransformerLadder(VideoViT):
     def __init__(
         self,
         *,
-        img_size: int = 224,
-        patch_size: int = 16,
-        in_channels: int = 3,
-        embed_dims: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        qk_scale: Optional[float] = None,
-        drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
-        drop_path_rate: float = 0.0,
-        norm_cfg: Optional[Mapping] = None,
-        num_frames: int = 16,
-        tubelet_size: int = 2,
         return_feat_map: bool = True,
         with_cp: bool = False,
         adapter_mlp_ratio: float = 0.25,
         total_frames: int = 768,
         adapter_index: Sequence[int] = tuple(range(6, 12)),
+        **kwargs: Any,
     ):
         if not return_feat_map:
             raise ValueError("VisionTransformerLadder always returns a feature map; set return_feat_map=True")
+        super().__init__(return_feat_map=True, with_cp=False, final_norm=False, **kwargs)
+        depth = len(self.blocks)
         index = sorted(set(int(i) for i in adapter_index))
         if not index or index[0] < 0 or index[-1] >= depth:
             raise ValueError(f"VisionTransformerLadder: adapter_index {list(adapter_index)} must lie in 0..{depth - 1}")
-        super().__init__(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_channels=in_channels,
-            embed_dims=embed_dims,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            norm_cfg=norm_cfg,
-            num_frames=num_frames,
-            tubelet_size=tubelet_size,
-            return_feat_map=True,
-            with_cp=False,
-            final_norm=False,
-        )
         self.adapter_index = index
         self.ladders = LadderNetwork(
             depth=len(index),
-            embed_dims=embed_dims,
-            temporal_size=total_frames // tubelet_size,
+            embed_dims=self.embed_dims,
+            temporal_size=total_frames // self.tubelet_size,
             mlp_ratio=adapter_mlp_ratio,
             with_cp=with_cp,
         )

@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from opentad.models.bricks.misc import ChannelLayerNorm
 from opentad.models.utils.misc import apply_mask, resize_mask
+from opentad.registry import bind
 
 __all__ = ["ConvModule", "build_norm_1d", "build_activation"]
 
@@ -24,6 +25,12 @@ _ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
     "leaky_relu": nn.LeakyReLU,
+}
+#: norm type -> (layer, its channel keyword, defaults); LN's eps is upstream's 1e-6
+_NORMS = {
+    "LN": (ChannelLayerNorm, "num_channels", {"eps": 1e-6}),
+    "GN": (nn.GroupNorm, "num_channels", {}),
+    "BN": (nn.BatchNorm1d, "num_features", {}),
 }
 
 
@@ -40,26 +47,21 @@ def build_norm_1d(norm_cfg: Optional[Mapping[str, Any]], num_channels: int) -> n
     Args:
         norm_cfg: ``None`` (identity), ``dict(type="LN", eps=1e-6)``,
             ``dict(type="GN", num_groups=..., ...)`` or ``dict(type="BN", ...)``;
-            extra keys go to ``nn.GroupNorm`` / ``nn.BatchNorm1d``. LN defaults to
-            ``eps=1e-6`` as upstream.
+            the other keys go to :class:`ChannelLayerNorm` / ``nn.GroupNorm`` /
+            ``nn.BatchNorm1d``. LN defaults to ``eps=1e-6`` as upstream.
         num_channels: ``C``.
 
     Raises:
-        ValueError: unknown ``type`` (valid: LN, GN, BN) or unknown LN keys.
+        ValueError: unknown ``type`` (valid: LN, GN, BN); a key the layer does not take
+            (a ``ConfigError`` naming it and the valid keys).
     """
     if norm_cfg is None:
         return nn.Identity()
     norm_type, rest = _split_type(norm_cfg, "norm_cfg")
-    if norm_type == "LN":
-        unknown = sorted(set(rest) - {"eps"})
-        if unknown:
-            raise ValueError(f"norm_cfg of type 'LN' got unknown key(s) {unknown}; valid: ['eps']")
-        return ChannelLayerNorm(num_channels, eps=rest.get("eps", 1e-6))
-    if norm_type == "GN":
-        return nn.GroupNorm(num_channels=num_channels, **rest)
-    if norm_type == "BN":
-        return nn.BatchNorm1d(num_features=num_channels, **rest)
-    raise ValueError(f"norm_cfg type {norm_type!r} is not supported; valid: 'LN', 'GN', 'BN'")
+    if norm_type not in _NORMS:
+        raise ValueError(f"norm_cfg type {norm_type!r} is not supported; valid: {list(_NORMS)}")
+    layer, width, defaults = _NORMS[norm_type]
+    return bind(layer, {**defaults, **rest}, path="norm_cfg", **{width: num_channels})
 
 
 def build_activation(act_cfg: Optional[Mapping[str, Any]]) -> nn.Module:
@@ -78,7 +80,7 @@ def build_activation(act_cfg: Optional[Mapping[str, Any]]) -> nn.Module:
     key = {"leakyrelu": "leaky_relu"}.get(key, key)
     if key not in _ACTIVATIONS:
         raise ValueError(f"act_cfg type {act_type!r} is not supported; valid: {sorted(_ACTIVATIONS)}")
-    return _ACTIVATIONS[key](**rest)
+    return bind(_ACTIVATIONS[key], rest, path="act_cfg")
 
 
 class ConvModule(nn.Module):

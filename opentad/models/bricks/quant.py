@@ -22,7 +22,7 @@ from torch import nn
 
 from .bnb import import_bitsandbytes
 from .dequant_4bit import dequantize_4bit
-from .dequant_cache import dequantized
+from opentad.models.memory.dequant_cache import dequantized
 
 __all__ = [
     "QuantSpec",

@@ -24,11 +24,8 @@ from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from opentad.models.bricks.chunked_residual import chunked_block_forward, residual_chunkable
-from opentad.models.bricks.frozen_ffn import FrozenMLPFunction, is_frozen_linear
 from opentad.models.bricks.pos_embed import get_sinusoid_encoding, resize_pos_embed
 
 __all__ = [
@@ -200,21 +197,9 @@ class FFN(nn.Module):
         self.layers = nn.Sequential(
             nn.Sequential(fc1, nn.GELU(), nn.Dropout(drop_rate)), fc2, nn.Dropout(drop_rate)
         )
-        self.chunked = True  # False: always autograd's own MLP (upstream's memory behaviour)
-
-    def _chunkable(self, x: Tensor) -> bool:
-        """Autograd needs only the input's gradient, through a frozen fc1/fc2 and an exact GELU."""
-        fc1, act, drop = self.layers[0]
-        if not (self.chunked and torch.is_grad_enabled() and x.requires_grad) or not isinstance(act, nn.GELU):
-            return False
-        if act.approximate != "none" or (self.training and (drop.p > 0 or self.layers[2].p > 0)):
-            return False
-        return is_frozen_linear(fc1) and is_frozen_linear(self.layers[1])
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[..., C] -> [..., C]``; frozen MLPs run in row chunks (:mod:`~opentad.models.bricks.frozen_ffn`)."""
-        if self._chunkable(x):
-            return FrozenMLPFunction.apply(x, self.layers[0][0], self.layers[1])
+        """``[..., C] -> [..., C]``."""
         return self.layers(x)
 
 
@@ -223,7 +208,8 @@ class Block(nn.Module):
 
     ``x = x + drop_path(attn(norm1(x)))``; ``x = x + drop_path(mlp(norm2(x)))``;
     then ``x = adapter(x, grid)`` when an adapter is given (the adapter
-    includes its own residual).
+    includes its own residual). A plain module: checkpointing and the other
+    memory options are applied from outside (:mod:`opentad.models.memory`).
 
     Args:
         embed_dims: token width ``C``.
@@ -235,11 +221,6 @@ class Block(nn.Module):
         attn_drop_rate: dropout on attention weights.
         drop_path_rate: stochastic-depth probability of both residual branches.
         norm_eps: LayerNorm epsilon.
-        with_cp: recompute the block in backward (activation checkpointing,
-            ``use_reentrant=False``, whenever autograd is recording). With
-            ``backward_chunks > 1`` (an attribute, set after building) a frozen
-            attention and MLP are recomputed that many row groups at a time
-            (:mod:`~opentad.models.bricks.chunked_residual`).
         linear_factory: makes ``qkv``, ``proj``, ``fc1``, ``fc2``.
         adapter: a module ``adapter(x [B, N, C], grid (h, w)) -> [B, N, C]``, or None.
     """
@@ -256,12 +237,10 @@ class Block(nn.Module):
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         norm_eps: float = 1e-6,
-        with_cp: bool = False,
         linear_factory: LinearFactory = default_linear_factory,
         adapter: Optional[nn.Module] = None,
     ):
         super().__init__()
-        self.with_cp = with_cp
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = Attention(
             embed_dims=embed_dims,
@@ -281,31 +260,13 @@ class Block(nn.Module):
             linear_factory=linear_factory,
         )
         self.adapter = adapter
-        self.backward_chunks = 1  # > 1: see opentad.models.bricks.chunked_residual
 
     def residual(self, x: Tensor, scales: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)) -> Tensor:
         """Attention and MLP with their residuals (no adapter); ``scales``: stochastic-depth factors, or drawn."""
         x = x + self.drop_path(self.attn(self.norm1(x)), scales[0])
         return x + self.drop_path(self.mlp(self.norm2(x)), scales[1])
 
-    def _inner_forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        x = self.residual(x)
-        if self.adapter is not None:
-            x = self.adapter(x, grid)
-        return x
-
     def forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        """Apply the block.
-
-        Args:
-            x: tokens ``[B, t*h*w, C]``.
-            grid: the spatial token grid ``(h, w)`` (used by adapters).
-
-        Returns:
-            ``[B, t*h*w, C]``.
-        """
-        if self.with_cp and torch.is_grad_enabled():
-            if residual_chunkable(self, x):
-                return chunked_block_forward(self, x, grid)
-            return cp.checkpoint(self._inner_forward, x, grid, use_reentrant=False)
-        return self._inner_forward(x, grid)
+        """Tokens ``[B, t*h*w, C]`` and the spatial token grid ``(h, w)`` (for the adapter) -> ``[B, t*h*w, C]``."""
+        x = self.residual(x)
+        return x if self.adapter is None else self.adapter(x, grid)

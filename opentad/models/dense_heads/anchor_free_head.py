@@ -94,24 +94,11 @@ class AnchorFreeHead(nn.Module):
 
     @classmethod
     def from_config(
-        cls,
-        *,
-        num_classes: int,
-        in_channels: int,
-        feat_channels: int,
-        num_convs: int = 3,
-        prior_generator: Mapping[str, Any],
-        loss: Mapping[str, Mapping[str, Any]],
-        loss_normalizer: float = 100.0,
-        loss_normalizer_momentum: float = 0.9,
-        center_sample: Optional[str] = "radius",
-        center_sample_radius: float = 1.5,
-        label_smoothing: float = 0.0,
-        cls_prior_prob: float = 0.01,
-        loss_weight: float = 1.0,
-        filter_similar_gt: bool = True,
-    ) -> Dict[str, Any]:
+        cls, *, prior_generator: Mapping[str, Any], loss: Mapping[str, Mapping[str, Any]], **kwargs: Any
+    ) -> Dict[str, nn.Module]:
         """Build the point generator and the two losses (``loss=dict(cls_loss=..., reg_loss=...)``).
+
+        The other config keys go to the constructor unchanged (:func:`opentad.registry.build`).
 
         Raises:
             ConfigError: ``loss`` lacks or adds keys besides ``cls_loss`` / ``reg_loss``.
@@ -121,21 +108,9 @@ class AnchorFreeHead(nn.Module):
                 f"{cls.__name__} loss must have exactly the keys cls_loss and reg_loss, got {sorted(loss)}"
             )
         return dict(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            feat_channels=feat_channels,
-            num_convs=num_convs,
             prior_generator=build(prior_generator, PRIOR_GENERATORS),
             cls_loss=build(loss["cls_loss"], LOSSES),
             reg_loss=build(loss["reg_loss"], LOSSES),
-            loss_normalizer=loss_normalizer,
-            loss_normalizer_momentum=loss_normalizer_momentum,
-            center_sample=center_sample,
-            center_sample_radius=center_sample_radius,
-            label_smoothing=label_smoothing,
-            cls_prior_prob=cls_prior_prob,
-            loss_weight=loss_weight,
-            filter_similar_gt=filter_similar_gt,
         )
 
     def _tower(self) -> nn.ModuleList:

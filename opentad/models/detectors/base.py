@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from opentad.models.bricks.misc import AffineDropPath, Scale
 from opentad.models.detectors.raw_predictions import load_predictions, save_predictions
+from opentad.models.utils import qlora as adapter_state
 from opentad.models.utils.misc import resize_mask
-from opentad.models.utils.qlora import QLORA_FORMAT, has_quantized_layers, load_qlora_state_dict, qlora_state_dict
 from opentad.models.utils.post_processing import (
     batched_nms,
     convert_to_seconds,
@@ -270,34 +270,6 @@ class BaseDetector(nn.Module):
         ]
 
     # ------------------------------------------------------------ checkpoints
-    def checkpoint_state_dict(self) -> Dict[str, Any]:
-        """What a checkpoint stores: ``state_dict()``, or for a model with quantized
-        layers the QLoRA state of :func:`opentad.models.utils.qlora.qlora_state_dict`
-        (bitsandbytes cannot reload its own 4-bit state_dict)."""
-        if has_quantized_layers(self):
-            return qlora_state_dict(self)
-        return self.state_dict()
-
-    def load_checkpoint_state_dict(
-        self, state: Mapping[str, Any], strict: bool = True
-    ) -> Optional[Tuple[List[str], List[str]]]:
-        """Load a QLoRA state saved by :meth:`checkpoint_state_dict`; returns ``(missing, unexpected)``.
-
-        Returns None for a plain state dict into a float model, which
-        :func:`opentad.utils.checkpoint.load_model_state` then loads itself.
-
-        Raises:
-            ValueError: a QLoRA state into a model without quantized layers or the
-                reverse (merge with tools/model_converters/merge_qlora.py instead).
-        """
-        is_qlora_state = state.get("format") == QLORA_FORMAT
-        if is_qlora_state != has_quantized_layers(self):
-            raise ValueError(
-                "checkpoint and model disagree on quantization: "
-                + ("a QLoRA checkpoint into a float model; merge it first (tools/model_converters/merge_qlora.py)"
-                   if is_qlora_state else "a float checkpoint into a QLoRA model; use the backbone's adapter_pretrain")
-            )
-        if not is_qlora_state:
-            return None
-        report = load_qlora_state_dict(self, state, strict=strict)
-        return report["missing"], report["unexpected"]
+    # what a checkpoint holds, the hooks opentad.utils.checkpoint calls: the adapter-state interface decides
+    checkpoint_state_dict = adapter_state.checkpoint_state
+    load_checkpoint_state_dict = adapter_state.load_checkpoint_state

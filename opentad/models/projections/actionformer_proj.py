@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -12,28 +13,27 @@ from opentad.models.bricks.conv import ConvModule
 from opentad.models.bricks.misc import sinusoid_encoding
 from opentad.models.bricks.transformer import TransformerBlock
 from opentad.models.utils.misc import apply_mask
-from opentad.registry import PROJECTIONS
+from opentad.registry import PROJECTIONS, bind
 
-__all__ = ["Conv1DTransformerProj", "read_options"]
+__all__ = ["Conv1DTransformerProj", "ConvOptions", "AttnOptions"]
 
 logger = logging.getLogger(__name__)
 
-_CONV_DEFAULTS = {"kernel_size": 3, "proj_pdrop": 0.0}
-_ATTN_DEFAULTS = {"n_head": 4, "n_mha_win_size": -1}
+
+@dataclass
+class ConvOptions:
+    """``conv_cfg``: kernel size of the embedding convs, dropout of the attention / MLP projections."""
+
+    kernel_size: int = 3
+    proj_pdrop: float = 0.0
 
 
-def read_options(cfg: Optional[Mapping[str, Any]], defaults: Mapping[str, Any], owner: str) -> Dict[str, Any]:
-    """Merge a small option dict into its defaults, refusing unknown keys.
+@dataclass
+class AttnOptions:
+    """``attn_cfg``: heads, and the attention window (one, or one per level; -1: global)."""
 
-    Raises:
-        ValueError: a key of ``cfg`` is not in ``defaults`` (the message names
-            ``owner`` and the valid keys).
-    """
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown:
-        raise ValueError(f"{owner} got unknown key(s) {unknown}; valid keys: {sorted(defaults)}")
-    return {**defaults, **cfg}
+    n_head: int = 4
+    n_mha_win_size: Union[int, Sequence[int]] = -1
 
 
 @PROJECTIONS.register_module()
@@ -84,16 +84,16 @@ class Conv1DTransformerProj(nn.Module):
         super().__init__()
         if len(arch) != 3:
             raise ValueError(f"Conv1DTransformerProj arch must be (n_embed, n_stem, n_branch), got {arch!r}")
-        conv = read_options(conv_cfg, _CONV_DEFAULTS, "Conv1DTransformerProj conv_cfg")
-        attn = read_options(attn_cfg, _ATTN_DEFAULTS, "Conv1DTransformerProj attn_cfg")
+        conv = bind(ConvOptions, conv_cfg, path="Conv1DTransformerProj.conv_cfg")
+        attn = bind(AttnOptions, attn_cfg, path="Conv1DTransformerProj.attn_cfg")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.arch = tuple(arch)
-        self.kernel_size = conv["kernel_size"]
-        self.proj_pdrop = conv["proj_pdrop"]
+        self.kernel_size = conv.kernel_size
+        self.proj_pdrop = conv.proj_pdrop
         self.scale_factor = 2
-        self.n_head = attn["n_head"]
-        self.n_mha_win_size = attn["n_mha_win_size"]
+        self.n_head = attn.n_head
+        self.n_mha_win_size = attn.n_mha_win_size
         self.path_pdrop = path_pdrop
         self.use_abs_pe = use_abs_pe
         self.max_seq_len = max_seq_len

@@ -1,68 +1,65 @@
-"""QLoRA support around a built model: counting, adapter pretrain, checkpoints.
+"""The adapter state of a model: what trains, what a checkpoint holds, verification, merging, counting.
 
-Checkpoints. bitsandbytes' ``Linear4bit`` cannot load its own state_dict
-into a fresh layer (bitsandbytes issue #1946), so a model holding quantized
-layers is saved with :func:`qlora_state_dict` and restored with
-:func:`load_qlora_state_dict`:
+The one place outside the layers that knows quantized layers and LoRA:
 
-* trainable tensors and every float tensor are saved as they are, except
-  frozen backbone tensors that the model rebuilds from its ``pretrain`` file
-  (the backbone wrapper loaded it); for those only a checksum is kept, and
-  loading checks that the rebuilt tensor has the same checksum, so a changed
-  pretrain file is an error, not a silent difference;
-* each quantized layer is saved as its packed bytes and statistics
-  (:func:`opentad.models.bricks.quant.export_quantized`), unless it is a
-  rebuildable backbone layer (then a checksum of its packed bytes).
-
-The result holds only tensors and plain data (``torch.load(weights_only=True)``),
-and the round trip is exact.
+* what trains: modules declare it (``trainable_parameters()``); a backbone's
+  ``freeze()`` applies it once after building (:func:`train_declared`);
+* what is saved: :func:`checkpoint_state` / :func:`load_checkpoint_state`, the
+  detector's hooks that :mod:`opentad.utils.checkpoint` and the EMA call.
+  bitsandbytes' ``Linear4bit`` cannot load its own state_dict into a fresh
+  layer (bitsandbytes issue #1946), so a model with quantized layers is saved as
+  ``{"format", "float", "quantized", "checksums"}``: trainable and float tensors
+  as they are, each quantized layer as its packed bytes and statistics
+  (:func:`~opentad.models.bricks.quant.export_quantized`); frozen backbone
+  tensors that a wrapper rebuilds from its ``pretrain`` file only as checksums.
+  Only tensors and plain data (``torch.load(weights_only=True)``); the round trip is exact;
+* verification: loading compares the rebuilt base with those checksums (a
+  changed pretrain file is an error); :func:`quantized_tensors` are what the
+  consistency check fingerprints;
+* merging: :func:`merged_state_dict` folds LoRA into the dequantized base;
+* counting: :func:`opentad.utils.misc.count_parameters` (trainable, total,
+  packed), split by adapter with :func:`count_adapter_parameters`.
 """
 from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
-from opentad.models.bricks.quant import export_quantized, import_quantized, is_quantized
+from opentad.models.bricks.lora import LoRALinear
+from opentad.models.bricks.quant import dequantize_weight, export_quantized, import_quantized, is_quantized
+from opentad.models.bricks.vit_adapter import AdapterBase
+from opentad.utils.misc import count_parameters
 from opentad.utils.safe_load import torch_load
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "QLORA_FORMAT",
-    "logical_numel",
-    "count_adapter_parameters",
-    "has_quantized_layers",
-    "quantized_modules",
-    "load_adapter_pretrain",
-    "qlora_state_dict",
-    "load_qlora_state_dict",
-    "merged_state_dict",
+    "QLORA_FORMAT", "train_declared", "count_adapter_parameters", "quantized_modules", "has_quantized_layers",
+    "quantized_tensors", "load_adapter_pretrain", "qlora_state_dict", "load_qlora_state_dict", "checkpoint_state",
+    "load_checkpoint_state", "state_tensors", "needs_pretrained_base", "merged_state_dict",
 ]
 
 QLORA_FORMAT = "opentad-qlora-v1"
 _ADAPTER_KEY = re.compile(r"(?:^|\.)blocks\.(\d+)\.adapter\.(.+)$")
 
 
-def logical_numel(param: torch.Tensor) -> int:
-    """Number of weights a parameter stands for (a packed 4-bit tensor holds two per byte)."""
-    quant_state = getattr(param, "quant_state", None)
-    if quant_state is not None:
-        return int(torch.Size(quant_state.shape).numel())
-    return param.numel()
+def train_declared(module: nn.Module) -> None:
+    """Let train what each sub-module of ``module`` declares with ``trainable_parameters()``; nothing else changes."""
+    for sub in module.modules():
+        declared = getattr(sub, "trainable_parameters", None)
+        for _, param in declared() if callable(declared) else ():
+            param.requires_grad_(True)
 
 
-def count_adapter_parameters(module: nn.Module, numel: Callable[[torch.Tensor], int] = logical_numel) -> Tuple[int, int]:
-    """``(non-adapter, adapter)`` parameter counts; adapters are ``AdapterBase`` sub-modules."""
-    from opentad.models.bricks.vit_adapter import AdapterBase
-
-    adapter_ids = {id(p) for m in module.modules() if isinstance(m, AdapterBase) for p in m.parameters()}
-    total = sum(numel(p) for p in module.parameters())
-    adapters = sum(numel(p) for p in module.parameters() if id(p) in adapter_ids)
-    return total - adapters, adapters
+def count_adapter_parameters(module: nn.Module) -> Tuple[int, int]:
+    """``(non-adapter, adapter)`` parameter totals; adapters are ``AdapterBase`` sub-modules, quantized
+    weights count at their logical (unpacked) size."""
+    adapters = sum(count_parameters(m).total for m in module.modules() if isinstance(m, AdapterBase))
+    return count_parameters(module).total - adapters, adapters
 
 
 def quantized_modules(model: nn.Module) -> Dict[str, nn.Module]:
@@ -72,6 +69,12 @@ def quantized_modules(model: nn.Module) -> Dict[str, nn.Module]:
 
 def has_quantized_layers(model: nn.Module) -> bool:
     return any(is_quantized(m) for m in model.modules())
+
+
+def quantized_tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """``{"{layer}.{key}": tensor}``: every quantized layer's packed bytes and statistics, as checkpoints save them."""
+    return {f"{name}.{key}": value for name, layer in quantized_modules(model).items()
+            for key, value in export_quantized(layer).items()}
 
 
 def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
@@ -100,8 +103,6 @@ def load_adapter_pretrain(vit: nn.Module, path: str) -> None:
             (the message lists the blocks the file has).
         ValueError: a tensor's shape differs from the model's.
     """
-    from opentad.models.bricks.lora import LoRALinear
-
     found: Dict[int, Dict[str, torch.Tensor]] = {}
     for key, value in _read_state_dict(path).items():
         match = _ADAPTER_KEY.search(key)
@@ -158,7 +159,7 @@ def _is_rebuildable(name: str, prefixes: Iterable[str]) -> bool:
     return any(name.startswith(p) for p in prefixes) and ".adapter." not in name
 
 
-def qlora_state_dict(model: nn.Module, *, omit_rebuildable: bool = True) -> Dict[str, object]:
+def qlora_state_dict(model: nn.Module, *, omit_rebuildable: bool = True) -> Dict[str, Any]:
     """A checkpointable state of a model with quantized layers (module docstring).
 
     Returns:
@@ -184,11 +185,13 @@ def qlora_state_dict(model: nn.Module, *, omit_rebuildable: bool = True) -> Dict
     return {"format": QLORA_FORMAT, **out}
 
 
-def load_qlora_state_dict(model: nn.Module, state: Mapping[str, object], *, strict: bool = True) -> Dict[str, List[str]]:
+def load_qlora_state_dict(
+    model: nn.Module, state: Mapping[str, Any], *, strict: bool = True
+) -> Tuple[List[str], List[str]]:
     """Load what :func:`qlora_state_dict` saved into a model rebuilt from the same config.
 
     Returns:
-        ``{"missing": [...], "unexpected": [...]}`` (empty lists when strict succeeds).
+        ``(missing, unexpected)`` keys (empty lists when strict succeeds).
 
     Raises:
         ValueError: not a QLoRA checkpoint, a rebuilt base tensor whose checksum
@@ -216,7 +219,45 @@ def load_qlora_state_dict(model: nn.Module, state: Mapping[str, object], *, stri
     for name, layer_state in packed.items():
         if name in quantized:
             import_quantized(quantized[name], layer_state)
-    return {"missing": missing, "unexpected": unexpected}
+    return missing, unexpected
+
+
+def checkpoint_state(model: nn.Module) -> Dict[str, Any]:
+    """What a checkpoint stores of ``model``: ``state_dict()``, or the QLoRA state when it has quantized layers."""
+    return qlora_state_dict(model) if has_quantized_layers(model) else model.state_dict()
+
+
+def load_checkpoint_state(
+    model: nn.Module, state: Mapping[str, Any], strict: bool = True
+) -> Optional[Tuple[List[str], List[str]]]:
+    """Load a QLoRA state saved by :func:`checkpoint_state`; returns ``(missing, unexpected)``.
+
+    Returns None for a plain state dict into a float model, which
+    :func:`opentad.utils.checkpoint.load_model_state` then loads itself.
+
+    Raises:
+        ValueError: a QLoRA state into a model without quantized layers or the
+            reverse (merge with tools/model_converters/merge_qlora.py instead).
+    """
+    is_qlora = state.get("format") == QLORA_FORMAT
+    if is_qlora != has_quantized_layers(model):
+        raise ValueError(
+            "checkpoint and model disagree on quantization: "
+            + ("a QLoRA checkpoint into a float model; merge it first (tools/model_converters/merge_qlora.py)"
+               if is_qlora else "a float checkpoint into a QLoRA model; use the backbone's adapter_pretrain")
+        )
+    return load_qlora_state_dict(model, state, strict=strict) if is_qlora else None
+
+
+def state_tensors(state: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+    """The plain tensors a checkpoint state holds under the model's keys (a QLoRA state's ``float`` part)."""
+    tensors = state["float"] if state.get("format") == QLORA_FORMAT else state
+    return {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+
+
+def needs_pretrained_base(state: Mapping[str, Any]) -> bool:
+    """True for a QLoRA state that keeps its frozen base as checksums only (rebuilt from the ``pretrain`` file)."""
+    return state.get("format") == QLORA_FORMAT and bool(state.get("checksums"))
 
 
 @torch.no_grad()
@@ -230,24 +271,21 @@ def merged_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     result loads into the same detector built with ``VisionTransformerAdapter``
     (see ``tools/model_converters/merge_qlora.py``).
     """
-    from opentad.models.bricks.lora import LoRALinear
-    from opentad.models.bricks.quant import dequantize_weight
-
     replaced: Dict[str, torch.Tensor] = {}
-    owned: Set[str] = set()
+    owned: List[str] = []
     for name, module in model.named_modules():
         if isinstance(module, LoRALinear):
             merged = module.merged_linear()
-            replaced[f"{name}.weight"] = merged.weight.detach().cpu()
-            if merged.bias is not None:
-                replaced[f"{name}.bias"] = merged.bias.detach().cpu()
-            elif ".adapter." in f".{name}.":
-                replaced[f"{name}.bias"] = torch.zeros(module.out_features)
-            owned.add(name)
+            weight, bias = merged.weight, merged.bias
+            if bias is None and ".adapter." in f".{name}.":
+                bias = torch.zeros(module.out_features)
         elif is_quantized(module) and not any(name.startswith(o + ".") for o in owned):
-            replaced[f"{name}.weight"] = dequantize_weight(module).cpu()
-            if module.bias is not None:
-                replaced[f"{name}.bias"] = module.bias.detach().float().cpu()
-            owned.add(name)
+            weight, bias = dequantize_weight(module), module.bias
+        else:
+            continue
+        replaced[f"{name}.weight"] = weight.detach().float().cpu()
+        if bias is not None:
+            replaced[f"{name}.bias"] = bias.detach().float().cpu()
+        owned.append(name)
     kept = {k: v.detach().cpu() for k, v in model.state_dict().items() if not any(k.startswith(o + ".") for o in owned)}
     return {**kept, **replaced}

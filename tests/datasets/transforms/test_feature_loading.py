@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from opentad.datasets.transforms import LoadFeats, RandomTrunc, ResizeFeat, SlidingWindowTrunc, sample_trunc_window
+from opentad.datasets.transforms import ChannelReduction, LoadFeats, Padding, RandomTrunc, ResizeFeat
+from opentad.datasets.transforms import SlidingWindowTrunc, sample_trunc_window
 
 
 @pytest.fixture
@@ -163,3 +164,36 @@ def test_resize_feat_bmn_hand_worked_and_channel_first():
     assert torch.allclose(out["feats"][0], torch.tensor([0.75, 2.5, 4.5, 6.5, 8.25]), atol=1e-3)
     with pytest.raises(ValueError, match="gtad_align|torchvision_align"):
         ResizeFeat(tool="gtad_align")
+
+
+def test_padding_pads_and_masks():
+    feats = torch.arange(6, dtype=torch.float32).reshape(3, 2)
+    out = Padding(length=5, pad_value=-1)({"feats": feats})
+    assert out["feats"].shape == (5, 2)
+    assert torch.equal(out["feats"][:3], feats) and bool((out["feats"][3:] == -1).all())
+    assert out["masks"].tolist() == [True, True, True, False, False]
+    prior = Padding(length=4)({"feats": feats, "masks": torch.tensor([True, True, False])})
+    assert prior["masks"].tolist() == [True, True, False, False]
+
+
+def test_padding_channel_first():
+    feats = torch.ones(2, 3)  # [C, T]
+    out = Padding(length=4, channel_first=True)({"feats": feats})
+    assert out["feats"].shape == (2, 4) and out["masks"].tolist() == [True, True, True, False]
+
+
+def test_padding_longer_sequence_is_resized_and_strides_scaled():
+    feats = torch.arange(8, dtype=torch.float32).repeat(2, 1).t()  # [8, 2], value = t
+    out = Padding(length=4)({"feats": feats, "snippet_stride": 4, "offset_frames": 2})
+    assert out["feats"].shape == (4, 2) and bool(out["masks"].all())
+    # linear resize 8 -> 4: output i samples (i + 0.5) * 2 - 0.5
+    assert torch.allclose(out["feats"][:, 0], torch.tensor([0.5, 2.5, 4.5, 6.5]))
+    assert out["snippet_stride"] == 8 and out["offset_frames"] == 4
+
+
+def test_channel_reduction():
+    feats = torch.arange(12, dtype=torch.float32).reshape(2, 6)
+    out = ChannelReduction(in_channels=6, index=[1, 4])({"feats": feats})
+    assert torch.equal(out["feats"], feats[:, 1:4])
+    with pytest.raises(ValueError, match="in_channels"):
+        ChannelReduction(in_channels=5, index=[0, 1])({"feats": feats})

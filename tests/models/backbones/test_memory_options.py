@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from opentad.models.utils.offload import OffloadSavedTensors
+from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.registry import BACKBONES, ConfigError, build
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -85,7 +85,7 @@ def test_frozen_dtype_turns_autocast_on_and_needs_a_known_value():
     plain, _ = _run(low, _frames())  # no autocast around it (e.g. solver.amp ignored on a CPU)
     inside, _ = _run(low, _frames(), dtype=torch.bfloat16)
     torch.testing.assert_close(plain, inside, rtol=0, atol=0)
-    with pytest.raises(ConfigError, match="frozen_dtype='bfloat16'"):
+    with pytest.raises(ConfigError, match="frozen_dtype = 'bfloat16' .*expected one of"):
         build(_cfg(frozen_dtype="bfloat16"), BACKBONES)
 
 
@@ -143,12 +143,10 @@ def test_preprocessor_normalises_into_bf16_in_slices_like_float32(monkeypatch):
 
 
 def test_backward_chunks_reach_every_block_and_keep_the_gradients():
-    from opentad.models.bricks.vit import Block
-
     ref = build(_cfg(), BACKBONES).train()
     chunked = build(_cfg(backward_chunks=3), BACKBONES).train()
-    assert [b.backward_chunks for b in chunked.modules() if isinstance(b, Block)] == [3, 3]
-    assert [b.backward_chunks for b in ref.modules() if isinstance(b, Block)] == [1, 1]
+    assert chunked.model.backbone.memory_policy.backward_chunks == 3 and chunked.memory.checkpoint
+    assert ref.model.backbone.memory_policy.backward_chunks == 1
     _randomise_adapters(ref)
     chunked.load_state_dict(ref.state_dict())
     x = _frames()
@@ -159,5 +157,5 @@ def test_backward_chunks_reach_every_block_and_keep_the_gradients():
     for name in grads:
         torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-6, msg=name)
     for bad in (0, 2.5, True):
-        with pytest.raises(ConfigError, match=f"backward_chunks={bad!r} must be an int >= 1"):
+        with pytest.raises(ConfigError, match="backward_chunks"):
             build(_cfg(backward_chunks=bad), BACKBONES)

@@ -2,6 +2,7 @@
 checkpointing; also with the chunked backward of the g and H configs): each rank
 quantizes its own copy, LoRA weights stay identical across ranks, quantized bytes
 never change."""
+import dataclasses
 import os
 import socket
 
@@ -11,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
-from opentad.models.bricks.chunked_residual import ChunkedResidualFunction
+from opentad.models.memory.chunked_residual import ChunkedResidualFunction
+from opentad.models.memory.policy import apply_memory_policy
 from opentad.models.bricks.quant import export_quantized
 from opentad.models.utils.qlora import quantized_modules
 
@@ -35,8 +37,7 @@ def _worker(rank, world, port, out_dir, chunks):
     torch.manual_seed(0)  # every rank builds and quantizes the same model itself
     # chunked: frozen attention/MLP (no LoRA in the ViT) recomputed 2 row groups at a time (custom.backward_chunks)
     model = VisionTransformerQLoRA(**dict(TINY, backbone_lora_targets=[] if chunks > 1 else ["qkv"]))
-    for block in model.blocks:
-        block.backward_chunks = chunks
+    apply_memory_policy(model, dataclasses.replace(model.memory_policy, backward_chunks=chunks))
     model.on_weights_loaded()
     model.freeze()
     before = {n: export_quantized(m)["weight"].clone() for n, m in quantized_modules(model).items()}

@@ -1,21 +1,15 @@
 """QLoRA-AdaTAD backbone: trainable set, identity at init, quantization equivalence,
-adapter_pretrain, checkpoints, merging, and counts of the ViT-S config."""
+adapter_pretrain, and counts of the ViT-S config (checkpoints, merging, EMA: tests/models/utils/test_qlora.py)."""
 import copy
 
 import pytest
 import torch
-from torch import nn
 from torch.func import functional_call
 
 from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
 from opentad.models.backbones.vit_adapter_qlora import QLoRAAdapter, VisionTransformerQLoRA
 from opentad.models.bricks.lora import LoRALinear
 from opentad.models.bricks.quant import dequantize_weight, is_quantized
-from opentad.models.utils.qlora import (
-    load_qlora_state_dict,
-    merged_state_dict,
-    qlora_state_dict,
-)
 
 TINY = dict(
     img_size=32, patch_size=16, embed_dims=64, depth=2, num_heads=2, mlp_ratio=2.0, num_frames=4,
@@ -39,21 +33,6 @@ def _qlora(seed=0, prepare=True, perturb=True, **kwargs):
         model.on_weights_loaded()
         model.freeze()
     return model.eval()
-
-
-def _dequantized_copy(model):
-    """The same model with every quantized base replaced by a float Linear of its dequantized weight."""
-    twin = copy.deepcopy(model)
-    for name, module in list(twin.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if is_quantized(child):
-                lin = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
-                with torch.no_grad():
-                    lin.weight.copy_(dequantize_weight(child))
-                    if child.bias is not None:
-                        lin.bias.copy_(child.bias)
-                setattr(module, child_name, lin)
-    return twin
 
 
 # NF4 levels as published with QLoRA (Dettmers et al. 2023, appendix E).
@@ -276,86 +255,3 @@ def test_adapter_pretrain_without_a_block_names_it(tmp_path):
     model = _qlora(prepare=False, adapter_pretrain=str(path))
     with pytest.raises(KeyError, match="block 0"):
         model.on_weights_loaded()
-
-
-@pytest.mark.parametrize("bits", [4, 8])
-def test_checkpoint_round_trip_is_exact(bits, tmp_path):
-    model = _qlora(quantize_bits=bits, quantize_backbone=True, backbone_lora_targets=["proj"])
-    _randomise_lora(model)
-    path = tmp_path / "ckpt.pth"
-    torch.save(qlora_state_dict(model), path)
-    restored = _qlora(seed=99, quantize_bits=bits, quantize_backbone=True, backbone_lora_targets=["proj"])
-    report = load_qlora_state_dict(restored, torch.load(path, weights_only=True))
-    assert report == {"missing": [], "unexpected": []}
-    x = _frames(7)
-    assert torch.equal(restored(x), model(x))
-    for (n1, t1), (n2, t2) in zip(model.state_dict().items(), restored.state_dict().items()):
-        assert n1 == n2 and torch.equal(t1, t2), n1
-
-
-def test_checkpoint_of_a_mismatching_model_lists_keys():
-    state = qlora_state_dict(_qlora())
-    other = _qlora(quantize_backbone=True)
-    with pytest.raises(ValueError, match="blocks.0.attn.qkv"):
-        load_qlora_state_dict(other, state)
-
-
-def test_merge_gives_an_adatad_model_with_the_same_outputs():
-    model = _qlora(quantize_bits=4, quantize_backbone=True, backbone_lora_targets=["qkv"])
-    _randomise_lora(model)
-    adatad = VisionTransformerAdapter(**TINY).eval()
-    result = adatad.load_state_dict(merged_state_dict(model), strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    x = _frames(8)
-    torch.testing.assert_close(adatad(x), model(x), atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("bits", [4, 8])
-def test_ema_blends_lora_and_leaves_quantized_state_bit_identical(bits):
-    from opentad.utils.ema import ModelEma
-
-    model = _qlora(quantize_bits=bits, quantize_backbone=True, backbone_lora_targets=["qkv"])
-    ema = ModelEma(model, decay=0.5)
-    before = {k: v.clone() for k, v in ema.module.state_dict().items()}
-    with torch.no_grad():
-        for _, p in model.named_parameters():
-            if p.requires_grad:
-                p.add_(1.0)
-    ema.update(model)
-    after = ema.module.state_dict()
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    for key, value in after.items():
-        if key in trainable:
-            torch.testing.assert_close(value, before[key] + 0.5)  # blended halfway
-        else:
-            assert torch.equal(value, before[key]), key  # packed bytes, scales, frozen floats
-
-
-def test_resume_from_qlora_checkpoint_continues_exactly(tmp_path):
-    """Train 2 steps, save (QLoRA state + optimizer), rebuild, load, train 1 more step:
-    equals 3 uninterrupted steps bit for bit."""
-
-    def step(model, optim, seed):
-        optim.zero_grad()
-        model(_frames(seed)).square().mean().backward()
-        optim.step()
-
-    def fresh(seed):
-        model = _qlora(seed=seed, quantize_bits=4, quantize_backbone=True, backbone_lora_targets=["fc1"]).train()
-        return model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-
-    straight, optim = fresh(0)
-    for s in range(3):
-        step(straight, optim, s)
-
-    first, optim = fresh(0)
-    for s in range(2):
-        step(first, optim, s)
-    torch.save({"model": qlora_state_dict(first), "optim": optim.state_dict()}, tmp_path / "ckpt.pth")
-    resumed, optim = fresh(0)  # rebuilt from the config (same seed, same base), then loaded
-    ckpt = torch.load(tmp_path / "ckpt.pth", weights_only=True)
-    load_qlora_state_dict(resumed, ckpt["model"])
-    optim.load_state_dict(ckpt["optim"])
-    step(resumed, optim, 2)
-    for (name, a), (_, b) in zip(straight.named_parameters(), resumed.named_parameters()):
-        assert torch.equal(a, b), name

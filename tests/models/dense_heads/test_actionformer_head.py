@@ -8,13 +8,13 @@ import torch
 from opentad.models.dense_heads import ActionFormerHead
 from opentad.models.dense_heads.point_assigner import assign_points
 from opentad.models.losses import FocalLoss
-from opentad.registry import HEADS, build
+from opentad.registry import HEADS, ConfigError, build
 
 STRIDES = [1, 2]
 
 
-def _head(**overrides):
-    cfg = dict(
+def _head_cfg():
+    return dict(
         type="ActionFormerHead",
         num_classes=3,
         in_channels=4,
@@ -23,7 +23,10 @@ def _head(**overrides):
         prior_generator=dict(type="PointGenerator", strides=STRIDES, regression_range=[(0, 4), (4, 100)]),
         loss=dict(cls_loss=dict(type="FocalLoss"), reg_loss=dict(type="DIOULoss")),
     )
-    cfg.update(overrides)
+
+
+def _head(**overrides):
+    cfg = dict(_head_cfg(), **overrides)
     torch.manual_seed(0)
     return build(cfg, HEADS)
 
@@ -121,14 +124,21 @@ def test_prior_bias_and_state_dict_names():
     assert head.loss_normalizer.dtype == torch.float32 and head.loss_normalizer.shape == ()
 
 
-def test_from_config_and_constructor_agree_on_defaults():
-    ctor = inspect.signature(ActionFormerHead.__init__).parameters
-    cfg = inspect.signature(ActionFormerHead.from_config).parameters
-    built = {"prior_generator", "loss"}  # configs in from_config, built objects in the constructor
-    shared = (set(ctor) & set(cfg)) - built
-    assert shared == set(cfg) - built
-    for name in shared:
-        assert ctor[name].default == cfg[name].default, name
+def test_from_config_takes_only_the_configs_it_builds():
+    """from_config names the two configs it builds; every other key reaches the constructor unchanged."""
+    params = inspect.signature(ActionFormerHead.from_config).parameters
+    assert [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD] == ["prior_generator", "loss"]
+    head = _head(loss_weight=2.5, center_sample=None, filter_similar_gt=False, loss_normalizer=7.0)
+    assert (head.loss_weight, head.center_sample, head.filter_similar_gt) == (2.5, None, False)
+    assert head.loss_normalizer.item() == 7.0 and head.prior_generator.strides == STRIDES
+
+
+def test_built_objects_are_not_config_keys():
+    """cls_loss is a constructor keyword that from_config makes: a config giving it is refused, naming it."""
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['cls_loss'\]"):
+        _head(cls_loss=dict(type="FocalLoss"))
+    with pytest.raises(ConfigError, match=r"missing required config key\(s\) \['num_classes'\]"):
+        build({k: v for k, v in _head_cfg().items() if k != "num_classes"}, HEADS)
 
 
 def test_loss_config_keys_are_checked():

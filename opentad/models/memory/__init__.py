@@ -1,0 +1,13 @@
+"""Memory machinery of the video backbones, applied from outside by one :class:`~.policy.MemoryPolicy`.
+
+* :mod:`.policy`: the policy object (checkpointing, chunked backward,
+  offloading, frozen-dtype storage, the frozen MLP) and where it is applied;
+* :mod:`.chunked_residual`: a frozen block's attention and MLP recomputed a
+  few clips at a time in backward;
+* :mod:`.frozen_mlp`: the MLP of a frozen block computed in row chunks;
+* :mod:`.offload`: what autograd saves waits in host memory;
+* :mod:`.dequant_cache`: one dequantization of a frozen 4-bit weight per stretch of work.
+
+Import the modules themselves: this package's ``__init__`` imports nothing, so
+that the quantized layers can use :mod:`.dequant_cache` without an import circle.
+"""

@@ -1,0 +1,125 @@
+"""The MLP of a frozen transformer block, computed in row chunks.
+
+When neither ``fc1`` nor ``fc2`` trains (AdaTAD's frozen ViT, float or
+quantized), backward needs only the gradient with respect to the MLP's input::
+
+    h = fc1(x);  y = fc2(gelu(h))
+    dx = (gelu'(h) * (dy @ W2)) @ W1
+
+Autograd's version materialises ``gelu(h)`` in forward and ``dy @ W2`` and
+its product with ``gelu'(h)`` in backward, each as wide as the hidden layer
+(``4 C``, ``4.36 C`` for ViT-g) for every token: inside a checkpointed block
+these transients are the largest part of the block's working set.
+:class:`FrozenMLPFunction` keeps only ``h`` (which autograd keeps too) and
+runs both passes over chunks of rows, so the transients are one chunk wide.
+Same arithmetic, same dtypes (autocast included), no extra computation.
+
+The memory policy (:mod:`.policy`) switches a block's
+:class:`~opentad.models.bricks.vit.FFN` to its subclass :class:`FrozenMLP`,
+which differs only in ``forward``: same state, same state-dict keys.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from opentad.models.bricks.quant import frozen_weight_as, is_quantized
+from opentad.models.bricks.vit import FFN
+
+__all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows"]
+
+#: target size of one chunk of the hidden activation
+CHUNK_BYTES = 64 * 2**20
+
+
+def frozen_weight(layer: nn.Module, dtype: torch.dtype) -> Optional[Tensor]:
+    """``W`` ``[out, in]`` of a frozen plain or quantized linear, in ``dtype``; None for other layers.
+
+    The input gradient of the layer is ``grad_out @ W``.
+    """
+    if type(layer) is nn.Linear:
+        return None if layer.weight.requires_grad else layer.weight.to(dtype)
+    if is_quantized(layer):
+        return frozen_weight_as(layer, dtype)
+    return None
+
+
+def is_frozen_linear(layer: nn.Module) -> bool:
+    """A layer :func:`frozen_weight` handles: a plain ``nn.Linear`` that does not train, or a quantized one."""
+    if type(layer) is nn.Linear:
+        return not any(p.requires_grad for p in layer.parameters())
+    return is_quantized(layer) and not any(p.requires_grad for p in layer.parameters())
+
+
+def chunk_rows(rows: int, hidden: int, element_size: int) -> int:
+    """Rows per chunk so that a ``[rows, hidden]`` chunk is about :data:`CHUNK_BYTES`."""
+    chunks = max(1, math.ceil(rows * hidden * element_size / CHUNK_BYTES))
+    return max(1, math.ceil(rows / chunks))
+
+
+class FrozenMLPFunction(torch.autograd.Function):
+    """``fc2(gelu(fc1(x)))`` for frozen ``fc1``/``fc2``, keeping only ``fc1(x)`` for backward.
+
+    ``apply(x [..., C], fc1, fc2) -> [..., C_out]``; gradients flow to ``x`` only.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        rows = flat.shape[0]
+        first = fc1(flat[:1])
+        step = chunk_rows(rows, first.shape[-1], first.element_size())
+        hidden = flat.new_empty((rows, first.shape[-1]), dtype=first.dtype)
+        out = None
+        for start in range(0, rows, step):
+            h = fc1(flat[start : start + step])
+            hidden[start : start + step] = h
+            y = fc2(F.gelu(h))
+            if out is None:
+                out = flat.new_empty((rows, y.shape[-1]), dtype=y.dtype)
+            out[start : start + step] = y
+        ctx.save_for_backward(hidden)
+        ctx.layers, ctx.step, ctx.in_shape, ctx.in_dtype = (fc1, fc2), step, x.shape, x.dtype
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (hidden,) = ctx.saved_tensors
+        fc1, fc2 = ctx.layers
+        dtype = hidden.dtype
+        w1, w2 = frozen_weight(fc1, dtype), frozen_weight(fc2, dtype)
+        grad = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_in = grad.new_empty((hidden.shape[0], ctx.in_shape[-1]), dtype=ctx.in_dtype)
+        for start in range(0, hidden.shape[0], ctx.step):
+            end = start + ctx.step
+            grad_act = grad[start:end].to(dtype) @ w2
+            grad_h = torch.ops.aten.gelu_backward(grad_act, hidden[start:end])
+            grad_in[start:end] = grad_h @ w1
+        return grad_in.view(ctx.in_shape), None, None
+
+
+class FrozenMLP(FFN):
+    """:class:`~opentad.models.bricks.vit.FFN` whose frozen ``fc1``/``fc2`` run through :class:`FrozenMLPFunction`.
+
+    Taken only when autograd needs just the input's gradient: grad enabled,
+    ``x`` requiring grad, an exact GELU, no active dropout, both linears
+    frozen (plain or quantized); otherwise autograd's own MLP, as :class:`FFN`.
+    """
+
+    def _chunkable(self, x: Tensor) -> bool:
+        fc1, act, drop = self.layers[0]
+        if not (torch.is_grad_enabled() and x.requires_grad) or not isinstance(act, nn.GELU):
+            return False
+        if act.approximate != "none" or (self.training and (drop.p > 0 or self.layers[2].p > 0)):
+            return False
+        return is_frozen_linear(fc1) and is_frozen_linear(self.layers[1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[..., C] -> [..., C]``."""
+        if self._chunkable(x):
+            return FrozenMLPFunction.apply(x, self.layers[0][0], self.layers[1])
+        return self.layers(x)

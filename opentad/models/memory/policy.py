@@ -1,0 +1,172 @@
+"""One object decides how a video backbone trades computation for memory.
+
+Blocks and FFNs are plain modules. A :class:`MemoryPolicy` is built once,
+from the backbone's ``with_cp`` and the wrapper's ``custom`` keys, and
+applied to the built backbone from outside::
+
+    config keys ──► MemoryPolicy ──apply_memory_policy(backbone, policy)──► frozen values stored in frozen_dtype
+                        │                                                   FFNs run as FrozenMLP (frozen_mlp)
+                        │                                                   backbone.set_memory_policy(policy)
+                        ├─ run_backbone(backbone, frames): offloading, temporal checkpointing
+                        └─ run_block(block, x, grid): plain, checkpointed or chunked backward;
+                                                      the token stream kept in frozen_dtype
+
+Every option changes where values wait or when they are computed, never
+their arithmetic (``frozen_dtype`` rounds the frozen values once, when
+applied): ``tests/models/memory/test_policy.py`` pins the loss and gradients
+of a tiny backbone under each option against the plain run.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import torch.utils.checkpoint as cp
+from torch import Tensor, nn
+
+from opentad.models.bricks.vit import FFN, Block
+from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
+from opentad.models.memory.frozen_mlp import FrozenMLP
+from opentad.models.memory.offload import OffloadSavedTensors
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FROZEN_DTYPES", "MemoryPolicy", "apply_memory_policy", "store_frozen_in"]
+
+#: config values of ``frozen_dtype``
+FROZEN_DTYPES: Dict[Optional[str], Optional[torch.dtype]] = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPolicy:
+    """The memory options of one backbone.
+
+    Args:
+        checkpoint: recompute each block in backward (``use_reentrant=False``)
+            whenever autograd records (``with_cp``).
+        checkpoint_needs_input_grad: checkpoint only blocks whose input
+            requires grad (upstream AdaTAD's rule; the first block with an
+            adapter then keeps its activations).
+        frozen_mlp: run frozen MLPs through
+            :class:`~opentad.models.memory.frozen_mlp.FrozenMLP` (row chunks;
+            False: autograd's MLP, upstream's memory behaviour).
+        backward_chunks: > 1: recompute a checkpointed block's frozen
+            attention and MLP this many row groups at a time
+            (:mod:`~opentad.models.memory.chunked_residual`).
+        offload_activations: keep what autograd saves in the backbone (the
+            checkpointed blocks' inputs) in pinned host memory until
+            backward (CUDA only, :mod:`~opentad.models.memory.offload`).
+        frozen_dtype: store frozen floating-point values in this dtype and
+            keep the token stream between blocks in it (None: as built).
+        temporal_chunks: run the whole backbone checkpointed on this many
+            chunks of its input (upstream's ``temporal_checkpointing``); None: off.
+        temporal_chunk_dim: the dim of ``[B*N, C, T, H, W]`` to chunk.
+
+    Raises:
+        ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1.
+    """
+
+    checkpoint: bool = False
+    checkpoint_needs_input_grad: bool = False
+    frozen_mlp: bool = True
+    backward_chunks: int = 1
+    offload_activations: bool = False
+    frozen_dtype: Optional[torch.dtype] = None
+    temporal_chunks: Optional[int] = None
+    temporal_chunk_dim: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("backward_chunks", "temporal_chunks"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"MemoryPolicy: {key}={value!r} must be an int >= 1")
+
+    def stream(self, x: Tensor) -> Tensor:
+        """The token stream between blocks, in ``frozen_dtype`` when set."""
+        return x if self.frozen_dtype is None else x.to(self.frozen_dtype)
+
+    def run_block(self, block: Block, x: Tensor, grid: Tuple[int, int]) -> Tensor:
+        """``block(x, grid)`` as the policy says; input and output in the stream dtype.
+
+        Args:
+            block: a transformer block.
+            x: tokens ``[B, N, C]``.
+            grid: the spatial token grid ``(h, w)``.
+
+        Returns:
+            ``[B, N, C]``.
+        """
+        x = self.stream(x)
+        recording = self.checkpoint and torch.is_grad_enabled()
+        if not recording or (self.checkpoint_needs_input_grad and not x.requires_grad):
+            return self.stream(block(x, grid))
+        if residual_chunkable(block, x, self.backward_chunks):
+            return self.stream(chunked_block_forward(block, x, grid, self.backward_chunks))
+        return self.stream(cp.checkpoint(block, x, grid, use_reentrant=False))
+
+    def run_backbone(self, backbone: nn.Module, frames: Tensor) -> Any:
+        """``backbone(frames)`` with offloading and temporal checkpointing as the policy says.
+
+        Args:
+            backbone: the video backbone.
+            frames: ``[B*N, C, T, H, W]``.
+
+        Returns:
+            what the backbone returns (a tensor, or a list of them), chunks concatenated.
+        """
+        offload = self.offload_activations and torch.is_grad_enabled() and frames.is_cuda
+        with OffloadSavedTensors() if offload else contextlib.nullcontext():
+            if self.temporal_chunks is None:
+                return backbone(frames)
+            dim = self.temporal_chunk_dim
+            outs = [cp.checkpoint(backbone, c, use_reentrant=False) for c in frames.chunk(self.temporal_chunks, dim)]
+        if isinstance(outs[0], (tuple, list)):
+            return [torch.cat([o[i] for o in outs], dim=dim) for i in range(len(outs[0]))]
+        return torch.cat(outs, dim=dim)
+
+
+def store_frozen_in(module: nn.Module, dtype: torch.dtype) -> int:
+    """Cast ``module``'s frozen floating-point parameters and floating-point buffers to ``dtype`` in place.
+
+    Parameters that require grad keep their dtype (float32 master weights
+    for the optimizer); integer tensors (quantized weights) are untouched.
+
+    Returns:
+        the number of elements cast.
+    """
+    count = 0
+    for sub in module.modules():
+        for param in sub.parameters(recurse=False):
+            if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+                param.data = param.data.to(dtype)
+                count += param.numel()
+        for name, buf in sub.named_buffers(recurse=False):
+            if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
+                sub._buffers[name] = buf.to(dtype)
+                count += buf.numel()
+    return count
+
+
+def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
+    """Apply ``policy`` to a built backbone whose trainable parameters are decided.
+
+    Casts the frozen values to ``policy.frozen_dtype``, switches every
+    :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
+    (``frozen_mlp``; same state and state-dict keys, only ``forward``
+    differs) and hands the policy to ``backbone.set_memory_policy`` when the
+    backbone has one (the ViTs run their blocks through it).
+
+    Returns:
+        the number of values cast to ``frozen_dtype``.
+    """
+    cast = store_frozen_in(backbone, policy.frozen_dtype) if policy.frozen_dtype is not None else 0
+    for module in backbone.modules():
+        if isinstance(module, FFN):
+            module.__class__ = FrozenMLP if policy.frozen_mlp else FFN
+    setter = getattr(backbone, "set_memory_policy", None)
+    if setter is not None:
+        setter(policy)
+    return cast
