@@ -20,7 +20,7 @@ uses mmcv's ``PatchEmbed`` and ``FFN``)::
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -215,14 +215,12 @@ class Block(nn.Module):
         embed_dims: token width ``C``.
         num_heads: attention heads.
         mlp_ratio: hidden width of the MLP is ``int(C * mlp_ratio)``.
-        qkv_bias: learn query/value biases.
-        qk_scale: overrides the attention scale.
         drop_rate: dropout after projections.
-        attn_drop_rate: dropout on attention weights.
         drop_path_rate: stochastic-depth probability of both residual branches.
         norm_eps: LayerNorm epsilon.
         linear_factory: makes ``qkv``, ``proj``, ``fc1``, ``fc2``.
         adapter: a module ``adapter(x [B, N, C], grid (h, w)) -> [B, N, C]``, or None.
+        **attn_options: the other :class:`Attention` keys (``qkv_bias``, ``qk_scale``, ``attn_drop_rate``).
     """
 
     def __init__(
@@ -231,25 +229,18 @@ class Block(nn.Module):
         embed_dims: int,
         num_heads: int,
         mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        qk_scale: Optional[float] = None,
         drop_rate: float = 0.0,
-        attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         norm_eps: float = 1e-6,
         linear_factory: LinearFactory = default_linear_factory,
         adapter: Optional[nn.Module] = None,
+        **attn_options: Any,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = Attention(
-            embed_dims=embed_dims,
-            num_heads=num_heads,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            attn_drop_rate=attn_drop_rate,
-            drop_rate=drop_rate,
-            linear_factory=linear_factory,
+            embed_dims=embed_dims, num_heads=num_heads, drop_rate=drop_rate, linear_factory=linear_factory,
+            **attn_options,
         )
         self.drop_path = DropPath(drop_path_rate)
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
