@@ -9,4 +9,5 @@ and calls its ``run(args)``. Results and the commands that reproduce them:
 * :mod:`.loader`, :mod:`.decode`, :mod:`.augment`: the end-to-end data path;
 * :mod:`.actionformer`, :mod:`.evaluation`, :mod:`.inference`, :mod:`.ops`: detector, evaluator, single-video
   inference and native-op speed.
+* :mod:`.detectors`: training-iteration time and peak memory of each one-stage detector against ActionFormer.
 """

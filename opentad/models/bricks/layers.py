@@ -8,6 +8,7 @@ keys it supports itself).
 """
 from torch import nn
 
+from opentad.models.bricks.dynamic_conv import GATE_TYPES, GateOptions
 from opentad.registry import LAYERS
 
 LAYERS.register_module(name=["LN", "LayerNorm"], module=nn.LayerNorm)
@@ -18,3 +19,5 @@ LAYERS.register_module(name=["SyncBN"], module=nn.SyncBatchNorm)
 LAYERS.register_module(name=["ReLU"], module=nn.ReLU)
 LAYERS.register_module(name=["GELU"], module=nn.GELU)
 LAYERS.register_module(name=["SiLU", "Swish"], module=nn.SiLU)
+# the gates of DyFADet's head: ``dyn_head_cfg=dict(type="GeReTanH", tau=..., dyn_type=...)`` is one GateOptions
+LAYERS.register_module(name=[t for t in GATE_TYPES if t != "ReLU"], module=GateOptions)

@@ -113,13 +113,14 @@ class AnchorFreeHead(nn.Module):
             reg_loss=build(loss["reg_loss"], LOSSES),
         )
 
-    def _tower(self) -> nn.ModuleList:
+    def _tower(self, kernel_size: int = 3) -> nn.ModuleList:
+        """``num_convs`` masked conv+LN+ReLU layers ``in_channels -> feat_channels`` (odd ``kernel_size``)."""
         return nn.ModuleList(
             ConvModule(
                 self.in_channels if i == 0 else self.feat_channels,
                 self.feat_channels,
-                kernel_size=3,
-                padding=1,
+                kernel_size=kernel_size,
+                padding=kernel_size // 2,
                 norm_cfg=dict(type="LN"),
                 act_cfg=dict(type="relu"),
             )

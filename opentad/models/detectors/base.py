@@ -190,6 +190,15 @@ class BaseDetector(nn.Module):
                 save_predictions(predictions, metas, infer_cfg["folder"])
         return self.post_processing(predictions, metas, post_cfg, ext_cls)
 
+    def select_candidates(
+        self, proposals: torch.Tensor, scores: torch.Tensor, *, pre_nms_thresh: float, pre_nms_topk: int
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hook: one video's pre-NMS candidates ``(segments [K, 2], scores [K], labels [K])``.
+
+        Here :func:`select_topk_predictions` of ``proposals [P, 2]`` and ``scores [P, C]``.
+        """
+        return select_topk_predictions(proposals, scores, pre_nms_thresh=pre_nms_thresh, pre_nms_topk=pre_nms_topk)
+
     @torch.no_grad()
     def post_processing(
         self,
@@ -220,7 +229,7 @@ class BaseDetector(nn.Module):
         results: Results = {}
         for proposals, scores, meta in zip(predictions[0], predictions[1], metas):
             proposals, scores = proposals.detach().float().cpu(), scores.detach().float().cpu()
-            segments, scores, labels = select_topk_predictions(proposals, scores, **topk)
+            segments, scores, labels = self.select_candidates(proposals, scores, **topk)
             if not post_cfg["sliding_window"] and nms_cfg is not None:
                 segments, scores, labels = batched_nms(segments, scores, labels, **nms_cfg)
             segments = convert_to_seconds(segments, meta)
@@ -236,6 +245,11 @@ class BaseDetector(nn.Module):
         return results
 
     # -------------------------------------------------------------- optimizer
+    #: hook: parameter names ending so never decay, whatever their module (variants add their own)
+    no_decay_suffixes: Tuple[str, ...] = ("bias", "rel_pe")
+    #: hook: names ending so decay when no rule above matched them (e.g. VideoMambaSuite's ``A_log``, ``D``)
+    decay_suffixes: Tuple[str, ...] = ()
+
     def get_optim_groups(self, cfg: Mapping[str, Any]) -> List[Dict[str, Any]]:
         """Two AdamW groups for the non-backbone parameters (upstream ``paramwise=True``).
 
@@ -254,7 +268,7 @@ class BaseDetector(nn.Module):
                 full = f"{module_name}.{name}" if module_name else name
                 if full.startswith("backbone"):
                     continue
-                if name.endswith("bias") or name.endswith("rel_pe"):
+                if name.endswith(self.no_decay_suffixes):
                     no_decay[full] = param
                 elif name.endswith("weight") and isinstance(module, (nn.Linear, nn.Conv1d)):
                     decay[full] = param
@@ -262,6 +276,8 @@ class BaseDetector(nn.Module):
                     no_decay[full] = param
                 elif name.endswith("scale") and isinstance(module, (Scale, AffineDropPath)):
                     no_decay[full] = param
+                elif name.endswith(self.decay_suffixes):
+                    decay[full] = param
                 else:
                     raise ValueError(f"get_optim_groups: parameter {full!r} ({type(module).__name__}) fits no group")
         return [

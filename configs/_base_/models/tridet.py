@@ -1,0 +1,53 @@
+# TriDet on THUMOS-14 I3D features (values as upstream OpenTAD's configs/_base_/models/tridet.py).
+model = dict(
+    type="TriDet",
+    projection=dict(
+        type="TriDetProj",
+        in_channels=2048,
+        out_channels=512,
+        sgp_mlp_dim=768,
+        arch=(2, 2, 5),  # convs in the embedding, stem SGP blocks, downsampling branch SGP blocks
+        downsample_type="max",
+        sgp_win_size=[1, 1, 1, 1, 1, 1],
+        k=5,
+        init_conv_vars=0,
+        conv_cfg=dict(kernel_size=3),
+        norm_cfg=dict(type="LN"),
+        path_pdrop=0.1,
+        use_abs_pe=False,
+        max_seq_len=2304,
+        input_noise=0.0,
+    ),
+    neck=dict(
+        type="FPNIdentity",
+        in_channels=512,
+        out_channels=512,
+        num_levels=6,
+    ),
+    rpn_head=dict(
+        type="TriDetHead",
+        num_classes=20,
+        in_channels=512,
+        feat_channels=512,
+        num_convs=2,
+        cls_prior_prob=0.01,
+        prior_generator=dict(
+            type="PointGenerator",
+            strides=[1, 2, 4, 8, 16, 32],
+            regression_range=[(0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000)],
+        ),
+        loss_normalizer=100,
+        loss_normalizer_momentum=0.9,
+        center_sample="radius",
+        center_sample_radius=1.5,
+        label_smoothing=0.0,
+        boundary_kernel_size=3,
+        iou_weight_power=0.2,
+        num_bins=16,
+        loss=dict(
+            cls_loss=dict(type="FocalLoss"),
+            reg_loss=dict(type="DIOULoss"),
+            iou_rate=dict(type="GIOULoss"),
+        ),
+    ),
+)

@@ -1,0 +1,49 @@
+# TemporalMaxer on Multi-THUMOS, I3D RGB + flow features: upstream OpenTAD's recipe
+# (configs/temporalmaxer/multithumos_i3d.py). Differs from thumos_i3d.py by 65 classes, 3 embedding
+# convs, no input dropout, the LayerNorm neck, and up to 8000 segments kept per video.
+_base_ = [
+    "../_base_/datasets/multithumos/features_i3d_pad.py",  # dataset config
+    "../_base_/models/temporalmaxer.py",  # model config
+]
+
+model = dict(
+    projection=dict(in_channels=2048, arch=(3, 0, 5)),
+    rpn_head=dict(num_classes=65),
+)
+
+solver = dict(
+    train=dict(batch_size=2, num_workers=2),
+    val=dict(batch_size=1, num_workers=1),
+    test=dict(batch_size=1, num_workers=1),
+    clip_grad_norm=1,
+    ema=True,
+)
+
+optimizer = dict(type="AdamW", lr=1e-4, weight_decay=0.05, paramwise=True)
+scheduler = dict(type="LinearWarmupCosineAnnealingLR", warmup_epoch=5, max_epoch=65)
+
+inference = dict(load_from_raw_predictions=False, save_raw_prediction=False)
+post_processing = dict(
+    pre_nms_topk=8000,
+    pre_nms_thresh=0.001,
+    nms=dict(
+        use_soft_nms=True,
+        sigma=0.5,
+        max_seg_num=8000,
+        min_score=0.001,
+        multiclass=True,
+        voting_thresh=0.7,  # 0 disables voting
+    ),
+    save_dict=False,
+)
+
+workflow = dict(
+    logging_interval=20,
+    checkpoint_interval=1,
+    val_loss_interval=1,
+    val_eval_interval=1,
+    val_start_epoch=29,
+    end_epoch=50,  # the schedule runs to 65 epochs; training stops at 50
+)
+
+work_dir = "exps/multithumos/temporalmaxer_i3d"

@@ -1,0 +1,28 @@
+"""End to end: configs/videomambasuite/synthetic_features.py trained briefly on freshly generated synthetic features.
+
+Guards the learning floor of the videomambasuite family (the selective-scan fallback trains on the CPU):
+after EPOCHS epochs (one process, CPU) the test split's mAP@0.5 must reach MAP50_FLOOR, the floor
+of the ActionFormer recipe's test (tests/cores/test_e2e_synthetic.py).
+"""
+import os
+
+import pytest
+
+from opentad.cores.runner import train
+
+pytestmark = pytest.mark.slow
+
+MAP50_FLOOR = 0.7
+EPOCHS = 10
+CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "configs", "videomambasuite", "synthetic_features.py")
+
+
+def test_synthetic_features_recipe_learns(tmp_path, monkeypatch, synthetic_data):
+    synthetic_data(tmp_path)  # the default settings, features only
+    monkeypatch.chdir(tmp_path)
+    metrics = train([
+        CONFIG, "--cfg-options", f"work_dir={tmp_path / 'exps'}", f"scheduler.max_epoch={EPOCHS}",
+        "workflow.val_loss_interval=-1", f"workflow.val_eval_interval={EPOCHS}",
+    ])
+    assert metrics["mAP@0.5"] >= MAP50_FLOOR, metrics
