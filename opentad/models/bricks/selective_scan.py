@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -122,7 +122,7 @@ def _scan_chunk(u, delta, A, B, C, h) -> Tuple[torch.Tensor, torch.Tensor]:
     return _ScanChunk.apply(u, delta, A, B, C, h)
 
 
-def selective_scan_chunked(
+def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -135,8 +135,10 @@ def selective_scan_chunked(
     *,
     chunk_size: int = 64,
     recompute: Optional[bool] = None,
+    use_kernel: bool = True,
 ) -> torch.Tensor:
-    """The selective scan in plain PyTorch, chunked over ``L``.
+    """The selective scan: ``mamba_ssm``'s CUDA kernel on CUDA tensors when installed (and ``use_kernel``),
+    else plain PyTorch, chunked over ``L``.
 
     Why this form. The recurrence is evaluated step by step with the
     multiplicative decays ``exp(delta_t A)``, as the CUDA kernel and
@@ -162,16 +164,21 @@ def selective_scan_chunked(
         chunk_size: steps per chunk ``K``.
         recompute: checkpoint each chunk in backward; None: only when autograd is
             on and one ``[B, D, L, N]`` tensor would exceed ``RECOMPUTE_NUMEL`` elements.
+        use_kernel: False: the PyTorch scan on any device (``chunk_size`` and ``recompute``
+            apply to it only).
 
     Returns:
-        ``[B, D, L]`` in ``u``'s dtype (computed in float32, or float64 for float64 inputs).
+        ``[B, D, L]`` in ``u``'s dtype (computed in float32, or float64 for float64 inputs in PyTorch).
 
     Raises:
         ValueError: inconsistent shapes, complex ``A`` or ``chunk_size < 1``.
     """
     groups = _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    kernel = cuda_selective_scan() if use_kernel and u.is_cuda else None
+    if kernel is not None:
+        return kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     if chunk_size < 1:
-        raise ValueError(f"selective_scan_chunked: chunk_size must be >= 1, got {chunk_size}")
+        raise ValueError(f"selective_scan: chunk_size must be >= 1, got {chunk_size}")
     work = torch.float64 if u.dtype == torch.float64 else torch.float32
     batch, dim, length = u.shape
     n_state = A.shape[1]
@@ -208,26 +215,6 @@ def selective_scan_chunked(
     return y.to(u.dtype)
 
 
-def selective_scan(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
-    delta_softplus: bool = False,
-) -> torch.Tensor:
-    """The selective scan: ``mamba_ssm``'s CUDA kernel on CUDA tensors when installed, else the fallback.
-
-    Arguments, shapes and result as :func:`selective_scan_chunked` (``[B, D, L]`` in, ``[B, D, L]`` out).
-
-    Raises:
-        ValueError: inconsistent shapes or complex ``A``.
-    """
-    kernel = cuda_selective_scan() if u.is_cuda else None
-    if kernel is None:
-        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
-    return kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+def selective_scan_chunked(*args: Any, **kwargs: Any) -> torch.Tensor:
+    """:func:`selective_scan` in plain PyTorch on any device (``use_kernel=False``), same arguments."""
+    return selective_scan(*args, use_kernel=False, **kwargs)

@@ -69,6 +69,9 @@ class SGPBlock(nn.Module):
         ValueError: even ``kernel_size`` or unknown ``downsample_type``.
     """
 
+    #: hook: eps of ``ln`` and ``gn``
+    norm_eps: float = 1e-5
+
     def __init__(
         self,
         n_embd: int,
@@ -86,7 +89,7 @@ class SGPBlock(nn.Module):
     ):
         super().__init__()
         if kernel_size % 2 != 1:
-            raise ValueError(f"SGPBlock kernel_size must be odd, got {kernel_size}")
+            raise ValueError(f"{type(self).__name__} kernel_size must be odd, got {kernel_size}")
         if n_ds_stride > 1 and downsample_type not in _DOWNSAMPLE_TYPES:
             raise ValueError(f"SGPBlock downsample_type must be one of {_DOWNSAMPLE_TYPES}, got {downsample_type!r}")
         n_out = n_embd if n_out is None else n_out
@@ -94,8 +97,8 @@ class SGPBlock(nn.Module):
         self.kernel_size = kernel_size
         self.stride = n_ds_stride if n_ds_stride > 1 else 1
 
-        self.ln = ChannelLayerNorm(n_embd)
-        self.gn = nn.GroupNorm(16, n_embd)
+        self.ln = ChannelLayerNorm(n_embd, eps=self.norm_eps)
+        self.gn = nn.GroupNorm(16, n_embd, eps=self.norm_eps)
         self.psi = _depthwise(n_embd, kernel_size)
         self.fc = _depthwise(n_embd, 1)
         self.convw = _depthwise(n_embd, kernel_size)
@@ -129,6 +132,23 @@ class SGPBlock(nn.Module):
             nn.init.normal_(conv.weight, 0.0, init_conv_vars)
             nn.init.zeros_(conv.bias)
 
+    def branch(self, t: torch.Tensor) -> torch.Tensor:
+        """Hook: activation of the sum of the two branches ``convw(u) + convkw(u)`` (none here)."""
+        return t
+
+    def downsampled_mask(self, mask: torch.Tensor, length: int, steps: int) -> torch.Tensor:
+        """Hook: the mask ``[B, steps]`` of the downsampled input (``mask [B, length]`` nearest-resized).
+
+        Raises:
+            ValueError: ``steps`` is not ``length // stride`` (odd ``T`` with max pooling).
+        """
+        if steps != length // self.stride:
+            raise ValueError(
+                f"SGPBlock: input length {length} gives {steps} steps after downsampling, not "
+                f"{length // self.stride}; pad inputs to a multiple of the pyramid's total stride"
+            )
+        return resize_mask(mask, steps)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Apply the block.
 
@@ -137,22 +157,14 @@ class SGPBlock(nn.Module):
             mask: ``[B, T]`` bool.
 
         Returns:
-            ``(y [B, C, T'], mask [B, T'])`` with ``T' = T // stride``.
-
-        Raises:
-            ValueError: the downsampled length is not ``T // stride`` (odd ``T`` with max pooling).
+            ``(y [B, C, T'], mask [B, T'])`` with ``T' = T // stride`` (see :meth:`downsampled_mask`).
         """
         length = x.shape[-1]
         x = self.downsample(x)
-        if x.shape[-1] != length // self.stride:
-            raise ValueError(
-                f"SGPBlock: input length {length} gives {x.shape[-1]} steps after downsampling, not "
-                f"{length // self.stride}; pad inputs to a multiple of the pyramid's total stride"
-            )
-        out_mask = resize_mask(mask, x.shape[-1])
+        out_mask = self.downsampled_mask(mask, length, x.shape[-1])
         u = self.ln(x)
         phi = torch.relu(self.global_fc(u.mean(dim=-1, keepdim=True)))
-        out = self.fc(u) * phi + (self.convw(u) + self.convkw(u)) * self.psi(u) + u
+        out = self.fc(u) * phi + self.branch(self.convw(u) + self.convkw(u)) * self.psi(u) + u
         out = apply_mask(x, out_mask) + self.drop_path_out(out)
         out = out + self.drop_path_mlp(self.mlp(self.gn(out)))
         return out, out_mask

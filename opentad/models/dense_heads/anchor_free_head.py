@@ -15,17 +15,17 @@ from opentad.models.dense_heads.prior_generator.point_generator import PointGene
 from opentad.models.utils.bbox_tools import distance_to_segment
 from opentad.registry import HEADS, LOSSES, PRIOR_GENERATORS, ConfigError, build
 
-__all__ = ["AnchorFreeHead"]
+__all__ = ["AnchorFreeHead", "PointHead"]
 
 
-@HEADS.register_module()
-class AnchorFreeHead(nn.Module):
-    """Classify every pyramid point and regress its distances to the action boundaries.
+class PointHead(nn.Module):
+    """Towers and predictions of the anchor-free heads, without a target rule (not registered).
 
     Each level goes through ``num_convs`` masked conv+LN+ReLU layers in two
     towers (``cls_convs``, ``reg_convs``, shared across levels), then
     ``cls_head`` (logits) and ``reg_head`` (distances in strides, through a
-    per-level ``Scale`` and a ReLU).
+    per-level ``Scale`` and a ReLU). Subclasses define ``losses``
+    (:class:`AnchorFreeHead`: the points' centre-sampling rule).
 
     Args:
         num_classes: ``C``.
@@ -38,13 +38,10 @@ class AnchorFreeHead(nn.Module):
         loss_normalizer: initial value of the running number of positives
             (buffer ``loss_normalizer``) that divides both losses in training.
         loss_normalizer_momentum: its EMA momentum.
-        center_sample: ``"radius"`` or None (see :func:`assign_points`).
-        center_sample_radius: radius in strides.
         label_smoothing: ``eps``: targets become ``t (1 - eps) + eps / (C + 1)``.
         cls_prior_prob: initial foreground probability (sets ``cls_head`` bias); 0 to skip.
         loss_weight: weight of the regression loss; <= 0 balances it to the
             classification loss (``cls / max(reg, 0.01)``, no gradient).
-        filter_similar_gt: see :func:`assign_points`.
     """
 
     def __init__(
@@ -59,26 +56,18 @@ class AnchorFreeHead(nn.Module):
         reg_loss: nn.Module,
         loss_normalizer: float = 100.0,
         loss_normalizer_momentum: float = 0.9,
-        center_sample: Optional[str] = "radius",
-        center_sample_radius: float = 1.5,
         label_smoothing: float = 0.0,
         cls_prior_prob: float = 0.01,
         loss_weight: float = 1.0,
-        filter_similar_gt: bool = True,
     ):
         super().__init__()
-        if center_sample not in ("radius", None):
-            raise ValueError(f"center_sample must be 'radius' or None, got {center_sample!r}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feat_channels = feat_channels
         self.num_convs = num_convs
         self.cls_prior_prob = cls_prior_prob
         self.label_smoothing = label_smoothing
-        self.filter_similar_gt = filter_similar_gt
         self.loss_weight = loss_weight
-        self.center_sample = center_sample
-        self.center_sample_radius = center_sample_radius
         self.loss_normalizer_momentum = loss_normalizer_momentum
         self.register_buffer("loss_normalizer", torch.tensor(float(loss_normalizer)))
         self.prior_generator = prior_generator
@@ -186,6 +175,52 @@ class AnchorFreeHead(nn.Module):
         self.loss_normalizer.mul_(momentum).add_((1 - momentum) * max(num_pos, 1))
         return float(self.loss_normalizer)
 
+    def smoothed(self, gt_cls: torch.Tensor) -> torch.Tensor:
+        """Label smoothing of targets ``[..., C]``: ``t (1 - eps) + eps / (C + 1)``."""
+        return gt_cls * (1 - self.label_smoothing) + self.label_smoothing / (self.num_classes + 1)
+
+    def weighted(self, cls_loss: torch.Tensor, reg_loss: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{"cls_loss", "reg_loss" * loss_weight}`` (``loss_weight <= 0``: ``cls / max(reg, 0.01)``, no gradient)."""
+        weight = self.loss_weight if self.loss_weight > 0 else cls_loss.detach() / max(reg_loss.item(), 0.01)
+        return {"cls_loss": cls_loss, "reg_loss": reg_loss * weight}
+
+    def positives(self, gt_cls: torch.Tensor, valid: torch.Tensor) -> Tuple[torch.Tensor, int, float]:
+        """Positive points ``[B, P]`` (some class target among the ``valid [B, P]``), their number and
+        the loss normaliser (:meth:`_normalizer`, updated in training) of targets ``gt_cls [B, P, C]``."""
+        pos_mask = (gt_cls.sum(-1) > 0) & valid
+        num_pos = int(pos_mask.sum().item())
+        return pos_mask, num_pos, self._normalizer(num_pos)
+
+
+@HEADS.register_module()
+class AnchorFreeHead(PointHead):
+    """:class:`PointHead` trained on the points inside (the centre of) each action (:func:`assign_points`).
+
+    Args:
+        center_sample: ``"radius"`` or None (see :func:`assign_points`).
+        center_sample_radius: radius in strides.
+        filter_similar_gt: see :func:`assign_points`.
+        **kwargs: the keys of :class:`PointHead` (``num_classes``, ``in_channels``, losses, ...).
+
+    Raises:
+        ValueError: unknown ``center_sample``.
+    """
+
+    def __init__(
+        self,
+        *,
+        center_sample: Optional[str] = "radius",
+        center_sample_radius: float = 1.5,
+        filter_similar_gt: bool = True,
+        **kwargs: Any,
+    ):
+        if center_sample not in ("radius", None):
+            raise ValueError(f"center_sample must be 'radius' or None, got {center_sample!r}")
+        super().__init__(**kwargs)
+        self.center_sample = center_sample
+        self.center_sample_radius = center_sample_radius
+        self.filter_similar_gt = filter_similar_gt
+
     def losses(self, cls_pred, reg_pred, mask_list, points, gt_segments, gt_labels) -> Dict[str, torch.Tensor]:
         """Focal-type classification loss on valid points, IoU-type regression loss on positives.
 
@@ -199,13 +234,10 @@ class AnchorFreeHead(nn.Module):
         points = torch.cat(points, dim=0)
         gt_cls, gt_reg = self.prepare_targets(points, gt_segments, gt_labels)  # [B, P, C], [B, P, 2]
         valid = torch.cat(list(mask_list), dim=1)
-        pos_mask = (gt_cls.sum(-1) > 0) & valid
-        num_pos = int(pos_mask.sum().item())
-        normalizer = self._normalizer(num_pos)
+        pos_mask, num_pos, normalizer = self.positives(gt_cls, valid)
 
         logits = torch.cat(cls_pred, dim=-1).transpose(1, 2)[valid]
-        target = gt_cls[valid] * (1 - self.label_smoothing) + self.label_smoothing / (self.num_classes + 1)
-        cls_loss = self.cls_loss(logits, target, reduction="sum") / normalizer
+        cls_loss = self.cls_loss(logits, self.smoothed(gt_cls[valid]), reduction="sum") / normalizer
 
         pred_segments = distance_to_segment(points, torch.cat(reg_pred, dim=-1).transpose(1, 2))[pos_mask]
         if num_pos == 0:
@@ -213,12 +245,7 @@ class AnchorFreeHead(nn.Module):
         else:
             target_segments = distance_to_segment(points, gt_reg)[pos_mask]
             reg_loss = self.reg_loss(pred_segments, target_segments, reduction="sum") / normalizer
-
-        if self.loss_weight > 0:
-            weight = self.loss_weight
-        else:
-            weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
-        return {"cls_loss": cls_loss, "reg_loss": reg_loss * weight}
+        return self.weighted(cls_loss, reg_loss)
 
     @torch.no_grad()
     def prepare_targets(

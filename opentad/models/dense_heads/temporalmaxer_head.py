@@ -1,15 +1,13 @@
-"""TemporalMaxer's head: the anchor-free head trained with SimOTA-style assignment and point weights."""
+"""TemporalMaxer's head: the anchor-free towers trained with SimOTA-style assignment and point weights."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from opentad.models.dense_heads.anchor_free_head import AnchorFreeHead
+from opentad.models.dense_heads.anchor_free_head import PointHead
 from opentad.models.dense_heads.point_assigner import point_distances
-from opentad.models.dense_heads.prior_generator.point_generator import PointGenerator
 from opentad.models.utils.bbox_tools import distance_to_segment
 from opentad.registry import HEADS, LOSSES, build
 
@@ -20,8 +18,8 @@ __all__ = ["TemporalMaxerHead"]
 
 
 @HEADS.register_module()
-class TemporalMaxerHead(AnchorFreeHead):
-    """:class:`AnchorFreeHead` whose targets come from an assigner that sees the predictions.
+class TemporalMaxerHead(PointHead):
+    """:class:`PointHead` whose targets come from an assigner that sees the predictions.
 
     Per video, ``assigner.assign(logits, points, distances, segments, labels, mask)``
     gives the point-segment matching, each point's regression segment and a
@@ -33,43 +31,13 @@ class TemporalMaxerHead(AnchorFreeHead):
     the running normaliser in training and by the number of positives in eval mode.
 
     Args:
-        num_classes, in_channels, feat_channels, num_convs, prior_generator,
-        cls_loss, reg_loss, loss_normalizer, loss_normalizer_momentum,
-        label_smoothing, cls_prior_prob, loss_weight: as :class:`AnchorFreeHead`.
         assigner: e.g. ``AnchorFreeSimOTAAssigner`` (built from the ``LOSSES`` registry).
+        **kwargs: the keys of :class:`PointHead` (as upstream, not the centre-sampling keys
+            of :class:`AnchorFreeHead`).
     """
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        in_channels: int,
-        feat_channels: int,
-        num_convs: int = 3,
-        prior_generator: PointGenerator,
-        cls_loss: nn.Module,
-        reg_loss: nn.Module,
-        assigner: AnchorFreeSimOTAAssigner,
-        loss_normalizer: float = 100.0,
-        loss_normalizer_momentum: float = 0.9,
-        label_smoothing: float = 0.0,
-        cls_prior_prob: float = 0.01,
-        loss_weight: float = 1.0,
-    ):
-        super().__init__(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            feat_channels=feat_channels,
-            num_convs=num_convs,
-            prior_generator=prior_generator,
-            cls_loss=cls_loss,
-            reg_loss=reg_loss,
-            loss_normalizer=loss_normalizer,
-            loss_normalizer_momentum=loss_normalizer_momentum,
-            label_smoothing=label_smoothing,
-            cls_prior_prob=cls_prior_prob,
-            loss_weight=loss_weight,
-        )
+    def __init__(self, *, assigner: AnchorFreeSimOTAAssigner, **kwargs: Any):
+        super().__init__(**kwargs)
         self.assigner = assigner
 
     @classmethod
@@ -81,7 +49,7 @@ class TemporalMaxerHead(AnchorFreeHead):
         assigner: Mapping[str, Any],
         **kwargs: Any,
     ) -> Dict[str, Any]:
-        """As :meth:`AnchorFreeHead.from_config`, plus the assigner (registry ``LOSSES``, as upstream).
+        """As :meth:`PointHead.from_config`, plus the assigner (registry ``LOSSES``, as upstream).
 
         Raises:
             ConfigError: ``loss`` lacks or adds keys besides ``cls_loss`` / ``reg_loss``; a bad assigner config.
@@ -93,29 +61,19 @@ class TemporalMaxerHead(AnchorFreeHead):
     def losses(self, cls_pred, reg_pred, mask_list, points, gt_segments, gt_labels) -> Dict[str, torch.Tensor]:
         """Weighted focal loss on valid points, weighted IoU-type loss on positives.
 
-        Args:
-            cls_pred: per level ``[B, C, T_l]`` logits.
-            reg_pred: per level ``[B, 2, T_l]`` distances.
-            mask_list: per level ``[B, T_l]``.
-            points: per level ``[T_l, 4]``.
-            gt_segments, gt_labels: per sample ground truth.
-
-        Returns:
-            ``{"cls_loss": scalar, "reg_loss": scalar}``.
+        Arguments (per level ``[B, C, T_l]`` logits, ``[B, 2, T_l]`` distances, ``[B, T_l]`` masks,
+        ``[T_l, 4]`` points; per sample ground truth) and result as :meth:`AnchorFreeHead.losses`.
         """
         points = torch.cat(points, dim=0)
         logits = torch.cat(cls_pred, dim=-1).transpose(1, 2)  # [B, P, C]
         distances = torch.cat(reg_pred, dim=-1).transpose(1, 2)  # [B, P, 2]
         valid = torch.cat(list(mask_list), dim=1)
         gt_cls, gt_reg, weights = self.assign_targets(points, valid, logits, distances, gt_segments, gt_labels)
-        pos_mask = (gt_cls.sum(-1) > 0) & valid
-        num_pos = int(pos_mask.sum().item())
-        reg_normalizer = self._normalizer(num_pos)  # updates the running value in training
+        pos_mask, num_pos, reg_normalizer = self.positives(gt_cls, valid)
         cls_normalizer = float(self.loss_normalizer)
 
         point_weights = torch.where(pos_mask, weights, torch.ones_like(weights))[valid]
-        target = gt_cls[valid] * (1 - self.label_smoothing) + self.label_smoothing / (self.num_classes + 1)
-        cls_loss = self.cls_loss(logits[valid], target, reduction="none")
+        cls_loss = self.cls_loss(logits[valid], self.smoothed(gt_cls[valid]), reduction="none")
         cls_loss = (cls_loss * point_weights[:, None]).sum() / cls_normalizer
 
         pred_segments = distance_to_segment(points, distances)[pos_mask]
@@ -125,9 +83,7 @@ class TemporalMaxerHead(AnchorFreeHead):
             target_segments = distance_to_segment(points, gt_reg)[pos_mask]
             reg_loss = self.reg_loss(pred_segments, target_segments, reduction="none")
             reg_loss = (reg_loss * weights[pos_mask]).sum() / reg_normalizer
-
-        weight = self.loss_weight if self.loss_weight > 0 else cls_loss.detach() / max(reg_loss.item(), 0.01)
-        return {"cls_loss": cls_loss, "reg_loss": reg_loss * weight}
+        return self.weighted(cls_loss, reg_loss)
 
     @torch.no_grad()
     def assign_targets(

@@ -195,13 +195,10 @@ class TriDetHead(AnchorFreeHead):
         points = torch.cat(points, dim=0)
         gt_cls, gt_reg = self.prepare_targets(points, gt_segments, gt_labels)  # [B, P, C], [B, P, 2]
         valid = torch.cat(list(mask_list), dim=1)
-        pos_mask = (gt_cls.sum(-1) > 0) & valid
-        num_pos = int(pos_mask.sum().item())
-        normalizer = self._normalizer(num_pos)
+        pos_mask, num_pos, normalizer = self.positives(gt_cls, valid)
 
         logits = torch.cat(cls_pred, dim=-1).transpose(1, 2)[valid]
-        floor = self.label_smoothing / (self.num_classes + 1)
-        target = gt_cls[valid] * (1 - self.label_smoothing) + floor
+        target = self.smoothed(gt_cls[valid])
         cls_loss = self.cls_loss(logits, target, reduction="none")
 
         pos_cls = gt_cls[pos_mask]  # [N_pos, C]
@@ -213,6 +210,7 @@ class TriDetHead(AnchorFreeHead):
 
         iou_rate = self.iou_loss(pred_segments, target_segments, reduction="none")
         iou_weight = (1 - iou_rate) ** self.iou_weight_power  # one per pair, in the order of target > floor
+        floor = self.label_smoothing / (self.num_classes + 1)  # the smoothed target of a negative
         iou_weight = torch.ones_like(cls_loss).masked_scatter(target > floor, iou_weight)
         cls_loss = (cls_loss * iou_weight).sum() / self.loss_normalizer
 
@@ -220,8 +218,4 @@ class TriDetHead(AnchorFreeHead):
             reg_loss = pred_segments.sum() * 0
         else:
             reg_loss = self.reg_loss(pred_segments, target_segments, reduction="sum") / normalizer
-        if self.loss_weight > 0:
-            weight = self.loss_weight
-        else:
-            weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
-        return {"cls_loss": cls_loss, "reg_loss": reg_loss * weight}
+        return self.weighted(cls_loss, reg_loss)

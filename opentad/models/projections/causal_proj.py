@@ -1,14 +1,15 @@
 """CausalTAD's projection (Liu et al. 2024): hybrid causal Mamba / causal attention blocks."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Tuple
 
 import torch
 import torch.nn as nn
 
 from opentad.models.bricks.mamba import MixtureCausalBlock
 from opentad.models.bricks.misc import AffineDropPath
-from opentad.models.projections.mamba_proj import SSMPyramidProj, masked_max_pool
+from opentad.models.projections.base import EmbedPyramidProj
+from opentad.models.projections.mamba_proj import masked_max_pool
 from opentad.registry import PROJECTIONS
 
 __all__ = ["CausalProj", "HybridCausalBlock"]
@@ -61,56 +62,44 @@ class HybridCausalBlock(nn.Module):
 
 
 @PROJECTIONS.register_module()
-class CausalProj(SSMPyramidProj):
-    """CausalTAD's projection: :class:`~opentad.models.projections.mamba_proj.SSMPyramidProj` of
-    :class:`HybridCausalBlock`.
+class CausalProj(EmbedPyramidProj):
+    """CausalTAD's projection: :class:`HybridCausalBlock` stem and branch.
+
+    Every Linear/conv bias starts at zero except Mamba's ``dt_proj.bias`` (marked ``_no_reinit``).
 
     Args:
-        in_channels, out_channels, arch, conv_cfg, norm_cfg, use_abs_pe,
-            max_seq_len, input_pdrop: see ``SSMPyramidProj``.
         mamba_kernel_size: causal conv kernel of the scans.
         channel_expand: ``d_inner = channel_expand * C``.
         num_head: attention heads.
         drop_path_rate: drop-path rate of every block.
+        **kwargs: the keys of :class:`~opentad.models.projections.base.EmbedPyramidProj`.
 
     Raises:
-        ValueError: as ``SSMPyramidProj``; ``num_head`` not dividing ``d_inner``.
+        ValueError: as ``EmbedPyramidProj``; ``num_head`` not dividing ``d_inner``.
     """
 
     def __init__(
         self,
         *,
-        in_channels: Union[int, Sequence[int]],
-        out_channels: Union[int, Sequence[int]],
-        arch: Sequence[int] = (2, 2, 5),
-        conv_cfg: Optional[Mapping[str, Any]] = None,
-        norm_cfg: Optional[Mapping[str, Any]] = None,
-        use_abs_pe: bool = False,
-        max_seq_len: int = 2304,
-        input_pdrop: float = 0.0,
         mamba_kernel_size: int = 4,
         channel_expand: int = 2,
         num_head: int = 4,
         drop_path_rate: float = 0.3,
+        **kwargs,
     ):
-        def block(width: int, stride: int) -> nn.Module:
-            return HybridCausalBlock(
-                width,
-                stride=stride,
-                kernel_size=mamba_kernel_size,
-                expand=channel_expand,
-                num_head=num_head,
-                drop_path_rate=drop_path_rate,
-            )
+        self.mamba_kernel_size = mamba_kernel_size
+        self.channel_expand = channel_expand
+        self.num_head = num_head
+        self.drop_path_rate = drop_path_rate
+        super().__init__(**kwargs)
 
-        super().__init__(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            arch=arch,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            use_abs_pe=use_abs_pe,
-            max_seq_len=max_seq_len,
-            input_pdrop=input_pdrop,
-            block=block,
+    def make_block(self, index: int, width: int, stride: int) -> nn.Module:
+        """A :class:`HybridCausalBlock` with this projection's options."""
+        return HybridCausalBlock(
+            width,
+            stride=stride,
+            kernel_size=self.mamba_kernel_size,
+            expand=self.channel_expand,
+            num_head=self.num_head,
+            drop_path_rate=self.drop_path_rate,
         )
