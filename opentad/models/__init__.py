@@ -3,24 +3,7 @@
 Upstream OpenTAD's builder names are importable from here
 (``from opentad.models import build_detector``; :mod:`opentad.models.builder`).
 """
-from .builder import (
-    build_backbone,
-    build_detector,
-    build_head,
-    build_loss,
-    build_neck,
-    build_prior_generator,
-    build_projection,
-    build_roi_extractor,
-)
+from . import builder as _builder
+from .builder import *  # noqa: F401,F403  (the names of builder.__all__)
 
-__all__ = [
-    "build_detector",
-    "build_backbone",
-    "build_projection",
-    "build_neck",
-    "build_head",
-    "build_loss",
-    "build_roi_extractor",
-    "build_prior_generator",
-]
+__all__ = list(_builder.__all__)

@@ -21,7 +21,7 @@ Window arithmetic (as upstream OpenTAD), with ``S = snippet_stride`` frames:
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def compute_gt_completeness(gt_segments: np.ndarray, window: Sequence[float]) ->
 class SlidingWindowDataset(BaseDataset):
     """Each window of ``window_size`` snippets is one sample.
 
-    Takes the keys of :class:`BaseDataset` plus the three below. The dict
+    Takes the keys of :class:`BaseDataset` (``**kwargs``) plus the three below. The dict
     passed to the pipeline holds ``video_name``, ``data_path``,
     ``window_size``, ``feature_start_idx`` / ``feature_end_idx`` (first and
     last snippet of the window, inclusive), ``sample_stride``, ``fps``,
@@ -79,22 +79,10 @@ class SlidingWindowDataset(BaseDataset):
     def __init__(
         self,
         *,
-        ann_file: str,
-        subset_name: Union[str, Sequence[str]],
-        data_path: Union[str, Sequence[str]],
-        pipeline: Sequence[Any],
-        class_map: str,
-        filter_gt: bool = False,
-        class_agnostic: bool = False,
-        block_list: Union[None, str, Sequence[str]] = None,
-        test_mode: bool = False,
-        feature_stride: int,
-        sample_stride: int = 1,
-        offset_frames: int = 0,
         window_size: int,
         window_overlap_ratio: float = 0.25,
         ioa_thresh: float = 0.75,
-        fps: float = -1,
+        **kwargs: Any,
     ):
         name = type(self).__name__
         if isinstance(window_size, bool) or int(window_size) != window_size or window_size <= 0:
@@ -108,21 +96,7 @@ class SlidingWindowDataset(BaseDataset):
                 f"gives a window stride of {self.window_stride}; the ratio must be in [0, 1 - 1/window_size]"
             )
         self.ioa_thresh = float(ioa_thresh)
-        super().__init__(
-            ann_file=ann_file,
-            subset_name=subset_name,
-            data_path=data_path,
-            pipeline=pipeline,
-            class_map=class_map,
-            filter_gt=filter_gt,
-            class_agnostic=class_agnostic,
-            block_list=block_list,
-            test_mode=test_mode,
-            feature_stride=feature_stride,
-            sample_stride=sample_stride,
-            offset_frames=offset_frames,
-            fps=fps,
-        )
+        super().__init__(**kwargs)
 
     def summary(self) -> str:
         return f"{super().summary()}, truncated as {len(self.data_list)} windows"
