@@ -23,13 +23,8 @@ import torch
 
 from opentad.registry import DETECTORS, build
 from opentad.utils.config import load_config
+from benchmarks.common import ROOT, sync
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _batch(batch: int, length: int, device: torch.device):
@@ -47,11 +42,11 @@ def _batch(batch: int, length: int, device: torch.device):
 
 def _time(fn, steps: int, device: torch.device) -> float:
     fn()  # warm-up
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         fn()
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) / steps
 
 

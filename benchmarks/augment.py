@@ -29,26 +29,21 @@ import torch
 from opentad.transforms.batch_augment import BatchClipAugment
 from opentad.utils.config import load_config
 from opentad.utils.live_bytes import LiveTensorBytes
+from benchmarks.common import ROOT, sync
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "adatad", "thumos", "e2e_thumos_videomae_s_768x1_160_adapter_cached.py")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _measure(aug: BatchClipAugment, clips: torch.Tensor, params) -> Dict[str, object]:
     """One batch: seconds, peak bytes above what existed before, and the output."""
     device = clips.device
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
         began = time.perf_counter()
         out = aug.apply(clips, params)
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - began
         peak = torch.cuda.max_memory_allocated(device) - before
     else:

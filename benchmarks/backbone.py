@@ -36,16 +36,12 @@ from torch import Tensor
 
 from benchmarks.backbone_modes import CLIP_LEN, MODE_AMP, MODE_POST_BUILD, MODES, SIZES
 from opentad.registry import BACKBONES, build
+from benchmarks.common import sync
 
 __all__ = ["AMP", "measure", "run"]
 
 #: ``--amp`` choices
 AMP = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _step(wrapper, frames, masks, amp, optimizer) -> Tensor:
@@ -65,12 +61,12 @@ def _profile_step(wrapper, frames, masks, amp, optimizer, device) -> List:
     """One step under ``torch.cuda.memory`` history recording: the top consumers at its peak."""
     from opentad.utils.memory import peak_consumers
 
-    _sync(device)
+    sync(device)
     base = torch.cuda.memory_allocated(device)
     torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
     try:
         _step(wrapper, frames, masks, amp, optimizer)
-        _sync(device)
+        sync(device)
         snapshot = torch.cuda.memory._snapshot()
     finally:
         torch.cuda.memory._record_memory_history(enabled=None)
@@ -97,10 +93,10 @@ def measure(size: str, mode: str, args: argparse.Namespace, device: torch.device
     times: List[float] = []
     losses: List[Tensor] = []
     for step in range(args.warmup + args.steps):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         losses.append(_step(wrapper, frames, masks, amp, optimizer))
-        _sync(device)
+        sync(device)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None

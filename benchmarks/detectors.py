@@ -43,7 +43,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from benchmarks.actionformer import ROOT, _batch, _sync
+from benchmarks.actionformer import _batch
+from benchmarks.common import ROOT, sync
 
 #: detector name -> its THUMOS-14 config (upstream's path), the reference first.
 DETECTORS: Dict[str, str] = {
@@ -116,14 +117,14 @@ def measure(name: str, config: str, args: argparse.Namespace) -> Dict[str, Any]:
         optimizer.step()
 
     iteration()  # warm-up: lazy buffers, AdamW state, cuDNN/oneDNN choices
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
         iteration()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)

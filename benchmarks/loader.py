@@ -41,6 +41,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import torch
 
 from opentad.utils.config import load_config
+from benchmarks.common import sync
 
 DEFAULT_CONFIG = "configs/adatad/thumos/e2e_thumos_videomae_s_768x1_160_adapter_cached.py"
 _LOAD_FRAMES_KEYS = ("num_clips", "scale_factor", "method", "trunc_len", "trunc_thresh", "crop_ratio")
@@ -140,11 +141,6 @@ def make_loader(dataset, args, batch_size: int):
                                        collate_fn=collate, num_workers=args.workers, pin_memory=pin, **extra)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure(loader, batches: int, warmup: int, consume: Callable[[Dict[str, Any]], None], device) -> Dict[str, float]:
     """Time ``batches`` batches (each passed to ``consume``); rates leave out the first ``warmup``."""
     it = iter(loader)
@@ -155,7 +151,7 @@ def measure(loader, batches: int, warmup: int, consume: Callable[[Dict[str, Any]
         batch = next(it)
         waits.append(time.perf_counter() - t0)
         consume(batch)
-        _sync(device)
+        sync(device)
         marks.append(time.perf_counter())
         cpu_marks.append(time.process_time())
         frames = batch["inputs"].shape[0] * batch["inputs"].shape[1] * batch["inputs"].shape[3]

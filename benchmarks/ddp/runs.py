@@ -53,11 +53,11 @@ from typing import Any, Dict, List, Optional
 from benchmarks.ddp.data import RECIPES, make_tiny_data, make_vit_s_data, write_tiny_config, write_vit_s_configs
 from benchmarks.ddp.report import read_run, summary_markdown, verdicts
 from opentad.cores.run_log import METRICS_FILE, read_records
+from benchmarks.common import ROOT
 
-__all__ = ["ROOT", "plan_runs", "resume_checkpoint", "command", "launch_records", "missing_input", "not_started",
+__all__ = ["plan_runs", "resume_checkpoint", "command", "launch_records", "missing_input", "not_started",
            "run"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # ------------------------------------------------------------------ runs
