@@ -48,6 +48,7 @@ __all__ = [
     "ROI_HEADS",
     "LOSSES",
     "PRIOR_GENERATORS",
+    "CLASSIFIERS",
     "LAYERS",
     "DATASETS",
     "TRANSFORMS",
@@ -92,6 +93,8 @@ HEADS = _child("dense head", "opentad.models.dense_heads")
 ROI_HEADS = _child("roi head", "opentad.models.roi_heads")
 LOSSES = _child("loss", "opentad.models.losses")
 PRIOR_GENERATORS = _child("prior generator", "opentad.models.dense_heads")
+# External video-level classifiers of ``post_processing.external_cls`` (upstream CLASSIFIERS).
+CLASSIFIERS = _child("external classifier", "opentad.models.utils.post_processing")
 # Basic layers named by ``norm_cfg``/``act_cfg`` dicts (``dict(type="LN", eps=1e-6)``).
 LAYERS = _child("layer", "opentad.models.bricks.layers")
 DATASETS = _child("dataset", "opentad.datasets")
@@ -118,6 +121,7 @@ ALL_REGISTRIES: Dict[str, Registry] = {
         ROI_HEADS,
         LOSSES,
         PRIOR_GENERATORS,
+        CLASSIFIERS,
         LAYERS,
         DATASETS,
         TRANSFORMS,

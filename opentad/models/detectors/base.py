@@ -190,6 +190,10 @@ class BaseDetector(nn.Module):
                 save_predictions(predictions, metas, infer_cfg["folder"])
         return self.post_processing(predictions, metas, post_cfg, ext_cls)
 
+    def video_predictions(self, predictions: Any) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Hook: what :meth:`forward_test` returned as per-video ``(proposals [P, 2], scores [P, C])``."""
+        return list(zip(predictions[0], predictions[1]))
+
     def select_candidates(
         self, proposals: torch.Tensor, scores: torch.Tensor, *, pre_nms_thresh: float, pre_nms_topk: int
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -227,7 +231,7 @@ class BaseDetector(nn.Module):
             pre_nms_topk=_option(post_cfg, "pre_nms_topk", 2000),
         )
         results: Results = {}
-        for proposals, scores, meta in zip(predictions[0], predictions[1], metas):
+        for (proposals, scores), meta in zip(self.video_predictions(predictions), metas):
             proposals, scores = proposals.detach().float().cpu(), scores.detach().float().cpu()
             segments, scores, labels = self.select_candidates(proposals, scores, **topk)
             if not post_cfg["sliding_window"] and nms_cfg is not None:
