@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from opentad.models.projections.mamba_proj import masked_max_pool
+from opentad.models.bricks.mamba_blocks import masked_max_pool
 from opentad.registry import DETECTORS, build
 from opentad.utils.config import load_config
 
