@@ -54,7 +54,7 @@ from opentad.utils.checkpoint import (
     atomic_link,
     atomic_save,
     load_checkpoint,
-    load_model_state,
+    load_model_state_from,
     load_weights,
     model_state_dict,
     read_checkpoint,
@@ -193,11 +193,12 @@ class Trainer:
             )
         warn_world_size_change(ckpt.get("meta"), world_size=self.env.world_size,
                                batch_size=int(self.solver["train"]["batch_size"]), path=path)
-        load_model_state(self.model, ckpt["state_dict"], strict=True)
+        load_model_state_from(self.model, ckpt["state_dict"], strict=True, path=path, what="--resume")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.model_ema is not None:
-            load_model_state(self.model_ema.module, ckpt["state_dict_ema"], strict=True)
+            load_model_state_from(self.model_ema.module, ckpt["state_dict_ema"], strict=True, path=path,
+                                  what="--resume (EMA weights)")
         if self.scaler is not None and "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
         if "rng" in ckpt:

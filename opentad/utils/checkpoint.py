@@ -33,8 +33,8 @@ from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError, tor
 
 __all__ = [
     "CheckpointError", "LoadReport", "atomic_save", "atomic_link", "remove_stale_partial_files", "model_state_dict",
-    "strip_prefix", "load_model_state", "load_checkpoint", "read_checkpoint", "model_weights", "load_weights",
-    "UntrustedFileError", "UnreadableFileError",
+    "strip_prefix", "load_model_state", "load_model_state_from", "load_checkpoint", "read_checkpoint",
+    "model_weights", "load_weights", "UntrustedFileError", "UnreadableFileError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,10 @@ def load_model_state(model: nn.Module, state_dict: Mapping[str, Any], *, strict:
     inner = unwrap_model(model)
     state = strip_prefix(state_dict)
     hook = getattr(inner, "load_checkpoint_state_dict", None)
-    result = hook(state, strict=strict) if callable(hook) else None
+    try:
+        result = hook(state, strict=strict) if callable(hook) else None
+    except ValueError as exc:  # the model's own loader refused the state (e.g. quantized vs float)
+        raise CheckpointError(str(exc)) from None
     if result is not None:  # None: the hook leaves this state to the plain path below
         report = LoadReport(*result)
     else:
@@ -146,13 +149,15 @@ def load_weights(
     checkpoint, state, key = _read_weights(path, use_ema=use_ema, ema_required=False, map_location=map_location,
                                            what=what)
     own = unwrap_model(model).state_dict()
+    # an adapter (QLoRA) state keeps the model's plain tensors under "float"; a plain state is that dict itself
+    tensors = state["float"] if isinstance(state.get("float"), dict) else state
     conflicts = sorted(
-        k for k, v in state.items() if isinstance(v, torch.Tensor) and k in own and v.shape != own[k].shape
+        k for k, v in tensors.items() if isinstance(v, torch.Tensor) and k in own and v.shape != own[k].shape
     )
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in conflicts]
+    mismatched = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}" for k in conflicts]
     for k in conflicts:
-        del state[k]
-    report = _load_named(model, state, strict=False, path=path, what=what)
+        del tensors[k]
+    report = load_model_state_from(model, state, strict=False, path=path, what=what)
     report = LoadReport(sorted(set(report.missing_keys) | set(conflicts)), report.unexpected_keys, mismatched)
     if mismatched:
         logger.warning("Shape-mismatched keys (not loaded, left as built): %s", _format_keys(mismatched))
@@ -171,8 +176,14 @@ def _read_weights(path: str, *, use_ema: bool, ema_required: bool, map_location:
     return checkpoint, strip_prefix(state), key
 
 
-def _load_named(model: nn.Module, state: Mapping[str, Any], *, strict: bool, path: str, what: str) -> LoadReport:
-    """:func:`load_model_state`, its errors (keys that differ, a model's loader refusing the state) naming the file."""
+def load_model_state_from(
+    model: nn.Module, state: Mapping[str, Any], *, strict: bool, path: str, what: str
+) -> LoadReport:
+    """:func:`load_model_state`, its errors (keys that differ, a model's loader refusing the state) naming the file.
+
+    Raises:
+        CheckpointError: ``"<what> <path>: <reason>"``.
+    """
     try:
         return load_model_state(model, state, strict=strict)
     except (CheckpointError, ValueError) as exc:
@@ -289,7 +300,7 @@ def load_checkpoint(
     """
     checkpoint, state, key = _read_weights(path, use_ema=use_ema, ema_required=True, map_location=map_location,
                                            what=what)
-    report = _load_named(model, state, strict=strict, path=path, what=what)
+    report = load_model_state_from(model, state, strict=strict, path=path, what=what)
     logger.info(
         "Loaded %s from %s (epoch %s): %d missing, %d unexpected keys.",
         key, path, checkpoint.get("epoch", "?"), len(report.missing_keys), len(report.unexpected_keys),

@@ -13,6 +13,7 @@ from opentad.utils.checkpoint import (
     CheckpointError,
     atomic_save,
     load_checkpoint,
+    load_model_state_from,
     load_weights,
     model_state_dict,
     model_weights,
@@ -138,6 +139,38 @@ def test_qlora_adapter_only_checkpoint_round_trips(tmp_path):
         assert torch.equal(target.backbone(frames, masks), source.backbone(frames, masks))
 
 
+def test_qlora_checkpoint_with_another_head_loads_the_rest(tmp_path):
+    """``--load-from`` a QLoRA run trained for other classes: the head's tensors are left out, the rest loads."""
+    from opentad.models.bricks.lora import LoRALinear
+    from opentad.registry import DETECTORS, build
+    from opentad.utils.config import load_config
+
+    cfg = load_config(QLORA).model
+    classes = cfg.rpn_head.num_classes
+    cfg.rpn_head.num_classes = classes + 3
+    torch.manual_seed(0)
+    source = build(cfg, DETECTORS).eval()
+    with torch.no_grad():
+        for m in source.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_b.weight.normal_(0, 0.05)
+    path = str(tmp_path / "other_classes.pth")
+    atomic_save({"epoch": 1, "state_dict": model_state_dict(source)}, path)
+    cfg.rpn_head.num_classes = classes
+    torch.manual_seed(1)
+    target = build(cfg, DETECTORS).eval()
+    head_before = {k: v.clone() for k, v in target.rpn_head.state_dict().items()}
+    report = load_weights(target, path)
+    want = source.checkpoint_state_dict()["float"]
+    got = target.checkpoint_state_dict()["float"]
+    differ = sorted(k for k in want if want[k].shape != got[k].shape)
+    assert differ and all(k.startswith("rpn_head.") for k in differ)
+    assert [m.split(":")[0] for m in report.mismatched] == differ and set(differ) <= set(report.missing_keys)
+    assert all(torch.equal(got[k], want[k]) for k in want if k not in differ)  # adapters, LoRA, the rest of the head
+    assert all(torch.equal(target.rpn_head.state_dict()[k[len("rpn_head."):]], head_before[k[len("rpn_head."):]])
+               for k in differ)  # left as built
+
+
 def test_qlora_checkpoint_into_a_float_model_is_one_line(tmp_path):
     from opentad.models.detectors.base import BaseDetector
     from opentad.models.utils.qlora import QLORA_FORMAT
@@ -149,6 +182,10 @@ def test_qlora_checkpoint_into_a_float_model_is_one_line(tmp_path):
         with pytest.raises(CheckpointError) as info:
             load(BaseDetector(neck=nn.Linear(2, 2)), path, what=what)  # a float detector
         assert str(info.value).startswith(f"{what} {path}: {expected}") and "\n" not in str(info.value)
+    state = torch.load(path, weights_only=True)["state_dict"]  # what the runner's --resume loads
+    with pytest.raises(CheckpointError) as info:
+        load_model_state_from(BaseDetector(neck=nn.Linear(2, 2)), state, strict=True, path=path, what="--resume")
+    assert str(info.value).startswith(f"--resume {path}: {expected}")
 
 
 def test_checkpoint_of_another_model_says_what_the_user_can_do(tmp_path):
