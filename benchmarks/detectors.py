@@ -1,4 +1,4 @@
-"""Training-iteration time and peak memory of each one-stage detector at THUMOS-14 I3D size.
+"""Training-iteration time and peak memory of each detector at THUMOS-14 I3D size.
 
 Every detector is built from its THUMOS-14 config (upstream's file name, see
 :data:`DETECTORS`) and trained for ``--steps`` iterations (after one warm-up
@@ -14,6 +14,12 @@ parameters. Reported per detector:
   growth of the process' resident set from before the model is built to its
   high-water mark (``ru_maxrss``), so it also counts allocator slack;
 * both as ratios to ActionFormer, which is always measured in the same run.
+
+The detectors of :data:`WINDOWED` (BMN, GTAD, TSI, ETAD, VSGN, AFSD) train on
+sliding windows instead of whole videos: each gets a batch shaped as its config
+trains (``solver.train.batch_size`` windows of ``dataset.train.window_size``
+snippets, 1-4 random actions inside each window; :func:`window_batch`) and is
+compared with BMN, measured in the same run, in a second table.
 
 Each detector runs in a fresh process (spawned), so one detector's allocator
 caches and high-water mark never count for the next. Configs whose detector
@@ -39,7 +45,7 @@ import platform
 import resource
 import statistics
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -55,12 +61,25 @@ DETECTORS: Dict[str, str] = {
     "dyfadet": "configs/dyfadet/thumos_videomaev2_g.py",
     "videomambasuite": "configs/videomambasuite/thumos_internvideo6b.py",
 }
+#: detectors trained on sliding windows: their config's window (``dataset.train.window_size``) and batch size
+WINDOWED: Dict[str, str] = {
+    "bmn": "configs/bmn/thumos_i3d.py",
+    "gtad": "configs/gtad/thumos_i3d.py",
+    "tsi": "configs/tsi/thumos_i3d.py",
+    "etad": "configs/etad/thumos_i3d.py",
+    "vsgn": "configs/vsgn/thumos_i3d.py",
+    "afsd": "configs/afsd/thumos_i3d.py",
+}
+DETECTORS.update(WINDOWED)
 REFERENCE = "actionformer"
+WINDOWED_REFERENCE = "bmn"
 FEATURE_CHANNELS = 2048  # what benchmarks.actionformer._batch draws
 
 
 def select(names: Optional[str]) -> List[str]:
-    """The detectors of ``--detectors`` (comma-separated, or None for all), ActionFormer first.
+    """The detectors of ``--detectors`` (comma-separated, or None for all), each group's reference first.
+
+    The whole-sequence group's reference is ActionFormer; the sliding-window group's (:data:`WINDOWED`) is BMN.
 
     Raises:
         ValueError: an unknown name.
@@ -69,7 +88,30 @@ def select(names: Optional[str]) -> List[str]:
     unknown = [n for n in chosen if n not in DETECTORS]
     if unknown:
         raise ValueError(f"unknown detector(s) {unknown}; choose from {list(DETECTORS)}")
-    return [REFERENCE] + [n for n in dict.fromkeys(chosen) if n != REFERENCE]
+    whole = [n for n in chosen if n not in WINDOWED]
+    windowed = [n for n in chosen if n in WINDOWED]
+    out = [REFERENCE] + whole if whole or not windowed else []
+    if windowed:
+        out += [WINDOWED_REFERENCE] + windowed
+    return list(dict.fromkeys(out))
+
+
+def window_batch(cfg: Any, device: torch.device) -> Dict[str, Any]:
+    """A random training batch shaped like a windowed config's: ``solver.train.batch_size`` windows of
+    ``dataset.train.window_size`` snippets, 2048 channels, 1-4 random actions of 20 classes inside each window."""
+    batch, length = int(cfg.solver.train.batch_size), int(cfg.dataset.train.window_size)
+    inputs = torch.randn(batch, FEATURE_CHANNELS, length, device=device)
+    masks = torch.ones(batch, length, dtype=torch.bool, device=device)
+    gts, labels = [], []
+    for _ in range(batch):
+        count = int(torch.randint(1, 5, ()))
+        starts = torch.rand(count, device=device) * (length * 0.7)
+        ends = torch.minimum(starts + 2 + torch.rand(count, device=device) * length * 0.3,
+                             torch.full_like(starts, length - 1.0))
+        gts.append(torch.stack([starts, ends], dim=1))
+        labels.append(torch.randint(0, 20, (count,), device=device))
+    metas = [dict(video_name=f"v{i}") for i in range(batch)]
+    return dict(inputs=inputs, masks=masks, metas=metas, gt_segments=gts, gt_labels=labels)
 
 
 def _rss_bytes() -> int:
@@ -78,18 +120,19 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _model_config(config: str, model_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def _model_config(config: str, model_options: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Any]:
     """The ``model`` section of ``config`` with ``model_options`` (``{"projection.arch": ...}``) applied and
-    ``projection.in_channels`` set to the benchmark's features."""
+    the first layer's ``in_channels`` set to the benchmark's features; and the whole config."""
     from opentad.utils.config import load_config
 
     overrides = {f"model.{key}": value for key, value in (model_options or {}).items()}
-    model = copy.deepcopy(load_config(os.path.join(ROOT, config), overrides).model.to_dict())
-    projection = model.get("projection")
-    if projection is not None:
-        model["_in_channels_was"] = projection.get("in_channels")
-        projection["in_channels"] = FEATURE_CHANNELS
-    return model
+    cfg = load_config(os.path.join(ROOT, config), overrides)
+    model = copy.deepcopy(cfg.model.to_dict())
+    first = model.get("projection") or model.get("neck")  # AFSD has no projection: its neck takes the features
+    if first is not None and "in_channels" in first:
+        model["_in_channels_was"] = first.get("in_channels")
+        first["in_channels"] = FEATURE_CHANNELS
+    return model, cfg
 
 
 def measure(name: str, config: str, args: argparse.Namespace) -> Dict[str, Any]:
@@ -102,11 +145,11 @@ def measure(name: str, config: str, args: argparse.Namespace) -> Dict[str, Any]:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rss_before = _rss_bytes()
-    model_cfg = _model_config(config, args.model_options)
+    model_cfg, cfg = _model_config(config, args.model_options)
     in_channels_was = model_cfg.pop("_in_channels_was", FEATURE_CHANNELS)
     torch.manual_seed(0)
     model = build(model_cfg, REGISTRY).to(device).train()
-    batch = _batch(args.batch, args.length, device)
+    batch = window_batch(cfg, device) if name in WINDOWED else _batch(args.batch, args.length, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
 
@@ -134,6 +177,7 @@ def measure(name: str, config: str, args: argparse.Namespace) -> Dict[str, Any]:
         detector=name,
         config=config,
         in_channels_was=in_channels_was,
+        input=f"{batch['inputs'].shape[0]} x {batch['inputs'].shape[-1]}",
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
         trainable_m=sum(p.numel() for p in params) / 1e6,
         step_s=statistics.median(times),
@@ -151,8 +195,20 @@ def _row(r: Dict[str, Any], ref: Optional[Dict[str, Any]]) -> str:
     note = "" if r["in_channels_was"] == FEATURE_CHANNELS else f" (in_channels {r['in_channels_was']} -> 2048)"
     time_ratio = f"{r['step_s'] / ref['step_s']:.2f}x" if ref else "-"
     mem_ratio = f"{r['peak_gib'] / ref['peak_gib']:.2f}x" if ref and ref["peak_gib"] > 0 else "-"
-    return (f"| {r['detector']} | `{r['config']}`{note} | {r['params_m']:.1f} | {r['step_s'] * 1000:.0f} | "
-            f"{r['peak_gib']:.2f} | {time_ratio} | {mem_ratio} |")
+    return (f"| {r['detector']} | `{r['config']}`{note} | {r['input']} | {r['params_m']:.1f} | "
+            f"{r['step_s'] * 1000:.0f} | {r['peak_gib']:.2f} | {time_ratio} | {mem_ratio} |")
+
+
+def _table(rows: List[Dict[str, Any]], reference: str) -> None:
+    """Print one group's table, ratios against ``reference`` (measured in the same run)."""
+    if not rows:
+        return
+    ref = next((r for r in rows if r["detector"] == reference), None)
+    print(f"\n| detector | config | batch x snippets | parameters (M) | iteration (ms, median) | peak memory (GiB) "
+          f"| time vs {reference} | memory vs {reference} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(_row(r, ref), flush=True)
 
 
 def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -167,8 +223,9 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
     names = select(args.detectors)
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or platform.machine()
     memory = "max_memory_allocated" if args.device == "cuda" else "resident-set growth to its high-water mark"
-    print(f"device: {device}; torch {torch.__version__}; {args.threads} CPU thread(s); batch {args.batch} x "
-          f"{FEATURE_CHANNELS} channels x {args.length} snippets; median of {args.steps} iteration(s) after one "
+    print(f"device: {device}; torch {torch.__version__}; {args.threads} CPU thread(s); {FEATURE_CHANNELS} channels; "
+          f"whole sequences: batch {args.batch} x {args.length} snippets; windowed detectors: their config's batch "
+          f"and window; median of {args.steps} iteration(s) after one "
           f"warm-up (zero_grad, forward, backward, AdamW step); peak memory: {memory}"
           + (f"; model options {args.model_options}" if args.model_options else ""))
     rows: List[Dict[str, Any]] = []
@@ -180,15 +237,11 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
         try:
             rows.append(_measure_in_child(name, config, args))
         except Exception as err:  # noqa: BLE001 - a detector still being written must not stop the others
-            if name == REFERENCE:
+            if name in (REFERENCE, WINDOWED_REFERENCE):
                 raise RuntimeError(f"the reference {name} could not be measured: {err}") from err
             print(f"skipped {name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-    ref = rows[0] if rows and rows[0]["detector"] == REFERENCE else None
-    print("\n| detector | config | parameters (M) | iteration (ms, median) | peak memory (GiB) "
-          "| time vs ActionFormer | memory vs ActionFormer |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(_row(r, ref), flush=True)
+    _table([r for r in rows if r["detector"] not in WINDOWED], REFERENCE)
+    _table([r for r in rows if r["detector"] in WINDOWED], WINDOWED_REFERENCE)
     return rows
 
 
