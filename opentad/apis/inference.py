@@ -123,8 +123,9 @@ class Inferencer:
         show_progress: draw a progress bar with ETA over the windows.
 
     Raises:
-        FileNotFoundError: the config, checkpoint or class map is missing.
+        FileNotFoundError: the config, checkpoint, class map or external classifier file is missing.
         ConfigError: the config is invalid or has no ``dataset.test``.
+        ClassifierFileError: the ``post_processing.external_cls`` file is unusable.
         CheckpointError: the checkpoint does not fit the config (e.g. another number of classes).
         InferenceError: the class map and the head disagree on the number of classes.
     """
@@ -142,6 +143,8 @@ class Inferencer:
         num_workers: int = 0,
         show_progress: bool = True,
     ):
+        from opentad.cores.test_engine import make_classifier
+
         self.config_path, self.checkpoint = config, checkpoint
         self.cfg = load_config(config, cfg_options)
         validate_config(self.cfg, source=config)
@@ -156,6 +159,8 @@ class Inferencer:
         source = "--class-map" if class_map else "dataset.test.class_map"
         self.class_names = read_class_map(self.class_map, key=source)
         ema = bool(self.solver.get("ema", False)) if use_ema is None else use_ema
+        # post_processing.external_cls (proposal detectors): its file must score the video's name (its base name)
+        self.classifier = make_classifier(self.cfg.post_processing.to_dict() if "post_processing" in self.cfg else None)
         self.model = load_detector(self.cfg.model.to_dict(), checkpoint, device=self.device, use_ema=ema, config=config)
         self._check_class_count()
         test_solver = self.solver.get("test", {})
@@ -221,8 +226,6 @@ class Inferencer:
         from opentad.datasets.base import SlidingWindowDataset
 
         post = copy.deepcopy(self.cfg.post_processing.to_dict()) if "post_processing" in self.cfg else {}
-        if post.get("external_cls") is not None:
-            raise ConfigError("post_processing.external_cls: external classifiers are not supported; set it to None")
         post["sliding_window"] = isinstance(dataset, SlidingWindowDataset)
         return post
 
@@ -261,7 +264,8 @@ class Inferencer:
             results = predict(
                 loader, self.model, device=self.device,
                 infer_cfg=dict(load_from_raw_predictions=False, save_raw_prediction=False), post_cfg=post,
-                class_names=self.class_names, amp_dtype=resolve_amp_dtype(self.solver.get("amp", False), self.device),
+                class_names=self.class_names, classifier=self.classifier,
+                amp_dtype=resolve_amp_dtype(self.solver.get("amp", False), self.device),
                 show_progress=self.show_progress,
             )
         if post["sliding_window"]:

@@ -7,7 +7,8 @@ types the engines read them as (``runner.py``, ``test_engine.py``,
 :func:`opentad.registry.check_binding`, the one check ``build`` uses too;
 nested dicts whose keys a function takes are checked against that function
 (each loader of ``solver`` against ``build_dataloader``, ``post_processing.nms``
-against ``batched_nms``). Keys the engine sets itself are refused by name.
+against ``batched_nms``, ``post_processing.external_cls`` against its
+classifier). Keys the engine sets itself are refused by name.
 The ``optimizer`` and ``scheduler`` checkers live beside their builders.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, List, Literal, Mapping, Optional, Sequence, Tu
 
 from opentad.datasets.builder import build_dataloader
 from opentad.models.utils.post_processing import batched_nms
-from opentad.registry import CONFIG_SECTIONS, check_binding
+from opentad.registry import CLASSIFIERS, CONFIG_SECTIONS, check_binding
 
 __all__ = ["Solver", "Workflow", "Inference", "PostProcessing", "check_section"]
 
@@ -68,7 +69,7 @@ class PostProcessing:
 
     nms: Optional[Mapping[str, Any]]
     save_dict: bool
-    external_cls: Any
+    external_cls: Optional[Mapping[str, Any]]
     pre_nms_topk: int
     pre_nms_thresh: float
     score_type: Any
@@ -121,5 +122,27 @@ _register(
     "solver", Solver, nested={split: (build_dataloader, LOADER_RUNTIME_KEYS) for split in ("train", "val", "test")})
 _register("workflow", Workflow)
 _register("inference", Inference, engine=("folder",))
-_register("post_processing", PostProcessing, engine=("sliding_window",),
-          nested={"nms": (batched_nms, ("segments", "scores", "labels"))})
+
+
+def _check_external_cls(value: Any, path: str) -> List[str]:
+    """``post_processing.external_cls``: None, or a dict whose ``type`` is a classifier and whose keys bind to it."""
+    if value is None:
+        return []
+    if "type" not in value:
+        return [f"{path}: expected dict(type=<classifier>, ...) or None; the classifiers: {CLASSIFIERS.names()}"]
+    cls = CLASSIFIERS.get(value["type"])
+    if cls is None:
+        return [f"{path}: unknown external classifier {value['type']!r}; the classifiers: {CLASSIFIERS.names()}"]
+    problem = check_binding(cls, {k: v for k, v in value.items() if k != "type"}, path=path)
+    return [problem] if problem else []
+
+
+def _check_post_processing(value: Any, path: str) -> List[str]:
+    errors = check_section(PostProcessing, value, path, engine=("sliding_window",),
+                           nested={"nms": (batched_nms, ("segments", "scores", "labels"))})
+    if errors or not isinstance(value, Mapping):
+        return errors
+    return _check_external_cls(value.get("external_cls"), f"{path}.external_cls")
+
+
+CONFIG_SECTIONS.register_module(name="post_processing", module=_check_post_processing)

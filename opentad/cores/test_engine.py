@@ -14,7 +14,7 @@ import copy
 import json
 import logging
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
@@ -30,6 +30,7 @@ from opentad.utils.misc import move_to_device, unwrap_model
 __all__ = [
     "eval_one_epoch",
     "predict",
+    "make_classifier",
     "merge_results",
     "evaluate_results",
     "append_eval_record",
@@ -65,7 +66,7 @@ def merge_results(parts: List[Results]) -> Results:
 @torch.no_grad()
 def predict(loader, model: nn.Module, *, device: torch.device, infer_cfg: Mapping[str, Any],
             post_cfg: Mapping[str, Any], class_names: Any, amp_dtype: Optional[torch.dtype] = None,
-            show_progress: bool = True) -> Results:
+            show_progress: bool = True, classifier: Optional[Callable] = None) -> Results:
     """Detections of this rank's samples, ``{video_name: [detection, ...]}``.
 
     Args:
@@ -74,14 +75,17 @@ def predict(loader, model: nn.Module, *, device: torch.device, infer_cfg: Mappin
         device: where batches go.
         infer_cfg: the ``inference`` section plus ``folder``.
         post_cfg: the ``post_processing`` section plus ``sliding_window``.
-        class_names: passed to the detector as ``ext_cls``.
+        class_names: the class names, passed to the detector as ``ext_cls`` unless ``classifier`` is given.
         amp_dtype: autocast dtype or None.
         show_progress: draw a tqdm bar with ETA.
+        classifier: an external video classifier ``(video, segments, scores) -> (segments, labels, scores)``
+            (:func:`make_classifier`), passed as ``ext_cls`` instead of the class names.
     """
     inner = unwrap_model(model)
     was_training = inner.training
     inner.eval()
     remaining = _real_sample_count(loader)
+    ext_cls = class_names if classifier is None else classifier
     parts: List[Results] = []
     for batch in tqdm.tqdm(loader, desc="test", disable=not show_progress, dynamic_ncols=True):
         size = len(batch["metas"])
@@ -92,7 +96,7 @@ def predict(loader, model: nn.Module, *, device: torch.device, infer_cfg: Mappin
                 continue
         batch = move_to_device(batch, device)
         with autocast(device, amp_dtype):
-            parts.append(inner(**batch, return_loss=False, infer_cfg=infer_cfg, post_cfg=post_cfg, ext_cls=class_names))
+            parts.append(inner(**batch, return_loss=False, infer_cfg=infer_cfg, post_cfg=post_cfg, ext_cls=ext_cls))
     inner.train(was_training)
     return merge_results(parts)
 
@@ -131,9 +135,26 @@ def _prepare_cfgs(loader, inference_cfg, post_cfg, work_dir: str):
     if "save_raw_prediction" in infer and infer["save_raw_prediction"]:
         os.makedirs(infer["folder"], exist_ok=True)
     post = dict(copy.deepcopy(dict(post_cfg or {})), sliding_window=isinstance(loader.dataset, SlidingWindowDataset))
-    if "external_cls" in post and post["external_cls"] is not None:
-        raise ConfigError("post_processing.external_cls: external classifiers are not supported yet; set it to None")
     return infer, post
+
+
+def make_classifier(post_cfg: Optional[Mapping[str, Any]]) -> Optional[Callable]:
+    """The external classifier of ``post_processing.external_cls`` (upstream's ``build_classifier``), or None.
+
+    Raises:
+        ConfigError: unknown classifier type or keys, or ``topk`` above the file's class count.
+        FileNotFoundError, ClassifierFileError: the score file is missing or unusable (the message names it).
+    """
+    from opentad.models.utils.post_processing import build_classifier
+
+    cfg = None if post_cfg is None or "external_cls" not in post_cfg else post_cfg["external_cls"]
+    if cfg is None:
+        return None
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"post_processing.external_cls: expected a dict with 'type' or None, got {cfg!r}")
+    classifier = build_classifier(cfg)
+    logger.info("External classifier %s (%s).", cfg["type"], cfg.get("path", "no file"))
+    return classifier
 
 
 def eval_one_epoch(
@@ -172,6 +193,7 @@ def eval_one_epoch(
     infer, post = _prepare_cfgs(loader, inference_cfg, post_cfg, work_dir)
     class_names = list(loader.dataset.class_map)
     local = predict(loader, model, device=device, infer_cfg=infer, post_cfg=post, class_names=class_names,
+                    classifier=make_classifier(post),
                     amp_dtype=amp_dtype, show_progress=rank == 0)
     results = merge_results(gather_objects(local))
     if rank != 0:

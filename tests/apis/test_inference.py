@@ -164,3 +164,19 @@ def test_qlora_checkpoint_detects_and_float_checkpoint_is_refused(tiny_data, e2e
     assert {d["label"] for d in result.detections} <= set(inferencer.class_names)
     with pytest.raises(CheckpointError, match=r"adapter.pth.*quantization"):
         Inferencer(qlora_model.config, e2e_checkpoint, device="cpu", cfg_options=qlora_model.options)
+
+
+def test_external_classifier_relabels_detections(tiny_data, trained_feature_model, tmp_path):
+    """post_processing.external_cls reaches the detector: PseudoClassifier renames every detection, nothing else."""
+    name = tiny_data.test_videos[0]
+    video, feats = os.path.join(tiny_data.videos, f"{name}.mp4"), os.path.join(tiny_data.features, f"{name}.npy")
+    plain = Inferencer(trained_feature_model.config, trained_feature_model.checkpoint, device="cpu",
+                       show_progress=False).detect(video, features=feats).detections
+    pseudo = dict(type="PseudoClassifier", pseudo_label="action")
+    relabelled = Inferencer(trained_feature_model.config, trained_feature_model.checkpoint, device="cpu",
+                            show_progress=False, cfg_options={"post_processing.external_cls": pseudo})
+    assert plain and relabelled.detect(video, features=feats).detections == [dict(d, label="action") for d in plain]
+    missing = dict(type="StandardClassifier", path=str(tmp_path / "scores.json"))
+    with pytest.raises(FileNotFoundError, match="External classifier file not found: .*scores.json"):
+        Inferencer(trained_feature_model.config, trained_feature_model.checkpoint, device="cpu",
+                   cfg_options={"post_processing.external_cls": missing})

@@ -91,3 +91,25 @@ def test_nested_dicts_are_checked_only_when_the_section_binds():
     """An unknown key in the section is reported alone; the nested loader dicts are checked once it binds."""
     errors = check_config(load_config(CONFIGS[1], {"solver.trian": {}, "solver.train.batchsize": 2}))
     assert len(errors) == 1 and "['trian']" in errors[0] and "Did you mean 'train'" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "external_cls, needle",
+    [
+        (dict(type="StandardClasifier", path="x.json"), "unknown external classifier 'StandardClasifier'"),
+        (dict(type="StandardClassifier", pth="x.json"), "StandardClassifier got unknown config key(s) ['pth']"),
+        (dict(type="StandardClassifier", path="x.json", topk="2"),
+         "post_processing.external_cls.topk = '2' (str): expected an int"),
+        (dict(path="x.json"), "post_processing.external_cls: expected dict(type=<classifier>, ...) or None"),
+        ("StandardClassifier", "post_processing.external_cls = 'StandardClassifier' (str): expected a dict"),
+    ],
+)
+def test_external_classifier_is_checked_before_the_run(external_cls, needle):
+    """post_processing.external_cls is checked against its classifier's keys, like any typed dict."""
+    errors = check_config(load_config(CONFIGS[1], {"post_processing.external_cls": external_cls}))
+    assert len(errors) == 1 and needle in errors[0], errors
+
+
+def test_external_classifier_configs_pass():
+    for cls in (dict(type="UntrimmedNetTHUMOSClassifier", path="u.npy", topk=2), dict(type="PseudoClassifier"), None):
+        assert check_config(load_config(CONFIGS[1], {"post_processing.external_cls": cls})) == []

@@ -7,9 +7,11 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from opentad.cores.test_engine import eval_one_epoch, merge_results, predict
+from opentad.cores.test_engine import eval_one_epoch, make_classifier, merge_results, predict
 from opentad.datasets import collate
 from opentad.datasets.base import SlidingWindowDataset
+from opentad.models.detectors.base import BaseDetector
+from opentad.registry import ConfigError
 
 CPU = torch.device("cpu")
 
@@ -132,3 +134,56 @@ def test_evaluation_checks_ground_truth_labels_against_the_test_class_map(tmp_pa
     metrics = eval_one_epoch(loader, EchoDetector(), device=CPU, inference_cfg={}, post_cfg={},
                              evaluation_cfg=dict(evaluation, class_map=["Run", "Jump", "Swim"]), work_dir=str(tmp_path))
     assert metrics["per_class_AP"]["Swim"]["average"] == 0.0 and metrics["mAP@0.5"] == pytest.approx(0.5)
+
+
+class ProposalToy(BaseDetector):
+    """A class-agnostic proposal detector: one proposal per sample, the segment in its input, score 0.5."""
+
+    def forward_test(self, inputs, masks, metas=None, infer_cfg=None):
+        return [x[None, :] for x in inputs], [torch.full((1, 1), 0.5) for _ in inputs]
+
+
+class Samples(list):
+    """Ready-made samples with the dataset's ``class_map``."""
+
+    class_map = ["Run", "Jump"]
+
+
+def test_external_classifier_labels_class_agnostic_proposals(tmp_path):
+    """post_processing.external_cls is built from the config and re-labels each video's proposals.
+
+    v0 acts "Jump", v1 "Run"; the file ranks them so (topk=1): both classes found, mAP 1. Scores are
+    sqrt(0.5 * 0.5) = 0.5 (exact). Without the classifier every proposal is class 0 ("Run"): Jump's AP is 0.
+    """
+    database = {f"v{i}": dict(subset="test", duration=10.0, frame=300,
+                              annotations=[dict(label=label, segment=[float(i), float(i) + 1.0])])
+                for i, label in enumerate(["Jump", "Run"])}
+    (tmp_path / "gt.json").write_text(json.dumps(dict(database=database)))
+    scores = {"v0": [0.25, 0.5], "v1": [0.5, 0.125]}
+    (tmp_path / "cls.json").write_text(json.dumps({"class": ["Run", "Jump"], "results": scores}))
+    loader = DataLoader(Samples(
+        dict(inputs=torch.tensor([float(i), float(i) + 1.0]), masks=torch.ones(2, dtype=torch.bool),
+             metas=dict(video_name=f"v{i}", fps=1.0, duration=10.0, snippet_stride=1, offset_frames=0))
+        for i in range(2)), batch_size=2, collate_fn=collate)
+    evaluation = dict(type="mAP", subset="test", tiou_thresholds=[0.5], ground_truth_filename=str(tmp_path / "gt.json"))
+    post = dict(nms=None, save_dict=True,
+                external_cls=dict(type="StandardClassifier", path=str(tmp_path / "cls.json"), topk=1))
+    metrics = eval_one_epoch(loader, ProposalToy(), device=CPU, inference_cfg={}, post_cfg=post,
+                             evaluation_cfg=evaluation, work_dir=str(tmp_path))
+    assert metrics["mAP@0.5"] == 1.0
+    saved = json.loads((tmp_path / "result_detection.json").read_text())["results"]
+    assert saved == {"v0": [dict(segment=[0.0, 1.0], label="Jump", score=0.5)],
+                     "v1": [dict(segment=[1.0, 2.0], label="Run", score=0.5)]}
+    plain = eval_one_epoch(loader, ProposalToy(), device=CPU, inference_cfg={}, post_cfg=dict(nms=None),
+                           evaluation_cfg=evaluation, work_dir=str(tmp_path))
+    assert plain["per_class_AP"]["Jump"]["average"] == 0.0 and plain["mAP@0.5"] < 1.0
+
+
+def test_external_classifier_problems_stop_before_inference(tmp_path):
+    assert make_classifier(None) is None and make_classifier(dict(external_cls=None)) is None
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        make_classifier(dict(external_cls=dict(type="StandardClassifier", path=str(tmp_path / "nope.json"))))
+    with pytest.raises(ConfigError, match="Unknown external classifier type 'StandardClasifier'"):
+        make_classifier(dict(external_cls=dict(type="StandardClasifier", path="x")))
+    with pytest.raises(ConfigError, match="expected a dict with 'type' or None"):
+        make_classifier(dict(external_cls="StandardClassifier"))

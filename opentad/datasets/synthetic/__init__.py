@@ -9,6 +9,7 @@ generator is run by ``tools/prepare_data/synthetic/generate.py``. See
 from opentad.datasets.synthetic.generate import (
     ANNOTATION_FILE,
     CLASS_FILE,
+    CLASSIFIER_FILE,
     FEATURE_DIR,
     MANIFEST_FILE,
     VIDEO_DIR,
@@ -22,6 +23,7 @@ from opentad.datasets.synthetic.settings import FEATURE_STRIDE, FPS, PRESETS, Sy
 __all__ = [
     "ANNOTATION_FILE",
     "CLASS_FILE",
+    "CLASSIFIER_FILE",
     "FEATURE_DIR",
     "MANIFEST_FILE",
     "VIDEO_DIR",

@@ -4,6 +4,7 @@ Layout under ``out`` (see ``docs/synthetic_data.md``)::
 
     annotations/thumos_14_anno.json     {"database": {name: {subset, duration, frame, annotations}}}
     annotations/category_idx.txt        one class name per line
+    classifiers/video_classifier.json   {"class": [names], "results": {name: [scores]}} (StandardClassifier)
     raw_data/video/<name>.mp4           H.264, yuv420p, 30 fps
     features/stride4/<name>.npy         float32 [frame // 4, feat_dim]
     synthetic_manifest.json             settings, their hash, the files and their sizes
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from opentad.datasets.synthetic.classifier import classifier_file
 from opentad.datasets.synthetic.features import video_features
 from opentad.datasets.synthetic.plan import VideoPlan, plan_dataset
 from opentad.datasets.synthetic.render import VideoRenderer
@@ -35,6 +37,7 @@ from opentad.datasets.synthetic.writer import PARTIAL_MARK, write_mp4, write_npy
 __all__ = [
     "ANNOTATION_FILE",
     "CLASS_FILE",
+    "CLASSIFIER_FILE",
     "VIDEO_DIR",
     "FEATURE_DIR",
     "MANIFEST_FILE",
@@ -47,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 ANNOTATION_FILE = "annotations/thumos_14_anno.json"
 CLASS_FILE = "annotations/category_idx.txt"
+CLASSIFIER_FILE = "classifiers/video_classifier.json"
 VIDEO_DIR = "raw_data/video"
 FEATURE_DIR = "features/stride4"
 MANIFEST_FILE = "synthetic_manifest.json"
@@ -141,6 +145,7 @@ def _generator_files(out: str) -> List[str]:
     patterns = [
         ANNOTATION_FILE,
         CLASS_FILE,
+        CLASSIFIER_FILE,
         f"{VIDEO_DIR}/video_*.mp4",
         f"{FEATURE_DIR}/video_*.npy",
         f"**/*{PARTIAL_MARK}*",
@@ -241,12 +246,13 @@ def generate_dataset(
     database = {p.name: p.annotation(settings.class_names) for p in plans}
     write_text(os.path.join(out, ANNOTATION_FILE), json.dumps({"database": database}, indent=1) + "\n")
     write_text(os.path.join(out, CLASS_FILE), "".join(f"{name}\n" for name in settings.class_names))
+    write_text(os.path.join(out, CLASSIFIER_FILE), json.dumps(classifier_file(plans, settings)) + "\n")
 
     todo = _pending(out, settings, plans, manifest.get("files", {}) if resume else None)
     logger.info("Generating %d of %d videos into %s with %d worker(s).", len(todo), len(plans), out, workers)
     _run_jobs(out, settings, todo, workers)
 
-    names = [ANNOTATION_FILE, CLASS_FILE] + [n for p in plans for n in _outputs(settings, p)]
+    names = [ANNOTATION_FILE, CLASS_FILE, CLASSIFIER_FILE] + [n for p in plans for n in _outputs(settings, p)]
     files = {n: os.path.getsize(os.path.join(out, n)) for n in names}
     _write_manifest(out, settings, True, files)
     size = sum(files.values())

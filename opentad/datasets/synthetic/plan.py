@@ -36,6 +36,7 @@ class Stream:
     FEATURES = 2
     PROTOTYPES = 3
     GLOBAL = 4
+    CLASSIFIER = 5
 
 
 def video_rng(seed: int, stream: int, *key: int) -> np.random.Generator:
@@ -166,7 +167,11 @@ def _action_lengths(rng: np.random.Generator, s: SyntheticSettings, total_cs: in
 def _plan_actions(rng: np.random.Generator, s: SyntheticSettings, total_cs: int) -> List[SegmentPlan]:
     """Non-ambiguous actions, in time order, inside ``[0, total_cs]``."""
     lengths = _action_lengths(rng, s, total_cs)
-    labels = rng.integers(0, s.num_classes, size=len(lengths))
+    if s.classes_per_video:  # the video's classes first, then each action's among them
+        pool = rng.permutation(s.num_classes)[: s.classes_per_video]
+        labels = pool[rng.integers(0, len(pool), size=len(lengths))]
+    else:
+        labels = rng.integers(0, s.num_classes, size=len(lengths))
     overlaps = [0] + [
         int(rng.uniform(0.1, 0.5) * min(a, b)) if rng.uniform() < s.overlap_prob else 0
         for a, b in zip(lengths, lengths[1:])

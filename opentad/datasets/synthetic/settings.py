@@ -21,7 +21,8 @@ FEATURE_STRIDE = 4  # frames summarised by one feature row (the layout's contrac
 # Bump when the generator's output changes for unchanged settings, so that
 # stale outputs are regenerated instead of skipped.
 # 2: yuv420p converted by the writer, x264 with cpu-independent=1 (same frames on any CPU).
-GENERATOR_VERSION = 2
+# 3: classifiers/video_classifier.json (video-level class scores for the proposal detectors).
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class SyntheticSettings:
             clipping; None means the geometric mean of the bounds.
         duration_sigma: log-normal sigma of the video length.
         actions_per_minute: mean number of actions per minute of video.
+        classes_per_video: 0 draws each action's class independently; ``k >= 1``
+            draws ``min(k, num_classes)`` classes per video and its actions from
+            them (1: one class per video, as most THUMOS14 videos, which
+            video-level classifiers assume).
         min_action, max_action: action length bounds in seconds (0.5 to 10).
         median_action, action_sigma: log-normal of the action length.
         max_fill: at most this fraction of a video is covered by actions.
@@ -67,6 +72,7 @@ class SyntheticSettings:
     median_duration: float | None = None
     duration_sigma: float = 0.4
     actions_per_minute: float = 10.0
+    classes_per_video: int = 0
     min_action: float = 0.5
     max_action: float = 10.0
     median_action: float = 2.5
@@ -107,6 +113,8 @@ class SyntheticSettings:
         for name in ("actions_per_minute", "pixel_noise", "jitter_px", "feat_noise", "duration_sigma", "action_sigma"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.classes_per_video < 0:
+            problems.append(f"classes_per_video={self.classes_per_video} must be >= 0 (0: no limit)")
         if self.feat_dim < 8 or self.max_distractors < 0 or self.gop < 1:
             problems.append(
                 f"feat_dim={self.feat_dim} (>= 8), max_distractors={self.max_distractors} (>= 0), gop={self.gop} (>= 1)"

@@ -5,9 +5,13 @@ on which published mAP figures depend).
 """
 
 from .nms import batched_nms, nms_1d, seg_voting, soft_nms_1d
-from .utils import convert_to_seconds, format_detections, merge_window_results, select_topk_predictions
+from .classifier import ClassifierFileError, build_classifier
+from .utils import boundary_choose, convert_to_seconds, format_detections, merge_window_results, select_topk_predictions
 
 __all__ = [
+    "build_classifier",
+    "ClassifierFileError",
+    "boundary_choose",
     "batched_nms",
     "nms_1d",
     "soft_nms_1d",

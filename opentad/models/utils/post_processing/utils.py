@@ -17,10 +17,17 @@ import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
 from .nms import batched_nms
 
-__all__ = ["convert_to_seconds", "select_topk_predictions", "format_detections", "merge_window_results"]
+__all__ = [
+    "boundary_choose",
+    "convert_to_seconds",
+    "select_topk_predictions",
+    "format_detections",
+    "merge_window_results",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -182,3 +189,14 @@ def merge_window_results(
         segments, scores, labels = batched_nms(segments, scores, labels, backend=backend, **nms_cfg)
         merged[video] = format_detections(segments, labels, scores, names)
     return merged
+
+
+def boundary_choose(score: torch.Tensor) -> torch.Tensor:
+    """Boundary candidates of the proposal detectors (BMN, TSI, ETAD): ``[B, T]`` probabilities -> ``[B, T]`` bool.
+
+    A step is a candidate when its score exceeds half the sequence's maximum or
+    is a local peak (equal to the maximum over itself and its two neighbours).
+    """
+    high = score > score.max(dim=1, keepdim=True)[0] * 0.5
+    peak = score == F.max_pool1d(score, kernel_size=3, stride=1, padding=1)
+    return high | peak
