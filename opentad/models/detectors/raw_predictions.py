@@ -1,7 +1,9 @@
 """Raw (pre-post-processing) predictions on disk, as upstream's ``inference`` options.
 
 ``inference.save_raw_prediction=True`` writes, per video, ``<folder>/<video_name>.pkl``
-holding the list ``[proposals [P, 2], scores [P, C]]`` of that sample;
+holding the list of that sample's fields of ``forward_test``'s result (one-stage:
+``[proposals [P, 2], scores [P, C]]``; two-stage: the first- and second-stage
+fields, None where a stage returned none);
 ``inference.load_from_raw_predictions=True`` reads them back instead of
 running the network (to tune post-processing quickly), averaging the scores
 and proposals of the folders in ``inference.fuse_list`` when it is given.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Any, List, Mapping, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -18,7 +20,7 @@ from opentad.utils.safe_load import pickle_load
 
 __all__ = ["save_predictions", "load_predictions"]
 
-Predictions = Tuple[List[torch.Tensor], List[torch.Tensor]]
+Predictions = Tuple[Optional[List[torch.Tensor]], ...]
 
 
 def _path(folder: str, meta: Mapping[str, Any]) -> str:
@@ -26,7 +28,7 @@ def _path(folder: str, meta: Mapping[str, Any]) -> str:
 
 
 def save_predictions(predictions: Predictions, metas: Sequence[Mapping[str, Any]], folder: str) -> None:
-    """Write each sample's ``[proposals, scores]`` (moved to the CPU) to ``folder``.
+    """Write each sample's fields (moved to the CPU; a field that is None stays None) to ``folder``.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist.
@@ -34,7 +36,7 @@ def save_predictions(predictions: Predictions, metas: Sequence[Mapping[str, Any]
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"inference.folder {folder!r} does not exist; create it before saving predictions")
     for idx, meta in enumerate(metas):
-        sample = [data[idx].detach().cpu() for data in predictions]
+        sample = [None if data is None else data[idx].detach().cpu() for data in predictions]
         with open(_path(folder, meta), "wb") as handle:
             pickle.dump(sample, handle, pickle.HIGHEST_PROTOCOL)
 
@@ -53,7 +55,8 @@ def load_predictions(metas: Sequence[Mapping[str, Any]], infer_cfg: Mapping[str,
     """Read the predictions of ``metas`` from ``infer_cfg["folder"]`` or average ``infer_cfg["fuse_list"]``.
 
     Returns:
-        ``(proposals, scores)``: per-sample lists, as ``forward_test`` returns them.
+        Every field as ``forward_test`` returned it: per-sample lists (None for a field saved as None);
+        with ``fuse_list``, each tensor is the mean over the folders.
 
     Raises:
         KeyError: neither ``folder`` nor ``fuse_list`` is set.
@@ -68,6 +71,8 @@ def load_predictions(metas: Sequence[Mapping[str, Any]], infer_cfg: Mapping[str,
     loaded = [_load_folder(metas, folder) for folder in folders]
     fields = len(loaded[0][0])
     fused = [
-        [torch.stack([run[i][f] for run in loaded]).mean(dim=0) for i in range(len(metas))] for f in range(fields)
+        None if loaded[0][0][f] is None
+        else [torch.stack([run[i][f] for run in loaded]).mean(dim=0) for i in range(len(metas))]
+        for f in range(fields)
     ]
-    return fused[0], fused[1]
+    return tuple(fused)
