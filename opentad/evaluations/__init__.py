@@ -2,5 +2,10 @@
 from .builder import build_evaluator, check_ground_truth, remove_duplicate_annotations
 from .io import GroundTruthError
 from .mAP import mAP
+from .mAP_epic import mAP_EPIC
+from .recall import Recall
 
-__all__ = ["build_evaluator", "check_ground_truth", "remove_duplicate_annotations", "GroundTruthError", "mAP"]
+__all__ = [
+    "build_evaluator", "check_ground_truth", "remove_duplicate_annotations", "GroundTruthError", "mAP", "mAP_EPIC",
+    "Recall",
+]

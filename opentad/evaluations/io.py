@@ -10,9 +10,10 @@ seconds. Which entries are kept is decided here (see :class:`GroundTruth` and
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,9 +27,24 @@ __all__ = [
     "load_ground_truth",
     "load_predictions",
     "load_blocked_videos",
+    "source_name",
+    "warn_about_inputs",
 ]
 
+logger = logging.getLogger(__name__)
+
 PathOrDict = Union[str, os.PathLike, Mapping[str, Any]]
+LabelOf = Callable[[Mapping[str, Any]], Hashable]
+
+
+def _label(entry: Mapping[str, Any]) -> Hashable:
+    """The class of a ground-truth or predicted entry: its ``label`` (mAP's and Recall's rule)."""
+    return entry["label"]
+
+
+def source_name(source: Any) -> str:
+    """How messages name an input: the quoted path, or ``(dict)`` for an in-memory one."""
+    return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "(dict)"
 
 
 class GroundTruthError(ValueError):
@@ -135,6 +151,8 @@ def load_ground_truth(
     blocked: set,
     ignored_labels: Sequence[str] = (),
     class_map: Optional[Sequence[str]] = None,
+    label_of: LabelOf = _label,
+    keep_all: bool = False,
 ) -> GroundTruth:
     """Read the actions of ``subset``.
 
@@ -152,6 +170,11 @@ def load_ground_truth(
         ignored_labels: labels that are not classes (dropped, counted).
         class_map: the class names the model predicts; when given, every
             other label (not in ``ignored_labels``) is an error.
+        label_of: the class of an annotation (default its ``label``); may
+            raise ``KeyError``/``ValueError`` for a malformed one.
+        keep_all: keep every action, duplicates and ``end <= start`` ones
+            included (``mAP_EPIC``'s rule; such an action is a positive that
+            no prediction can match).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -160,7 +183,7 @@ def load_ground_truth(
             outside ``class_map`` (all counted in one message), or no action in
             ``subset`` (the message lists the subsets present).
     """
-    name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "(dict)"
+    name = source_name(source)
     try:
         data = load_json(source, "ground_truth_filename") if isinstance(source, (str, os.PathLike)) else source
         database = _require_key(data, "database", name, "ground_truth_filename")
@@ -170,7 +193,8 @@ def load_ground_truth(
         raise GroundTruthError(
             f"ground_truth_filename {name}: 'database' must map video names to entries, got {type(database).__name__}"
         )
-    scan = _Scan(ignored=set(ignored_labels), known=None if class_map is None else set(class_map))
+    scan = _Scan(ignored=set(ignored_labels), known=None if class_map is None else set(class_map),
+                 label_of=label_of, keep_all=keep_all)
     subsets_seen = set()
     for video_name, info in database.items():
         if not isinstance(info, Mapping) or "subset" not in info or "annotations" not in info:
@@ -213,8 +237,10 @@ class _Scan:
 
     ignored: set
     known: Optional[set]
+    label_of: LabelOf = _label
+    keep_all: bool = False
     videos: List[str] = field(default_factory=list)
-    classes: Dict[str, int] = field(default_factory=dict)
+    classes: Dict[Hashable, int] = field(default_factory=dict)
     rows: List[tuple] = field(default_factory=list)
     unknown: List[tuple] = field(default_factory=list)
     empty_segments: List[tuple] = field(default_factory=list)
@@ -224,21 +250,29 @@ class _Scan:
         """Count ignored, unknown and empty actions, then keep the others (duplicates removed)."""
         vidx = len(self.videos)
         self.videos.append(video_name)
+        if self.keep_all:
+            for ann in annotations:
+                self._keep(vidx, ann, self.label_of(ann))
+            return
         for ann in annotations:
-            if ann["label"] in self.ignored:
+            label = self.label_of(ann)
+            if label in self.ignored:
                 self.num_ignored += 1
-            elif self.known is not None and ann["label"] not in self.known:
-                self.unknown.append((video_name, ann["label"]))
+            elif self.known is not None and label not in self.known:
+                self.unknown.append((video_name, label))
             elif float(ann["segment"][1]) - float(ann["segment"][0]) <= 0:  # as remove_duplicate_annotations
                 self.empty_segments.append((video_name, list(ann["segment"])))
         for ann in remove_duplicate_annotations(annotations):
-            if ann["label"] in self.ignored or (self.known is not None and ann["label"] not in self.known):
-                continue
-            cidx = self.classes.setdefault(ann["label"], len(self.classes))
-            self.rows.append((vidx, float(ann["segment"][0]), float(ann["segment"][1]), cidx))
+            label = self.label_of(ann)
+            if label not in self.ignored and (self.known is None or label in self.known):
+                self._keep(vidx, ann, label)
+
+    def _keep(self, vidx: int, ann: Mapping[str, Any], label: Hashable) -> None:
+        cidx = self.classes.setdefault(label, len(self.classes))
+        self.rows.append((vidx, float(ann["segment"][0]), float(ann["segment"][1]), cidx))
 
 
-def _bad_entry(results: Mapping[str, Any], blocked: set) -> str:
+def _bad_entry(results: Mapping[str, Any], blocked: set, label_of: Optional[LabelOf]) -> str:
     """Describe the first prediction entry (outside blocked videos) that cannot be read."""
     for video_name, items in results.items():
         if video_name in blocked:
@@ -247,18 +281,24 @@ def _bad_entry(results: Mapping[str, Any], blocked: set) -> str:
             return f"video {video_name!r}: expected a list of predictions, got {type(items).__name__}"
         for i, item in enumerate(items):
             try:
-                float(item["segment"][0]), float(item["segment"][1]), float(item["score"]), hash(item["label"])
+                float(item["segment"][0]), float(item["segment"][1]), float(item["score"])
+                if label_of is not None:
+                    hash(label_of(item))
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 return f"video {video_name!r}, prediction {i} ({item!r}): {type(exc).__name__}: {exc}"
     return "unknown entry"  # pragma: no cover - only called after a failure
 
 
-def load_predictions(source: PathOrDict, *, gt: GroundTruth, blocked: set) -> Predictions:
+def load_predictions(
+    source: PathOrDict, *, gt: GroundTruth, blocked: set, label_of: Optional[LabelOf] = _label
+) -> Predictions:
     """Read predictions, dropping those of blocked videos.
 
-    Predictions whose label is not a ground-truth class get label -1 (they are
-    not evaluated); videos outside the ground-truth subset keep their
-    predictions (they are false positives).
+    Predictions whose class (``label_of``, default the ``label`` key) is not a
+    ground-truth class get label -1 (they are not evaluated); with
+    ``label_of=None`` (class-agnostic proposals) no label is read and every
+    label is -1. Videos outside the ground-truth subset keep their predictions
+    (they are false positives).
 
     Raises:
         FileNotFoundError, ValueError: unreadable file, no ``results`` key, an
@@ -290,12 +330,14 @@ def load_predictions(source: PathOrDict, *, gt: GroundTruth, blocked: set) -> Pr
                 extra.append(video_name)
             vidx = video_index[video_name]
             cols.extend(
-                (float(r["segment"][0]), float(r["segment"][1]), float(r["score"]), class_index.get(r["label"], -1))
+                (float(r["segment"][0]), float(r["segment"][1]), float(r["score"]),
+                 -1 if label_of is None else class_index.get(label_of(r), -1))
                 for r in items
             )
             vids.extend([vidx] * (len(cols) - len(vids)))
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ValueError(f"prediction_filename {name}: malformed prediction at {_bad_entry(results, blocked)}") from exc
+        where = _bad_entry(results, blocked, label_of)
+        raise ValueError(f"prediction_filename {name}: malformed prediction at {where}") from exc
     arr = np.asarray(cols, dtype=np.float64).reshape(-1, 4)
     video = np.asarray(vids, dtype=np.int64)
     if np.isnan(arr[:, 2]).any():
@@ -310,3 +352,37 @@ def load_predictions(source: PathOrDict, *, gt: GroundTruth, blocked: set) -> Pr
         label=arr[:, 3].astype(np.int64),
         extra_videos=extra,
     )
+
+
+def warn_about_inputs(
+    gt: GroundTruth, pred: Predictions, *, source: str, subset: str, ignored_labels: Sequence[str], labelled=True
+) -> None:
+    """Log what the evaluation leaves out or counts against the predictions, once per evaluator.
+
+    Args:
+        gt, pred: what :func:`load_ground_truth` and :func:`load_predictions` read.
+        source: the ground-truth file as messages name it (:func:`source_name`).
+        subset: the evaluated subset.
+        ignored_labels: the labels counted in ``gt.num_ignored``.
+        labelled: whether predictions carry classes (False for class-agnostic proposals).
+    """
+    if gt.num_ignored:
+        logger.info("Ignored %d ground-truth actions labelled %s.", gt.num_ignored, list(ignored_labels))
+    if gt.empty_segments:
+        examples = "; ".join(f"{video} segment={segment}" for video, segment in gt.empty_segments[:3])
+        logger.warning(
+            "ground_truth_filename %s: %d ground-truth segment(s) of %d video(s) in subset %r have "
+            "end <= start (e.g. %s); they are not evaluated.", source, len(gt.empty_segments),
+            len({video for video, _ in gt.empty_segments}), subset, examples,
+        )
+    if pred.extra_videos:
+        logger.warning(
+            "%d predicted video(s) are not in the %r ground truth (e.g. %r); their predictions %s.",
+            len(pred.extra_videos), subset, pred.extra_videos[0],
+            "count as false positives" if labelled else "only count in the proposal budget",
+        )
+    unknown = int((pred.label < 0).sum()) if labelled else 0
+    if unknown:
+        logger.warning(
+            "%d prediction(s) have labels that are not ground-truth classes; they are not evaluated.", unknown
+        )

@@ -45,12 +45,10 @@ import numpy as np
 from opentad.registry import EVALUATORS
 from opentad.utils.class_map import read_class_map
 
-from .io import GroundTruth, load_blocked_videos, load_ground_truth, load_predictions
+from .io import GroundTruth, load_blocked_videos, load_ground_truth, load_predictions, source_name, warn_about_inputs
 from .matching import greedy_match, interpolated_ap, overlapping_pairs, segment_tiou, topkx_recall
 
 __all__ = ["mAP"]
-
-logger = logging.getLogger(__name__)
 
 
 def _check_thresholds(tiou_thresholds: Sequence[float]) -> list:
@@ -114,15 +112,16 @@ class mAP:  # noqa: N801 - upstream's registered name
         self.ignored_labels = list(ignored_labels)
         blocked = load_blocked_videos(blocked_videos)
         self.class_map = None if class_map is None else read_class_map(class_map)
-        self.ground_truth = load_ground_truth(
-            ground_truth_filename, subset=subset, blocked=blocked, ignored_labels=self.ignored_labels,
-            class_map=self.class_map,
-        )
-        self._source = repr(os.fspath(ground_truth_filename)) if isinstance(
-            ground_truth_filename, (str, os.PathLike)) else "(dict)"
-        self.prediction = load_predictions(prediction_filename, gt=self.ground_truth, blocked=blocked)
-        self._warn_about_inputs()
+        self.ground_truth, self.prediction = self._load(ground_truth_filename, prediction_filename, blocked)
+        warn_about_inputs(self.ground_truth, self.prediction, source=source_name(ground_truth_filename),
+                          subset=subset, ignored_labels=self.ignored_labels)
         self.ap: Optional[np.ndarray] = None
+
+    def _load(self, ground_truth_filename, prediction_filename, blocked: set):
+        """Ground truth and predictions under this evaluator's label rules (``mAP_EPIC`` overrides it)."""
+        gt = load_ground_truth(ground_truth_filename, subset=self.subset, blocked=blocked,
+                               ignored_labels=self.ignored_labels, class_map=self.class_map)
+        return gt, load_predictions(prediction_filename, gt=gt, blocked=blocked)
 
     @classmethod
     def check_ground_truth(cls, **cfg: Any) -> Optional[GroundTruth]:
@@ -152,29 +151,6 @@ class mAP:  # noqa: N801 - upstream's registered name
             keys["ground_truth_filename"], subset=keys["subset"], blocked=load_blocked_videos(keys["blocked_videos"]),
             ignored_labels=list(keys["ignored_labels"]), class_map=class_map,
         )
-
-    def _warn_about_inputs(self) -> None:
-        gt, pred = self.ground_truth, self.prediction
-        if gt.num_ignored:
-            logger.info("Ignored %d ground-truth actions labelled %s.", gt.num_ignored, self.ignored_labels)
-        if gt.empty_segments:
-            examples = "; ".join(f"{video} segment={segment}" for video, segment in gt.empty_segments[:3])
-            logger.warning(
-                "ground_truth_filename %s: %d ground-truth segment(s) of %d video(s) in subset %r have "
-                "end <= start (e.g. %s); they are not evaluated.", self._source, len(gt.empty_segments),
-                len({video for video, _ in gt.empty_segments}), self.subset, examples,
-            )
-        if pred.extra_videos:
-            logger.warning(
-                "%d predicted video(s) are not in the %r ground truth (e.g. %r); "
-                "their predictions count as false positives.",
-                len(pred.extra_videos), self.subset, pred.extra_videos[0],
-            )
-        unknown = int((pred.label < 0).sum())
-        if unknown:
-            logger.warning(
-                "%d prediction(s) have labels that are not ground-truth classes; they are not evaluated.", unknown
-            )
 
     def _ranked_predictions(self) -> np.ndarray:
         """Indices of evaluated predictions ordered by (class, -score, input order)."""

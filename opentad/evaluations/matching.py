@@ -20,7 +20,11 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["segment_tiou", "overlapping_pairs", "greedy_match", "interpolated_ap", "topkx_recall"]
+__all__ = [
+    "segment_tiou", "overlapping_pairs", "greedy_match", "interpolated_ap", "first_hit", "topkx_recall", "NO_HIT",
+]
+
+NO_HIT = np.iinfo(np.int64).max
 
 
 def segment_tiou(pred_start, pred_end, gt_start, gt_end) -> np.ndarray:
@@ -183,6 +187,30 @@ def interpolated_ap(tp: np.ndarray, num_positives: int) -> np.ndarray:
     return np.where(step != 0, step * envelope[:, 1:], 0.0).sum(axis=1)
 
 
+def first_hit(
+    pair_gt: np.ndarray, pair_pos: np.ndarray, pair_iou: np.ndarray, thresholds: Sequence[float], num_gt: int
+) -> np.ndarray:
+    """Best (lowest) position of a prediction that covers each ground truth, per threshold.
+
+    Args:
+        pair_gt: ``[K]`` ground-truth index of each candidate pair.
+        pair_pos: ``[K]`` position of the pair's prediction (its rank among the
+            predictions that may cover this ground truth, e.g. within its video).
+        pair_iou: ``[K]`` tIoU of each pair.
+        thresholds: ``T`` tIoU thresholds.
+        num_gt: ``G``, the size of the ground-truth index space.
+
+    Returns:
+        ``[T, G]`` int64: the lowest ``pair_pos`` among pairs with tIoU >= the
+        threshold, ``NO_HIT`` where there is none.
+    """
+    first = np.full((len(thresholds), num_gt), NO_HIT, dtype=np.int64)
+    for t_idx, t in enumerate(thresholds):
+        valid = pair_iou >= t
+        np.minimum.at(first[t_idx], pair_gt[valid], pair_pos[valid])
+    return first
+
+
 def topkx_recall(
     pair_pred: np.ndarray,
     pair_gt: np.ndarray,
@@ -207,11 +235,6 @@ def topkx_recall(
     Returns:
         ``[T, len(top_k), G]`` bool.
     """
-    found = np.zeros((len(thresholds), len(top_k), len(gt_group_size)), dtype=bool)
-    for t_idx, t in enumerate(thresholds):
-        valid = pair_iou >= t
-        first_pos = np.full(len(gt_group_size), np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(first_pos, pair_gt[valid], pred_pos[pair_pred[valid]])
-        for k_idx, k in enumerate(top_k):
-            found[t_idx, k_idx] = first_pos < int(k) * gt_group_size
-    return found
+    first = first_hit(pair_gt, pred_pos[pair_pred], pair_iou, thresholds, len(gt_group_size))
+    limit = np.asarray(top_k, dtype=np.int64)[:, None] * gt_group_size[None, :]
+    return first[:, None, :] < limit[None, :, :]
