@@ -27,8 +27,42 @@ def _path(folder: str, meta: Mapping[str, Any]) -> str:
     return os.path.join(folder, f"{meta['video_name']}.pkl")
 
 
+def _take(data: Any, idx: int) -> Any:
+    """Sample ``idx`` of one field: a tuple is a group of batch-first fields, None stays None."""
+    if data is None:
+        return None
+    if isinstance(data, tuple):
+        return tuple(_take(part, idx) for part in data)
+    return data[idx].detach().cpu()
+
+
+def _mean(entries: List[Any]) -> Any:
+    """The mean over runs of one sample's field (element-wise through tuples)."""
+    first = entries[0]
+    if first is None:
+        return None
+    if isinstance(first, tuple):
+        return tuple(_mean([e[i] for e in entries]) for i in range(len(first)))
+    return torch.stack(entries).mean(dim=0) if len(entries) > 1 else first
+
+
+def _collate(samples: List[Any]) -> Any:
+    """One field over the batch again: a batch tensor when every sample's shape agrees, else a list."""
+    first = samples[0]
+    if first is None:
+        return None
+    if isinstance(first, tuple):
+        return tuple(_collate([s[i] for s in samples]) for i in range(len(first)))
+    if all(s.shape == first.shape for s in samples):
+        return torch.stack(samples)
+    return list(samples)
+
+
 def save_predictions(predictions: Predictions, metas: Sequence[Mapping[str, Any]], folder: str) -> None:
-    """Write each sample's fields (moved to the CPU; a field that is None stays None) to ``folder``.
+    """Write each sample's fields (moved to the CPU) to ``folder``, upstream's per-video layout.
+
+    A field is a batch tensor or a list over the batch (its ``idx``-th entry is the sample's), a tuple of
+    such fields (TSI's four boundary logits), or None.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist.
@@ -36,12 +70,12 @@ def save_predictions(predictions: Predictions, metas: Sequence[Mapping[str, Any]
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"inference.folder {folder!r} does not exist; create it before saving predictions")
     for idx, meta in enumerate(metas):
-        sample = [None if data is None else data[idx].detach().cpu() for data in predictions]
+        sample = [_take(data, idx) for data in predictions]
         with open(_path(folder, meta), "wb") as handle:
             pickle.dump(sample, handle, pickle.HIGHEST_PROTOCOL)
 
 
-def _load_folder(metas: Sequence[Mapping[str, Any]], folder: str) -> List[List[torch.Tensor]]:
+def _load_folder(metas: Sequence[Mapping[str, Any]], folder: str) -> List[List[Any]]:
     samples = []
     for meta in metas:
         path = _path(folder, meta)
@@ -55,8 +89,9 @@ def load_predictions(metas: Sequence[Mapping[str, Any]], infer_cfg: Mapping[str,
     """Read the predictions of ``metas`` from ``infer_cfg["folder"]`` or average ``infer_cfg["fuse_list"]``.
 
     Returns:
-        Every field as ``forward_test`` returned it: per-sample lists (None for a field saved as None);
-        with ``fuse_list``, each tensor is the mean over the folders.
+        Every field over the batch: a batch tensor where the samples' shapes agree (as ``forward_test`` returns
+        the two-stage map outputs), else a per-sample list (one-stage proposals); tuples and None as saved.
+        With ``fuse_list``, each tensor is the mean over the folders.
 
     Raises:
         KeyError: neither ``folder`` nor ``fuse_list`` is set.
@@ -70,9 +105,5 @@ def load_predictions(metas: Sequence[Mapping[str, Any]], infer_cfg: Mapping[str,
         raise KeyError("inference config needs 'folder' or 'fuse_list' to load raw predictions")
     loaded = [_load_folder(metas, folder) for folder in folders]
     fields = len(loaded[0][0])
-    fused = [
-        None if loaded[0][0][f] is None
-        else [torch.stack([run[i][f] for run in loaded]).mean(dim=0) for i in range(len(metas))]
-        for f in range(fields)
-    ]
-    return tuple(fused)
+    samples = [[_mean([run[i][f] for run in loaded]) for f in range(fields)] for i in range(len(metas))]
+    return tuple(_collate([sample[f] for sample in samples]) for f in range(fields))

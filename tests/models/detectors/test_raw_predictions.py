@@ -42,3 +42,17 @@ def test_fuse_list_averages_each_tensor_field(tmp_path):
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="a.pkl"):
         load_predictions(METAS, dict(folder=str(tmp_path)))
+
+
+def test_batch_tensors_and_tuple_groups_come_back_as_the_detector_returned_them(tmp_path):
+    """BMN returns batch tensors ``[B, 2, T]``; TSI a tuple of four ``[B, T]`` logits; proposals of differing
+    lengths stay a per-sample list."""
+    g = torch.Generator().manual_seed(3)
+    tem = tuple(torch.randn(2, 8, generator=g) for _ in range(4))
+    iou_map = torch.randn(2, 2, 5, 8, generator=g)
+    ragged = [torch.randn(3, 2, generator=g), torch.randn(5, 2, generator=g)]
+    save_predictions((tem, iou_map, ragged), METAS, str(tmp_path))
+    got_tem, got_map, got_ragged = load_predictions(METAS, dict(folder=str(tmp_path)))
+    assert isinstance(got_tem, tuple) and all(torch.equal(a, b) for a, b in zip(got_tem, tem))
+    assert torch.equal(got_map, iou_map)
+    assert isinstance(got_ragged, list) and all(torch.equal(a, b) for a, b in zip(got_ragged, ragged))
