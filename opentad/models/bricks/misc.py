@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Scale", "drop_path", "AffineDropPath", "ChannelLayerNorm", "sinusoid_encoding"]
+__all__ = ["Scale", "ScaleExp", "drop_path", "AffineDropPath", "ChannelLayerNorm", "sinusoid_encoding"]
 
 
 class Scale(nn.Module):
@@ -22,6 +22,22 @@ class Scale(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` of any shape -> ``x * scale``."""
         return x * self.scale
+
+
+class ScaleExp(nn.Module):
+    """``exp(x * scale)`` with one learnable scalar (AFSD's regression scale; key ``scale``, shape ``[1]``).
+
+    Args:
+        init_value: the scalar's initial value.
+    """
+
+    def __init__(self, init_value: float = 1.0):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor([init_value], dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` of any shape -> ``exp(x * scale)``."""
+        return torch.exp(x * self.scale)
 
 
 def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:

@@ -203,6 +203,15 @@ class BaseDetector(nn.Module):
         """
         return select_topk_predictions(proposals, scores, pre_nms_thresh=pre_nms_thresh, pre_nms_topk=pre_nms_topk)
 
+    def window_nms(
+        self, segments: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, post_cfg: Mapping[str, Any]
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hook: NMS of one sample's candidates, here ``post_cfg["nms"]`` unless windows slide (the engine's then)."""
+        nms_cfg = _option(post_cfg, "nms", None)
+        if post_cfg["sliding_window"] or nms_cfg is None:
+            return segments, scores, labels
+        return batched_nms(segments, scores, labels, **nms_cfg)
+
     @torch.no_grad()
     def post_processing(
         self,
@@ -225,7 +234,6 @@ class BaseDetector(nn.Module):
         """
         if post_cfg is None or "sliding_window" not in post_cfg:
             raise KeyError("post_processing config needs 'sliding_window' (set by the test engine from the dataset)")
-        nms_cfg = _option(post_cfg, "nms", None)
         topk = dict(
             pre_nms_thresh=_option(post_cfg, "pre_nms_thresh", 0.001),
             pre_nms_topk=_option(post_cfg, "pre_nms_topk", 2000),
@@ -234,8 +242,7 @@ class BaseDetector(nn.Module):
         for (proposals, scores), meta in zip(self.video_predictions(predictions), metas):
             proposals, scores = proposals.detach().float().cpu(), scores.detach().float().cpu()
             segments, scores, labels = self.select_candidates(proposals, scores, **topk)
-            if not post_cfg["sliding_window"] and nms_cfg is not None:
-                segments, scores, labels = batched_nms(segments, scores, labels, **nms_cfg)
+            segments, scores, labels = self.window_nms(segments, scores, labels, post_cfg)
             segments = convert_to_seconds(segments, meta)
             video = meta["video_name"]
             if callable(ext_cls):

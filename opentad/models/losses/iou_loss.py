@@ -41,9 +41,12 @@ class DIOULoss(nn.Module):
         return reduce_loss(1 - segment_diou_aligned(input_bboxes, target_bboxes, eps=eps), reduction)
 
 
-@LOSSES.register_module()
+@LOSSES.register_module(name=["GIOULoss", "GIoULoss"])
 class GIOULoss(nn.Module):
-    """``1 - GIoU`` of each prediction with its target (Rezatofighi et al. 2019)."""
+    """``1 - GIoU`` of each prediction with its target (Rezatofighi et al. 2019).
+
+    Registered also as ``GIoULoss``, the name of upstream's VSGN configs (a placeholder there).
+    """
 
     def forward(
         self, input_bboxes: torch.Tensor, target_bboxes: torch.Tensor, reduction: str = "none"

@@ -5,7 +5,7 @@ Module and parameter names follow upstream, so AFSD checkpoints load.
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -13,17 +13,34 @@ from torch import nn
 from opentad.registry import ROI_HEADS
 
 from .roi_extractors.boundary_pooling import BoundaryMaxPooling
-from .unit1d import Unit1D
+from .unit1d import Unit1D, conv_gn_relu
 
-__all__ = ["AFSDRefineHead", "ProposalBranch"]
+__all__ = ["AFSDRefineHead", "AFSDRefineOutput", "ProposalBranch"]
+
+
+class AFSDRefineOutput(NamedTuple):
+    """The refinement head's outputs, in upstream's tuple order.
+
+    ``start``, ``end`` ``[B, T_f, C/2]`` (frame-level halves), ``prop_loc [B, K, 2]`` (offsets in
+    half coarse widths), ``prop_conf [B, K, num_classes]`` logits, ``center [B, K, 1]`` logits, and
+    the level-0 boundary features ``start_loc_prop``, ``end_loc_prop``, ``start_conf_prop``,
+    ``end_conf_prop`` ``[B, T_0, in_channels]``. ``K = sum T_l``.
+    """
+
+    start: torch.Tensor
+    end: torch.Tensor
+    prop_loc: torch.Tensor
+    prop_conf: torch.Tensor
+    center: torch.Tensor
+    start_loc_prop: torch.Tensor
+    end_loc_prop: torch.Tensor
+    start_conf_prop: torch.Tensor
+    end_conf_prop: torch.Tensor
 
 
 def _conv_gn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        Unit1D(in_channels=in_channels, output_channels=out_channels, kernel_shape=1, activation_fn=None),
-        nn.GroupNorm(32, out_channels),
-        nn.ReLU(inplace=True),
-    )
+    """Kernel-1 :class:`Unit1D` -> GroupNorm -> ReLU."""
+    return conv_gn_relu(Unit1D(in_channels, out_channels, kernel_shape=1, activation_fn=None), out_channels)
 
 
 class ProposalBranch(nn.Module):
@@ -70,18 +87,19 @@ class AFSDRefineHead(nn.Module):
     """AFSD refinement: per-location offsets, class logits and centerness from boundary features.
 
     Args:
-        in_channels: channels of the pyramid and frame-level features; must
-            equal the proposal branches' width, 512 (the frame-level features
-            are pooled straight into a 512-channel convolution, as upstream).
+        in_channels: channels of the pyramid and frame-level features, also
+            the proposal branches' width (a multiple of 32). Upstream fixes
+            the width at 512 and pools the frame-level features straight into
+            a 512-channel convolution, so only ``in_channels=512`` runs there;
+            here other widths (the small synthetic models) work too, and 512
+            builds upstream's model.
         num_classes: classes, background included (AFSD uses softmax).
         overlap_thresh, loc_weight, loc_bounded, use_smooth_l1: loss settings
             the AFSD detector reads from its ``roi_head`` (kept here as attributes).
 
     Raises:
-        ValueError: ``in_channels`` is not 512.
+        ValueError: ``in_channels`` is not a positive multiple of 32 (GroupNorm with 32 groups).
     """
-
-    PROPOSAL_CHANNELS = 512
 
     def __init__(
         self,
@@ -94,19 +112,16 @@ class AFSDRefineHead(nn.Module):
         use_smooth_l1: bool = True,
     ) -> None:
         super().__init__()
-        if in_channels != self.PROPOSAL_CHANNELS:
-            raise ValueError(
-                f"AFSDRefineHead: in_channels must be {self.PROPOSAL_CHANNELS} (the proposal branch width), "
-                f"got {in_channels}"
-            )
+        if in_channels <= 0 or in_channels % 32:
+            raise ValueError(f"AFSDRefineHead: in_channels must be a positive multiple of 32, got {in_channels}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.overlap_thresh = overlap_thresh
         self.loc_weight = loc_weight
         self.loc_bounded = loc_bounded
         self.use_smooth_l1 = use_smooth_l1
-        self.loc_proposal_branch = ProposalBranch(in_channels, self.PROPOSAL_CHANNELS)
-        self.conf_proposal_branch = ProposalBranch(in_channels, self.PROPOSAL_CHANNELS)
+        self.loc_proposal_branch = ProposalBranch(in_channels, in_channels)
+        self.conf_proposal_branch = ProposalBranch(in_channels, in_channels)
         self.prop_loc_head = Unit1D(in_channels=in_channels, output_channels=2, kernel_shape=1, activation_fn=None)
         self.prop_conf_head = Unit1D(
             in_channels=in_channels, output_channels=num_classes, kernel_shape=1, activation_fn=None
@@ -134,7 +149,7 @@ class AFSDRefineHead(nn.Module):
         segments_list: Sequence[torch.Tensor],
         frame_segments_list: Sequence[torch.Tensor],
         **kwargs,
-    ) -> Tuple[torch.Tensor, ...]:
+    ) -> AFSDRefineOutput:
         """Refinement outputs, as upstream returns them.
 
         Args:
@@ -144,10 +159,7 @@ class AFSDRefineHead(nn.Module):
             **kwargs: ignored (the detector passes its training arguments).
 
         Returns:
-            ``start``, ``end`` (``[B, T_f, C/2]``), ``prop_loc [B, sum T_l, 2]``,
-            ``prop_conf [B, sum T_l, num_classes]``, ``center [B, sum T_l, 1]``,
-            then ``start_loc_prop``, ``end_loc_prop``, ``start_conf_prop``,
-            ``end_conf_prop`` (``[B, T_0, 512]``, from level 0).
+            :class:`AFSDRefineOutput` (a tuple in upstream's order).
         """
         half = self.in_channels // 2
         start = frame_level_feat[:, :half].permute(0, 2, 1).contiguous()
@@ -169,8 +181,7 @@ class AFSDRefineHead(nn.Module):
         prop_loc = torch.cat([o.view(batch, -1, 2) for o in locs], 1)
         prop_conf = torch.cat([o.view(batch, -1, self.num_classes) for o in confs], 1)
         center = torch.cat([o.view(batch, -1, 1) for o in centers], 1)
-        start_loc, end_loc, start_conf, end_conf = boundary
-        return start, end, prop_loc, prop_conf, center, start_loc, end_loc, start_conf, end_conf
+        return AFSDRefineOutput(start, end, prop_loc, prop_conf, center, *boundary)
 
     @staticmethod
     def _split_boundary(feature: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ __all__ = [
     "compute_diou_torch",
     "compute_giou_torch",
     "compute_batched_iou_torch",
+    "compute_ioa_torch",
 ]
 
 
@@ -85,3 +86,13 @@ def compute_giou_torch(gt_boxes: torch.Tensor, anchors: torch.Tensor) -> torch.T
 def compute_batched_iou_torch(gt_boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     """IoU of aligned pairs ``[B, N, 2]`` x ``[B, N, 2]`` -> ``[B, N]``."""
     return segment_iou_aligned(anchors, gt_boxes).to(anchors.dtype)
+
+
+def compute_ioa_torch(gt_boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Intersection over anchor length of every anchor ``[M, 2]`` with every ground truth ``[N, 2]`` -> ``[M, N]``.
+
+    The anchor length is clamped to ``1e-6`` as upstream (the targets of the
+    temporal evaluation heads: startness, endness, actionness).
+    """
+    inter, _, _ = _overlap_terms(anchors[:, None, :], gt_boxes[None, :, :])
+    return (inter / (anchors[:, 1] - anchors[:, 0]).clamp(min=1e-6)[:, None]).to(anchors.dtype)

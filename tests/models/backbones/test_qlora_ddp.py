@@ -30,10 +30,19 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out_dir, chunks):
+def _worker(rank, world, port, out_dir, variants):
+    """One rank: each ``chunks`` of ``variants`` in turn, in one process group (one spawn for all variants)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    for chunks in variants:
+        _train_and_save(rank, out_dir, chunks)
+        dist.barrier()  # both ranks done with this variant's DDP before the next one is built
+    dist.destroy_process_group()
+
+
+def _train_and_save(rank, out_dir, chunks):
+    """3 DDP steps of the tiny QLoRA ViT (``backward_chunks=chunks``); saves ``rank{rank}_chunks{chunks}.pt``."""
     torch.manual_seed(0)  # every rank builds and quantizes the same model itself
     # chunked: frozen attention/MLP (no LoRA in the ViT) recomputed 2 row groups at a time (custom.backward_chunks)
     model = VisionTransformerQLoRA(**dict(TINY, backbone_lora_targets=[] if chunks > 1 else ["qkv"]))
@@ -42,34 +51,46 @@ def _worker(rank, world, port, out_dir, chunks):
     model.freeze()
     before = {n: export_quantized(m)["weight"].clone() for n, m in quantized_modules(model).items()}
     # this process's own class: count the chunked backward passes
-    calls, original = [], ChunkedResidualFunction.backward
+    calls, original = [], ChunkedResidualFunction.__dict__["backward"]
     ChunkedResidualFunction.backward = staticmethod(lambda ctx, *grads: calls.append(1) or original(ctx, *grads))
-    ddp = torch.nn.parallel.DistributedDataParallel(model, static_graph=True)
-    optim = torch.optim.AdamW([p for p in ddp.parameters() if p.requires_grad], lr=1e-2)
-    data = torch.Generator().manual_seed(100 + rank)  # different data on each rank
-    for _ in range(3):
-        optim.zero_grad()
-        out = ddp(torch.randn(2, 3, 4, 32, 32, generator=data))
-        out.square().mean().backward()
-        optim.step()
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(model, static_graph=True)
+        optim = torch.optim.AdamW([p for p in ddp.parameters() if p.requires_grad], lr=1e-2)
+        data = torch.Generator().manual_seed(100 + rank)  # different data on each rank
+        for _ in range(3):
+            optim.zero_grad()
+            out = ddp(torch.randn(2, 3, 4, 32, 32, generator=data))
+            out.square().mean().backward()
+            optim.step()
+    finally:  # the next variant counts its own calls
+        ChunkedResidualFunction.backward = original
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     after = {n: export_quantized(m)["weight"] for n, m in quantized_modules(model).items()}
     torch.save(
         dict(trainable=trainable, bytes_unchanged=all(torch.equal(before[n], after[n]) for n in before),
              chunked_calls=len(calls)),
-        os.path.join(out_dir, f"rank{rank}.pt"),
+        os.path.join(out_dir, f"rank{rank}_chunks{chunks}.pt"),
     )
-    dist.barrier()  # neither rank tears Gloo down while the other still talks to it
-    dist.destroy_process_group()
+
+
+VARIANTS = (1, 2)
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    """The folder of both ranks' results of every variant: one spawn of two processes (each pays the torch and
+    bitsandbytes imports once) runs the variants one after the other."""
+    folder = tmp_path_factory.mktemp("qlora_ddp")
+    mp.start_processes(_worker, args=(2, _free_port(), str(folder), VARIANTS), nprocs=2, join=True,
+                       start_method="spawn")
+    return folder
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chunks", [1, 2], ids=["checkpointed", "chunked_backward"])
-def test_two_process_ddp_step_keeps_ranks_identical(tmp_path, chunks):
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), chunks), nprocs=2, join=True,
-                       start_method="spawn")
-    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+@pytest.mark.parametrize("chunks", VARIANTS, ids=["checkpointed", "chunked_backward"])
+def test_two_process_ddp_step_keeps_ranks_identical(ddp_results, chunks):
+    r0 = torch.load(ddp_results / f"rank0_chunks{chunks}.pt", weights_only=True)
+    r1 = torch.load(ddp_results / f"rank1_chunks{chunks}.pt", weights_only=True)
     assert r0["bytes_unchanged"] and r1["bytes_unchanged"]
     # the second block's input needs a gradient: its chunked backward runs at each of the 3 steps (the first
     # block's input does not, so its attention and MLP are not recomputed)

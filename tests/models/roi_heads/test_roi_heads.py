@@ -89,8 +89,12 @@ def test_afsd_refine_head_from_upstream_config():
     assert all(k in state for k in AFSD_KEYS)
     assert state["prop_conf_head.conv1d.weight"].shape == (2, 512, 1)
     assert state["center_head.conv1d.weight"].shape == (1, 512, 3)
-    with pytest.raises(ValueError, match="512"):
-        AFSDRefineHead(in_channels=256, num_classes=2)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        AFSDRefineHead(in_channels=100, num_classes=2)
+    # the proposal branches are as wide as the input (upstream: 512, its only working width)
+    narrow = AFSDRefineHead(in_channels=64, num_classes=2).state_dict()
+    assert narrow["loc_proposal_branch.lr_conv.0.conv1d.weight"].shape == (128, 64, 1)
+    assert narrow["loc_proposal_branch.proposal_conv.0.conv1d.weight"].shape == (64, 256, 1)
 
 
 def test_afsd_refine_head_forward_shapes_and_gradients():
