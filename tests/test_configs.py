@@ -25,6 +25,16 @@ def test_config_types_and_keys_bind(path):
     assert not errors, f"{os.path.relpath(path, ROOT)}:\n" + "\n".join(errors)
 
 
+# dataset bases are complete sections on their own (a config only points them at its data): each must check too
+DATASET_BASES = sorted(glob.glob(os.path.join(ROOT, "configs", "_base_", "datasets", "**", "*.py"), recursive=True))
+
+
+@pytest.mark.parametrize("path", DATASET_BASES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_dataset_base_types_and_keys_bind(path):
+    errors = check_config(load_config(path))
+    assert not errors, f"{os.path.relpath(path, ROOT)}:\n" + "\n".join(errors)
+
+
 def test_misspelled_key_is_reported_with_class_and_key(tmp_path):
     """The checker must fail loudly on a typo, naming key and class."""
     cfg_file = tmp_path / "bad.py"

@@ -72,13 +72,55 @@ def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _check_finite(losses: Mapping[str, float], epoch: int, it: int, num_iters: int) -> None:
+def _sample_names(metas: Any) -> list:
+    """``video_name`` of each sample (with the window's first frame for sliding windows), ``?`` when absent."""
+    names = []
+    for meta in metas if isinstance(metas, (list, tuple)) else []:
+        name = str(meta.get("video_name", "?")) if isinstance(meta, Mapping) else "?"
+        if isinstance(meta, Mapping) and "window_start_frame" in meta:
+            name += f"@frame{meta['window_start_frame']}"
+        names.append(name)
+    return names
+
+
+def _suspects(batch: Mapping[str, Any], names: list) -> str:
+    """The samples of ``batch`` whose inputs hold NaN/inf or whose ground truth is non-finite or has end < start."""
+    def name(i: int) -> str:
+        return names[i] if i < len(names) else f"#{i}"
+
+    found = []
+    inputs = batch.get("inputs")
+    if torch.is_tensor(inputs) and inputs.is_floating_point() and inputs.dim() > 0:
+        bad = (~torch.isfinite(inputs.flatten(1) if inputs.dim() > 1 else inputs[:, None])).any(dim=1)
+        found += [f"inputs of {name(i)} hold NaN or inf" for i in bad.nonzero().flatten().tolist()]
+    for i, segments in enumerate(batch.get("gt_segments") or []):
+        if torch.is_tensor(segments) and segments.dim() == 2 and segments.shape[1] == 2:  # [K, 2]
+            segments = segments.float()
+            if not bool(torch.isfinite(segments).all()) or bool((segments[:, 1] < segments[:, 0]).any()):
+                found.append(f"ground truth of {name(i)} is non-finite or has end < start")
+    return "; ".join(found)
+
+
+def _check_finite(losses: Mapping[str, float], epoch: int, it: int, num_iters: int,
+                  batch: Optional[Mapping[str, Any]] = None, local: Optional[Mapping[str, Any]] = None) -> None:
+    """Raise :class:`NonFiniteLossError` naming the iteration, the loss terms and this process's samples.
+
+    Args:
+        losses: the loss terms averaged over processes.
+        batch: this process's batch (``metas`` name its samples; inputs and ground truth are checked).
+        local: this process's own loss tensors (when all finite, another process's batch is at fault).
+    """
     if all(math.isfinite(v) for v in losses.values()):
         return
+    local_finite = local is not None and all(bool(torch.isfinite(v.detach()).all()) for v in local.values())
     terms = ", ".join(f"{k}={v:.6g}" for k, v in losses.items())
+    names = _sample_names((batch or {}).get("metas"))
+    origin = " (its own loss is finite: another process's batch gave the non-finite value)" if local_finite else ""
+    suspects = _suspects(batch or {}, names)
     raise NonFiniteLossError(
         f"Non-finite loss at epoch {epoch}, iteration {it}/{num_iters}: {terms}. "
-        "Lower the learning rate, enable solver.clip_grad_norm, or check the inputs of this batch."
+        f"Samples of this process's batch: {names}{origin}." + (f" Suspect: {suspects}." if suspects else "") +
+        " Lower the learning rate, enable solver.clip_grad_norm, or check the inputs of this batch."
     )
 
 
@@ -168,7 +210,9 @@ def train_one_epoch(
         The epoch's mean of each loss term (averaged over ranks).
 
     Raises:
-        NonFiniteLossError: a loss is NaN or infinite (every rank raises at the same iteration).
+        NonFiniteLossError: a loss is NaN or infinite (every rank raises at the same iteration); the
+            message names the samples of the rank's batch and those whose inputs or ground truth are
+            not finite.
     """
     model.train()
     meters: Dict[str, AverageMeter] = {}
@@ -182,8 +226,9 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp_dtype):
             losses = model(**batch, return_loss=True)
-        values = reduce_mean({k: v for k, v in losses.items() if torch.is_tensor(v)})
-        _check_finite(values, epoch, it, num_iters)
+        tensors = {k: v for k, v in losses.items() if torch.is_tensor(v)}
+        values = reduce_mean(tensors)
+        _check_finite(values, epoch, it, num_iters, batch, tensors)
         grad_norm = _backward_step(losses["cost"], model, optimizer, scaler, clip_grad_norm)
         lrs = [group["lr"] for group in optimizer.param_groups]
         scheduler.step()

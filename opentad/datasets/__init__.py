@@ -5,8 +5,11 @@ the tensor transforms the models share one layer down in
 :mod:`opentad.transforms`; both register in ``TRANSFORMS`` (imported on
 first lookup through the registry).
 """
-from .base import PaddingDataset, SlidingWindowDataset, filter_same_annotation
+from .anet import AnetPaddingDataset, AnetResizeDataset, AnetSlidingDataset
+from .base import PaddingDataset, ResizeDataset, SlidingWindowDataset, filter_same_annotation
 from .builder import build_dataloader, build_dataset, collate
+from .ego4d import Ego4DPaddingDataset, Ego4DResizeDataset, Ego4DSlidingDataset
+from .epic_kitchens import EpicKitchensPaddingDataset, EpicKitchensSlidingDataset
 from .thumos import ThumosPaddingDataset, ThumosSlidingDataset
 
 __all__ = [
@@ -14,8 +17,17 @@ __all__ = [
     "build_dataloader",
     "collate",
     "PaddingDataset",
+    "ResizeDataset",
     "SlidingWindowDataset",
     "filter_same_annotation",
     "ThumosPaddingDataset",
     "ThumosSlidingDataset",
+    "AnetResizeDataset",
+    "AnetPaddingDataset",
+    "AnetSlidingDataset",
+    "Ego4DPaddingDataset",
+    "Ego4DResizeDataset",
+    "Ego4DSlidingDataset",
+    "EpicKitchensPaddingDataset",
+    "EpicKitchensSlidingDataset",
 ]

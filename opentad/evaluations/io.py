@@ -179,7 +179,7 @@ def load_ground_truth(
     Raises:
         FileNotFoundError: the file does not exist.
         GroundTruthError: (a ``ValueError``) not JSON, no ``database`` key, a
-            video without ``subset``/``annotations``, a malformed action, labels
+            video without ``subset`` (or, in ``subset``, without ``annotations``), a malformed action, labels
             outside ``class_map`` (all counted in one message), or no action in
             ``subset`` (the message lists the subsets present).
     """
@@ -197,13 +197,15 @@ def load_ground_truth(
                  label_of=label_of, keep_all=keep_all)
     subsets_seen = set()
     for video_name, info in database.items():
-        if not isinstance(info, Mapping) or "subset" not in info or "annotations" not in info:
-            raise GroundTruthError(
-                f"ground_truth_filename {name}: video {video_name!r} lacks 'subset' or 'annotations'"
-            )
+        if not isinstance(info, Mapping) or "subset" not in info:
+            raise GroundTruthError(f"ground_truth_filename {name}: video {video_name!r} lacks 'subset'")
         subsets_seen.add(info["subset"])
         if info["subset"] != subset or video_name in blocked:
-            continue
+            continue  # other subsets may hold no 'annotations' (Ego4D's and EPIC's test videos)
+        if "annotations" not in info:
+            raise GroundTruthError(
+                f"ground_truth_filename {name}: video {video_name!r} of subset {subset!r} lacks 'annotations'"
+            )
         try:
             scan.add_video(video_name, info["annotations"])
         except (KeyError, IndexError, TypeError, ValueError) as exc:

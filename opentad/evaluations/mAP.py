@@ -18,6 +18,11 @@ Rules (those of upstream OpenTAD / the ActivityNet toolkit unless marked):
 * Classes: the labels of the kept ground truth, in order of first appearance.
   A predicted label outside that set is not evaluated (it cannot change any
   AP); a class that appears only in predictions therefore has no AP.
+  A class without ground truth in the evaluated subset is thus left out of
+  the mean (upstream does the same, silently); *here only:* with
+  ``class_map``, such classes are named in ONE warning. Never NaN: a subset
+  without any ground-truth action is a ``GroundTruthError`` (upstream
+  reports NaN, its issue #27).
 * Predictions of blocked videos are dropped; predictions of videos that are
   not in the subset are kept and are false positives.
 * Per class, predictions are ranked by decreasing score; *equal scores keep
@@ -115,6 +120,7 @@ class mAP:  # noqa: N801 - upstream's registered name
         self.ground_truth, self.prediction = self._load(ground_truth_filename, prediction_filename, blocked)
         warn_about_inputs(self.ground_truth, self.prediction, source=source_name(ground_truth_filename),
                           subset=subset, ignored_labels=self.ignored_labels)
+        self._warn_classes_without_ground_truth(source_name(ground_truth_filename))
         self.ap: Optional[np.ndarray] = None
 
     def _load(self, ground_truth_filename, prediction_filename, blocked: set):
@@ -122,6 +128,21 @@ class mAP:  # noqa: N801 - upstream's registered name
         gt = load_ground_truth(ground_truth_filename, subset=self.subset, blocked=blocked,
                                ignored_labels=self.ignored_labels, class_map=self.class_map)
         return gt, load_predictions(prediction_filename, gt=gt, blocked=blocked)
+
+    def _warn_classes_without_ground_truth(self, source: str) -> None:
+        """ONE warning naming the classes of ``class_map`` without ground truth here (left out of the mean)."""
+        if self.class_map is None:
+            return
+        present = set(self.ground_truth.classes)
+        absent = [name for name in self.class_map if name not in present and name not in self.ignored_labels]
+        if absent:
+            shown = absent[:10] + (["..."] if len(absent) > 10 else [])
+            logging.getLogger(__name__).warning(
+                "ground_truth_filename %s: %d of the %d classes of the class map have no ground-truth action in "
+                "subset %r: %s; they have no AP and are left out of the mean (mAP averages the %d classes with "
+                "ground truth).", source, len(absent), len(self.class_map), self.subset, shown,
+                len(self.ground_truth.classes),
+            )
 
     @classmethod
     def check_ground_truth(cls, **cfg: Any) -> Optional[GroundTruth]:

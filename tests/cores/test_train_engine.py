@@ -127,6 +127,36 @@ def test_nan_loss_stops_with_epoch_iteration_and_terms():
     assert torch.isfinite(model.linear.weight).all()  # the bad step was not taken
 
 
+def test_nan_loss_names_the_samples_and_the_one_with_broken_inputs():
+    """A NaN feature in one sample (a broken feature file) makes the loss NaN: the message names the batch's
+    videos (a window by its first frame) and which one holds the NaN; nothing else is suspected."""
+    model = ToyDetector()
+    optimizer, scheduler = make(model)
+    batch = batches(1)[0]
+    batch["inputs"][1, 2] = float("nan")
+    batch["metas"] = [{"video_name": "clip_a"}, {"video_name": "clip_b", "window_start_frame": 128}]
+    with pytest.raises(NonFiniteLossError) as info:
+        train_one_epoch([batch], model, optimizer, scheduler, epoch=0, device=CPU, show_progress=False)
+    message = str(info.value)
+    assert "Samples of this process's batch: ['clip_a', 'clip_b@frame128']." in message
+    assert "Suspect: inputs of clip_b@frame128 hold NaN or inf." in message
+    assert "clip_a hold" not in message and "ground truth of" not in message and "another process" not in message
+
+
+def test_nan_loss_names_reversed_ground_truth_and_another_process():
+    """The loss averaged over processes is NaN while this process's own is finite: the other process's batch
+    is at fault, said so; this process's reversed segment (end < start) is still named."""
+    from opentad.cores.train_engine import _check_finite
+
+    batch = dict(inputs=torch.zeros(2, 3), metas=[{"video_name": "v1"}, {}],
+                 gt_segments=[torch.tensor([[1.0, 2.0]]), torch.tensor([[5.0, 4.0]])])
+    with pytest.raises(NonFiniteLossError) as info:
+        _check_finite({"cost": float("inf")}, 3, 1, 9, batch, {"cost": torch.tensor(0.5)})
+    message = str(info.value)
+    assert "['v1', '?'] (its own loss is finite: another process's batch gave the non-finite value)" in message
+    assert "Suspect: ground truth of ? is non-finite or has end < start." in message and "v1 is" not in message
+
+
 class PoisonedGradient(torch.autograd.Function):
     """Identity forward; backward returns NaN for the first ``bad`` values (a finite loss, a broken gradient)."""
 

@@ -63,7 +63,10 @@ def test_what_decides_the_class_map_and_the_labels_checked(gt_file, caplog):
     ("{not json", "is not a valid JSON file"),
     (json.dumps({"videos": {}}), "has no top-level 'database' key (found: ['videos'])"),
     (json.dumps({"database": ["v1"]}), "'database' must map video names to entries, got list"),
-    (json.dumps({"database": {"v1": {"subset": "test"}}}), "video 'v1' lacks 'subset' or 'annotations'"),
+    (json.dumps({"database": {"v1": {"subset": "test"}}}), "video 'v1' of subset 'test' lacks 'annotations'"),
+    (json.dumps({"database": {"v1": {"annotations": []}}}), "video 'v1' lacks 'subset'"),
+    # another subset's video without annotations is fine (Ego4D's test videos): the evaluated subset is empty
+    (json.dumps({"database": {"v1": {"subset": "val"}}}), "no ground-truth action in subset 'test'"),
     (json.dumps({"database": {"v1": {"subset": "test", "annotations": [{"label": "A"}]}}}),
      "malformed annotation in video 'v1': KeyError"),
     (json.dumps({"database": {"v1": {"subset": "val", "annotations": []}}}),

@@ -203,6 +203,27 @@ def _plan_ambiguous(
     return result
 
 
+def _plan_second_labels(
+    rng: np.random.Generator, s: SyntheticSettings, actions: List[SegmentPlan]
+) -> List[SegmentPlan]:
+    """Multi-label ground truth: each action's segment, with chance ``multi_label_prob``, again with another class.
+
+    The second class is drawn uniformly among the video's other action classes
+    (among all other classes when the video has one), with an appearance of
+    its own. Nothing is drawn when the chance is 0, so plans without it are unchanged.
+    """
+    if s.multi_label_prob <= 0:
+        return []
+    present = sorted({a.label for a in actions})
+    result = []
+    for action in actions:
+        if rng.uniform() < s.multi_label_prob:
+            others = [k for k in present if k != action.label] or [k for k in range(s.num_classes) if k != action.label]
+            other = others[int(rng.integers(len(others)))]
+            result.append(SegmentPlan(other, action.start_cs, action.end_cs, False, _draw_params(rng)))
+    return result
+
+
 def _plan_distractor(rng: np.random.Generator, num_frames: int) -> DistractorPlan:
     if rng.uniform() < 0.5:
         start, stop = 0, num_frames
@@ -251,7 +272,7 @@ def plan_video(settings: SyntheticSettings, subset: str, index: int, empty: bool
     segments: List[SegmentPlan] = []
     if not empty:
         actions = _plan_actions(rng, s, total_cs)
-        segments = actions + _plan_ambiguous(rng, s, actions, total_cs)
+        segments = actions + _plan_ambiguous(rng, s, actions, total_cs) + _plan_second_labels(rng, s, actions)
     distractors = tuple(_plan_distractor(rng, num_frames) for _ in range(int(rng.integers(0, s.max_distractors + 1))))
     return VideoPlan(f"{prefix}{index:07d}", subset, index, num_frames, tuple(segments), distractors)
 

@@ -48,6 +48,9 @@ class SyntheticSettings:
         median_action, action_sigma: log-normal of the action length.
         max_fill: at most this fraction of a video is covered by actions.
         overlap_prob: chance that an action starts before the previous ends.
+        multi_label_prob: chance that an action's segment is annotated a second
+            time with another class (Multi-THUMOS' multi-label ground truth);
+            needs ``num_classes >= 2``.
         ambiguous_prob: chance that a long enough gap between actions holds
             an ``Ambiguous`` segment (a faint, partial action).
         empty_fraction: fraction of each subset's videos with no action.
@@ -79,6 +82,7 @@ class SyntheticSettings:
     action_sigma: float = 0.6
     max_fill: float = 0.6
     overlap_prob: float = 0.05
+    multi_label_prob: float = 0.0
     ambiguous_prob: float = 0.1
     empty_fraction: float = 0.1
     max_distractors: int = 2
@@ -107,12 +111,14 @@ class SyntheticSettings:
             )
         if self.min_action > self.min_duration * self.max_fill:
             problems.append(f"min_action={self.min_action} exceeds min_duration * max_fill; no action would fit")
-        for name in ("max_fill", "overlap_prob", "ambiguous_prob", "empty_fraction"):
+        for name in ("max_fill", "overlap_prob", "multi_label_prob", "ambiguous_prob", "empty_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name}={getattr(self, name)} must be in [0, 1]")
         for name in ("actions_per_minute", "pixel_noise", "jitter_px", "feat_noise", "duration_sigma", "action_sigma"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must be >= 0")
+        if self.multi_label_prob > 0 and self.num_classes < 2:
+            problems.append(f"multi_label_prob={self.multi_label_prob} needs num_classes >= 2 (a second class)")
         if self.classes_per_video < 0:
             problems.append(f"classes_per_video={self.classes_per_video} must be >= 0 (0: no limit)")
         if self.feat_dim < 8 or self.max_distractors < 0 or self.gop < 1:
@@ -156,6 +162,95 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         median_action=3.0,
         action_sigma=0.7,
         max_distractors=3,
+    ),
+    # Multi-THUMOS on the THUMOS14 videos: dense (about 21 actions a minute, about 10 classes a video),
+    # overlapping actions, some segments annotated with two classes (about 1.5 labels per action frame),
+    # no Ambiguous label; 20 classes here (Multi-THUMOS: 65).
+    "multithumos": dict(
+        num_train=200,
+        num_test=213,
+        num_classes=20,
+        width=320,
+        height=180,
+        min_duration=20.0,
+        max_duration=900.0,
+        median_duration=150.0,
+        duration_sigma=0.7,
+        actions_per_minute=18.0,
+        classes_per_video=11,
+        median_action=2.0,
+        action_sigma=0.7,
+        max_fill=0.9,
+        overlap_prob=0.6,
+        multi_label_prob=0.35,
+        ambiguous_prob=0.0,
+        max_distractors=3,
+    ),
+    # EPIC-Kitchens-100 (egocentric kitchens, 495 training / 138 validation videos of 1 to 60 min,
+    # median about 8 min): dense short actions (about 15 a minute, median 2 s) that often overlap,
+    # no Ambiguous label. Write the EPIC files (verb and noun labels: class k is verb k // 2,
+    # noun k % 3) with opentad.datasets.synthetic.layouts.generate_layout("epic", out).
+    "epic": dict(
+        num_train=495,
+        num_test=138,
+        num_classes=12,
+        width=320,
+        height=180,
+        min_duration=60.0,
+        max_duration=3600.0,
+        median_duration=480.0,
+        duration_sigma=0.8,
+        actions_per_minute=15.0,
+        median_action=2.0,
+        action_sigma=0.8,
+        max_fill=0.9,
+        overlap_prob=0.3,
+        ambiguous_prob=0.0,
+        empty_fraction=0.0,
+    ),
+    # Ego4D Moment Queries: long clips (8 min each), many short moments, no Ambiguous label; 20
+    # classes here (Ego4D-MQ: 110), fewer clips than Ego4D-MQ. Ego4D files:
+    # opentad.datasets.synthetic.layouts.generate_layout("ego4d", out).
+    "ego4d": dict(
+        num_train=300,
+        num_test=100,
+        num_classes=20,
+        width=320,
+        height=180,
+        min_duration=480.0,
+        max_duration=480.0,
+        actions_per_minute=8.0,
+        median_action=2.5,
+        action_sigma=0.8,
+        overlap_prob=0.2,
+        ambiguous_prob=0.0,
+        empty_fraction=0.0,
+    ),
+    # ActivityNet-1.3 style (10,024 / 4,926 YouTube videos, 200 classes, about 1.5 actions a video
+    # covering about a third of it each): few long actions of one class per video, none overlapping,
+    # every video annotated, no Ambiguous label. Shorter than ActivityNet's (actions are at most 10 s
+    # here); the ActivityNet configs resize every video to a fixed length anyway
+    # (configs/_base_/datasets/synthetic/features_anet_resize.py: 128 steps).
+    "anet": dict(
+        num_train=400,
+        num_test=200,
+        num_classes=20,
+        width=160,
+        height=120,
+        min_duration=10.0,
+        max_duration=60.0,
+        median_duration=25.0,
+        duration_sigma=0.5,
+        actions_per_minute=4.0,
+        classes_per_video=1,
+        min_action=2.0,
+        max_action=10.0,
+        median_action=7.0,
+        action_sigma=0.4,
+        max_fill=0.9,
+        overlap_prob=0.0,
+        ambiguous_prob=0.0,
+        empty_fraction=0.0,
     ),
 }
 
