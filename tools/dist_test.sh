@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Test with torchrun on one host: bash tools/dist_test.sh CONFIG NUM_PROCS [ARGS for tools/test.py]
-# One process per GPU (NCCL); without CUDA the processes run on the CPU (Gloo).
-# The rendezvous uses a free local port (torchrun --standalone); PYTHON sets the interpreter.
-# Argument checks, threads per process and the launcher pid: tools/launch_common.sh.
+# Test with torchrun: bash tools/dist_test.sh CONFIG NUM_PROCS [ARGS for tools/test.py]
+# NUM_PROCS processes on this machine, one per GPU (NCCL); without CUDA they run on the CPU (Gloo).
+# One machine by default: the rendezvous uses a free local port (torchrun --standalone).
+# Several machines: run it on each with the same NNODES, MASTER_ADDR (the NODE_RANK=0 machine) and
+# MASTER_PORT (default 29500), and NODE_RANK 0..NNODES-1 (docs/ddp.md, "Several machines").
+# PYTHON sets the interpreter. Argument checks, rendezvous flags, threads per process and the launcher
+# pid: tools/launch_common.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
+launch_prepare "$@"
 shift 2
-exec "$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node="$NPROC" \
+exec "$PYTHON" -m torch.distributed.run "${RDZV_ARGS[@]}" --nproc_per_node="$NPROC" \
     "$ROOT/tools/test.py" "$CONFIG" "$@"

@@ -112,10 +112,17 @@ class RunContext:
     metrics: RunMetrics = field(default_factory=lambda: RunMetrics(None))
 
 
-def _save_config(cfg: Config, config_path: str, work_dir: str) -> None:
+def _save_and_log_config(cfg: Config, config_path: str, work_dir: str) -> None:
+    """Rank 0: the resolved config into the work dir, and into the log (formatted once: yapf takes CPU-seconds)."""
     path = os.path.join(work_dir, os.path.basename(config_path))
-    cfg.dump(path)
+    text = cfg.pretty_text
+    if path.endswith(".py"):
+        with open(path, "w", encoding="utf-8") as f:  # what cfg.dump(path) writes, without formatting it again
+            f.write(text)
+    else:
+        cfg.dump(path)
     logger.info("Resolved config saved to %s", path)
+    logger.info("Config:\n%s", text)
 
 
 def prepare_run(args: argparse.Namespace, *, mode: str) -> RunContext:
@@ -147,9 +154,8 @@ def prepare_run(args: argparse.Namespace, *, mode: str) -> RunContext:
         "torch %s, CUDA %s, device %s, world size %d", torch.__version__, torch.version.cuda, env.device, env.world_size
     )
     logger.info("Work dir: %s", work_dir)
-    if env.is_main:
-        _save_config(cfg, args.config, work_dir)
-    logger.info("Config:\n%s", cfg.pretty_text)
+    if env.is_main:  # the other ranks' INFO lines are filtered out: they would format the config for nothing
+        _save_and_log_config(cfg, args.config, work_dir)
     metrics = RunMetrics(work_dir if env.is_main else None)
     metrics.write("run", mode=mode, world_size=env.world_size, device=str(env.device), torch=torch.__version__)
     return RunContext(cfg=cfg, env=env, work_dir=work_dir, seed=args.seed, config_path=args.config, metrics=metrics)
