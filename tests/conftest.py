@@ -1,11 +1,16 @@
 """Fixtures shared across the test tree."""
+import json
 import os
 import runpy
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
+WARM_PYTHON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warm_python.py")
 
 
 @pytest.fixture
@@ -26,3 +31,36 @@ def load_tool(monkeypatch):
     """
     monkeypatch.syspath_prepend(TOOLS)
     return lambda name: runpy.run_path(os.path.join(TOOLS, f"{name}.py"))
+
+
+def run_warm(jobs, *, folder, env=None, preload=("torch", "mmengine.optim"), timeout=600):
+    """``python SCRIPT ARGS`` for each job, as forked children of one interpreter that imported ``preload``.
+
+    One start-up (``import torch`` and bitsandbytes take seconds of CPU each) instead of one per job;
+    each script still starts from an interpreter that never imported the repository's modules
+    (``tests/warm_python.py`` says what a child shares with a fresh process, and what it does not).
+
+    Args:
+        jobs: ``(argv, cwd)`` pairs; ``argv[0]`` is the script's path.
+        folder: where the job and result files are written.
+        env: the interpreter's environment (default: this process's).
+        preload: third-party modules imported once, before the first fork.
+        timeout: seconds for all jobs together.
+
+    Returns:
+        One ``SimpleNamespace(returncode, stdout, stderr)`` per job, in order.
+    """
+    jobs_file, results_file = os.path.join(str(folder), "warm_jobs.json"), os.path.join(str(folder), "warm_results.json")
+    with open(jobs_file, "w", encoding="utf8") as handle:
+        json.dump({"preload": list(preload), "jobs": [{"argv": list(a), "cwd": str(c)} for a, c in jobs]}, handle)
+    done = subprocess.run([sys.executable, WARM_PYTHON, jobs_file, results_file], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, f"tests/warm_python.py failed:\n{done.stderr[-3000:]}"
+    with open(results_file, encoding="utf8") as handle:
+        return [SimpleNamespace(**result) for result in json.load(handle)]
+
+
+@pytest.fixture(scope="session")
+def warm_python():
+    """:func:`run_warm`."""
+    return run_warm

@@ -168,3 +168,11 @@ def qlora_model(tiny_data, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("apis_qlora") / "qlora.pth")
     return SimpleNamespace(config=QLORA_CONFIG, options=options,
                            checkpoint=save_random_checkpoint(QLORA_CONFIG, path, options=options))
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), the tests on ``tiny_data`` run in one worker: its session
+    fixtures (rendered videos, the 10-epoch training) are made once, not once per worker."""
+    for item in items:
+        if "tiny_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("apis_tiny_data"))

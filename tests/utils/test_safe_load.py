@@ -218,12 +218,19 @@ def _tool(script, *args):
                           cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
-def test_converters_refuse_without_trust_pickle(evil, tmp_path):
+CONVERTERS = ("tools/model_converters/convert_videomae.py", "tools/model_converters/convert_videomaev2.py",
+              "tools/model_converters/make_weights_only.py")
+
+
+def test_converters_refuse_without_trust_pickle(evil, tmp_path, warm_python):
+    """Each converter as ``python SCRIPT IN OUT``; one interpreter imports torch and mmengine once and forks a
+    child per converter (``tests/warm_python.py``), none of opentad's modules loaded before the script runs."""
     pth, _, marker = evil
-    for script in ("tools/model_converters/convert_videomae.py", "tools/model_converters/convert_videomaev2.py",
-                   "tools/model_converters/make_weights_only.py"):
-        out = tmp_path / "out.pth"
-        result = _tool(script, pth, str(out))
+    out = tmp_path / "out.pth"
+    jobs = [([os.path.join(ROOT, script), pth, str(out)], ROOT) for script in CONVERTERS]
+    results = warm_python(jobs, folder=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          preload=("torch", "mmengine"))
+    for script, result in zip(CONVERTERS, results):
         assert result.returncode == 1, (script, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "--trust-pickle" in result.stderr and pth in result.stderr
