@@ -17,21 +17,15 @@ from typing import Any, Dict, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
-
 from opentad.registry import TRANSFORMS
 
 from . import rng
 from .formatting import require_key
+from .lazy_torchvision import TF, interpolation_mode
 
 __all__ = ["Resize", "RandomResizedCrop", "RandomCrop", "CenterCrop", "Flip", "FormatShape", "get_imgs", "set_imgs"]
 
-_INTERPOLATIONS = {
-    "nearest": InterpolationMode.NEAREST,
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-}
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 def get_imgs(results: Dict[str, Any], transform: Any) -> torch.Tensor:
@@ -117,7 +111,7 @@ class Resize:
         h, w = imgs.shape[-2:]
         new_w, new_h = rescale_size(w, h, self.scale) if self.keep_ratio else (int(self.scale[0]), int(self.scale[1]))
         if (new_h, new_w) != (h, w):
-            imgs = TF.resize(imgs, [new_h, new_w], interpolation=_INTERPOLATIONS[self.interpolation], antialias=False)
+            imgs = TF.resize(imgs, [new_h, new_w], interpolation=interpolation_mode(self.interpolation), antialias=False)
         factor = np.array([new_w / w, new_h / h], dtype=np.float32)
         results["scale_factor"] = results.get("scale_factor", np.ones(2, dtype=np.float32)) * factor
         results["keep_ratio"] = self.keep_ratio

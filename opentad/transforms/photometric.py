@@ -14,14 +14,12 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 import cv2
 import numpy as np
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
-
 from opentad.registry import TRANSFORMS
 
 from . import rng
 from .end_to_end import get_imgs, set_imgs
 from .hsv import shift_hue
+from .lazy_torchvision import TF, interpolation_mode
 
 __all__ = ["ColorJitter", "ImgAug"]
 
@@ -159,7 +157,7 @@ def _affine(x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
     params.update(kwargs)
     h, w = x.shape[-2:]
     numbers = torch.arange(1, h * w + 1, dtype=torch.float32, device=x.device).reshape(1, 1, h, w)
-    source = TF.affine(numbers, **params, interpolation=InterpolationMode.NEAREST, fill=0).reshape(-1).long()
+    source = TF.affine(numbers, **params, interpolation=interpolation_mode("nearest"), fill=0).reshape(-1).long()
     flat = x.reshape(x.shape[:-2] + (h * w,))
     out = flat[..., (source - 1).clamp(min=0)] * (source > 0).to(x.dtype)  # 0: outside the frame
     return out.reshape(x.shape)
@@ -209,9 +207,9 @@ _SPECS: List[_Op] = [
     _Op("EnhanceContrast", _fixed(lambda x: TF.adjust_contrast(x, _ENHANCE))),
     _Op("EnhanceBrightness", _fixed(lambda x: TF.adjust_brightness(x, _ENHANCE))),
     _Op("EnhanceSharpness", _fixed(lambda x: TF.adjust_sharpness(x, _ENHANCE))),
-    _Op("Autocontrast", _fixed(TF.autocontrast)),
-    _Op("Equalize", _fixed(TF.equalize)),
-    _Op("Invert", _fixed(TF.invert)),
+    _Op("Autocontrast", _fixed(lambda x: TF.autocontrast(x))),
+    _Op("Equalize", _fixed(lambda x: TF.equalize(x))),
+    _Op("Invert", _fixed(lambda x: TF.invert(x))),
     _Op("Cutout", _cutout, _cutout_centre),
 ]
 

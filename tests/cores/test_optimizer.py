@@ -103,3 +103,29 @@ def test_section_checker_reports_typos():
 def test_build_rejects_typo_before_building():
     with pytest.raises(ConfigError, match="betass"):
         build_optimizer(dict(type="AdamW", lr=1e-3, betass=(0.9, 0.99)), toy_detector(with_backbone=False))
+
+
+def test_a_float_run_imports_neither_bitsandbytes_nor_torchvision():
+    """Building a feature detector and its AdamW must not import bitsandbytes (through ``mmengine.optim``) or
+    torchvision (through the frame transforms): each costs seconds of CPU in every process. Other optimizer
+    names still resolve, through ``mmengine.optim``."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys\n"
+        "from opentad.registry import DETECTORS, OPTIMIZERS, build\n"
+        "from opentad.utils.config import load_config\n"
+        "from opentad.cores.optimizer import build_optimizer\n"
+        "cfg = load_config('configs/actionformer/thumos_i3d.py')\n"
+        "model = build(cfg.model, DETECTORS)\n"
+        "build_optimizer(dict(type='AdamW', lr=1e-4, weight_decay=0.05, paramwise=True), model)\n"
+        "print(sorted(m for m in ('bitsandbytes', 'torchvision', 'mmengine.optim') if m in sys.modules))\n"
+        "print(OPTIMIZERS.get('Adam') is __import__('torch').optim.Adam)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout

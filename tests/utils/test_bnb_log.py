@@ -1,10 +1,12 @@
 """bitsandbytes' missing-'kernels' warning is logged at DEBUG; every other record is left alone.
 
-The filter is checked on records logged by hand (any CPU). Every run imports
-bitsandbytes through mmengine's optimizer registry (``mmengine.optim``), which
-``opentad.registry.OPTIMIZERS`` loads: a fresh interpreter looking up
-``AdamW`` must print nothing, while ``import mmengine.optim`` on its own
-prints the warning on CPUs with AVX512-BF16 (the control).
+The filter is checked on records logged by hand (any CPU). Importing the
+registry installs it, before anything imports bitsandbytes (the quantized
+layers, or mmengine's optimizer registry ``mmengine.optim`` for an optimizer
+that is not a ``torch.optim`` class): a fresh interpreter that looks up
+``AdamW`` and then imports bitsandbytes must print nothing, while
+``import mmengine.optim`` on its own prints the warning on CPUs with
+AVX512-BF16 (the control).
 """
 import logging
 import os
