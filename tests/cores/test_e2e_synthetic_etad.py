@@ -14,7 +14,11 @@ from opentad.cores.runner import train
 
 pytestmark = pytest.mark.slow
 
-MAP50_FLOOR = 0.7
+# Proposal detectors (class-agnostic proposals labelled by the synthetic video classifier) train to mAP@0.5
+# 0.70-0.84 in this budget depending on the training seed (BMN 0.75-0.78, ETAD 0.77-0.84, G-TAD 0.70-0.78,
+# measured 2026-12-06); a CPU with other vector instructions rounds differently and follows another trajectory
+# of the same spread, so the floor sits below it. An untrained or broken detector scores near 0.
+MAP50_FLOOR = 0.6
 EPOCHS = 12
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       "configs", "etad", "synthetic_features.py")
