@@ -1,0 +1,63 @@
+# ActionFormer on Charades I3D (rgb) features, 157 classes: upstream OpenTAD's recipe
+# (configs/actionformer/charades_i3d_rgb.py).
+_base_ = [
+    "../_base_/datasets/charades/features_i3d_pad.py",  # dataset
+    "../_base_/models/actionformer.py",  # model
+]
+
+model = dict(
+    projection=dict(
+        in_channels=1024,
+        arch=(2, 2, 6),
+        attn_cfg=dict(n_mha_win_size=-1),
+        use_abs_pe=True,
+        max_seq_len=768,
+        input_pdrop=0.3,
+    ),
+    neck=dict(num_levels=7),
+    rpn_head=dict(
+        num_classes=157,
+        prior_generator=dict(
+            type="PointGenerator",
+            strides=[1, 2, 4, 8, 16, 32, 64],
+            regression_range=[(0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 128), (128, 10000)],
+        ),
+    ),
+)
+
+solver = dict(
+    train=dict(batch_size=16, num_workers=4),
+    val=dict(batch_size=16, num_workers=4),
+    test=dict(batch_size=16, num_workers=4),
+    clip_grad_norm=1,
+    ema=True,
+)
+
+optimizer = dict(type="AdamW", lr=1e-4, weight_decay=0.05, paramwise=True)
+scheduler = dict(type="LinearWarmupCosineAnnealingLR", warmup_epoch=5, max_epoch=20)
+
+inference = dict(load_from_raw_predictions=False, save_raw_prediction=False)
+post_processing = dict(
+    pre_nms_topk=2000,
+    pre_nms_thresh=0.001,
+    nms=dict(
+        use_soft_nms=True,
+        sigma=0.3,
+        max_seg_num=1000,
+        min_score=0.001,
+        multiclass=True,
+        voting_thresh=0.7,  # 0 turns voting off
+    ),
+    save_dict=False,
+)
+
+workflow = dict(
+    logging_interval=200,
+    checkpoint_interval=1,
+    val_loss_interval=1,
+    val_eval_interval=1,
+    val_start_epoch=7,
+    end_epoch=15,
+)
+
+work_dir = "exps/charades/actionformer_i3d_rgb"

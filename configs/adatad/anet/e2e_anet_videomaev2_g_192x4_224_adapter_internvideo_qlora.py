@@ -1,0 +1,14 @@
+# QLoRA-AdaTAD, VideoMAEv2-g, ActivityNet-1.3 at 192x4 frames, 224 px, labelled by the
+# InternVideo (UniFormerV2 ensemble) video classifier instead of CUHK's: the QLoRA detector of
+# e2e_anet_videomaev2_g_192x4_224_adapter_qlora.py (AdaTAD's: e2e_anet_videomaev2_g_192x4_224_adapter_internvideo.py).
+_base_ = ["e2e_anet_videomaev2_g_192x4_224_adapter_qlora.py"]
+
+post_processing = dict(
+    external_cls=dict(
+        type="StandardClassifier",
+        path="data/activitynet-1.3/classifiers/new_3ensemble_uniformerv2_large_only_global_anet_16x10x3.json",
+        topk=2,
+    ),
+)
+
+work_dir = "exps/anet/adatad/e2e_anet_videomaev2_g_192x4_224_adapter_internvideo_qlora"
