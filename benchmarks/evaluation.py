@@ -26,20 +26,16 @@ Usage::
 
 Prints a markdown table for docs/benchmarks.md.
 """
+import argparse
 import os
+import platform
+import statistics
+import time
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[_var] = "1"
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from opentad.evaluations import Recall, mAP, mAP_EPIC  # noqa: E402
+from opentad.evaluations import Recall, mAP, mAP_EPIC
 
 PRESETS = {
     "thumos": dict(videos=413, classes=20, actions=6400, predictions=200_000, subset="test", duration=(60.0, 400.0),

@@ -1,5 +1,7 @@
 """benchmarks.evaluation: every evaluator runs on a shrunk preset through tools/benchmark_eval.py's options,
 and the generated cases are what the evaluators read (near copies of ground truth are found, random segments not)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,8 @@ TINY = dict(videos=30, classes=4, actions=45, predictions=600, subset="validatio
 @pytest.mark.parametrize("name", ["mAP", "Recall", "mAP_EPIC"])
 def test_every_evaluator_fills_its_table(monkeypatch, capsys, load_tool, name):
     monkeypatch.setitem(evaluation.PRESETS, "anet", TINY)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # the tool sets them: restore after
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
     load_tool("benchmark_eval")["main"](
         ["--evaluator", name, "--preset", "anet", "--repeats", "1", "--near-fraction", "0", "1"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "%" in line]
