@@ -249,7 +249,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("give --config, or --ann and --class-map")
     if args.write_block_list:
         keys["block_list"] = None
-    findings = check_dataset(**keys, scan_features=args.scan_features)
+    try:
+        findings = check_dataset(**keys, scan_features=args.scan_features)
+    except (OSError, ValueError) as exc:  # an unreadable or missing annotation / class-map file: one line
+        print(f"check_dataset: {exc}", file=sys.stderr)
+        return 2
     print(format_report(findings))
     missing = next((f for f in findings if f.kind == "missing files"), None)
     if args.write_block_list and missing is not None and isinstance(keys.get("data_path"), str):

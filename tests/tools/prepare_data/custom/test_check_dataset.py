@@ -124,3 +124,11 @@ def test_the_config_names_the_files_and_the_feature_file_names(custom_tools, dat
 def test_more_offenders_than_shown_end_with_dots(custom_tools):
     finding = custom_tools.check.Finding("missing files", "error", 7, "7 of 7", [f"v{i}" for i in range(7)])
     assert finding.line() == "ERROR   missing files: 7 of 7: v0, v1, v2, v3, v4, ..."
+
+
+def test_a_missing_annotation_file_is_one_line_naming_it(custom_tools, tmp_path, capsys):
+    (tmp_path / "one.txt").write_text("Run\n")
+    missing = str(tmp_path / "nowhere.json")
+    assert custom_tools.check.main(["--ann", missing, "--class-map", str(tmp_path / "one.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("check_dataset: ") and missing in err and err.count("\n") == 1
