@@ -245,8 +245,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        ("eval_subset", args.eval_subset), ("suffix", args.suffix), ("prefix", args.prefix)):
         if value is not None:
             keys[key] = value
-    if "ann_file" not in keys or "class_map" not in keys:
-        parser.error("give --config, or --ann and --class-map")
+    if "ann_file" not in keys or "class_map" not in keys or "data_path" not in keys:
+        parser.error("give --config, or --ann, --class-map and --data")
     if args.write_block_list:
         keys["block_list"] = None
     try:

@@ -129,6 +129,7 @@ def test_more_offenders_than_shown_end_with_dots(custom_tools):
 def test_a_missing_annotation_file_is_one_line_naming_it(custom_tools, tmp_path, capsys):
     (tmp_path / "one.txt").write_text("Run\n")
     missing = str(tmp_path / "nowhere.json")
-    assert custom_tools.check.main(["--ann", missing, "--class-map", str(tmp_path / "one.txt")]) == 2
+    argv = ["--ann", missing, "--class-map", str(tmp_path / "one.txt"), "--data", str(tmp_path)]
+    assert custom_tools.check.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("check_dataset: ") and missing in err and err.count("\n") == 1
