@@ -7,11 +7,15 @@
 * :mod:`.backbone_wrapper`: :class:`BackboneWrapper` (``mmaction.Recognizer3D``);
 * :mod:`.data_preprocessor`: :class:`ActionDataPreprocessor`;
 * :mod:`.augment_preprocessor`: :class:`AugmentDataPreprocessor` (batched training augmentation);
+* :mod:`.r2plus1d_tsp`: :class:`ResNet2Plus1d_TSP` (TSP's R(2+1)D, end-to-end ETAD);
+* :mod:`.resnet3d`: :class:`ResNet3d` (``mmaction.ResNet3d``, I3D ResNet of the end-to-end AFSD configs);
 * :mod:`.pretrained`: checkpoint conversion and loading.
 """
 from .augment_preprocessor import AugmentDataPreprocessor
 from .backbone_wrapper import BackboneWrapper, VideoRecognizer, WrapperOptions
 from .data_preprocessor import ActionDataPreprocessor
+from .resnet3d import ResNet3d
+from .r2plus1d_tsp import ResNet2Plus1d_TSP
 from .vit import VideoBackbone, VideoViT, VisionTransformerCP
 from .vit_adapter import VisionTransformerAdapter
 from .vit_adapter_qlora import QLoRAAdapter, VisionTransformerQLoRA
@@ -29,5 +33,7 @@ __all__ = [
     "VisionTransformerLadder",
     "VisionTransformerQLoRA",
     "QLoRAAdapter",
+    "ResNet3d",
+    "ResNet2Plus1d_TSP",
     "WrapperOptions",
 ]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +48,9 @@ class WrapperOptions:
 
     Args:
         pretrain: checkpoint to load into the backbone, or None for random weights.
+        pretrained: accepted for upstream's end-to-end ETAD config and, as by
+            upstream's wrapper, not read (its backbone loads its own
+            ``pretrained``); a warning says so when it names another file.
         pre_processing_pipeline: transforms on ``dict(frames=[B, N, C, T, H, W])``.
         post_processing_pipeline: transforms on ``dict(feats=[B, N, ...])``, ending at ``[B, C, T]``.
         norm_eval: freeze normalisation layers (and keep batch norms in eval mode).
@@ -68,12 +71,21 @@ class WrapperOptions:
             backward this many row groups (clips) at a time
             (:mod:`opentad.models.memory.chunked_residual`); None or 1: the
             whole block at once. Not part of upstream's keys.
+        memory_budget_gib: the peak memory (GiB) a training step may use:
+            checkpointing, the chunked backward, offloading and dequantized
+            weight copies are then chosen per block, the fastest plan that
+            fits (:mod:`opentad.models.memory.budget`; docs/qlora.md).
+            Not part of upstream's keys.
+        compile_blocks: ``torch.compile`` each transformer block: False (default), True, or a mode
+            (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``;
+            :mod:`opentad.models.memory.compile`, docs/qlora.md). Not part of upstream's keys.
 
     The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`
     (:meth:`memory_policy`).
     """
 
     pretrain: Optional[str] = None
+    pretrained: Optional[str] = None
     pre_processing_pipeline: Optional[Sequence[Mapping[str, Any]]] = None
     post_processing_pipeline: Optional[Sequence[Mapping[str, Any]]] = None
     norm_eval: bool = True
@@ -84,6 +96,8 @@ class WrapperOptions:
     frozen_dtype: Optional[Literal["bf16", "fp16"]] = None
     offload_activations: bool = False
     backward_chunks: Optional[int] = None
+    memory_budget_gib: Optional[float] = None
+    compile_blocks: Union[bool, str] = False
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -116,6 +130,8 @@ class WrapperOptions:
             backward_chunks=1 if self.backward_chunks is None else self.backward_chunks,
             temporal_chunks=self.temporal_checkpointing_chunk_num if self.temporal_checkpointing else None,
             temporal_chunk_dim=self.temporal_checkpointing_chunk_dim or 0,
+            memory_budget_gib=self.memory_budget_gib,
+            compile_blocks=self.compile_blocks,
         )
 
 
@@ -148,8 +164,14 @@ class BackboneWrapper(nn.Module):
         self.freeze_backbone = options.freeze_backbone
         self.pre_processing_pipeline = self._compose(options.pre_processing_pipeline)
         self.post_processing_pipeline = self._compose(options.post_processing_pipeline)
+        own = getattr(backbone, "pretrained", None)  # a backbone that loads its own weights (ResNet2Plus1d_TSP)
+        if options.pretrained is not None and options.pretrained != own:
+            logger.warning("backbone custom.pretrained=%s is not read (upstream's wrapper reads custom.pretrain)",
+                           options.pretrained)
         if options.pretrain is not None:
             load_pretrained(self.model, options.pretrain)
+        elif isinstance(own, str):
+            logger.info("backbone %s: weights from its own pretrained=%s", type(backbone).__name__, own)
         else:
             logger.warning(
                 "backbone %s: no pretrain checkpoint given (custom.pretrain=None); its weights are random",

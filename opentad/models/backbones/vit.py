@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from opentad.models.bricks.attention_backend import log_attention_backend
 from opentad.models.bricks.vit import (
     Block,
     LinearFactory,
@@ -256,6 +257,8 @@ class VideoViT(VideoBackbone):
         run = self.memory_policy.run_block
         with torch.no_grad() if free else contextlib.nullcontext():
             x, grid = self.embed(x)
+            if len(self.blocks):
+                log_attention_backend(x, self.blocks[0].attn, dtype=self.memory_policy.stream_dtype(x))
             for block in self.blocks[:free]:
                 x = run(block, x, grid[1:])
         for block in self.blocks[free:]:

@@ -15,6 +15,7 @@ LAYERS.register_module(name=["LN", "LayerNorm"], module=nn.LayerNorm)
 LAYERS.register_module(name=["GN", "GroupNorm"], module=nn.GroupNorm)
 LAYERS.register_module(name=["BN", "BN1d", "BatchNorm1d"], module=nn.BatchNorm1d)
 LAYERS.register_module(name=["BN3d", "BatchNorm3d"], module=nn.BatchNorm3d)
+LAYERS.register_module(name=["Conv3d"], module=nn.Conv3d)  # mmcv conv_cfg of mmaction.ResNet3d
 LAYERS.register_module(name=["SyncBN"], module=nn.SyncBatchNorm)
 LAYERS.register_module(name=["ReLU"], module=nn.ReLU)
 LAYERS.register_module(name=["GELU"], module=nn.GELU)

@@ -30,6 +30,7 @@ __all__ = [
     "dequantize_weight",
     "frozen_weight_as",
     "is_quantized",
+    "hold_dequantized",
     "export_quantized",
     "import_quantized",
 ]
@@ -127,6 +128,15 @@ _INT8_CLASS = None
 _NF4_CLASS = None
 
 
+@torch.compiler.disable  # Dynamo cannot trace bitsandbytes' 4-bit weight type: one graph break here
+def _packed_matmul(layer: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x @ dequant(W).T + b`` of a 4-bit layer in ``dtype`` (:class:`_FrozenNF4Matmul`)."""
+    state = layer.weight.quant_state
+    if state is None:
+        raise RuntimeError("4-bit layer has no quantization state: was it moved to a device?")
+    return _FrozenNF4Matmul.apply(x, layer.weight.data, state, layer.bias, dtype)
+
+
 def _nf4_layer_class():
     """``Linear4bit`` with the packed-weight matmul of :class:`_FrozenNF4Matmul`.
 
@@ -143,17 +153,22 @@ def _nf4_layer_class():
         bnb = _bnb()
 
         class Linear4bitFrozen(bnb.nn.Linear4bit):
+            held_weight = None  # a dequantized copy, set by the memory planner (hold_dequantized)
+
             def forward(self, x: torch.Tensor) -> torch.Tensor:
-                state = self.weight.quant_state
-                if state is None:
-                    raise RuntimeError("4-bit layer has no quantization state: was it moved to a device?")
                 device = x.device.type
                 if torch.is_autocast_enabled(device):  # like any linear under autocast
                     dtype = out_dtype = torch.get_autocast_dtype(device)
                 else:
                     dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
                     out_dtype = x.dtype
-                out = _FrozenNF4Matmul.apply(x, self.weight.data, state, self.bias, dtype)
+                held = self.held_weight
+                if held is not None and held.dtype == dtype:  # never touches the packed weight: compilable
+                    bias = self.bias.to(dtype) if self.bias is not None else None
+                    with torch.autocast(device, enabled=False):  # exactly ``dtype``, as the matmul below
+                        out = torch.nn.functional.linear(x.to(dtype), held, bias)
+                else:
+                    out = _packed_matmul(self, x, dtype)
                 return out.to(out_dtype)
 
         _NF4_CLASS = Linear4bitFrozen
@@ -196,6 +211,37 @@ def is_quantized(module: nn.Module) -> bool:
         return False
     bnb = sys.modules["bitsandbytes"]
     return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
+
+
+def hold_dequantized(module: nn.Module, dtype: Optional[torch.dtype]) -> int:
+    """Keep (``dtype``) or drop (None) a dequantized copy of every frozen 4-bit weight in ``module``.
+
+    A 4-bit layer with a copy of its compute dtype multiplies with it instead
+    of dequantizing at every call (forward, recomputation, backward): the
+    same values, so the same results. The copy is a plain attribute, never
+    part of the state dict.
+
+    Returns:
+        bytes of the copies now held in ``module``.
+    """
+    import sys
+
+    if "bitsandbytes" not in sys.modules:
+        return 0
+    linear4bit = sys.modules["bitsandbytes"].nn.Linear4bit
+    held = 0
+    for layer in module.modules():
+        if not isinstance(layer, linear4bit):
+            continue
+        if dtype is None:
+            layer.held_weight = None
+            continue
+        current = getattr(layer, "held_weight", None)
+        if current is None or current.dtype != dtype:
+            packed, state = layer.weight.data, layer.weight.quant_state
+            layer.held_weight = dequantize_4bit(packed, state).to(dtype)
+        held += layer.held_weight.numel() * layer.held_weight.element_size()
+    return held
 
 
 def quantize_linear(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
@@ -274,6 +320,9 @@ def frozen_weight_as(layer: nn.Module, dtype: torch.dtype) -> torch.Tensor:
     Raises:
         TypeError: ``layer`` is not a bitsandbytes quantized linear.
     """
+    held = getattr(layer, "held_weight", None)
+    if held is not None and held.dtype == dtype:
+        return held
     bnb = _bnb()
     if isinstance(layer, bnb.nn.Linear4bit):
         packed, state = layer.weight.data, layer.weight.quant_state

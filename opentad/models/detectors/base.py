@@ -103,9 +103,10 @@ class BaseDetector(nn.Module):
 
     # ------------------------------------------------------------------ hooks
     def run_backbone(self, inputs: torch.Tensor, masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Backbone features and their masks (resized by nearest sampling if the length changed)."""
+        """Backbone features (``[B, C, T]``, or ``[B, C, T, H, W]`` for AFSD's e2e neck) and their masks
+        (resized by nearest sampling to ``T`` if the length changed)."""
         x = self.backbone(inputs, masks)
-        return x, resize_mask(masks, x.shape[-1])
+        return x, resize_mask(masks, x.shape[2])
 
     def prepare_feat(self, x: torch.Tensor, masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Hook between backbone and projection (identity here)."""

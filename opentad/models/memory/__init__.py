@@ -6,7 +6,9 @@
   few clips at a time in backward;
 * :mod:`.frozen_mlp`: the MLP of a frozen block computed in row chunks;
 * :mod:`.offload`: what autograd saves waits in host memory;
-* :mod:`.dequant_cache`: one dequantization of a frozen 4-bit weight per stretch of work.
+* :mod:`.dequant_cache`: one dequantization of a frozen 4-bit weight per stretch of work;
+* :mod:`.planner`, :mod:`.profile`, :mod:`.budget`: ``memory_budget_gib``, the fastest
+  per-block plans within a budget, from a measured profile.
 
 Import the modules themselves: this package's ``__init__`` imports nothing, so
 that the quantized layers can use :mod:`.dequant_cache` without an import circle.

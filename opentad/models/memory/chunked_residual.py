@@ -66,12 +66,12 @@ class ChunkedResidualFunction(torch.autograd.Function):
         ctx.autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         ctx.block, ctx.scales = block, scales
         ctx.bounds = chunk_bounds(x.shape[0], chunks)
-        out: Optional[Tensor] = None
+        # the residual keeps x's layout (after the patch embedding, channels vary fastest in memory), and so
+        # must this output: dropout in the adapter draws its mask in memory order
+        out = torch.empty_like(x, dtype=x.dtype)
         with torch.no_grad(), reuse_dequantized():  # frozen 4-bit weights: one dequantization for all chunks
             for start, end in ctx.bounds:
                 part = block.residual(x[start:end], _slice(scales, start, end))
-                if out is None:
-                    out = part.new_empty((x.shape[0],) + tuple(part.shape[1:]))
                 out[start:end] = part
         ctx.save_for_backward(x)
         return out

@@ -7,8 +7,10 @@ applied to the built backbone from outside::
     config keys ──► MemoryPolicy ──apply_memory_policy(backbone, policy)──► frozen values stored in frozen_dtype
                         │                                                   FFNs run as FrozenMLP (frozen_mlp)
                         │                                                   backbone.set_memory_policy(policy)
-                        ├─ run_backbone(backbone, frames): offloading, temporal checkpointing
-                        └─ run_block(block, x, grid): plain, checkpointed or chunked backward;
+                        ├─ run_backbone(backbone, frames): offloading, temporal checkpointing;
+                        │      with memory_budget_gib, the planner's per-block plans (budget.py)
+                        └─ run_block(block, x, grid): plain, checkpointed or chunked backward
+                                                      (the block's plan, or the settings above);
                                                       the token stream kept in frozen_dtype
 
 Every option changes where values wait or when they are computed, never
@@ -21,14 +23,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from opentad.models.bricks.vit import FFN, Block
+from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
+from opentad.models.memory.compile import check_compile_blocks, compile_blocks
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.offload import OffloadSavedTensors
 
@@ -64,9 +68,14 @@ class MemoryPolicy:
         temporal_chunks: run the whole backbone checkpointed on this many
             chunks of its input (upstream's ``temporal_checkpointing``); None: off.
         temporal_chunk_dim: the dim of ``[B*N, C, T, H, W]`` to chunk.
+        compile_blocks: ``torch.compile`` each block in place: False, True or a mode string (:mod:`.compile`).
+        memory_budget_gib: choose ``checkpoint``, ``backward_chunks``,
+            ``offload_activations`` and held dequantized weights per block, the
+            fastest that fits this many GiB (:mod:`.budget`); None: as set above.
 
     Raises:
-        ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1.
+        ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1, a budget that is not
+            positive, or a budget with ``temporal_chunks``.
     """
 
     checkpoint: bool = False
@@ -77,16 +86,38 @@ class MemoryPolicy:
     frozen_dtype: Optional[torch.dtype] = None
     temporal_chunks: Optional[int] = None
     temporal_chunk_dim: int = 0
+    memory_budget_gib: Optional[float] = None
+    compile_blocks: Union[bool, str] = False
+    planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_compile_blocks(self.compile_blocks)
         for key in ("backward_chunks", "temporal_chunks"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"MemoryPolicy: {key}={value!r} must be an int >= 1")
+        budget = self.memory_budget_gib
+        if budget is None:
+            object.__setattr__(self, "planner", None)
+            return
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            raise ValueError(f"MemoryPolicy: memory_budget_gib={budget!r} must be a number of GiB > 0")
+        if self.temporal_chunks is not None:
+            raise ValueError("MemoryPolicy: memory_budget_gib plans per block; it cannot be combined with "
+                             "temporal checkpointing (temporal_checkpointing=True)")
+        if self.planner is None or self.planner.budget_gib != budget:
+            object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks))
 
     def stream(self, x: Tensor) -> Tensor:
         """The token stream between blocks, in ``frozen_dtype`` when set."""
         return x if self.frozen_dtype is None else x.to(self.frozen_dtype)
+
+    def stream_dtype(self, frames: Tensor) -> torch.dtype:
+        """The dtype the blocks compute in for ``frames``: autocast's when on, else ``frozen_dtype`` or theirs."""
+        device = frames.device.type
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+        return self.frozen_dtype or frames.dtype
 
     def run_block(self, block: Block, x: Tensor, grid: Tuple[int, int]) -> Tensor:
         """``block(x, grid)`` as the policy says; input and output in the stream dtype.
@@ -99,12 +130,20 @@ class MemoryPolicy:
         Returns:
             ``[B, N, C]``.
         """
+        plan = self.planner.plan_of(block) if self.planner is not None else None
+        if plan is None:
+            return self.execute(block, x, grid, checkpoint=self.checkpoint, chunks=self.backward_chunks)
+        with self.planner.offload if plan.offload and self.planner.offload is not None else contextlib.nullcontext():
+            return self.execute(block, x, grid, checkpoint=plan.checkpoint, chunks=plan.backward_chunks)
+
+    def execute(self, block: Block, x: Tensor, grid: Tuple[int, int], *, checkpoint: bool, chunks: int) -> Tensor:
+        """``block(x, grid)``, checkpointed (in ``chunks`` row groups when > 1) or not; see :meth:`run_block`."""
         x = self.stream(x)
-        recording = self.checkpoint and torch.is_grad_enabled()
+        recording = checkpoint and torch.is_grad_enabled()
         if not recording or (self.checkpoint_needs_input_grad and not x.requires_grad):
             return self.stream(block(x, grid))
-        if residual_chunkable(block, x, self.backward_chunks):
-            return self.stream(chunked_block_forward(block, x, grid, self.backward_chunks))
+        if residual_chunkable(block, x, chunks):
+            return self.stream(chunked_block_forward(block, x, grid, chunks))
         return self.stream(cp.checkpoint(block, x, grid, use_reentrant=False))
 
     def run_backbone(self, backbone: nn.Module, frames: Tensor) -> Any:
@@ -117,7 +156,9 @@ class MemoryPolicy:
         Returns:
             what the backbone returns (a tensor, or a list of them), chunks concatenated.
         """
-        offload = self.offload_activations and torch.is_grad_enabled() and frames.is_cuda
+        if self.planner is not None and torch.is_grad_enabled():
+            self.planner.prepare(backbone, frames, self)
+        offload = self.offload_activations and self.planner is None and torch.is_grad_enabled() and frames.is_cuda
         with OffloadSavedTensors() if offload else contextlib.nullcontext():
             if self.temporal_chunks is None:
                 return backbone(frames)
@@ -156,7 +197,8 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp``; same state and state-dict keys, only ``forward``
-    differs) and hands the policy to ``backbone.set_memory_policy`` when the
+    differs), compiles the blocks or not (``compile_blocks``) and hands the policy to
+    ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
 
     Returns:
@@ -166,6 +208,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     for module in backbone.modules():
         if isinstance(module, FFN):
             module.__class__ = FrozenMLP if policy.frozen_mlp else FFN
+    compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:
         setter(policy)

@@ -1,0 +1,103 @@
+"""Which kernel ``F.scaled_dot_product_attention`` runs for given inputs, and a log line saying so.
+
+On CUDA torch tries its backends in its priority order (by default flash,
+memory-efficient, math, cuDNN) and runs the first that is enabled
+(``torch.backends.cuda.*_sdp_enabled``) and whose constraints the inputs meet
+(``torch.backends.cuda.can_use_*_attention``). On CPU it runs its own flash
+kernel when the inputs allow it (enabled, no dropout, dense 4-D tensors of
+float, double, bf16 or fp16 with equal head dims, non-empty sequences,
+contiguous last dim), else the math path.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Set, Tuple
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["sdpa_backend", "log_attention_backend"]
+
+#: torch's default CUDA order (``SDPBackend`` values: 1 flash, 2 efficient, 0 math, 3 cuDNN)
+_DEFAULT_ORDER = (1, 2, 0, 3)
+_CPU_FLASH_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_LOGGED: Set[Tuple] = set()
+
+
+def _cpu_backend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
+    tensors = (q, k, v)
+    dims = {t.dim() for t in tensors}
+    flash = (  # the flag is global: torch.backends.cpu has none of its own
+        torch.backends.cuda.flash_sdp_enabled() and dropout_p == 0.0 and dims <= {3, 4} and len(dims) == 1
+        and not any(t.is_nested or t.stride(-1) != 1 for t in tensors) and q.dtype in _CPU_FLASH_DTYPES
+        and q.shape[0] == k.shape[0] == v.shape[0] and q.shape[-1] == k.shape[-1] == v.shape[-1]
+        and min(q.shape[-2], k.shape[-2]) > 0
+        and (q.dim() == 3 or q.shape[1] == k.shape[1] == v.shape[1])  # no grouped-query attention here
+    )
+    if flash:
+        return "cpu-flash"
+    return "math" if torch.backends.cuda.math_sdp_enabled() else "none"
+
+
+def sdpa_backend(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0) -> str:
+    """The backend torch would choose for ``F.scaled_dot_product_attention(q, k, v, dropout_p=...)``.
+
+    No mask, not causal (the ViT's attention).
+
+    Args:
+        q, k, v: ``[B, heads, N, head_dim]`` (or ``[B, N, head_dim]``).
+        dropout_p: the attention dropout.
+
+    Returns:
+        ``"flash"``, ``"efficient"``, ``"math"`` or ``"cudnn"`` on CUDA, ``"cpu-flash"`` or ``"math"`` on CPU,
+        ``"none"`` when every usable backend is disabled, ``"unknown"`` on other devices.
+    """
+    if q.device.type == "cpu":
+        return _cpu_backend(q, k, v, dropout_p)
+    if q.device.type != "cuda":
+        return "unknown"
+    cuda = torch.backends.cuda
+    try:
+        params = cuda.SDPAParams(q, k, v, None, dropout_p, False, False)
+    except TypeError:  # torch < 2.5: no enable_gqa
+        params = cuda.SDPAParams(q, k, v, None, dropout_p, False)
+    get_order = getattr(torch._C, "_get_sdp_priority_order", None)
+    choices = {
+        1: ("flash", cuda.flash_sdp_enabled, cuda.can_use_flash_attention),
+        2: ("efficient", cuda.mem_efficient_sdp_enabled, cuda.can_use_efficient_attention),
+        0: ("math", cuda.math_sdp_enabled, None),
+        3: ("cudnn", cuda.cudnn_sdp_enabled, getattr(cuda, "can_use_cudnn_attention", None)),
+    }
+    for index in (get_order() if get_order is not None else _DEFAULT_ORDER):
+        name, enabled, usable = choices.get(int(index), (None, None, None))
+        if name is not None and enabled() and (name == "math" or (usable is not None and usable(params))):
+            return name
+    return "none"
+
+
+def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Optional[torch.dtype] = None) -> str:
+    """Log at INFO, once per distinct line, the backend ``attention`` runs on for ``tokens``.
+
+    The probe tensors are views of one head-dim row (no activation-sized allocation).
+
+    Args:
+        tokens: ``[B, N, C]``, the attention's input (only its shape and device are read).
+        attention: a :class:`~opentad.models.bricks.vit.Attention` (its ``num_heads``, ``attn_drop_rate``
+            and training mode are read).
+        dtype: the dtype attention computes in (None: ``tokens``'s).
+
+    Returns:
+        the backend's name (see :func:`sdpa_backend`).
+    """
+    b, n, c = tokens.shape
+    heads, dtype = attention.num_heads, dtype or tokens.dtype
+    probe = torch.empty(c // heads, device=tokens.device, dtype=dtype).expand(b, heads, n, c // heads)
+    dropout = attention.attn_drop_rate if attention.training else 0.0
+    backend = sdpa_backend(probe, probe, probe, dropout_p=dropout)
+    line = (backend, heads, c // heads, str(dtype).replace("torch.", ""), n, tokens.device.type)
+    if line not in _LOGGED:
+        _LOGGED.add(line)
+        logger.info("attention: %s (heads %d, head dim %d, %s, %d tokens)", *line[:5])
+    return backend

@@ -1,0 +1,89 @@
+"""``torch.compile`` of the transformer blocks, applied from outside (``MemoryPolicy.compile_blocks``).
+
+Each :class:`~opentad.models.bricks.vit.Block` is compiled in place
+(``nn.Module.compile``: the module tree and state-dict keys do not change),
+and so are the two pieces the chunked backward calls on their own,
+``block.residual`` and ``block.adapter``. Whatever the policy does around a
+block (non-reentrant checkpointing, the chunked backward, offloading hooks,
+``frozen_dtype``) stays outside the compiled code and works unchanged.
+
+bitsandbytes' 4-bit weights (``Params4bit``, a tensor subclass) cannot be
+traced by Dynamo, so a 4-bit layer's packed matmul runs eagerly (one graph
+break at each such layer: qkv, proj, fc1, fc2, the adapter's projections),
+unless the memory planner holds a dequantized copy of its weight: then the
+layer is a plain ``F.linear`` inside the compiled graph.
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import List, Union
+
+import torch
+from torch import nn
+
+from opentad.models.bricks.vit import Block
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["COMPILE_MODES", "check_compile_blocks", "compile_blocks"]
+
+#: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+#: the backend of ``torch.compile`` (tests set ``"aot_eager"``: no C++ toolchain, quick)
+BACKEND = "inductor"
+
+_APPLIED: "weakref.WeakKeyDictionary[Block, Union[bool, str]]" = weakref.WeakKeyDictionary()
+
+
+def check_compile_blocks(value: Union[bool, str]) -> None:
+    """Raises ValueError unless ``value`` is False, True or one of :data:`COMPILE_MODES`."""
+    if value is False or value is True or (isinstance(value, str) and value in COMPILE_MODES):
+        return
+    valid = ", ".join(repr(v) for v in (False, True) + COMPILE_MODES)
+    raise ValueError(f"compile_blocks={value!r} is not valid; valid values: {valid}")
+
+
+def _set(block: Block, setting: Union[bool, str]) -> None:
+    for module in (block, block.adapter):
+        if module is not None:
+            module._compiled_call_impl = None
+    block.__dict__.pop("residual", None)
+    if setting is False:
+        return
+    options = dict(backend=BACKEND, mode=None if setting in (True, "default") else setting)
+    block.compile(**options)
+    block.residual = torch.compile(Block.residual.__get__(block), **options)
+    if block.adapter is not None:
+        block.adapter.compile(**options)
+
+
+def compile_blocks(backbone: nn.Module, setting: Union[bool, str]) -> List[str]:
+    """Compile (or, with False, un-compile) every transformer block of ``backbone`` in place.
+
+    Compilation itself happens at a block's first call (and again when its
+    inputs' shapes, dtypes or grad mode change). Applying the same setting
+    again changes nothing.
+
+    Args:
+        backbone: a module holding :class:`~opentad.models.bricks.vit.Block` s.
+        setting: False, True (``torch.compile``'s defaults) or a mode of :data:`COMPILE_MODES`.
+
+    Returns:
+        the names of the blocks whose compilation changed.
+
+    Raises:
+        ValueError: a ``setting`` not listed above.
+    """
+    check_compile_blocks(setting)
+    changed = []
+    for name, block in backbone.named_modules():
+        if isinstance(block, Block) and _APPLIED.get(block, False) != setting:
+            _set(block, setting)
+            _APPLIED[block] = setting
+            changed.append(name)
+    if changed:
+        logger.info("compile_blocks=%r: %d blocks %s (%s .. %s; backend %s)", setting, len(changed),
+                    "compiled" if setting is not False else "back to eager", changed[0], changed[-1], BACKEND)
+    return changed

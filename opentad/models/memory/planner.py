@@ -1,0 +1,256 @@
+"""Choose, per transformer block, the fastest way to run it that keeps the step within a memory budget.
+
+Each block that records autograd can run under one :class:`BlockPlan`:
+
+========================  ===============================================  =======================================
+plan                      what stays on the device until backward          extra time
+========================  ===============================================  =======================================
+``keep``                  every activation the block saves                 none (one forward, one backward)
+``checkpoint``            the block's input                                one more forward (recomputation)
+``checkpoint+chunks``     the block's input; a smaller backward working    as checkpoint, a little launch overhead
+                          set (:mod:`.chunked_residual`)
+``...+offload``           nothing (the input waits in pinned host memory)  the copies, mostly overlapped
+``...+hold``              also a bf16 copy of its frozen 4-bit weights     minus the dequantizations
+========================  ===============================================  =======================================
+
+A :class:`PlanCost` gives, for one block and one plan, the seconds of its
+forward and backward, the bytes it keeps until backward (``saved``, plus any
+held weight copies) and the bytes it needs on top while it runs
+(``transient``). The step's peak is modelled as::
+
+    fixed + sum(saved of every block) + max(transient of any block)
+
+an upper bound (a block's transient never meets the saved values of the
+blocks after it). :func:`choose_plans` returns the plans of least total time
+whose modelled peak fits the budget: an exact multiple-choice knapsack over
+memory in units of ``unit_bytes`` (each cost rounded up, so the plan never
+exceeds the budget in the model), once for every candidate ``max transient``.
+Costs come from a short measured profile on the GPU (:mod:`.profile`) or,
+on the CPU, from :func:`modelled_costs`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+__all__ = ["BlockPlan", "PlanCost", "Plan", "BudgetError", "choose_plans", "candidate_plans", "modelled_costs"]
+
+GiB = 2**30
+#: at most this many candidate maxima of the transient are searched
+MAX_CAPS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPlan:
+    """How one block runs in a training step.
+
+    Args:
+        checkpoint: recompute the block in backward (keep only its input).
+        backward_chunks: > 1: recompute its frozen attention and MLP this many row groups at a time.
+        offload: its kept input waits in pinned host memory (with ``checkpoint``).
+        hold: its frozen 4-bit weights keep a dequantized copy for the whole step.
+    """
+
+    checkpoint: bool = True
+    backward_chunks: int = 1
+    offload: bool = False
+    hold: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = ["checkpoint" if self.checkpoint else "keep"]
+        if self.backward_chunks > 1:
+            parts.append(f"chunks{self.backward_chunks}")
+        if self.offload:
+            parts.append("offload")
+        if self.hold:
+            parts.append("hold")
+        return "+".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanCost:
+    """The modelled or measured cost of one block under one plan.
+
+    Args:
+        seconds: forward + backward (+ recomputation) time.
+        saved: bytes kept on the device from the block's forward to its backward, held weights included.
+        transient: bytes needed on top of everything kept while the block runs forward or backward.
+    """
+
+    seconds: float
+    saved: int
+    transient: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The chosen plans and their modelled totals.
+
+    Attributes:
+        plans: one :class:`BlockPlan` per block.
+        seconds: modelled time of the blocks' forward and backward.
+        peak: modelled peak bytes, ``fixed`` included.
+        budget: the budget in bytes.
+    """
+
+    plans: Tuple[BlockPlan, ...]
+    seconds: float
+    peak: int
+    budget: int
+
+    def summary(self) -> str:
+        """``"12 x keep+hold, 28 x checkpoint+offload"`` in block order of first use."""
+        counts: Dict[str, int] = {}
+        for plan in self.plans:
+            counts[plan.name] = counts.get(plan.name, 0) + 1
+        return ", ".join(f"{n} x {name}" for name, n in counts.items())
+
+
+class BudgetError(ValueError):
+    """No choice of plans fits the budget."""
+
+
+def candidate_plans(*, chunks: int = 4, quantized: bool = False, offload: bool = True) -> List[BlockPlan]:
+    """The plans worth considering for a block.
+
+    Args:
+        chunks: row groups of the chunked backward (1: no chunked plans).
+        quantized: the block has frozen 4-bit weights (adds the ``hold`` variants).
+        offload: offloading is possible (CUDA).
+    """
+    base = [BlockPlan(checkpoint=False), BlockPlan()]
+    if chunks > 1:
+        base.append(BlockPlan(backward_chunks=chunks))
+    if offload:
+        base += [dataclasses.replace(p, offload=True) for p in base if p.checkpoint]
+    if quantized:
+        base += [dataclasses.replace(p, hold=True) for p in base]
+    return base
+
+
+def _knapsack(options: Sequence[Sequence[Tuple[float, int]]], capacity: int) -> Optional[Tuple[float, List[int]]]:
+    """Least total time picking one ``(time, units)`` option per item with total units <= ``capacity``.
+
+    Returns ``(time, choice per item)``, or None when nothing fits.
+    """
+    best = torch.zeros(capacity + 1, dtype=torch.float64)  # best[c]: least time of the items so far within c units
+    picks: List[torch.Tensor] = []
+    for item in options:
+        totals = torch.full((len(item), capacity + 1), float("inf"), dtype=torch.float64)
+        for row, (seconds, units) in enumerate(item):  # the item's option taken with ``units`` of the capacity
+            if units <= capacity:
+                torch.add(best[: capacity + 1 - units], seconds, out=totals[row, units:])
+        best, pick = totals.min(dim=0)
+        picks.append(pick)
+    if not math.isfinite(float(best[capacity])):
+        return None
+    choice, c = [], capacity
+    for item, pick in zip(reversed(options), reversed(picks)):
+        index = int(pick[c])
+        choice.append(index)
+        c -= item[index][1]
+    return float(best[capacity]), choice[::-1]
+
+
+def choose_plans(
+    costs: Sequence[Mapping[BlockPlan, PlanCost]],
+    *,
+    budget: int,
+    fixed: int,
+    unit_bytes: Optional[int] = None,
+) -> Plan:
+    """The fastest plans whose modelled peak fits ``budget``.
+
+    Args:
+        costs: per block, the cost of each candidate plan.
+        budget: bytes the step may use at its peak.
+        fixed: bytes in use whatever the plans (weights, optimizer state, frames, the head's reserve).
+        unit_bytes: memory granularity of the search (default: 1 MiB, coarser for budgets above 8 GiB so the
+            search has at most 8192 units); costs are rounded up to it.
+
+    Returns:
+        the :class:`Plan`.
+
+    Raises:
+        BudgetError: not even the smallest plans fit (names the budget and what they need).
+    """
+    free = budget - fixed
+    unit = unit_bytes or max(2**20, math.ceil(max(free, 1) / 8192))
+    best: Optional[Tuple[float, int, List[BlockPlan]]] = None
+    caps = sorted({c.transient for block in costs for c in block.values()})
+    if len(caps) > MAX_CAPS:  # many distinct blocks: candidate maxima rounded up to a grid (conservative)
+        step = math.ceil(caps[-1] / MAX_CAPS)
+        caps = sorted({math.ceil(t / step) * step for t in caps})
+    for cap in caps:
+        capacity = (free - cap) // unit
+        if capacity < 0:
+            break
+        allowed = [[(p, c) for p, c in block.items() if c.transient <= cap] for block in costs]
+        if any(not a for a in allowed):
+            continue
+        found = _knapsack([[(c.seconds, math.ceil(c.saved / unit)) for _, c in a] for a in allowed], capacity)
+        if found is None:
+            continue
+        plans = [a[i][0] for a, i in zip(allowed, found[1])]
+        peak = fixed + max(block[p].transient for block, p in zip(costs, plans))
+        peak += sum(block[p].saved for block, p in zip(costs, plans))
+        if best is None or (found[0], peak) < (best[0], best[1]):
+            best = (found[0], peak, plans)
+    if best is None:
+        smallest = fixed + sum(min(c.saved for c in b.values()) for b in costs) + min(caps, default=0)
+        raise BudgetError(
+            f"memory_budget_gib={budget / GiB:.2f}: the smallest plans need about {smallest / GiB:.2f} GiB "
+            f"({fixed / GiB:.2f} GiB of it weights, frames and reserve); raise the budget, lower the batch or frames"
+        )
+    return Plan(plans=tuple(best[2]), seconds=best[0], peak=best[1], budget=budget)
+
+
+def modelled_costs(
+    plans: Sequence[BlockPlan],
+    *,
+    rows: int,
+    tokens: int,
+    width: int,
+    hidden: int,
+    element_bytes: int = 2,
+    forward_seconds: float = 1.0,
+    dequant_seconds: float = 0.0,
+    held_bytes: int = 0,
+    offload_seconds: float = 0.0,
+) -> Dict[BlockPlan, PlanCost]:
+    """An analytical cost of one ViT block under each plan, for the CPU and for tests.
+
+    Tokens kept by a block that is not recomputed: its input (``C``), ``q, k, v`` (``3C``), the attention
+    output (``C``), the projection's input (``C``), the MLP's input (``C``), ``fc1``'s output (``hidden``)
+    and the adapter's input (``C``): ``8C + hidden`` values per token. A recomputed block keeps ``C`` per token
+    and needs the ``8C + hidden`` of one block (a ``1/chunks`` share with chunks, plus the input) while it
+    runs its backward. Backward of a frozen block costs about one forward; recomputation one more.
+
+    Args:
+        plans: the candidate plans.
+        rows: ``B * clips``; tokens: tokens per clip; width: ``C``; hidden: the MLP width.
+        element_bytes: bytes per value of the token stream.
+        forward_seconds: one forward of the block.
+        dequant_seconds: dequantizing the block's 4-bit weights once (saved by ``hold`` at every use).
+        held_bytes: the block's dequantized weight copies.
+        offload_seconds: the part of an input's round trip to host memory that is not overlapped.
+    """
+    per_token = rows * tokens * element_bytes
+    full, one = (8 * width + hidden) * per_token, width * per_token
+    costs = {}
+    for plan in plans:
+        uses = 3 if plan.checkpoint else 2  # dequantizations per step: forward, (recompute,) backward
+        seconds = forward_seconds * (3 if plan.checkpoint else 2) + (0 if plan.hold else uses * dequant_seconds)
+        if plan.offload:
+            seconds += offload_seconds
+        if not plan.checkpoint:
+            saved, transient = full, (3 * width + hidden) * per_token
+        else:
+            saved = 0 if plan.offload else one
+            transient = full // plan.backward_chunks + one
+        costs[plan] = PlanCost(seconds=seconds, saved=saved + (held_bytes if plan.hold else 0), transient=transient)
+    return costs

@@ -1,0 +1,91 @@
+"""benchmarks.step: the ViT FLOP count against hand arithmetic and torch's FlopCounterMode, and the full-step
+benchmark (through tools/benchmark_step.py's options) end to end on the CPU with the synthetic tiny config pair."""
+import json
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.step import measure_step, vit_forward_flops
+from benchmarks.step_inputs import rows_to_measure
+from opentad.models.backbones.vit import VideoViT
+
+PAIR = ",".join(f"configs/adatad/synthetic/e2e_synthetic_vit_tiny_{k}.py" for k in ("adapter", "qlora"))
+FAST = ["--device", "cpu", "--steps", "1", "--warmup", "0", "--peak-size", "64", "--configs", PAIR]
+
+
+def test_vit_forward_flops_by_hand():
+    """1 clip of 2 frames at 32 px, patch 16, tubelet 2: n = 1 * 2 * 2 = 4 tokens; C = 8, h = 16, one block.
+
+    embedding 2 * 4 * 8 * (3 * 2 * 16 * 16) = 98304; block: qkv 2*4*8*24 = 1536, QK^T and AV 2 * 2*4*4*8 = 512,
+    proj 2*4*8*8 = 512, fc1 and fc2 2 * 2*4*8*16 = 2048, so 4608; total 102912.
+    """
+    flops = vit_forward_flops(clips=1, num_frames=2, img_size=32, patch_size=16, embed_dims=8, depth=1, mlp_ratio=2)
+    assert tuple(flops) == (98304, 4608, 102912)
+    assert vit_forward_flops(clips=3, num_frames=2, img_size=32, patch_size=16, embed_dims=8, depth=2,
+                             mlp_ratio=2).total == 3 * (98304 + 2 * 4608)
+
+
+@pytest.mark.parametrize("shape", [
+    dict(img_size=64, patch_size=16, embed_dims=64, depth=2, num_heads=4, mlp_ratio=4.0, num_frames=16),
+    # the g layout: patch 14 that does not divide the frame, mlp_ratio 48/11, 4 frames per token
+    dict(img_size=60, patch_size=14, embed_dims=44, depth=3, num_heads=4, mlp_ratio=48 / 11, num_frames=8,
+         tubelet_size=4),
+])
+def test_vit_forward_flops_match_torch_flop_counter(shape):
+    """FlopCounterMode (2 FLOP per multiply-add of conv, mm, addmm, bmm) on this project's ViT is an exact,
+    independent count; attention runs the math backend so that its two products are counted as bmm."""
+    torch.manual_seed(0)
+    vit = VideoViT(**shape, return_feat_map=True).eval()
+    clips = 3
+    frames = torch.randn(clips, 3, shape["num_frames"], shape["img_size"], shape["img_size"])
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH), torch.no_grad():
+        vit(frames)
+    keys = {k: shape[k] for k in ("img_size", "patch_size", "embed_dims", "depth", "mlp_ratio", "num_frames")}
+    expected = vit_forward_flops(clips=clips, tubelet_size=shape.get("tubelet_size", 2), **keys).total
+    assert counter.get_total_flops() == expected
+
+
+def test_step_benchmark_end_to_end(tmp_path, capsys, load_tool):
+    """AdaTAD, QLoRA and a variant that computes the same forward (backward chunks): finite losses, the variant's
+    first-step loss equal to QLoRA's, the JSON file holding the returned rows, the step FLOPs by the convention."""
+    tool = load_tool("benchmark_step")
+    out = tmp_path / "step.json"
+    result = tool["main"]([*FAST, "--forward-only", "--json", str(out),
+                           "--variants", "chunks2=model.backbone.custom.backward_chunks=2"])
+    rows = {r["config"]: r for r in result["rows"]}
+    assert list(rows) == ["AdaTAD", "ViT forward", "QLoRA", "chunks2"]
+    assert all(torch.isfinite(torch.tensor(rows[k]["loss"])) for k in ("AdaTAD", "QLoRA", "chunks2"))
+    assert rows["chunks2"]["loss"] == rows["QLoRA"]["loss"] and rows["AdaTAD"]["time_ratio"] == 1.0
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    # the tiny config: 2 videos x 128 frames = 16 clips of 16 frames at 64 px; 4 blocks with adapters, frozen ViT:
+    # forward + 1x each block's forward in backward (input gradients only)
+    vit = vit_forward_flops(clips=16, num_frames=16, img_size=64, patch_size=16, embed_dims=64, depth=4, mlp_ratio=4)
+    assert rows["AdaTAD"]["flops"] == vit.total + 4 * vit.block and rows["ViT forward"]["flops"] == vit.total
+    assert rows["AdaTAD"]["mfu"] == rows["AdaTAD"]["flops"] / (rows["AdaTAD"]["step_s"] * result["peak_flops"])
+    table = capsys.readouterr().out
+    assert "device: CPU" in table and "| custom | chunks2 | 2 x 128 x 64 |" in table
+
+
+def test_same_seed_same_loss(load_tool):
+    """Two builds with the same seed: same weights, frames and targets, so the same first-step loss (exactly)."""
+    tool = load_tool("benchmark_step")
+    args = tool["parse_args"]([*FAST, "--batch", "1", "--frames", "64"])
+    path = PAIR.split(",")[1]
+    first, second = (measure_step(path, {}, args, torch.device("cpu")) for _ in range(2))
+    assert first["frames"] == 64 and first["loss"] == second["loss"]
+
+
+@pytest.mark.parametrize("variant, named", [
+    ("bad=model.backbone.custom.no_such_option=2", "no_such_option"),
+    ("bad=model.backbone.backbone.lora_rank=2", "lora_rank"),
+    ("bad=", "expected NAME=key=value"),
+])
+def test_a_variant_that_cannot_bind_is_one_line_naming_it(variant, named, load_tool):
+    """Found while the rows are listed, before anything is built or measured."""
+    tool = load_tool("benchmark_step")
+    with pytest.raises(SystemExit) as exc:
+        rows_to_measure(tool["parse_args"]([*FAST, "--variants", variant]))
+    message = str(exc.value.code)
+    assert named in message and "\n" not in message

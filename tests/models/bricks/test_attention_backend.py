@@ -1,0 +1,127 @@
+"""Which SDPA backend runs: on CPU against torch's own dispatcher (``torch._fused_sdp_choice``), on CUDA the
+priority logic with torch's query functions replaced, and the ViT's log line."""
+import logging
+import types
+
+import pytest
+import torch
+
+from opentad.models.backbones.vit import VisionTransformerCP
+from opentad.models.bricks import attention_backend as ab
+from opentad.models.bricks.attention_backend import sdpa_backend
+
+#: torch's SDPBackend values as our names (CPU: its flash kernel is "cpu-flash")
+CPU_NAMES = {0: "math", 1: "cpu-flash"}
+CUDA_NAMES = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn"}
+
+CPU_CASES = {
+    "float32": (torch.zeros(2, 2, 5, 8), 0.0, "cpu-flash"),
+    "float64": (torch.zeros(2, 2, 5, 8, dtype=torch.float64), 0.0, "cpu-flash"),
+    "bf16": (torch.zeros(2, 2, 5, 8, dtype=torch.bfloat16), 0.0, "cpu-flash"),
+    "fp16": (torch.zeros(2, 2, 5, 8, dtype=torch.float16), 0.0, "cpu-flash"),
+    "dropout": (torch.zeros(2, 2, 5, 8), 0.1, "math"),
+    "head dim not contiguous": (torch.zeros(2, 2, 8, 5).transpose(-1, -2), 0.0, "math"),
+    "3-d": (torch.zeros(2, 5, 8), 0.0, "cpu-flash"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CPU_CASES))
+def test_cpu_answer_matches_torch_and_the_hand_worked_rule(case):
+    q, dropout, want = CPU_CASES[case]
+    assert sdpa_backend(q, q, q, dropout_p=dropout) == want
+    assert CPU_NAMES[int(torch._fused_sdp_choice(q, q, q, dropout_p=dropout))] == want
+
+
+def test_cpu_flash_disabled_falls_back_to_math():
+    q = torch.zeros(1, 2, 4, 8)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]):
+        assert sdpa_backend(q, q, q) == "math"
+        assert CPU_NAMES[int(torch._fused_sdp_choice(q, q, q))] == "math"
+    assert sdpa_backend(q, q, q) == "cpu-flash"
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """torch.backends.cuda's flags and constraint checks as a dict the test sets; returns (state, q)."""
+    state = dict(enabled={"flash": True, "efficient": True, "math": True, "cudnn": True},
+                 usable={"flash": True, "efficient": True, "cudnn": True}, order=[1, 2, 0, 3, 4], params=[])
+    cuda = torch.backends.cuda
+    monkeypatch.setattr(cuda, "SDPAParams", lambda *args: state["params"].append(args) or args)
+    for name, flag in [("flash", "flash_sdp_enabled"), ("efficient", "mem_efficient_sdp_enabled"),
+                       ("math", "math_sdp_enabled"), ("cudnn", "cudnn_sdp_enabled")]:
+        monkeypatch.setattr(cuda, flag, lambda name=name: state["enabled"][name])
+    for name, check in [("flash", "can_use_flash_attention"), ("efficient", "can_use_efficient_attention"),
+                        ("cudnn", "can_use_cudnn_attention")]:
+        monkeypatch.setattr(cuda, check, lambda params, debug=False, name=name: state["usable"][name])
+    monkeypatch.setattr(torch._C, "_get_sdp_priority_order", lambda: state["order"])
+    q = types.SimpleNamespace(device=torch.device("cuda"))
+    return state, q
+
+
+def test_cuda_first_enabled_and_usable_backend_in_priority_order(fake_cuda):
+    state, q = fake_cuda
+    assert sdpa_backend(q, q, q, dropout_p=0.25) == "flash"
+    assert state["params"][-1] == (q, q, q, None, 0.25, False, False)  # no mask, not causal, no GQA
+    state["enabled"]["flash"] = False  # disabled -> the next in order
+    assert sdpa_backend(q, q, q) == "efficient"
+    state["enabled"]["flash"], state["usable"]["efficient"] = True, False
+    assert sdpa_backend(q, q, q) == "flash"
+    state["usable"]["flash"] = False  # neither fused kernel fits -> math, before cuDNN in torch's default order
+    assert sdpa_backend(q, q, q) == "math"
+    state["enabled"]["math"] = False
+    assert sdpa_backend(q, q, q) == "cudnn"
+    state["usable"]["cudnn"] = False
+    assert sdpa_backend(q, q, q) == "none"
+    state["usable"].update(flash=True, cudnn=True)
+    state["enabled"]["math"] = True
+    state["order"] = [3, 1, 2, 0, 4]  # a user priority (sdpa_kernel(..., set_priority=True))
+    assert sdpa_backend(q, q, q) == "cudnn"
+
+
+def test_cuda_without_priority_query_or_gqa_argument(fake_cuda, monkeypatch):
+    state, q = fake_cuda
+    monkeypatch.delattr(torch._C, "_get_sdp_priority_order")
+    old = []
+
+    def six_args(*args):  # torch < 2.5's SDPAParams
+        if len(args) != 6:
+            raise TypeError("incompatible function arguments")
+        old.append(args)
+        return args
+
+    monkeypatch.setattr(torch.backends.cuda, "SDPAParams", six_args)
+    state["enabled"]["flash"] = False
+    assert sdpa_backend(q, q, q) == "efficient" and old == [(q, q, q, None, 0.0, False)]
+
+
+def test_other_devices_are_unknown():
+    q = torch.zeros(1, 1, 2, 4, device="meta")
+    assert sdpa_backend(q, q, q) == "unknown"
+
+
+def test_vit_logs_the_backend_once_per_line(caplog, monkeypatch):
+    monkeypatch.setattr(ab, "_LOGGED", set())
+    tiny = dict(img_size=32, patch_size=16, embed_dims=16, depth=1, num_heads=2, num_frames=4, return_feat_map=True)
+    model = VisionTransformerCP(**tiny).eval()
+    frames = torch.zeros(3, 3, 4, 32, 32)
+    with caplog.at_level(logging.INFO, logger=ab.__name__):
+        model(frames)
+        model(frames)
+        dropout = VisionTransformerCP(**tiny, attn_drop_rate=0.1).train()
+        dropout(frames)
+    lines = [r.getMessage() for r in caplog.records if r.name == ab.__name__]
+    # 2 time tokens (4 frames / tubelet 2) x 2 x 2 patches of 16 px in 32 px = 8 tokens; 16 / 2 heads = 8 dims
+    assert lines == ["attention: cpu-flash (heads 2, head dim 8, float32, 8 tokens)",
+                     "attention: math (heads 2, head dim 8, float32, 8 tokens)"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("head_dim", [64, 88, 96, 128, 256])
+def test_cuda_answer_matches_torch(dtype, head_dim):
+    q = torch.zeros(2, 4, 100, head_dim, device="cuda", dtype=dtype)
+    for dropout in (0.0, 0.1):
+        want = CUDA_NAMES[int(torch._fused_sdp_choice(q, q, q, dropout_p=dropout))]
+        assert sdpa_backend(q, q, q, dropout_p=dropout) == want

@@ -1,0 +1,149 @@
+"""The memory budget at run time on the CPU: plans applied per block keep the loss and gradients, held weight
+copies change no value, and the choice follows the modelled costs.
+
+Error model: a plan changes where values wait, when they are recomputed and (``hold``) whether a 4-bit weight is
+dequantized once or at every use, never which values are multiplied; results differ from the plain run only by
+reordered float32 sums. In this tiny ViT every sum has at most 256 terms (width 64, hidden width 128, 4 clips
+of 8 tokens), each bounded by the largest value compared times 256, so the bound is
+``256 * eps32 * 256 * max|value|``. A wrong plan (a lost gradient path, other weights) changes results at the
+size of the values.
+"""
+import dataclasses
+
+import pytest
+import torch
+import torch.utils.checkpoint as cp
+
+pytest.importorskip("bitsandbytes")
+
+from opentad.models.backbones.backbone_wrapper import WrapperOptions  # noqa: E402
+from opentad.models.bricks import quant  # noqa: E402
+from opentad.models.memory import policy as policy_module  # noqa: E402
+from opentad.models.memory.budget import BudgetPlanner  # noqa: E402
+from opentad.models.memory.chunked_residual import ChunkedResidualFunction  # noqa: E402
+from opentad.models.memory.planner import BlockPlan, BudgetError  # noqa: E402
+from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy  # noqa: E402
+from opentad.utils.config import ConfigError  # noqa: E402
+
+EPS32 = torch.finfo(torch.float32).eps
+TINY = dict(
+    img_size=32, patch_size=16, embed_dims=64, depth=3, num_heads=2, mlp_ratio=2.0, num_frames=4, total_frames=8,
+    adapter_index=[1, 2], return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.1, quantize_backbone=True,
+)
+
+
+def _model():
+    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
+
+    torch.manual_seed(0)
+    model = VisionTransformerQLoRA(**TINY)
+    model.on_weights_loaded()
+    model.freeze()
+    with torch.no_grad():  # LoRA starts as zero: give every trainable value a gradient path
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model.train()
+
+
+def _step(model, policy):
+    apply_memory_policy(model, policy)
+    model.zero_grad(set_to_none=True)
+    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(5)
+    out = policy.run_backbone(model, frames)
+    loss = (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum()
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _close(got, want, what):
+    tol = 256 * EPS32 * 256 * max(float(want.abs().max()), 1e-6)
+    assert float((got - want).abs().max()) <= tol, what
+
+
+class _Fixed(BudgetPlanner):
+    """A planner whose plans are given (by block position among the recording blocks)."""
+
+    def __init__(self, plans):
+        super().__init__(budget_gib=1.0)
+        self.given = plans
+
+    def _choose(self, backbone, blocks, frames, policy):
+        return {id(b): p for b, p in zip(blocks, self.given)}, None
+
+
+@pytest.mark.parametrize("plans", [
+    (BlockPlan(checkpoint=False, hold=True), BlockPlan(backward_chunks=4, hold=True)),
+    (BlockPlan(checkpoint=False), BlockPlan(hold=True)),
+    (BlockPlan(backward_chunks=4), BlockPlan(checkpoint=False, hold=True)),
+])
+def test_plans_per_block_keep_the_seeded_loss_and_gradients(plans, monkeypatch):
+    model = _model()
+    ref_loss, ref_grads = _step(model, MemoryPolicy(checkpoint=True))
+    calls = {"checkpoint": 0, "chunked": 0, "dequantize": 0}
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(policy_module.cp, "checkpoint", spy("checkpoint", cp.checkpoint))
+    monkeypatch.setattr(ChunkedResidualFunction, "apply", spy("chunked", ChunkedResidualFunction.apply))
+    monkeypatch.setattr(quant, "dequantize_4bit", spy("dequantize", quant.dequantize_4bit))
+    policy = MemoryPolicy(checkpoint=True, memory_budget_gib=1.0, planner=_Fixed(plans))
+    loss, grads = _step(model, policy)
+    assert model.graph_free_blocks() == 1  # block 0 has no adapter: plans for blocks 1 and 2
+    assert [policy.planner.plan_of(b) for b in model.blocks] == [None, *plans]
+    # by hand: one checkpoint per recomputed block (of the whole block, or of the adapter after a chunked
+    # residual); the chunked residual once per chunked block
+    assert calls["checkpoint"] == sum(p.checkpoint for p in plans)
+    assert calls["chunked"] == sum(p.backward_chunks > 1 for p in plans)
+    held = [isinstance(getattr(m, "held_weight", None), torch.Tensor) for b in model.blocks[1:] for m in b.modules()
+            if quant.is_quantized(m)]
+    # qkv, proj, fc1, fc2 and the adapter's down and up projections of each holding block
+    assert sum(held) == 6 * sum(p.hold for p in plans) and len(held) == 12
+    assert set(grads) == set(ref_grads) and grads
+    _close(loss, ref_loss, "loss")
+    for name in grads:
+        _close(grads[name], ref_grads[name], name)
+    assert "held_weight" not in "".join(model.state_dict())
+
+
+def test_held_copy_is_the_dequantized_weight_and_is_used_instead():
+    model = _model()
+    layer = model.blocks[1].attn.qkv
+    assert quant.hold_dequantized(model.blocks[1], torch.float32) == 4 * sum(  # float32: 4 bytes
+        m.in_features * m.out_features for m in model.blocks[1].modules() if quant.is_quantized(m))
+    torch.testing.assert_close(layer.held_weight, quant.dequantize_weight(layer), rtol=0, atol=0)
+    x = torch.randn(5, 64)
+    with torch.no_grad():
+        layer.held_weight = torch.zeros_like(layer.held_weight)  # the copy, not the packed weight, is used
+        assert torch.equal(layer(x), torch.zeros(5, 192))
+    quant.hold_dequantized(model.blocks[1], None)
+    assert layer.held_weight is None and layer(x).abs().sum() > 0
+
+
+def test_budget_on_the_cpu_uses_the_modelled_costs():
+    model = _model()
+    huge = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
+    _step(model, huge)
+    # every activation fits: nothing is recomputed, and holding saves the dequantizations
+    assert [huge.planner.plan_of(b).name for b in model.blocks[1:]] == ["keep+hold"] * 2
+    assert huge.planner.last.peak <= 64 * 2**30
+    with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01: the smallest plans need about 0\.5"):
+        _step(_model(), MemoryPolicy(checkpoint=True, memory_budget_gib=0.01))
+
+
+def test_budget_keys_are_checked():
+    options = WrapperOptions.from_mapping(dict(memory_budget_gib=20))
+    assert options.memory_policy(torch.nn.Module()).planner.budget_gib == 20.0
+    for bad in (0, -1, "20"):
+        with pytest.raises(ConfigError, match="memory_budget_gib"):
+            WrapperOptions.from_mapping(dict(memory_budget_gib=bad))
+    with pytest.raises(ConfigError, match="temporal checkpointing"):
+        WrapperOptions.from_mapping(dict(memory_budget_gib=20, temporal_checkpointing=True,
+                                         temporal_checkpointing_chunk_num=2, temporal_checkpointing_chunk_dim=0))
+    policy = MemoryPolicy(memory_budget_gib=8)
+    assert dataclasses.replace(policy, frozen_mlp=False).planner is policy.planner  # one planner per policy

@@ -1,0 +1,138 @@
+"""``compile_blocks``: torch.compile of each block keeps the seeded loss and gradients under every way the
+policy runs a block (checkpointed, chunked backward, and plain under no_grad for the graph-free first block),
+keeps the state-dict keys, and refuses bad values.
+
+Compiled with the ``aot_eager`` backend (Dynamo's graphs run by the same ATen kernels, no C++ toolchain); the
+inductor backend is not run here (its C++ compilation takes minutes on a shared CPU): the GPU benchmark runs it.
+
+Error model, as in ``test_policy.py`` (float64) and ``test_budget.py`` (float32): compilation changes which
+Python code dispatches the kernels, not the values they multiply; at most the order of a sum changes, so results
+differ from the eager run by at most ``n * eps * sum|terms|`` with ``n`` the longest reduction and ``sum|terms|``
+bounded by ``n`` times the largest value compared (``n`` = 10**3 for the float64 model, 256 for the float32
+QLoRA one). A wrong compiled path (a lost gradient, other drop-path rows, a stale weight) changes results at the
+size of the values.
+"""
+import copy
+import logging
+
+import pytest
+import torch
+
+from opentad.models.backbones.backbone_wrapper import WrapperOptions
+from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
+from opentad.models.bricks.vit import Block
+from opentad.models.memory import compile as compile_module
+from opentad.models.memory.chunked_residual import ChunkedResidualFunction
+from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
+from opentad.registry import ConfigError
+
+EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
+TINY = dict(img_size=32, patch_size=16, embed_dims=16, depth=3, num_heads=2, num_frames=4, return_feat_map=True)
+QLORA = dict(
+    img_size=32, patch_size=16, embed_dims=64, depth=3, num_heads=2, mlp_ratio=2.0, num_frames=4, total_frames=8,
+    adapter_index=[1, 2], return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.1, quantize_backbone=True,
+)
+OPTIONS = {"checkpoint": dict(checkpoint=True), "chunked backward 2": dict(checkpoint=True, backward_chunks=2)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def aot_eager():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compile_module, "BACKEND", "aot_eager")
+        yield
+    torch._dynamo.reset()
+
+
+def _perturbed(model):
+    with torch.no_grad():  # adapters and LoRA start as the identity: give every trainable value a gradient path
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model.train()
+
+
+@pytest.fixture(scope="module")
+def adapter_pair():
+    """(eager, compiled) copies of one tiny float64 ViT-adapter with stochastic depth."""
+    torch.manual_seed(0)
+    model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2], drop_path_rate=0.3).double()
+    model = _perturbed(model)
+    return model, copy.deepcopy(model)
+
+
+@pytest.fixture(scope="module")
+def qlora_pair():
+    pytest.importorskip("bitsandbytes")
+    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
+
+    torch.manual_seed(0)
+    model = VisionTransformerQLoRA(**QLORA)
+    model.on_weights_loaded()
+    model.freeze()
+    model = _perturbed(model)
+    return model, copy.deepcopy(model)
+
+
+def _step(model, policy, dtype):
+    apply_memory_policy(model, policy)
+    model.zero_grad(set_to_none=True)
+    frames = torch.randn(4, 3, 4, 32, 32, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(5)  # stochastic depth, LoRA dropout
+    out = policy.run_backbone(model, frames)
+    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum()
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _compare(pair, option, dtype, n, monkeypatch):
+    eager, compiled = pair
+    chunked = []
+    real = ChunkedResidualFunction.apply
+    monkeypatch.setattr(ChunkedResidualFunction, "apply", lambda *a: chunked.append(1) or real(*a))
+    ref_loss, ref_grads = _step(eager, MemoryPolicy(**OPTIONS[option]), dtype)
+    eager_chunked = len(chunked)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    loss, grads = _step(compiled, MemoryPolicy(**OPTIONS[option], compile_blocks=True), dtype)
+    assert all(b._compiled_call_impl is not None for b in compiled.blocks)
+    assert len(chunked) == 2 * eager_chunked and (eager_chunked > 0) == ("chunked" in option)  # same path ran
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= graphs  # compiled now or reused
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    eps = EPS64 if dtype == torch.float64 else EPS32
+    assert set(grads) == set(ref_grads) and grads
+    for name, want in [("loss", ref_loss), *ref_grads.items()]:
+        got = loss if name == "loss" else grads[name]
+        tol = n * eps * n * max(float(want.abs().max()), 1e-6)
+        assert float((got - want).abs().max()) <= tol, name
+
+
+@pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])
+def test_compiled_adapter_vit_keeps_the_seeded_loss_and_gradients(adapter_pair, option, monkeypatch):
+    _compare(adapter_pair, option, torch.float64, 10**3, monkeypatch)
+
+
+@pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])
+def test_compiled_qlora_vit_keeps_the_seeded_loss_and_gradients(qlora_pair, option, monkeypatch):
+    _compare(qlora_pair, option, torch.float32, 256, monkeypatch)
+
+
+def test_state_dict_keys_unchanged_and_eager_again(adapter_pair, caplog):
+    _, model = adapter_pair
+    keys = list(model.state_dict())
+    with caplog.at_level(logging.INFO, logger=compile_module.__name__):
+        apply_memory_policy(model, MemoryPolicy(compile_blocks="max-autotune-no-cudagraphs"))
+        apply_memory_policy(model, MemoryPolicy(compile_blocks="max-autotune-no-cudagraphs"))  # no change
+    assert list(model.state_dict()) == keys
+    assert [r.getMessage() for r in caplog.records] == [
+        "compile_blocks='max-autotune-no-cudagraphs': 3 blocks compiled (blocks.0 .. blocks.2; backend aot_eager)"]
+    apply_memory_policy(model, MemoryPolicy())
+    assert all(b._compiled_call_impl is None and "residual" not in vars(b) for b in model.blocks)
+    assert all(b.adapter is None or b.adapter._compiled_call_impl is None for b in model.blocks)
+    assert list(model.state_dict()) == keys and all(type(b) is Block for b in model.blocks)
+
+
+@pytest.mark.parametrize("bad", ["fast", "", 1, 0, None, "Default"])
+def test_bad_values_are_refused(bad):
+    with pytest.raises(ValueError, match=r"compile_blocks=.*valid values: False, True, 'default', 'reduce-overhead'"):
+        MemoryPolicy(compile_blocks=bad)
+    with pytest.raises(ConfigError, match="compile_blocks"):
+        WrapperOptions.from_mapping(dict(compile_blocks=bad))

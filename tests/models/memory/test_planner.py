@@ -1,0 +1,111 @@
+"""The memory planner's choice: the fastest plans within the budget, checked against brute force.
+
+Costs here are whole MiB and the search runs at 1 MiB, so the knapsack is exact and must find the brute-force
+optimum. Times are sums of at most 6 floats in another order than the brute force's, so they agree to
+``6 * eps * total``.
+"""
+import itertools
+import random
+
+import pytest
+
+from opentad.models.memory.planner import (
+    BlockPlan,
+    BudgetError,
+    PlanCost,
+    candidate_plans,
+    choose_plans,
+    modelled_costs,
+)
+
+MiB = 2**20
+EPS = 2.0**-52
+
+
+def _peak(costs, plans, fixed):
+    chosen = [block[p] for block, p in zip(costs, plans)]
+    return fixed + sum(c.saved for c in chosen) + max(c.transient for c in chosen)
+
+
+def _brute_force(costs, budget, fixed):
+    best = None
+    for plans in itertools.product(*[list(block) for block in costs]):
+        if _peak(costs, plans, fixed) <= budget:
+            seconds = sum(block[p].seconds for block, p in zip(costs, plans))
+            best = seconds if best is None else min(best, seconds)
+    return best
+
+
+def _random_costs(rng, blocks):
+    plans = candidate_plans(chunks=4, quantized=True)[: rng.randint(2, 6)]
+    return [
+        {p: PlanCost(seconds=rng.uniform(0.1, 1.0), saved=rng.randint(0, 40) * MiB, transient=rng.randint(0, 20) * MiB)
+         for p in plans}
+        for _ in range(blocks)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fastest_within_budget_as_brute_force(seed):
+    rng = random.Random(seed)
+    costs = _random_costs(rng, rng.randint(1, 5))
+    fixed = rng.randint(0, 50) * MiB
+    budget = fixed + rng.randint(0, 150) * MiB
+    want = _brute_force(costs, budget, fixed)
+    if want is None:
+        with pytest.raises(BudgetError, match="memory_budget_gib"):
+            choose_plans(costs, budget=budget, fixed=fixed, unit_bytes=MiB)
+        return
+    plan = choose_plans(costs, budget=budget, fixed=fixed, unit_bytes=MiB)
+    assert _peak(costs, plan.plans, fixed) == plan.peak <= budget  # never over budget, peak reported as modelled
+    assert abs(plan.seconds - want) <= 6 * EPS * want
+    assert abs(sum(b[p].seconds for b, p in zip(costs, plan.plans)) - plan.seconds) <= 6 * EPS * want
+
+
+def test_coarse_units_stay_within_budget_and_a_bigger_budget_is_never_slower():
+    rng = random.Random(7)
+    costs = [{p: PlanCost(seconds=rng.uniform(0.1, 1), saved=rng.randint(1, 10**9), transient=rng.randint(1, 10**9))
+              for p in candidate_plans(chunks=4, quantized=True)} for _ in range(30)]
+    times = []
+    for budget in (12, 16, 24, 40, 80):
+        plan = choose_plans(costs, budget=budget * 2**30, fixed=2 * 2**30)  # default unit: budget / 8192
+        assert _peak(costs, plan.plans, 2 * 2**30) <= budget * 2**30
+        times.append(plan.seconds)
+    assert times == sorted(times, reverse=True)
+
+
+def test_hand_worked_choice():
+    keep, ckpt = BlockPlan(checkpoint=False), BlockPlan()
+    block = {keep: PlanCost(seconds=2.0, saved=10 * MiB, transient=3 * MiB),
+             ckpt: PlanCost(seconds=3.0, saved=1 * MiB, transient=5 * MiB)}
+    # 3 blocks, fixed 0: all keep needs 30 + 3 = 33 MiB; two keep + one checkpoint 21 + 5 = 26; one keep 12 + 5 = 17
+    assert choose_plans([block] * 3, budget=33 * MiB, fixed=0, unit_bytes=MiB).plans == (keep,) * 3
+    plan = choose_plans([block] * 3, budget=32 * MiB, fixed=0, unit_bytes=MiB)
+    assert sorted(p.name for p in plan.plans) == ["checkpoint", "keep", "keep"] and plan.seconds == 7.0
+    assert plan.peak == 26 * MiB
+    assert choose_plans([block] * 3, budget=17 * MiB, fixed=0, unit_bytes=MiB).seconds == 8.0
+    assert choose_plans([block] * 3, budget=8 * MiB, fixed=0, unit_bytes=MiB).plans == (ckpt,) * 3
+    with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01.*about 0\.01 GiB"):
+        choose_plans([block] * 3, budget=7 * MiB, fixed=0, unit_bytes=MiB)
+
+
+def test_candidate_plans():
+    names = [p.name for p in candidate_plans(chunks=4, quantized=True)]
+    assert names == [
+        "keep", "checkpoint", "checkpoint+chunks4", "checkpoint+offload", "checkpoint+chunks4+offload",
+        "keep+hold", "checkpoint+hold", "checkpoint+chunks4+hold", "checkpoint+offload+hold",
+        "checkpoint+chunks4+offload+hold",
+    ]
+    assert [p.name for p in candidate_plans(chunks=1, offload=False)] == ["keep", "checkpoint"]
+
+
+def test_modelled_costs_by_hand():
+    plans = candidate_plans(chunks=2, quantized=True)
+    costs = modelled_costs(plans, rows=2, tokens=3, width=4, hidden=16, element_bytes=2, forward_seconds=1.0,
+                           dequant_seconds=0.25, held_bytes=100, offload_seconds=0.5)
+    per_token = 2 * 3 * 2  # rows * tokens * bytes
+    keep = costs[BlockPlan(checkpoint=False)]
+    assert keep == PlanCost(seconds=2 + 2 * 0.25, saved=(8 * 4 + 16) * per_token, transient=(3 * 4 + 16) * per_token)
+    chunked = costs[BlockPlan(backward_chunks=2, offload=True, hold=True)]
+    assert chunked == PlanCost(seconds=3 + 0.5, saved=100, transient=(8 * 4 + 16) * per_token // 2 + 4 * per_token)
+    assert costs[BlockPlan()].saved == 4 * per_token and costs[BlockPlan()].seconds == 3 + 3 * 0.25
