@@ -30,7 +30,6 @@ __all__ = [
     "dequantize_weight",
     "frozen_weight_as",
     "is_quantized",
-    "hold_dequantized",
     "export_quantized",
     "import_quantized",
 ]
@@ -211,37 +210,6 @@ def is_quantized(module: nn.Module) -> bool:
         return False
     bnb = sys.modules["bitsandbytes"]
     return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
-
-
-def hold_dequantized(module: nn.Module, dtype: Optional[torch.dtype]) -> int:
-    """Keep (``dtype``) or drop (None) a dequantized copy of every frozen 4-bit weight in ``module``.
-
-    A 4-bit layer with a copy of its compute dtype multiplies with it instead
-    of dequantizing at every call (forward, recomputation, backward): the
-    same values, so the same results. The copy is a plain attribute, never
-    part of the state dict.
-
-    Returns:
-        bytes of the copies now held in ``module``.
-    """
-    import sys
-
-    if "bitsandbytes" not in sys.modules:
-        return 0
-    linear4bit = sys.modules["bitsandbytes"].nn.Linear4bit
-    held = 0
-    for layer in module.modules():
-        if not isinstance(layer, linear4bit):
-            continue
-        if dtype is None:
-            layer.held_weight = None
-            continue
-        current = getattr(layer, "held_weight", None)
-        if current is None or current.dtype != dtype:
-            packed, state = layer.weight.data, layer.weight.quant_state
-            layer.held_weight = dequantize_4bit(packed, state).to(dtype)
-        held += layer.held_weight.numel() * layer.held_weight.element_size()
-    return held
 
 
 def quantize_linear(linear: nn.Linear, spec: QuantSpec) -> nn.Module:

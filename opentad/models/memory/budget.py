@@ -15,7 +15,7 @@
    budget. On the CPU :func:`~.planner.modelled_costs` stands in;
 2. ``fixed`` is the memory in use now (weights, frames, ...) plus the
    optimizer state the trainable parameters will get plus a reserve for the
-   head (:data:`RESERVE_FRACTION` of the budget, at least 0.5 GiB);
+   head (:data:`RESERVE_FRACTION` of the budget, at least 0.25 GiB);
 3. :func:`~.planner.choose_plans` picks the fastest plans within the budget,
    the dequantized copies of the chosen blocks are made, and one line is logged.
 
@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from opentad.models.bricks.quant import hold_dequantized, is_quantized
+from opentad.models.bricks.quant import is_quantized
+from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import GiB, BlockPlan, Plan, candidate_plans, choose_plans, modelled_costs
 from opentad.models.memory.profile import measure_costs, profile_rows
@@ -94,7 +95,7 @@ class BudgetPlanner:
 
     def _fixed(self, backbone: nn.Module, frames: Tensor) -> int:
         budget = int(self.budget_gib * GiB)
-        reserve = max(GiB // 2, int(RESERVE_FRACTION * budget))
+        reserve = max(GiB // 4, int(RESERVE_FRACTION * budget))
         optimizer_state = sum(3 * p.numel() * 4 for p in backbone.parameters() if p.requires_grad)  # grad, 2 moments
         if frames.is_cuda:
             for block in backbone.blocks:

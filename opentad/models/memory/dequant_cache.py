@@ -13,6 +13,9 @@ The cache belongs to the thread that opened the context (autograd runs a
 custom Function's backward, and the reentrant ``torch.autograd.grad`` inside
 it, on one device thread), so two threads never share or clear each other's
 copies. The copies are read-only: callers must not modify them in place.
+
+:func:`hold_dequantized` keeps a copy for longer: as an attribute of the
+layer (``held_weight``), until released, for the memory planner's ``hold`` plans.
 """
 from __future__ import annotations
 
@@ -21,9 +24,9 @@ import threading
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["reuse_dequantized", "dequantized", "cached_weights"]
+__all__ = ["reuse_dequantized", "dequantized", "cached_weights", "hold_dequantized"]
 
 _Key = Tuple[int, int, Tuple[int, ...], Tuple[int, ...], torch.device, torch.dtype]
 _LOCAL = threading.local()  # .cache: {key: (packed, copy)} while a context is open on this thread
@@ -71,3 +74,36 @@ def dequantized(packed: Tensor, dtype: torch.dtype, dequantize: Callable[[], Ten
     if key not in cache:
         cache[key] = (packed, dequantize().to(dtype))
     return cache[key][1]
+
+
+def hold_dequantized(module: nn.Module, dtype: Optional[torch.dtype]) -> int:
+    """Keep (``dtype``) or drop (None) a dequantized copy of every frozen 4-bit weight in ``module``.
+
+    A 4-bit layer with a copy of its compute dtype multiplies with it instead
+    of dequantizing at every call (forward, recomputation, backward): the
+    same values, so the same results. The copy is a plain attribute, never
+    part of the state dict.
+
+    Returns:
+        bytes of the copies now held in ``module``.
+    """
+    import sys
+
+    if "bitsandbytes" not in sys.modules:
+        return 0
+    linear4bit = sys.modules["bitsandbytes"].nn.Linear4bit
+    held = 0
+    for layer in module.modules():
+        if not isinstance(layer, linear4bit):
+            continue
+        if dtype is None:
+            layer.held_weight = None
+            continue
+        current = getattr(layer, "held_weight", None)
+        if current is None or current.dtype != dtype:
+            packed, state = layer.weight.data, layer.weight.quant_state
+            from opentad.models.bricks.dequant_4bit import dequantize_4bit
+
+            layer.held_weight = dequantize_4bit(packed, state).to(dtype)
+        held += layer.held_weight.numel() * layer.held_weight.element_size()
+    return held

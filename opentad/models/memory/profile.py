@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from opentad.models.bricks.quant import hold_dequantized
+from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan, PlanCost
 
