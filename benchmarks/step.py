@@ -207,13 +207,17 @@ def _kernel_flags_restored():
 
 
 def _measure(size: str, label: str, name: str, job, peak_flops: float) -> Dict[str, Any]:
-    """One row: ``job()``'s measurement (or ``error="OOM"``) with its size, config name and MFU."""
+    """One row: ``job()``'s measurement (or ``error=...``: out of memory, or any other failure, logged with its
+    traceback) with its size, config name and MFU."""
     try:
         row = job()
     except torch.cuda.OutOfMemoryError:
         row = dict(error="OOM")
     except ConfigError as err:  # a key that binds only when the model is built
         raise SystemExit(f"{label}: {' '.join(str(err).split())}") from None
+    except Exception as err:  # noqa: BLE001 -- one failing row must not lose the others' figures
+        logger.exception("%s failed", label)
+        row = dict(error=f"{type(err).__name__}: {' '.join(str(err).split())[:120]}")
     row.update(size=size, config=name)
     if "flops" in row:
         row["mfu"] = row["flops"] / (row["step_s"] * peak_flops)

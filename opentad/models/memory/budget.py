@@ -13,9 +13,14 @@
    under a second for ViT-S and a few seconds for ViT-g; the RNG state is
    restored afterwards, so the step's arithmetic is that of a run without a
    budget. On the CPU :func:`~.planner.modelled_costs` stands in;
-2. ``fixed`` is the memory in use now (weights, frames, ...) plus the
-   optimizer state the trainable parameters will get plus a reserve for the
-   head (:data:`RESERVE_FRACTION` of the budget, at least 0.25 GiB);
+2. ``fixed`` is the memory in use now (weights, frames, optimizer state once
+   it exists), the backbone's output and final norm, and a reserve for the
+   head's activations and allocator slack (:data:`RESERVE_FRACTION` of the
+   budget, at least 0.25 GiB). The optimizer allocates its state after the
+   first step's backward, so the first step does not hold it at its peak;
+   when the memory in use at a forward has grown by more than
+   :data:`REPLAN_GROWTH` of the budget since planning (that state, most
+   often), the plans are chosen again, at most twice per input shape;
 3. :func:`~.planner.choose_plans` picks the fastest plans within the budget,
    the dequantized copies of the chosen blocks are made, and one line is logged.
 
@@ -33,15 +38,17 @@ from torch import Tensor, nn
 from opentad.models.bricks.quant import is_quantized
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.offload import OffloadSavedTensors
-from opentad.models.memory.planner import GiB, BlockPlan, Plan, candidate_plans, choose_plans, modelled_costs
+from opentad.models.memory.planner import GiB, BlockPlan, BudgetError, Plan, candidate_plans, choose_plans, modelled_costs
 from opentad.models.memory.profile import measure_costs, profile_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BudgetPlanner", "RESERVE_FRACTION"]
+__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH"]
 
 #: share of the budget kept for what the backbone does not see (the head, the loss, allocator slack)
 RESERVE_FRACTION = 0.08
+#: growth of the memory in use (share of the budget) that makes the planner choose again
+REPLAN_GROWTH = 0.02
 
 
 def _signature(block: nn.Module) -> Tuple[Any, ...]:
@@ -62,9 +69,10 @@ class BudgetPlanner:
 
     def __init__(self, *, budget_gib: float, chunks: int = 4):
         self.budget_gib = float(budget_gib)
+        self.budget = int(self.budget_gib * GiB)
         self.chunks = int(chunks) if chunks and chunks > 1 else 4
         self.offload: Optional[OffloadSavedTensors] = None  # one per forward, entered by offloading blocks
-        self._plans: Dict[Tuple[Any, ...], Tuple[Dict[int, BlockPlan], Plan]] = {}
+        self._plans: Dict[Tuple[Any, ...], Tuple[Dict[int, BlockPlan], Plan, int, int]] = {}
         self._current: Dict[int, BlockPlan] = {}
         self.last: Optional[Plan] = None
 
@@ -73,7 +81,8 @@ class BudgetPlanner:
         return self._current.get(id(block))
 
     def prepare(self, backbone: nn.Module, frames: Tensor, policy: Any) -> None:
-        """Choose (once per shape) and apply the plans for ``frames`` ``[B*N, C, T, H, W]``.
+        """Choose (once per shape, again when the memory in use grew) and apply the plans for ``frames``
+        ``[B*N, C, T, H, W]``.
 
         Raises:
             BudgetError: nothing fits the budget.
@@ -83,63 +92,98 @@ class BudgetPlanner:
             raise TypeError(f"memory_budget_gib needs a ViT backbone (embed, blocks); got {type(backbone).__name__}")
         free = backbone.graph_free_blocks()
         blocks = list(backbone.blocks)[free:]
-        key = (tuple(frames.shape), frames.dtype, frames.device, free, backbone.training)
-        if key not in self._plans:
-            self._plans[key] = self._choose(backbone, blocks, frames, policy)
-        plans, plan = self._plans[key]
+        trains = tuple(p.requires_grad for p in backbone.parameters())
+        key = (tuple(frames.shape), frames.dtype, frames.device, free, backbone.training, trains)
+        known = self._plans.get(key)
+        if known is not None and frames.is_cuda and known[3] < 2:
+            held = sum(_held_bytes(b) for b in backbone.blocks)
+            if torch.cuda.memory_allocated(frames.device) - held > known[2] + REPLAN_GROWTH * self.budget:
+                known = None  # e.g. the optimizer's state, allocated after the first step
+        if known is None:
+            replans = self._plans[key][3] + 1 if key in self._plans else 0
+            plans, plan, in_use = self._choose(backbone, blocks, frames, policy)
+            known = self._plans[key] = (plans, plan, in_use, replans)
+        plans, plan = known[0], known[1]
+        dtype = _hold_dtype(frames, policy)
         for block in blocks:
-            hold_dequantized(block, policy.stream_dtype(frames) if plans[id(block)].hold else None)
+            hold_dequantized(block, plans[id(block)].hold, dtype)
         self._current, self.last = plans, plan
         offloading = frames.is_cuda and any(p.offload for p in plans.values())
         self.offload = OffloadSavedTensors() if offloading else None
 
-    def _fixed(self, backbone: nn.Module, frames: Tensor) -> int:
-        budget = int(self.budget_gib * GiB)
-        reserve = max(GiB // 4, int(RESERVE_FRACTION * budget))
-        optimizer_state = sum(3 * p.numel() * 4 for p in backbone.parameters() if p.requires_grad)  # grad, 2 moments
+    def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor) -> Tuple[int, int]:
+        """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them)."""
+        reserve = max(GiB // 4, int(RESERVE_FRACTION * self.budget))
+        rows = frames.shape[0]
+        # after the blocks: the last output (stream dtype) and the final norm's float32 input copy and output
+        after = rows * tokens.shape[1] * tokens.shape[2] * (tokens.element_size() + 8)
         if frames.is_cuda:
             for block in backbone.blocks:
-                hold_dequantized(block, None)
+                hold_dequantized(block, False)
             in_use = torch.cuda.memory_allocated(frames.device)
         else:
             in_use = sum(p.numel() * p.element_size() for p in backbone.parameters()) + frames.numel() * 4
-        return in_use + optimizer_state + reserve
+        return in_use + after + reserve, in_use
 
-    def _choose(self, backbone, blocks: List[nn.Module], frames: Tensor, policy) -> Tuple[Dict[int, BlockPlan], Plan]:
+    def _choose(self, backbone, blocks: List[nn.Module], frames: Tensor, policy) -> Tuple[Dict[int, BlockPlan], Plan, int]:
         started = time.perf_counter()
-        fixed = self._fixed(backbone, frames)
+        with torch.no_grad():
+            tokens, grid = backbone.embed(frames[:1])
+        fixed, in_use = self._fixed(backbone, frames, tokens.to(policy.stream_dtype(frames)))
+        if fixed > self.budget:
+            raise BudgetError(f"memory_budget_gib={self.budget_gib:.2f}: weights, frames and reserve alone take "
+                              f"{fixed / GiB:.2f} GiB; raise the budget, lower the batch or frames")
         groups: Dict[Tuple[Any, ...], List[nn.Module]] = {}
         for block in blocks:
             groups.setdefault(_signature(block), []).append(block)
-        with torch.no_grad():
-            tokens, grid = backbone.embed(frames[:1])
         rows, dtype = frames.shape[0], policy.stream_dtype(frames)
         costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
-        measured = 0
         for signature, members in groups.items():
             block = members[0]
             quantized = any(is_quantized(m) for m in block.modules())
             plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
             if frames.is_cuda:
+                unit = _rows_per_video(block, grid[0])
+                take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, self.budget,
+                                    unit=unit, least=max(2, self.chunks))
                 with torch.no_grad():
-                    take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, int(self.budget_gib * GiB))
                     sample, _ = backbone.embed(frames[:take])
-                costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take)
-                measured += len(plans)
+                costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
+                                                    hold_dtype=_hold_dtype(frames, policy))
             else:
                 costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
-        plan = choose_plans([costs_of[_signature(b)] for b in blocks], budget=int(self.budget_gib * GiB), fixed=fixed)
-        chosen = {id(b): p for b, p in zip(blocks, plan.plans)}
+        plan = choose_plans([costs_of[_signature(b)] for b in blocks], budget=self.budget, fixed=fixed)
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",
             self.budget_gib, list(frames.shape), len(backbone.blocks) - len(blocks), len(backbone.blocks) - 1,
             plan.summary(), plan.peak / GiB, fixed / GiB,
             f"blocks {plan.seconds:.3f} s per step" if frames.is_cuda else f"cost {plan.seconds:.3g} multiply-adds",
-            "profiled" if frames.is_cuda else "modelled (CPU)", measured or sum(map(len, costs_of.values())),
+            "profiled" if frames.is_cuda else "modelled (CPU)", sum(map(len, costs_of.values())),
             len(groups), time.perf_counter() - started,
         )
-        return chosen, plan
+        return {id(b): p for b, p in zip(blocks, plan.plans)}, plan, in_use
+
+
+def _rows_per_video(block: nn.Module, clip_steps: int) -> int:
+    """Clips of one video (a temporal adapter mixes them: a profile slice must hold whole videos)."""
+    temporal = getattr(getattr(block, "adapter", None), "temporal_size", None)
+    return max(1, temporal // clip_steps) if isinstance(temporal, int) and clip_steps else 1
+
+
+def _hold_dtype(frames: Tensor, policy: Any) -> Optional[torch.dtype]:
+    """The dtype held copies are made in: autocast's when on; else None, each layer's own compute dtype."""
+    device = frames.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+
+
+def _held_bytes(block: nn.Module) -> int:
+    total = 0
+    for module in block.modules():
+        held = getattr(module, "held_weight", None)
+        if isinstance(held, Tensor):
+            total += held.numel() * held.element_size()
+    return total
 
 
 def _cpu_costs(block: nn.Module, plans, rows: int, tokens: int, width: int, dtype: torch.dtype):

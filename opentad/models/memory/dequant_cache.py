@@ -76,13 +76,19 @@ def dequantized(packed: Tensor, dtype: torch.dtype, dequantize: Callable[[], Ten
     return cache[key][1]
 
 
-def hold_dequantized(module: nn.Module, dtype: Optional[torch.dtype]) -> int:
-    """Keep (``dtype``) or drop (None) a dequantized copy of every frozen 4-bit weight in ``module``.
+def hold_dequantized(module: nn.Module, hold: bool, dtype: Optional[torch.dtype] = None) -> int:
+    """Keep (``hold``) or drop a dequantized copy of every frozen 4-bit weight in ``module``.
 
-    A 4-bit layer with a copy of its compute dtype multiplies with it instead
-    of dequantizing at every call (forward, recomputation, backward): the
-    same values, so the same results. The copy is a plain attribute, never
-    part of the state dict.
+    A 4-bit layer with a copy in the dtype it computes in multiplies with it
+    instead of dequantizing at every call (forward, recomputation,
+    backward): the same values, so the same results. The copy is a plain
+    attribute (``held_weight``), never part of the state dict.
+
+    Args:
+        module: searched for bitsandbytes ``Linear4bit`` layers.
+        hold: make (or keep) the copies; False drops them.
+        dtype: the copies' dtype: the autocast dtype the layers will run under; None: each layer's own
+            ``compute_dtype`` (float32 where it has none).
 
     Returns:
         bytes of the copies now held in ``module``.
@@ -91,19 +97,19 @@ def hold_dequantized(module: nn.Module, dtype: Optional[torch.dtype]) -> int:
 
     if "bitsandbytes" not in sys.modules:
         return 0
+    from opentad.models.bricks.dequant_4bit import dequantize_4bit
+
     linear4bit = sys.modules["bitsandbytes"].nn.Linear4bit
-    held = 0
+    total = 0
     for layer in module.modules():
         if not isinstance(layer, linear4bit):
             continue
-        if dtype is None:
+        if not hold:
             layer.held_weight = None
             continue
+        want = dtype or getattr(layer, "compute_dtype", None) or torch.float32
         current = getattr(layer, "held_weight", None)
-        if current is None or current.dtype != dtype:
-            packed, state = layer.weight.data, layer.weight.quant_state
-            from opentad.models.bricks.dequant_4bit import dequantize_4bit
-
-            layer.held_weight = dequantize_4bit(packed, state).to(dtype)
-        held += layer.held_weight.numel() * layer.held_weight.element_size()
-    return held
+        if current is None or current.dtype != want:
+            layer.held_weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(want)
+        total += layer.held_weight.numel() * layer.held_weight.element_size()
+    return total

@@ -121,5 +121,10 @@ class FrozenMLP(FFN):
     def forward(self, x: Tensor) -> Tensor:
         """``[..., C] -> [..., C]``."""
         if self._chunkable(x):
-            return FrozenMLPFunction.apply(x, self.layers[0][0], self.layers[1])
+            return _frozen_mlp(x, self.layers[0][0], self.layers[1])
         return self.layers(x)
+
+
+@torch.compiler.disable  # Dynamo cannot trace this Function (modules as arguments, writes into buffers)
+def _frozen_mlp(x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
+    return FrozenMLPFunction.apply(x, fc1, fc2)

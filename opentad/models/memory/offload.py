@@ -26,6 +26,17 @@ from torch import Tensor, nn
 __all__ = ["OffloadSavedTensors"]
 
 
+def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = False) -> Tensor:
+    """An empty tensor like ``tensor`` on ``device``, with its strides when they are dense (a transposed view
+    stays transposed: checkpointing compares the recomputed tensors' layout with the saved ones'), else
+    contiguous."""
+    span = 1 + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride()) if n > 0)
+    if tensor.numel() > 0 and span == tensor.numel() and min(tensor.stride(), default=1) >= 0:
+        return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=device,
+                                   pin_memory=pin_memory)
+    return torch.empty(tensor.shape, dtype=tensor.dtype, device=device, pin_memory=pin_memory)
+
+
 class _Saved:
     """One offloaded tensor: its host copy and, after a prefetch, its GPU copy on the way back."""
 
@@ -90,7 +101,7 @@ class OffloadSavedTensors:
         if tensor.device.type == "cuda":
             stream = self._side_stream(tensor.device)
             stream.wait_stream(torch.cuda.current_stream(tensor.device))
-            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            host = _empty_like_on(tensor, torch.device("cpu"), pin_memory=True)
             with torch.cuda.stream(stream):
                 host.copy_(tensor, non_blocking=True)
                 stored = torch.cuda.Event()
@@ -110,7 +121,7 @@ class OffloadSavedTensors:
             return
         stream = self._side_stream(saved.device)
         compute = torch.cuda.current_stream(saved.device)  # taken here: inside the block below it is ``stream``
-        back = torch.empty(saved.host.shape, dtype=saved.host.dtype, device=saved.device)
+        back = _empty_like_on(saved.host, saved.device)
         # ``back`` may reuse memory that kernels queued on the compute stream still read or write
         # (the allocator frees in that stream's order): write only after them
         stream.wait_stream(compute)

@@ -39,8 +39,9 @@ import torch
 __all__ = ["BlockPlan", "PlanCost", "Plan", "BudgetError", "choose_plans", "candidate_plans", "modelled_costs"]
 
 GiB = 2**30
-#: at most this many candidate maxima of the transient are searched
-MAX_CAPS = 32
+#: at most this many candidate maxima of the transient are searched (an even subset beyond it: the plan still
+#: fits, it may be a little slower than the best)
+MAX_CAPS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,19 +180,22 @@ def choose_plans(
         BudgetError: not even the smallest plans fit (names the budget and what they need).
     """
     free = budget - fixed
+    if not costs:  # nothing records autograd: no plan to choose
+        if free < 0:
+            raise BudgetError(f"memory_budget_gib={budget / GiB:.2f}: weights, frames and reserve alone take "
+                              f"{fixed / GiB:.2f} GiB")
+        return Plan(plans=(), seconds=0.0, peak=fixed, budget=budget)
     unit = unit_bytes or max(2**20, math.ceil(max(free, 1) / 8192))
+    floor = max(min(c.transient for c in block.values()) for block in costs)  # below it some block has no plan
+    caps = sorted({c.transient for block in costs for c in block.values() if c.transient >= floor})
+    if len(caps) > MAX_CAPS:  # many distinct blocks: an even subset of the candidate maxima, both ends kept
+        caps = [caps[round(i * (len(caps) - 1) / (MAX_CAPS - 1))] for i in range(MAX_CAPS)]
     best: Optional[Tuple[float, int, List[BlockPlan]]] = None
-    caps = sorted({c.transient for block in costs for c in block.values()})
-    if len(caps) > MAX_CAPS:  # many distinct blocks: candidate maxima rounded up to a grid (conservative)
-        step = math.ceil(caps[-1] / MAX_CAPS)
-        caps = sorted({math.ceil(t / step) * step for t in caps})
     for cap in caps:
         capacity = (free - cap) // unit
         if capacity < 0:
             break
         allowed = [[(p, c) for p, c in block.items() if c.transient <= cap] for block in costs]
-        if any(not a for a in allowed):
-            continue
         found = _knapsack([[(c.seconds, math.ceil(c.saved / unit)) for _, c in a] for a in allowed], capacity)
         if found is None:
             continue
@@ -201,9 +205,9 @@ def choose_plans(
         if best is None or (found[0], peak) < (best[0], best[1]):
             best = (found[0], peak, plans)
     if best is None:
-        smallest = fixed + sum(min(c.saved for c in b.values()) for b in costs) + min(caps, default=0)
+        smallest = fixed + sum(min(c.saved for c in b.values()) for b in costs) + floor
         raise BudgetError(
-            f"memory_budget_gib={budget / GiB:.2f}: the smallest plans need about {smallest / GiB:.2f} GiB "
+            f"memory_budget_gib={budget / GiB:.2f}: the smallest plans need at least {smallest / GiB:.2f} GiB "
             f"({fixed / GiB:.2f} GiB of it weights, frames and reserve); raise the budget, lower the batch or frames"
         )
     return Plan(plans=tuple(best[2]), seconds=best[0], peak=best[1], budget=budget)

@@ -1,23 +1,32 @@
 """The measured profile behind the memory planner: one block, every candidate plan, on the GPU.
 
 For each plan the block runs forward and backward on a slice of the real
-token input, three times (the first is a warm-up); the median of the other
-two is its time. Memory is read from the allocator around the third run:
-``saved`` is what the forward left allocated besides its output (plus the
-input itself, which the block keeps unless the plan offloads it), and
-``transient`` the highest allocation during forward and backward above what
-was kept. Both, and the time, are scaled from the slice's rows to the whole
-batch (linear in rows: the blocks work on each clip on their own but for the
-adapter's convolution). Gradients the profile leaves in the block's
-parameters are removed and the RNG state is restored, so the real step is
-unaffected.
+token input (whole videos, since the temporal adapter mixes the clips of a
+video, and at least as many clips as the chunked plans have row groups),
+three times (the first is a warm-up); the median of the other two is its
+time. An offloading plan gets the time of the same plan without offloading:
+alone, a block must wait for its input to come back from host memory, while
+in the chain of blocks :class:`~.offload.OffloadSavedTensors` brings it back
+during the next block's backward and the copies overlap the computation. Memory is read from the allocator around the third run: ``saved`` is
+what the forward left allocated besides its output, plus the input itself,
+which the block keeps unless the plan offloads it; ``transient`` the highest
+allocation during forward and backward above what was kept. An offloading
+block's input and output, and the input of the block before it (prefetched
+during its backward), are on the GPU while it runs: three stream tensors are
+added to its ``transient``. Both, and the time, are scaled from the slice's
+rows to the whole batch (the blocks work on each clip on their own but for
+the adapter's convolution), the held weight copies excepted. Gradients the
+profile leaves in the block's parameters are removed, held copies dropped
+and the RNG state restored, so the real step is unaffected; the allocator's
+peak statistic is brought back to at least its value before the profile.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import statistics
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -32,25 +41,32 @@ __all__ = ["measure_costs", "profile_rows"]
 _KEEP_WIDTHS = 14
 
 
-def profile_rows(rows: int, tokens: int, width: int, fixed: int, budget: int, element_bytes: int = 2) -> int:
-    """Rows of the profile's slice: at most a quarter of the batch, and a keep-plan working set within half
-    of what the budget leaves free (at least one row)."""
+def profile_rows(
+    rows: int, tokens: int, width: int, fixed: int, budget: int, *, unit: int = 1, least: int = 2,
+    element_bytes: int = 2,
+) -> int:
+    """Rows (clips) of the profile's slice.
+
+    About a quarter of the batch, fewer when a keep-plan working set of that many rows would pass half of what
+    the budget leaves free; but at least ``least`` rows, and always whole videos of ``unit`` clips.
+    """
     free = max(budget - fixed, 0) // 2
     per_row = _KEEP_WIDTHS * tokens * width * element_bytes
-    return max(1, min(math.ceil(rows / 4), free // max(per_row, 1)))
+    want = max(least, min(math.ceil(rows / 4), free // max(per_row, 1)))
+    return min(rows, unit * math.ceil(want / unit))
 
 
 def _run_once(policy: Any, block: nn.Module, x: Tensor, grid: Tuple[int, int], plan: BlockPlan) -> Tuple[float, int, int]:
     """One forward and backward of ``block`` under ``plan``: (seconds, saved bytes, transient bytes)."""
     device = x.device
     x = x.detach().requires_grad_(True)
+    stream = x.numel() * x.element_size()
     torch.cuda.synchronize(device)
     base = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    offload = OffloadSavedTensors() if plan.offload else contextlib.nullcontext()
-    with offload:
+    with OffloadSavedTensors() if plan.offload else contextlib.nullcontext():
         y = policy.execute(block, x, grid, checkpoint=plan.checkpoint, chunks=plan.backward_chunks)
     torch.cuda.synchronize(device)
     out_bytes = y.numel() * y.element_size()
@@ -59,40 +75,63 @@ def _run_once(policy: Any, block: nn.Module, x: Tensor, grid: Tuple[int, int], p
     end.record()
     torch.cuda.synchronize(device)
     transient = torch.cuda.max_memory_allocated(device) - base - saved - out_bytes
-    if not plan.offload:
-        saved += x.numel() * x.element_size()
+    if plan.offload:
+        transient += 3 * stream  # its input and output, and the previous block's input coming back
+    else:
+        saved += stream
     return start.elapsed_time(end) / 1e3, max(saved, 0), max(transient, 0)
 
 
+def _restore_peak(device: torch.device, peak: int) -> None:
+    """Make the allocator's peak statistic at least ``peak`` again (a short allocation up to it)."""
+    torch.cuda.reset_peak_memory_stats(device)
+    missing = peak - torch.cuda.memory_allocated(device)
+    if missing > 0:
+        try:
+            del_me = torch.empty(missing, dtype=torch.uint8, device=device)
+            del del_me
+        except torch.cuda.OutOfMemoryError:  # the statistic stays lower; nothing else changes
+            pass
+
+
 def measure_costs(
-    policy: Any, block: nn.Module, x: Tensor, grid: Tuple[int, int], plans: Sequence[BlockPlan], *, scale: float
+    policy: Any, block: nn.Module, x: Tensor, grid: Tuple[int, int], plans: Sequence[BlockPlan], *, scale: float,
+    hold_dtype: Optional[torch.dtype] = None,
 ) -> Dict[BlockPlan, PlanCost]:
     """Measure ``block`` under each plan on ``x`` ``[rows, N, C]`` (CUDA) and scale to ``scale`` times the rows.
 
     Args:
         policy: the :class:`~.policy.MemoryPolicy` (its ``execute`` runs a block under a plan).
         block: one block of a group.
-        x: a slice of the block's real input, in the stream dtype.
+        x: a slice of the block's real input (whole videos), in the stream dtype.
         grid: the spatial token grid.
         plans: candidate plans.
         scale: the batch's rows over ``x``'s rows.
+        hold_dtype: the dtype of held weight copies (None: each layer's compute dtype).
 
     Returns:
         ``{plan: PlanCost}``; held weight copies are counted in ``saved`` at their full size (not scaled).
     """
+    device = x.device
     grads = {p: p.grad for p in block.parameters()}
+    peak_before = torch.cuda.max_memory_allocated(device)
     costs: Dict[BlockPlan, PlanCost] = {}
-    devices = [x.device.index or 0]
-    with torch.random.fork_rng(devices=devices):
-        for plan in plans:
-            held = hold_dequantized(block, x.dtype if plan.hold else None)
-            runs: List[Tuple[float, int, int]] = [_run_once(policy, block, x, grid, plan) for _ in range(3)]
-            seconds = statistics.median(r[0] for r in runs[1:])
-            saved, transient = runs[-1][1], runs[-1][2]
-            costs[plan] = PlanCost(
-                seconds=seconds * scale, saved=int(saved * scale) + held, transient=int(transient * scale)
-            )
-    hold_dequantized(block, None)
-    for param, grad in grads.items():
-        param.grad = grad
+    try:
+        with torch.random.fork_rng(devices=[device.index or 0]):
+            times: Dict[BlockPlan, float] = {}
+            for plan in sorted(plans, key=lambda p: p.offload):  # offloading plans after their twins
+                held = hold_dequantized(block, plan.hold, hold_dtype)
+                twin = dataclasses.replace(plan, offload=False)
+                runs: List[Tuple[float, int, int]] = [_run_once(policy, block, x, grid, plan)
+                                                      for _ in range(1 if twin in times else 3)]
+                times[plan] = times[twin] if twin in times else statistics.median(r[0] for r in runs[1:])
+                saved, transient = runs[-1][1], runs[-1][2]
+                costs[plan] = PlanCost(
+                    seconds=times[plan] * scale, saved=int(saved * scale) + held, transient=int(transient * scale)
+                )
+    finally:
+        hold_dequantized(block, False)
+        for param, grad in grads.items():
+            param.grad = grad
+        _restore_peak(device, peak_before)
     return costs

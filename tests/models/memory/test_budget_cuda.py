@@ -50,10 +50,18 @@ def _step_losses(budget):
     return losses, torch.cuda.max_memory_allocated() / GiB, planner
 
 
-@pytest.mark.parametrize("budget", [1.2, 2.0, 6.0])
+@pytest.mark.parametrize("budget", [3.0, 6.0])
 def test_peak_stays_within_the_budget_and_the_loss_is_unchanged(budget):
     reference, _, _ = _step_losses(None)
     losses, peak, planner = _step_losses(budget)
     assert peak <= budget, f"peak {peak:.3f} GiB over the budget {budget} GiB ({planner.last.summary()})"
     assert planner.last.peak <= budget * GiB
     assert abs(losses[0] - reference[0]) <= 12 * 2.0**-8 * abs(reference[0])
+
+
+def test_a_budget_below_the_smallest_plans_is_refused_before_training():
+    from opentad.models.memory.planner import BudgetError
+
+    refused = r"memory_budget_gib=1\.00: (the smallest plans need|weights, frames and reserve alone)"
+    with pytest.raises(BudgetError, match=refused):
+        _step_losses(1.0)

@@ -9,7 +9,9 @@ import random
 
 import pytest
 
+from opentad.models.memory.profile import profile_rows
 from opentad.models.memory.planner import (
+    MAX_CAPS,
     BlockPlan,
     BudgetError,
     PlanCost,
@@ -85,8 +87,34 @@ def test_hand_worked_choice():
     assert plan.peak == 26 * MiB
     assert choose_plans([block] * 3, budget=17 * MiB, fixed=0, unit_bytes=MiB).seconds == 8.0
     assert choose_plans([block] * 3, budget=8 * MiB, fixed=0, unit_bytes=MiB).plans == (ckpt,) * 3
-    with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01.*about 0\.01 GiB"):
+    with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01.*at least 0\.01 GiB"):
         choose_plans([block] * 3, budget=7 * MiB, fixed=0, unit_bytes=MiB)
+
+
+def test_many_distinct_blocks_still_find_the_exact_fit():
+    """More distinct working sets than the search tries: the budget that all-checkpoint meets exactly still fits."""
+    keep, ckpt = BlockPlan(checkpoint=False), BlockPlan()
+    blocks = [{keep: PlanCost(seconds=1.0, saved=30 * MiB, transient=(100 + 2 * i) * MiB),
+               ckpt: PlanCost(seconds=2.0, saved=1 * MiB, transient=(101 + 2 * i) * MiB)} for i in range(MAX_CAPS + 6)]
+    exact = len(blocks) * MiB + (101 + 2 * (len(blocks) - 1)) * MiB
+    plan = choose_plans(blocks, budget=exact, fixed=0, unit_bytes=MiB)
+    assert plan.plans == (ckpt,) * len(blocks) and plan.peak == exact
+
+
+def test_nothing_to_plan():
+    assert choose_plans([], budget=10 * MiB, fixed=4 * MiB).plans == ()
+    with pytest.raises(BudgetError, match="alone take"):
+        choose_plans([], budget=MiB, fixed=4 * MiB)
+
+
+def test_profile_slices_hold_whole_videos():
+    # 96 clips = 2 videos of 48: a quarter would be 24 clips, but a slice must be a whole video
+    assert profile_rows(96, 800, 384, fixed=0, budget=2**40, unit=48) == 48
+    # one clip per video: a quarter of 13 rounds up to 4, at least the 4 row groups of the chunked plans
+    assert profile_rows(13, 800, 384, fixed=0, budget=2**40, unit=1, least=4) == 4
+    assert profile_rows(3, 800, 384, fixed=0, budget=2**40, unit=1, least=4) == 3  # never more than the batch
+    # a tight budget: one row of a keep plan is 14 * 800 * 384 * 2 bytes, half the free memory allows 2
+    assert profile_rows(64, 800, 384, fixed=0, budget=4 * 14 * 800 * 384 * 2, unit=1, least=2) == 2
 
 
 def test_candidate_plans():
