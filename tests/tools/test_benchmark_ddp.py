@@ -16,14 +16,13 @@ def test_smoke_run_on_two_gloo_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, TOOL, "--smoke", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
-         "--runs", "tiny_qlora_x2,tiny_qlora_resume_x2"],
+         "--runs", "tiny_qlora_x2"],  # resuming on two ranks: tests/tools/test_two_machines.py
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = (tmp_path / "out" / "summary.md").read_text()
     for check in ("tiny_qlora_x2: trainable weights identical on all ranks",
-                  "tiny_qlora_x2: quantized bytes unchanged since build",
-                  "tiny_qlora_resume_x2: resumed weights equal tiny_qlora_x2's at epoch 0"):
+                  "tiny_qlora_x2: quantized bytes unchanged since build"):
         assert f"PASS: {check}" in summary
     assert "FAIL" not in summary
     log = (tmp_path / "out" / "logs" / "tiny_qlora_x2.log").read_text()

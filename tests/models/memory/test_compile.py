@@ -105,7 +105,7 @@ def _compare(pair, option, dtype, n, monkeypatch):
         assert float((got - want).abs().max()) <= tol, name
 
 
-@pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])
+@pytest.mark.parametrize("option", ["chunked backward 2"])  # plain checkpointing: the QLoRA test below
 def test_compiled_adapter_vit_keeps_the_seeded_loss_and_gradients(adapter_pair, option, monkeypatch):
     _compare(adapter_pair, option, torch.float64, 10**3, monkeypatch)
 
