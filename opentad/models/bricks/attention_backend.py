@@ -11,7 +11,7 @@ contiguous last dim), else the math path.
 from __future__ import annotations
 
 import logging
-from typing import Optional, Set, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,8 @@ __all__ = ["sdpa_backend", "log_attention_backend"]
 _DEFAULT_ORDER = (1, 2, 0, 3)
 _CPU_FLASH_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _LOGGED: Set[Tuple] = set()
+#: backend found per (shape, heads, dtype, device, dropout): a forward after the first one only looks it up
+_PROBED: Dict[Tuple, str] = {}
 
 
 def _cpu_backend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
@@ -80,7 +82,8 @@ def sdpa_backend(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0) -> 
 def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Optional[torch.dtype] = None) -> str:
     """Log at INFO, once per distinct line, the backend ``attention`` runs on for ``tokens``.
 
-    The probe tensors are views of one head-dim row (no activation-sized allocation).
+    The probe tensors are views of one head-dim row (no activation-sized allocation); each input shape,
+    dtype, device and dropout is probed once, later forwards look the answer up.
 
     Args:
         tokens: ``[B, N, C]``, the attention's input (only its shape and device are read).
@@ -93,9 +96,12 @@ def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Option
     """
     b, n, c = tokens.shape
     heads, dtype = attention.num_heads, dtype or tokens.dtype
-    probe = torch.empty(c // heads, device=tokens.device, dtype=dtype).expand(b, heads, n, c // heads)
     dropout = attention.attn_drop_rate if attention.training else 0.0
-    backend = sdpa_backend(probe, probe, probe, dropout_p=dropout)
+    key = (b, n, c, heads, dtype, tokens.device, dropout)
+    backend = _PROBED.get(key)
+    if backend is None:
+        probe = torch.empty(c // heads, device=tokens.device, dtype=dtype).expand(b, heads, n, c // heads)
+        backend = _PROBED[key] = sdpa_backend(probe, probe, probe, dropout_p=dropout)
     line = (backend, heads, c // heads, str(dtype).replace("torch.", ""), n, tokens.device.type)
     if line not in _LOGGED:
         _LOGGED.add(line)

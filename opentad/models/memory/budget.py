@@ -104,7 +104,7 @@ class BudgetPlanner:
             plans, plan, in_use = self._choose(backbone, blocks, frames, policy)
             known = self._plans[key] = (plans, plan, in_use, replans)
         plans, plan = known[0], known[1]
-        dtype = _hold_dtype(frames, policy)
+        dtype = _hold_dtype(frames)
         for block in blocks:
             hold_dequantized(block, plans[id(block)].hold, dtype)
         self._current, self.last = plans, plan
@@ -133,9 +133,10 @@ class BudgetPlanner:
         if fixed > self.budget:
             raise BudgetError(f"memory_budget_gib={self.budget_gib:.2f}: weights, frames and reserve alone take "
                               f"{fixed / GiB:.2f} GiB; raise the budget, lower the batch or frames")
+        signatures = [_signature(block) for block in blocks]
         groups: Dict[Tuple[Any, ...], List[nn.Module]] = {}
-        for block in blocks:
-            groups.setdefault(_signature(block), []).append(block)
+        for block, signature in zip(blocks, signatures):
+            groups.setdefault(signature, []).append(block)
         rows, dtype = frames.shape[0], policy.stream_dtype(frames)
         costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
         for signature, members in groups.items():
@@ -149,10 +150,10 @@ class BudgetPlanner:
                 with torch.no_grad():
                     sample, _ = backbone.embed(frames[:take])
                 costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
-                                                    hold_dtype=_hold_dtype(frames, policy))
+                                                    hold_dtype=_hold_dtype(frames))
             else:
                 costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
-        plan = choose_plans([costs_of[_signature(b)] for b in blocks], budget=self.budget, fixed=fixed)
+        plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",
@@ -171,7 +172,7 @@ def _rows_per_video(block: nn.Module, clip_steps: int) -> int:
     return max(1, temporal // clip_steps) if isinstance(temporal, int) and clip_steps else 1
 
 
-def _hold_dtype(frames: Tensor, policy: Any) -> Optional[torch.dtype]:
+def _hold_dtype(frames: Tensor) -> Optional[torch.dtype]:
     """The dtype held copies are made in: autocast's when on; else None, each layer's own compute dtype."""
     device = frames.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
