@@ -31,6 +31,8 @@ where they train (input and weight gradients); the patch embedding's backward
 matmul rate measured in the same run: median over 10 products of ``--peak-size``
 square matrices). ``--forward-only`` adds per size a row of the plain frozen
 ViT alone (no adapters), bf16 weights and inputs, under ``torch.no_grad``.
+``--profile`` runs one more step of each row under the profiler and adds a
+table of its device time per kind of kernel (:mod:`benchmarks.step_profile`).
 
 Examples::
 
@@ -54,6 +56,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import torch
 
 from benchmarks.common import sync
+from benchmarks.step_profile import format_breakdown, kernel_breakdown
 from benchmarks.step_inputs import SIZES, input_shape, load_row_config, random_batch, rows_to_measure, vit_keys
 from opentad.cores.distributed import DistEnv
 from opentad.cores.launch import RunContext, build_model, section
@@ -167,11 +170,14 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
                 scaler=torch.amp.GradScaler("cuda") if amp == torch.float16 else None,
                 clip_grad_norm=float(solver.get("clip_grad_norm", -1.0)), show_progress=False,
                 model_ema=ModelEma(model) if args.ema and solver.get("ema", False) else None)
-    seconds, loss = _timed(lambda: train_one_epoch([batch], epoch=0, **step)["cost"], args.steps, args.warmup, device)
+    one_step = lambda: train_one_epoch([batch], epoch=0, **step)["cost"]  # noqa: E731
+    seconds, loss = _timed(one_step, args.steps, args.warmup, device)
     clips = args.batch * shape[1] // vit_keys(cfg)["num_frames"]
-    flops = step_flops(model, cfg, clips, shape[2])
-    return dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds,
-                peak_gib=_peak(device), loss=float(loss), flops=flops)
+    row = dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds,
+               peak_gib=_peak(device), loss=float(loss), flops=step_flops(model, cfg, clips, shape[2]))
+    if getattr(args, "profile", False):
+        row["profile"] = kernel_breakdown(one_step, device)
+    return row
 
 
 def measure_forward(path: str, args: argparse.Namespace, device) -> Dict[str, Any]:
@@ -282,6 +288,10 @@ def format_table(result: Dict[str, Any]) -> str:
         lines.append(f"| {r['size']} | {r['config']} | {r['batch']} x {r['frames']} x {r['img_size']} "
                      f"| {r['step_s']:.3f} | {ratio(r.get('time_ratio'))} | {peak} | {ratio(r.get('mem_ratio'))} "
                      f"| {loss} | {100 * r['mfu']:.1f}% |")
+    breakdown = format_breakdown(result["rows"])
+    if breakdown:
+        lines += ["", "One profiled step (after the timed ones): device ms per kind of kernel (benchmarks/step_profile.py)",
+                  "", breakdown]
     return "\n".join(lines)
 
 

@@ -27,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--forward-only", action="store_true", help="add the frozen ViT's bf16 forward per size")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic kernels, as tools/train.py without --disable_deterministic (default: off)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one more step per row: device time per kind of kernel, and idle time")
     parser.add_argument("--ema", action="store_true", help="include the EMA update where solver.ema is set")
     parser.add_argument("--peak-size", type=int, default=None, help="matmul size of the peak (8192 on CUDA, 512 CPU)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the rows here (atomically)")

@@ -52,7 +52,7 @@ def test_step_benchmark_end_to_end(tmp_path, capsys, load_tool):
     first-step loss equal to QLoRA's, the JSON file holding the returned rows, the step FLOPs by the convention."""
     tool = load_tool("benchmark_step")
     out = tmp_path / "step.json"
-    result = tool["main"]([*FAST, "--forward-only", "--json", str(out),
+    result = tool["main"]([*FAST, "--forward-only", "--profile", "--json", str(out),
                            "--variants", "chunks2=model.backbone.custom.backward_chunks=2"])
     rows = {r["config"]: r for r in result["rows"]}
     assert list(rows) == ["AdaTAD", "ViT forward", "QLoRA", "chunks2"]
@@ -66,6 +66,12 @@ def test_step_benchmark_end_to_end(tmp_path, capsys, load_tool):
     assert rows["AdaTAD"]["mfu"] == rows["AdaTAD"]["flops"] / (rows["AdaTAD"]["step_s"] * result["peak_flops"])
     table = capsys.readouterr().out
     assert "device: CPU" in table and "| custom | chunks2 | 2 x 128 x 64 |" in table
+    # --profile: one more step per training row, its operator time mostly matrix products (the ViT's linears)
+    assert "| custom | QLoRA |" in table.split("device ms per kind of kernel")[1]
+    for name in ("AdaTAD", "QLoRA", "chunks2"):
+        prof = rows[name]["profile"]
+        assert prof["ms"]["gemm"] > 0 and sum(prof["ms"].values()) <= prof["wall_ms"] and prof["kernels"] > 0
+    assert "profile" not in rows["ViT forward"]
 
 
 def test_same_seed_same_loss(load_tool):

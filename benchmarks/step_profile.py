@@ -1,0 +1,103 @@
+"""Where one training step's time goes: device time per kind of kernel, and how long the device sat idle.
+
+:func:`kernel_breakdown` runs a function once under :mod:`torch.profiler`
+and sums the self time of every device event (CUDA kernels, copies and
+memsets; on the CPU, every operator's self time) into the categories of
+:data:`CATEGORIES`, matched on the lower-cased event name in order, first
+match wins; everything else is ``other`` (element-wise ops, norms,
+reductions: what fusion would save). ``busy_ms`` is the union of the device
+events' intervals (overlapping streams counted once) and ``idle_ms`` the rest
+of the step's wall time: a large idle share means the step waits on the host
+(launch overhead, synchronisations).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Tuple
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from benchmarks.common import sync
+
+__all__ = ["CATEGORIES", "category_of", "kernel_breakdown", "merged_length", "format_breakdown"]
+
+#: (category, name fragments); the first category with a fragment in the lower-cased event name wins
+CATEGORIES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("dequant", ("dequant",)),
+    ("attention", ("flash", "fmha", "attention", "sdpa")),
+    ("conv", ("conv", "implicit_gemm", "fprop", "dgrad", "wgrad", "depthwise")),
+    ("gemm", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "aten::mm", "aten::addmm", "aten::bmm")),
+    ("copy", ("memcpy", "memset", "aten::copy_")),
+    ("compiled", ("triton",)),
+)
+
+
+def category_of(name: str) -> str:
+    """The :data:`CATEGORIES` entry of an event name, or ``"other"``."""
+    low = name.lower()
+    for category, fragments in CATEGORIES:
+        if any(f in low for f in fragments):
+            return category
+    return "other"
+
+
+def merged_length(intervals: List[Tuple[float, float]]) -> float:
+    """The length of the union of ``(start, end)`` intervals (overlaps counted once)."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop <= end:
+            continue
+        total += stop - max(start, end)
+        end = stop
+    return total
+
+
+def _device_events(prof, device: torch.device) -> List[Any]:
+    events = prof.events()
+    if device.type == "cuda":
+        return [e for e in events if e.device_type.name == "CUDA"]
+    return list(events)  # CPU: every operator, by its self time (its children's time is theirs)
+
+
+def kernel_breakdown(fn: Callable[[], Any], device: torch.device) -> Dict[str, Any]:
+    """Run ``fn()`` once under the profiler; its device time per category.
+
+    Args:
+        fn: one step (already warmed up: compilation and allocator growth are not what this measures).
+        device: where ``fn`` computes.
+
+    Returns:
+        ``dict(wall_ms, busy_ms, idle_ms, kernels, ms={category: self ms})`` (categories in
+        :data:`CATEGORIES` order, then ``other``).
+    """
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        wall = (time.perf_counter() - start) * 1e3
+    events = _device_events(prof, device)
+    ms = {c: 0.0 for c, _ in CATEGORIES}
+    ms["other"] = 0.0
+    for e in events:
+        own = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
+        ms[category_of(e.name)] += own / 1e3
+    busy = merged_length([(e.time_range.start, e.time_range.end) for e in events]) / 1e3
+    return dict(wall_ms=wall, busy_ms=busy, idle_ms=max(wall - busy, 0.0), kernels=len(events), ms=ms)
+
+
+def format_breakdown(rows: List[Dict[str, Any]]) -> str:
+    """A markdown table of the rows that carry a ``profile`` (from :func:`kernel_breakdown`)."""
+    rows = [r for r in rows if "profile" in r]
+    if not rows:
+        return ""
+    cats = list(rows[0]["profile"]["ms"])
+    lines = ["| size | config | wall (ms) | " + " | ".join(cats) + " | idle | kernels |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in cats) + " | --- | --- |"]
+    for r in rows:
+        p = r["profile"]
+        lines.append(f"| {r['size']} | {r['config']} | {p['wall_ms']:.0f} | "
+                     + " | ".join(f"{p['ms'][c]:.0f}" for c in cats) + f" | {p['idle_ms']:.0f} | {p['kernels']} |")
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""benchmarks.step_profile: kernel names sorted into categories, the union of busy intervals by hand, and one
+profiled CPU function whose operators are known."""
+import pytest
+import torch
+
+from benchmarks.step_profile import category_of, format_breakdown, kernel_breakdown, merged_length
+
+
+@pytest.mark.parametrize("name, category", [
+    ("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64>>", "attention"),
+    ("fmha_cutlassF_bf16_aligned_64x64_rf_sm80", "attention"),
+    ("kDequantizeBlockwise<__nv_bfloat16, 512, 64, 8, 2>", "dequant"),
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", "conv"),
+    ("nvjet_tst_256x128_64x4_2x1_v_bz_coopA_NNT", "gemm"),
+    ("ampere_bf16_s16816gemm_bf16_128x128_ldg8_f2f_stages_64x3_tn", "gemm"),
+    ("aten::addmm", "gemm"),
+    ("Memcpy DtoH (Device -> Pinned)", "copy"),
+    ("triton_per_fused_add_native_layer_norm_0", "compiled"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>", "other"),
+])
+def test_category_of_names(name, category):
+    assert category_of(name) == category
+
+
+@pytest.mark.parametrize("intervals, length", [
+    ([], 0.0),
+    ([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)], 4.0),  # [0, 3] and [5, 6]
+    ([(2.0, 3.0), (0.0, 10.0)], 10.0),  # one inside the other, given out of order
+    ([(0.0, 1.0), (1.0, 2.0)], 2.0),  # touching
+])
+def test_merged_length_by_hand(intervals, length):
+    assert merged_length(intervals) == length
+
+
+def test_cpu_breakdown_of_known_operators():
+    """Four matrix products and one GELU: the products land in ``gemm``, the GELU in ``other``; single-threaded
+    operators run one after another, so their self times add up to at most the wall time."""
+    torch.set_num_threads(1)
+    a = torch.randn(128, 128)
+
+    def fn():
+        y = a
+        for _ in range(4):
+            y = torch.mm(y, a)
+        return torch.nn.functional.gelu(y)
+
+    fn()
+    prof = kernel_breakdown(fn, torch.device("cpu"))
+    assert prof["ms"]["gemm"] > 0 and prof["ms"]["other"] > 0 and prof["kernels"] >= 5
+    assert sum(prof["ms"].values()) <= prof["wall_ms"] and prof["busy_ms"] <= prof["wall_ms"]
+    table = format_breakdown([dict(size="s", config="QLoRA", profile=prof), dict(size="s", config="x")])
+    assert table.count("\n") == 2 and "| s | QLoRA |" in table and "| gemm |" in table
