@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> None:
         result, t_detect = timed(lambda: inferencer.detect(video))
         memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
         row = [os.path.basename(args.config), str(inferencer.device), f"{info.duration / 60:.1f} min {width}x{height}",
-               f"{t_load:.1f}", f"{t_detect:.1f}", f"{info.duration / t_detect:.1f}x", f"{memory:.1f}",
+               f"{t_load:.1f}", f"{t_detect:.1f}", f"{info.num_frames / t_detect:.0f}",
+               f"{info.duration / t_detect:.1f}x", f"{memory:.2f}",
                str(len(result.detections))]
         if args.extract:
             del inferencer
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> None:
                                          cfg_options=args.cfg_options)
             feats, t_extract = timed(lambda: extractor.extract(info))
             row += [f"{t_extract:.1f} ({feats.shape[0]}x{feats.shape[1]})"]
-    print("| config | device | video | load s | detect s | realtime | peak GiB | detections |"
+    print("| config | device | video | load s | detect s | frames/s | realtime | peak GiB | detections |"
           + (" extract s (T x C) |" if args.extract else ""))
     print("| " + " | ".join(row) + " |")
 

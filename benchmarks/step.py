@@ -256,6 +256,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 result["rows"].append(dict(_measure(size, f"{name} ({path})", name, job, result["peak_flops"]),
                                            path=path, overrides=overrides))
                 _fresh(device)
+                if getattr(args, "json", None):  # rows so far, in case a later row never ends
+                    write_json(result, args.json)
     _ratios(result["rows"])
     return result
 

@@ -33,6 +33,10 @@ CATEGORIES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 )
 
 
+#: kernels listed by name in a breakdown
+TOP = 12
+
+
 def category_of(name: str) -> str:
     """The :data:`CATEGORIES` entry of an event name, or ``"other"``."""
     low = name.lower()
@@ -68,8 +72,9 @@ def kernel_breakdown(fn: Callable[[], Any], device: torch.device) -> Dict[str, A
         device: where ``fn`` computes.
 
     Returns:
-        ``dict(wall_ms, busy_ms, idle_ms, kernels, ms={category: self ms})`` (categories in
-        :data:`CATEGORIES` order, then ``other``).
+        ``dict(wall_ms, busy_ms, idle_ms, kernels, ms={category: self ms}, top=[(name, ms), ...])``
+        (categories in :data:`CATEGORIES` order, then ``other``; ``top``: the :data:`TOP` kernels or
+        operators of most self time, names cut at 160 characters).
     """
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     sync(device)
@@ -85,7 +90,13 @@ def kernel_breakdown(fn: Callable[[], Any], device: torch.device) -> Dict[str, A
         own = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
         ms[category_of(e.name)] += own / 1e3
     busy = merged_length([(e.time_range.start, e.time_range.end) for e in events]) / 1e3
-    return dict(wall_ms=wall, busy_ms=busy, idle_ms=max(wall - busy, 0.0), kernels=len(events), ms=ms)
+    by_name: Dict[str, float] = {}
+    for e in events:
+        own = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
+        by_name[e.name] = by_name.get(e.name, 0.0) + own / 1e3
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:TOP]
+    return dict(wall_ms=wall, busy_ms=busy, idle_ms=max(wall - busy, 0.0), kernels=len(events), ms=ms,
+                top=[(name[:160], round(t, 3)) for name, t in top])
 
 
 def format_breakdown(rows: List[Dict[str, Any]]) -> str:

@@ -48,5 +48,8 @@ def test_cpu_breakdown_of_known_operators():
     prof = kernel_breakdown(fn, torch.device("cpu"))
     assert prof["ms"]["gemm"] > 0 and prof["ms"]["other"] > 0 and prof["kernels"] >= 5
     assert sum(prof["ms"].values()) <= prof["wall_ms"] and prof["busy_ms"] <= prof["wall_ms"]
+    names = [name for name, _ in prof["top"]]
+    assert "aten::mm" in names and len(names) == len(set(names)) and len(names) <= 12
+    assert [t for _, t in prof["top"]] == sorted((t for _, t in prof["top"]), reverse=True)
     table = format_breakdown([dict(size="s", config="QLoRA", profile=prof), dict(size="s", config="x")])
     assert table.count("\n") == 2 and "| s | QLoRA |" in table and "| gemm |" in table

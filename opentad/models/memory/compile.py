@@ -12,6 +12,15 @@ traced by Dynamo, so a 4-bit layer's packed matmul runs eagerly (one graph
 break at each such layer: qkv, proj, fc1, fc2, the adapter's projections),
 unless the memory planner holds a dequantized copy of its weight: then the
 layer is a plain ``F.linear`` inside the compiled graph.
+
+One block's code is compiled once per variant it runs in: grad mode,
+checkpoint recomputation, held or packed weights, and the memory planner's
+profile slices (other row counts). That exceeds Dynamo's default of 8
+compilations per function, after which the blocks would silently run eager;
+compiling therefore raises ``torch._dynamo.config.recompile_limit`` to
+:data:`RECOMPILE_LIMIT` (logged, never lowered), and the policy hints that
+a block input's rows (clips) vary (:func:`rows_vary`): one graph serves every
+row count instead of one per count.
 """
 from __future__ import annotations
 
@@ -26,13 +35,16 @@ from opentad.models.bricks.vit import Block
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "check_compile_blocks", "compile_blocks"]
+__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "check_compile_blocks", "compile_blocks", "raise_recompile_limit", "rows_vary"]
 
 #: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 #: the backend of ``torch.compile`` (tests set ``"aot_eager"``: no C++ toolchain, quick)
 BACKEND = "inductor"
+
+#: Dynamo's per-function compilation limit while blocks are compiled
+RECOMPILE_LIMIT = 64
 
 _APPLIED: "weakref.WeakKeyDictionary[Block, Union[bool, str]]" = weakref.WeakKeyDictionary()
 
@@ -43,6 +55,24 @@ def check_compile_blocks(value: Union[bool, str]) -> None:
         return
     valid = ", ".join(repr(v) for v in (False, True) + COMPILE_MODES)
     raise ValueError(f"compile_blocks={value!r} is not valid; valid values: {valid}")
+
+
+def raise_recompile_limit(limit: int = RECOMPILE_LIMIT) -> None:
+    """Raise Dynamo's per-function compilation limit to ``limit`` (kept when already higher)."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    if getattr(config, name) < limit:
+        logger.info("compile_blocks: torch._dynamo.config.%s %d -> %d (one compilation per block variant)",
+                    name, getattr(config, name), limit)
+        setattr(config, name, limit)
+
+
+def rows_vary(x: torch.Tensor) -> torch.Tensor:
+    """Hint Dynamo that dim 0 of ``x`` (the rows of a block's input: clips, a profile slice or a row group)
+    changes between calls; no effect outside compiled code. Returns ``x``."""
+    if x.dim() > 0:
+        torch._dynamo.maybe_mark_dynamic(x, 0)
+    return x
 
 
 def _set(block: Block, setting: Union[bool, str]) -> None:
@@ -77,6 +107,8 @@ def compile_blocks(backbone: nn.Module, setting: Union[bool, str]) -> List[str]:
         ValueError: a ``setting`` not listed above.
     """
     check_compile_blocks(setting)
+    if setting is not False:
+        raise_recompile_limit()
     changed = []
     for name, block in backbone.named_modules():
         if isinstance(block, Block) and _APPLIED.get(block, False) != setting:

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
-from opentad.models.memory.compile import check_compile_blocks, compile_blocks
+from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.offload import OffloadSavedTensors
 
@@ -56,7 +56,10 @@ class MemoryPolicy:
             adapter then keeps its activations).
         frozen_mlp: run frozen MLPs through
             :class:`~opentad.models.memory.frozen_mlp.FrozenMLP` (row chunks;
-            False: autograd's MLP, upstream's memory behaviour).
+            False: autograd's MLP, upstream's memory behaviour). Not with
+            ``compile_blocks``: the compiler cannot see into FrozenMLP's
+            function, so compiled blocks keep autograd's MLP, whose bias,
+            GELU and their backward it fuses.
         backward_chunks: > 1: recompute a checkpointed block's frozen
             attention and MLP this many row groups at a time
             (:mod:`~opentad.models.memory.chunked_residual`).
@@ -139,6 +142,8 @@ class MemoryPolicy:
     def execute(self, block: Block, x: Tensor, grid: Tuple[int, int], *, checkpoint: bool, chunks: int) -> Tensor:
         """``block(x, grid)``, checkpointed (in ``chunks`` row groups when > 1) or not; see :meth:`run_block`."""
         x = self.stream(x)
+        if self.compile_blocks is not False:
+            rows_vary(x)
         recording = checkpoint and torch.is_grad_enabled()
         if not recording or (self.checkpoint_needs_input_grad and not x.requires_grad):
             return self.stream(block(x, grid))
@@ -196,7 +201,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
 
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
-    (``frozen_mlp``; same state and state-dict keys, only ``forward``
+    (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
     differs), compiles the blocks or not (``compile_blocks``) and hands the policy to
     ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
@@ -205,9 +210,10 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
         the number of values cast to ``frozen_dtype``.
     """
     cast = store_frozen_in(backbone, policy.frozen_dtype) if policy.frozen_dtype is not None else 0
+    chunked_mlp = policy.frozen_mlp and policy.compile_blocks is False
     for module in backbone.modules():
         if isinstance(module, FFN):
-            module.__class__ = FrozenMLP if policy.frozen_mlp else FFN
+            module.__class__ = FrozenMLP if chunked_mlp else FFN
     compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:

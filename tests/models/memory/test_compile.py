@@ -20,9 +20,10 @@ import torch
 
 from opentad.models.backbones.backbone_wrapper import WrapperOptions
 from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
-from opentad.models.bricks.vit import Block
+from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory import compile as compile_module
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction
+from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
 from opentad.registry import ConfigError
 
@@ -112,7 +113,10 @@ def test_compiled_adapter_vit_keeps_the_seeded_loss_and_gradients(adapter_pair, 
 
 @pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])
 def test_compiled_qlora_vit_keeps_the_seeded_loss_and_gradients(qlora_pair, option, monkeypatch):
+    breaks = sum(torch._dynamo.utils.counters["graph_break"].values())
     _compare(qlora_pair, option, torch.float32, 256, monkeypatch)
+    if option == "checkpoint":  # the first compilation: each unheld 4-bit layer breaks the graph
+        assert sum(torch._dynamo.utils.counters["graph_break"].values()) > breaks
 
 
 def test_state_dict_keys_unchanged_and_eager_again(adapter_pair, caplog):
@@ -122,12 +126,74 @@ def test_state_dict_keys_unchanged_and_eager_again(adapter_pair, caplog):
         apply_memory_policy(model, MemoryPolicy(compile_blocks="max-autotune-no-cudagraphs"))
         apply_memory_policy(model, MemoryPolicy(compile_blocks="max-autotune-no-cudagraphs"))  # no change
     assert list(model.state_dict()) == keys
-    assert [r.getMessage() for r in caplog.records] == [
+    assert all(type(b.mlp) is FFN for b in model.blocks)  # compiled: autograd's MLP, which the compiler fuses
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("compile_blocks=")] == [
         "compile_blocks='max-autotune-no-cudagraphs': 3 blocks compiled (blocks.0 .. blocks.2; backend aot_eager)"]
     apply_memory_policy(model, MemoryPolicy())
     assert all(b._compiled_call_impl is None and "residual" not in vars(b) for b in model.blocks)
     assert all(b.adapter is None or b.adapter._compiled_call_impl is None for b in model.blocks)
     assert list(model.state_dict()) == keys and all(type(b) is Block for b in model.blocks)
+    assert all(type(b.mlp) is FrozenMLP for b in model.blocks)  # eager again: the chunked MLP again
+
+
+def test_held_qlora_blocks_compile_without_graph_breaks():
+    """With dequantized copies held, a 4-bit block is plain ``F.linear`` to Dynamo: a checkpointed training step
+    of the compiled QLoRA ViT breaks no graph (unheld, each 4-bit layer breaks one: the QLoRA tests above)."""
+    pytest.importorskip("bitsandbytes")
+    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
+    from opentad.models.memory.dequant_cache import hold_dequantized
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    torch.manual_seed(0)
+    model = VisionTransformerQLoRA(**QLORA)
+    model.on_weights_loaded()
+    model.freeze()
+    for block in model.blocks:
+        hold_dequantized(block, True, None)
+    _step(model.train(), MemoryPolicy(checkpoint=True, compile_blocks=True), torch.float32)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    assert sum(torch._dynamo.utils.counters["graph_break"].values()) == 0
+
+
+def test_compiling_raises_the_recompile_limit_never_lowers_it(adapter_pair):
+    """Dynamo stops compiling a function after its limit and runs it eager from then on: compiling blocks raises
+    the limit to RECOMPILE_LIMIT, and leaves a higher one alone (the value is set and restored by hand: pytest's
+    monkeypatch deletes torch's config entries on undo)."""
+    _, model = adapter_pair
+    config = torch._dynamo.config
+    saved = config.recompile_limit
+    try:
+        for before, after in ((8, compile_module.RECOMPILE_LIMIT), (1000, 1000)):
+            config.recompile_limit = before
+            apply_memory_policy(model, MemoryPolicy())
+            apply_memory_policy(model, MemoryPolicy(compile_blocks=True))
+            assert config.recompile_limit == after
+        config.recompile_limit = 8
+        apply_memory_policy(model, MemoryPolicy())  # un-compiling does not touch it
+        assert config.recompile_limit == 8
+    finally:
+        config.recompile_limit = saved
+
+
+def test_a_new_row_count_compiles_no_new_graph():
+    """Blocks see other row counts (the planner's profile slices, row groups, a short last batch): the policy marks
+    the rows dynamic from the first call on, so later row counts reuse the first graphs (unmarked, Dynamo compiles
+    again at the second count, then makes the dim dynamic itself). The chunked
+    backward runs every marked call: the whole block (the graph-free first one), its residual on row groups, and
+    its adapter."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2]).train()
+    policy = MemoryPolicy(**OPTIONS["chunked backward 2"], compile_blocks=True)
+    apply_memory_policy(model, policy)
+    counts = []
+    for rows in (8, 16, 12):  # whole videos of 2 clips: 4, 8, 6 videos (fewer flip a size test in conv1d)
+        frames = torch.randn(rows, 3, 4, 32, 32)
+        policy.run_backbone(model, frames).sum().backward()
+        counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+    assert counts[0] == counts[1] == counts[2] > 0, counts
+    torch._dynamo.reset()
 
 
 @pytest.mark.parametrize("bad", ["fast", "", 1, 0, None, "Default"])
