@@ -6,7 +6,10 @@ memory-efficient, math, cuDNN) and runs the first that is enabled
 (``torch.backends.cuda.can_use_*_attention``). On CPU it runs its own flash
 kernel when the inputs allow it (enabled, no dropout, dense 4-D tensors of
 float, double, bf16 or fp16 with equal head dims, non-empty sequences,
-contiguous last dim), else the math path.
+contiguous last dim), else the math path. Which 3-D inputs its flash kernel
+takes changed between torch releases, so on CPU torch's own dispatcher
+(``torch._fused_sdp_choice``) answers where it exists, and the rule above only
+where it does not.
 """
 from __future__ import annotations
 
@@ -28,7 +31,22 @@ _LOGGED: Set[Tuple] = set()
 _PROBED: Dict[Tuple, str] = {}
 
 
+#: torch's CPU choices (``SDPBackend`` values) as this module's names
+_CPU_CHOICES = {0: "math", 1: "cpu-flash"}
+
+
 def _cpu_backend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is not None:
+        try:
+            return _CPU_CHOICES.get(int(choose(q, k, v, dropout_p=dropout_p)), "none")
+        except (RuntimeError, TypeError):  # torch found no backend, or another signature: the rule below
+            pass
+    return _cpu_rule(q, k, v, dropout_p)
+
+
+def _cpu_rule(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
+    """The CPU flash kernel's constraints, written out (for a torch without ``_fused_sdp_choice``)."""
     tensors = (q, k, v)
     dims = {t.dim() for t in tensors}
     flash = (  # the flag is global: torch.backends.cpu has none of its own
