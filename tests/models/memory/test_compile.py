@@ -156,24 +156,26 @@ def test_held_qlora_blocks_compile_without_graph_breaks():
     assert sum(torch._dynamo.utils.counters["graph_break"].values()) == 0
 
 
-def test_compiling_raises_the_recompile_limit_never_lowers_it(adapter_pair):
+def test_compiling_configures_the_compiler_never_undoes_it(adapter_pair):
     """Dynamo stops compiling a function after its limit and runs it eager from then on: compiling blocks raises
-    the limit to RECOMPILE_LIMIT, and leaves a higher one alone (the value is set and restored by hand: pytest's
-    monkeypatch deletes torch's config entries on undo)."""
+    the limit to RECOMPILE_LIMIT, and leaves a higher one alone; Inductor rounds low-precision intermediates as eager
+    does. Un-compiling changes neither. (Values set and restored by hand: pytest's monkeypatch deletes torch's
+    config entries on undo.)"""
     _, model = adapter_pair
-    config = torch._dynamo.config
-    saved = config.recompile_limit
+    dynamo, inductor = torch._dynamo.config, torch._inductor.config
+    saved = dynamo.recompile_limit, inductor.emulate_precision_casts
     try:
         for before, after in ((8, compile_module.RECOMPILE_LIMIT), (1000, 1000)):
-            config.recompile_limit = before
+            dynamo.recompile_limit, inductor.emulate_precision_casts = before, False
             apply_memory_policy(model, MemoryPolicy())
+            assert inductor.emulate_precision_casts is False
             apply_memory_policy(model, MemoryPolicy(compile_blocks=True))
-            assert config.recompile_limit == after
-        config.recompile_limit = 8
-        apply_memory_policy(model, MemoryPolicy())  # un-compiling does not touch it
-        assert config.recompile_limit == 8
+            assert dynamo.recompile_limit == after and inductor.emulate_precision_casts is True
+        dynamo.recompile_limit = 8
+        apply_memory_policy(model, MemoryPolicy())
+        assert dynamo.recompile_limit == 8 and inductor.emulate_precision_casts is True
     finally:
-        config.recompile_limit = saved
+        dynamo.recompile_limit, inductor.emulate_precision_casts = saved
 
 
 def test_a_new_row_count_compiles_no_new_graph():
