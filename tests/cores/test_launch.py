@@ -97,11 +97,15 @@ def test_debug_shows_the_exception(tiny_config, tmp_path):
 
 def test_the_tools_exit_non_zero_with_one_line(tiny_config, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    for args, status, needle in [
+    cases = [
         (["tools/train.py", tiny_config, "--cfg-options", "workflow.end_epoch"], 2, "is not KEY=VALUE"),
         (["tools/test.py", tiny_config, "--cfg-options", f"work_dir={tmp_path}", "optimizer.lr=abc"], 1,
          "optimizer.lr = 'abc' (str): expected a number"),
-    ]:
-        result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
-        assert result.returncode == status, result.stderr
-        assert needle in one_line(result.stderr)
+    ]
+    # both at once: each spends its time importing torch, one per core
+    running = [subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for args, _, _ in cases]
+    for (args, status, needle), process in zip(cases, running):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == status, stderr
+        assert needle in one_line(stderr), (args, stderr)
