@@ -23,6 +23,10 @@
    often), the plans are chosen again, at most twice per input shape;
 3. :func:`~.planner.choose_plans` picks the fastest plans within the budget,
    the dequantized copies of the chosen blocks are made, and one line is logged.
+   With ``compile_blocks``, a quantized block's held plans are profiled and
+   chosen among first (a compiled block with unheld 4-bit layers breaks its
+   graph at each one, and each piece compiles on its own); all plans only
+   when the held ones do not fit.
 
 :meth:`plan_of` then tells the policy how each block runs.
 """
@@ -134,26 +138,21 @@ class BudgetPlanner:
             raise BudgetError(f"memory_budget_gib={self.budget_gib:.2f}: weights, frames and reserve alone take "
                               f"{fixed / GiB:.2f} GiB; raise the budget, lower the batch or frames")
         signatures = [_signature(block) for block in blocks]
-        groups: Dict[Tuple[Any, ...], List[nn.Module]] = {}
+        groups: Dict[Tuple[Any, ...], nn.Module] = {}
         for block, signature in zip(blocks, signatures):
-            groups.setdefault(signature, []).append(block)
-        rows, dtype = frames.shape[0], policy.stream_dtype(frames)
-        costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
-        for signature, members in groups.items():
-            block = members[0]
-            quantized = any(is_quantized(m) for m in block.modules())
-            plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
-            if frames.is_cuda:
-                unit = _rows_per_video(block, grid[0])
-                take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, self.budget,
-                                    unit=unit, least=max(2, self.chunks))
-                with torch.no_grad():
-                    sample, _ = backbone.embed(frames[:take])
-                costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
-                                                    hold_dtype=_hold_dtype(frames))
-            else:
-                costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
-        plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
+            groups.setdefault(signature, block)
+        shape = (tokens, grid, fixed)
+        # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
+        # try the held plans alone first, all plans only when those do not fit
+        held_first = policy.compile_blocks is not False
+        costs_of = self._costs(backbone, groups, frames, shape, policy, held_only=held_first)
+        try:
+            plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
+        except BudgetError:
+            if not held_first:
+                raise
+            costs_of = self._costs(backbone, groups, frames, shape, policy, held_only=False)
+            plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",
@@ -164,6 +163,37 @@ class BudgetPlanner:
             len(groups), time.perf_counter() - started,
         )
         return {id(b): p for b, p in zip(blocks, plan.plans)}, plan, in_use
+
+    def _costs(self, backbone: nn.Module, groups: Dict[Tuple[Any, ...], nn.Module], frames: Tensor, shape, policy, *,
+               held_only: bool) -> Dict[Tuple[Any, ...], Dict[BlockPlan, Any]]:
+        """The cost of every candidate plan of one block per group: profiled on CUDA, modelled on the CPU.
+
+        Args:
+            backbone: the ViT (its ``embed`` makes the profile's input).
+            groups: one block per signature.
+            frames: the step's frames ``[B*N, C, T, H, W]``.
+            shape: ``(tokens [1, n, C] of one row, token grid, fixed bytes)``.
+            policy: the memory policy (stream dtype, execution).
+            held_only: a quantized block's plans are only those holding dequantized weights.
+        """
+        tokens, grid, fixed = shape
+        rows, dtype = frames.shape[0], policy.stream_dtype(frames)
+        costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
+        for signature, block in groups.items():
+            quantized = any(is_quantized(m) for m in block.modules())
+            plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
+            if quantized and held_only:
+                plans = [p for p in plans if p.hold]
+            if not frames.is_cuda:
+                costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
+                continue
+            take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, self.budget,
+                                unit=_rows_per_video(block, grid[0]), least=max(2, self.chunks))
+            with torch.no_grad():
+                sample, _ = backbone.embed(frames[:take])
+            costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
+                                                hold_dtype=_hold_dtype(frames))
+        return costs_of
 
 
 def _rows_per_video(block: nn.Module, clip_steps: int) -> int:

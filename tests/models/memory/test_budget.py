@@ -137,6 +137,29 @@ def test_budget_on_the_cpu_uses_the_modelled_costs():
         _step(_model(), MemoryPolicy(checkpoint=True, memory_budget_gib=0.01))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
+    """A compiled block whose 4-bit layers hold no dequantized copy breaks its graph at each of them: with
+    ``compile_blocks`` the planner first chooses among the held plans alone, and among all plans only when those
+    do not fit (here: made not to fit); without it, among all plans at once."""
+    from opentad.models.memory import budget as budget_module
+
+    seen, real = [], budget_module.choose_plans
+
+    def spy(costs, **kwargs):
+        seen.append({plan.hold for group in costs for plan in group})
+        if seen[-1] == {True}:
+            raise BudgetError("as if the held copies did not fit")
+        return real(costs, **kwargs)
+
+    monkeypatch.setattr(budget_module, "choose_plans", spy)
+    model = _model()
+    policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, compile_blocks=compiled)
+    policy.planner.prepare(model, torch.randn(4, 3, 4, 32, 32), policy)  # plans only: no block runs
+    assert seen == ([{True}, {False, True}] if compiled else [{False, True}])
+    assert [policy.planner.plan_of(b).name for b in model.blocks[1:]] == ["keep+hold"] * 2
+
+
 def test_budget_keys_are_checked():
     options = WrapperOptions.from_mapping(dict(memory_budget_gib=20))
     assert options.memory_policy(torch.nn.Module()).planner.budget_gib == 20.0
