@@ -176,7 +176,11 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
     row = dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds,
                peak_gib=_peak(device), loss=float(loss), flops=step_flops(model, cfg, clips, shape[2]))
     if getattr(args, "profile", False):
-        row["profile"] = kernel_breakdown(one_step, device)
+        try:
+            row["profile"] = kernel_breakdown(one_step, device)
+        except Exception as err:  # noqa: BLE001 -- the profile is extra: the timed figures stay
+            logger.exception("profiling %s failed", path)
+            row["profile_error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
     return row
 
 

@@ -4,11 +4,15 @@
 and sums the self time of every device event (CUDA kernels, copies and
 memsets; on the CPU, every operator's self time) into the categories of
 :data:`CATEGORIES`, matched on the lower-cased event name in order, first
-match wins; everything else is ``other`` (element-wise ops, norms,
-reductions: what fusion would save). ``busy_ms`` is the union of the device
-events' intervals (overlapping streams counted once) and ``idle_ms`` the rest
-of the step's wall time: a large idle share means the step waits on the host
-(launch overhead, synchronisations).
+match wins: ``copy`` holds transfers (memcpy, memset: offloading, on their
+own stream), ``cast`` the copy kernels (dtype casts, layout copies);
+everything else is ``other`` (element-wise ops, norms, reductions: what
+fusion would save). ``busy_ms`` is the union of the device events' intervals
+(overlapping streams counted once) and ``idle_ms`` the rest of the step's
+wall time: a large idle share means the step waits on the host (launch
+overhead, synchronisations), and includes the profiler's own host overhead,
+so it is an upper bound. On the CPU, ``kernels`` counts every operator
+(nested ones and autograd's included).
 """
 from __future__ import annotations
 
@@ -22,13 +26,15 @@ from benchmarks.common import sync
 
 __all__ = ["CATEGORIES", "category_of", "kernel_breakdown", "merged_length", "format_breakdown"]
 
-#: (category, name fragments); the first category with a fragment in the lower-cased event name wins
+#: (category, name fragments); the first category with a fragment in the lower-cased event name wins, after
+#: Inductor's kernels (names starting ``triton``, whatever op they fuse), which are ``compiled``
 CATEGORIES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("dequant", ("dequant",)),
     ("attention", ("flash", "fmha", "attention", "sdpa")),
     ("conv", ("conv", "implicit_gemm", "fprop", "dgrad", "wgrad", "depthwise")),
     ("gemm", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "aten::mm", "aten::addmm", "aten::bmm")),
-    ("copy", ("memcpy", "memset", "aten::copy_")),
+    ("copy", ("memcpy", "memset")),
+    ("cast", ("copy_kernel", "aten::copy_")),
     ("compiled", ("triton",)),
 )
 
@@ -40,6 +46,8 @@ TOP = 12
 def category_of(name: str) -> str:
     """The :data:`CATEGORIES` entry of an event name, or ``"other"``."""
     low = name.lower()
+    if low.startswith("triton"):
+        return "compiled"
     for category, fragments in CATEGORIES:
         if any(f in low for f in fragments):
             return category

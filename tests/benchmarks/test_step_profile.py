@@ -15,7 +15,11 @@ from benchmarks.step_profile import category_of, format_breakdown, kernel_breakd
     ("ampere_bf16_s16816gemm_bf16_128x128_ldg8_f2f_stages_64x3_tn", "gemm"),
     ("aten::addmm", "gemm"),
     ("Memcpy DtoH (Device -> Pinned)", "copy"),
+    ("void at::native::vectorized_elementwise_kernel<8, at::native::bfloat16_copy_kernel_cuda", "cast"),
+    ("void at::native::elementwise_kernel<128, 4, gpu_kernel_impl_nocast<direct_copy_kernel_cuda", "cast"),
     ("triton_per_fused_add_native_layer_norm_0", "compiled"),
+    ("triton_poi_fused_convolution_0", "compiled"),  # Inductor's, whatever op it fuses
+    ("triton_tem_fused_flash_attention_1", "compiled"),
     ("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>", "other"),
 ])
 def test_category_of_names(name, category):
@@ -35,7 +39,15 @@ def test_merged_length_by_hand(intervals, length):
 def test_cpu_breakdown_of_known_operators():
     """Four matrix products and one GELU: the products land in ``gemm``, the GELU in ``other``; single-threaded
     operators run one after another, so their self times add up to at most the wall time."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        _check_known_operators()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_known_operators():
     a = torch.randn(128, 128)
 
     def fn():

@@ -105,7 +105,12 @@ def test_the_tools_exit_non_zero_with_one_line(tiny_config, tmp_path):
     # both at once: each spends its time importing torch, one per core
     running = [subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True) for args, _, _ in cases]
-    for (args, status, needle), process in zip(cases, running):
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == status, stderr
-        assert needle in one_line(stderr), (args, stderr)
+    try:
+        for (args, status, needle), process in zip(cases, running):
+            _, stderr = process.communicate(timeout=300)
+            assert process.returncode == status, stderr
+            assert needle in one_line(stderr), (args, stderr)
+    finally:  # a failed check leaves no interpreter behind
+        for process in running:
+            process.kill()
+            process.wait()

@@ -40,21 +40,24 @@ def _cpu_backend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
     if choose is not None:
         try:
             return _CPU_CHOICES.get(int(choose(q, k, v, dropout_p=dropout_p)), "none")
-        except (RuntimeError, TypeError):  # torch found no backend, or another signature: the rule below
+        except RuntimeError:  # torch itself found no usable backend
+            return "none"
+        except TypeError:  # another signature: the rule below
             pass
     return _cpu_rule(q, k, v, dropout_p)
 
 
 def _cpu_rule(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
-    """The CPU flash kernel's constraints, written out (for a torch without ``_fused_sdp_choice``)."""
+    """The CPU flash kernel's constraints for 4-D inputs, written out (for a torch without ``_fused_sdp_choice``);
+    3-D inputs: math (what torch 2.11 does; later releases take some of them to the flash kernel)."""
     tensors = (q, k, v)
     dims = {t.dim() for t in tensors}
-    flash = (  # the flag is global: torch.backends.cpu has none of its own
-        torch.backends.cuda.flash_sdp_enabled() and dropout_p == 0.0 and dims <= {3, 4} and len(dims) == 1
+    flash = (  # the flag is global: torch.backends.cuda.flash_sdp_enabled; torch.backends.cpu has none of its own
+        torch.backends.cuda.flash_sdp_enabled() and dropout_p == 0.0 and dims == {4}
         and not any(t.is_nested or t.stride(-1) != 1 for t in tensors) and q.dtype in _CPU_FLASH_DTYPES
         and q.shape[0] == k.shape[0] == v.shape[0] and q.shape[-1] == k.shape[-1] == v.shape[-1]
         and min(q.shape[-2], k.shape[-2]) > 0
-        and (q.dim() == 3 or q.shape[1] == k.shape[1] == v.shape[1])  # no grouped-query attention here
+        and q.shape[1] == k.shape[1] == v.shape[1]  # no grouped-query attention here
     )
     if flash:
         return "cpu-flash"

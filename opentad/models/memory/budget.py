@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -143,15 +143,17 @@ class BudgetPlanner:
             groups.setdefault(signature, block)
         shape = (tokens, grid, fixed)
         # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
-        # try the held plans alone first, all plans only when those do not fit
-        held_first = policy.compile_blocks is not False
-        costs_of = self._costs(backbone, groups, frames, shape, policy, held_only=held_first)
+        # try the held plans alone first, and the others (profiled then, not before) only when those do not fit
+        quantized = {sig: b for sig, b in groups.items() if any(is_quantized(m) for m in b.modules())}
+        held_first = policy.compile_blocks is not False and bool(quantized)
+        costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         try:
             plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
         except BudgetError:
             if not held_first:
                 raise
-            costs_of = self._costs(backbone, groups, frames, shape, policy, held_only=False)
+            unheld = self._costs(backbone, quantized, frames, shape, policy, hold={False})
+            costs_of = {sig: {**unheld.get(sig, {}), **costs} for sig, costs in costs_of.items()}
             plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
@@ -165,7 +167,7 @@ class BudgetPlanner:
         return {id(b): p for b, p in zip(blocks, plan.plans)}, plan, in_use
 
     def _costs(self, backbone: nn.Module, groups: Dict[Tuple[Any, ...], nn.Module], frames: Tensor, shape, policy, *,
-               held_only: bool) -> Dict[Tuple[Any, ...], Dict[BlockPlan, Any]]:
+               hold: Set[bool]) -> Dict[Tuple[Any, ...], Dict[BlockPlan, Any]]:
         """The cost of every candidate plan of one block per group: profiled on CUDA, modelled on the CPU.
 
         Args:
@@ -174,7 +176,8 @@ class BudgetPlanner:
             frames: the step's frames ``[B*N, C, T, H, W]``.
             shape: ``(tokens [1, n, C] of one row, token grid, fixed bytes)``.
             policy: the memory policy (stream dtype, execution).
-            held_only: a quantized block's plans are only those holding dequantized weights.
+            hold: the values of :attr:`BlockPlan.hold` to cost for a quantized block (its plans with held
+                dequantized weights, without, or both); other blocks have no held plans.
         """
         tokens, grid, fixed = shape
         rows, dtype = frames.shape[0], policy.stream_dtype(frames)
@@ -182,8 +185,8 @@ class BudgetPlanner:
         for signature, block in groups.items():
             quantized = any(is_quantized(m) for m in block.modules())
             plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
-            if quantized and held_only:
-                plans = [p for p in plans if p.hold]
+            if quantized:
+                plans = [p for p in plans if p.hold in hold]
             if not frames.is_cuda:
                 costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
                 continue

@@ -72,7 +72,7 @@ class ChunkedResidualFunction(torch.autograd.Function):
         out = torch.empty_like(x, dtype=x.dtype)
         with torch.no_grad(), reuse_dequantized():  # frozen 4-bit weights: one dequantization for all chunks
             for start, end in ctx.bounds:
-                part = block.residual(rows_vary(x[start:end]), _slice(scales, start, end))
+                part = block.residual(rows_vary(x[start:end], block), _slice(scales, start, end))
                 out[start:end] = part
         ctx.save_for_backward(x)
         return out
@@ -84,7 +84,7 @@ class ChunkedResidualFunction(torch.autograd.Function):
         grad_x = torch.empty_like(x)
         with reuse_dequantized():  # one dequantization for every chunk's recomputation and backward
             for start, end in ctx.bounds:
-                part = rows_vary(x[start:end].detach().requires_grad_(True))
+                part = rows_vary(x[start:end].detach().requires_grad_(True), ctx.block)
                 with torch.enable_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=enabled):
                     out = ctx.block.residual(part, _slice(ctx.scales, start, end))
                 (grad_x[start:end],) = torch.autograd.grad(out, part, grad[start:end])
@@ -126,4 +126,4 @@ def chunked_block_forward(block: "Block", x: Tensor, grid: Tuple[int, int], chun
     out = ChunkedResidualFunction.apply(x, block, scales, chunks)
     if block.adapter is None:
         return out
-    return cp.checkpoint(block.adapter, rows_vary(out), grid, use_reentrant=False)
+    return cp.checkpoint(block.adapter, rows_vary(out, block), grid, use_reentrant=False)

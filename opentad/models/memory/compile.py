@@ -29,12 +29,14 @@ therefore turns on ``torch._inductor.config.emulate_precision_casts``
 (logged), which rounds where eager rounds: a compiled bf16 block then gave
 the eager output bit for bit, and under autocast the same parameter
 gradients, on the CPU (the input gradient to the order of float32 sums).
+Both settings are process-wide and stay after the blocks are un-compiled: a
+later ``torch.compile`` in the process (of a head, say) rounds as eager too.
 """
 from __future__ import annotations
 
 import logging
 import weakref
-from typing import List, Union
+from typing import List, Optional, Union
 
 import torch
 import torch._inductor.config  # noqa: F401  (torch._inductor.config below)
@@ -81,10 +83,10 @@ def configure_compiler(limit: int = RECOMPILE_LIMIT) -> None:
         inductor.emulate_precision_casts = True
 
 
-def rows_vary(x: torch.Tensor) -> torch.Tensor:
+def rows_vary(x: torch.Tensor, block: Optional[Block] = None) -> torch.Tensor:
     """Hint Dynamo that dim 0 of ``x`` (the rows of a block's input: clips, a profile slice or a row group)
-    changes between calls; no effect outside compiled code. Returns ``x``."""
-    if x.dim() > 0:
+    changes between calls; only when ``block`` is compiled (or None: the caller knows). Returns ``x``."""
+    if x.dim() > 0 and (block is None or _APPLIED.get(block, False) is not False):
         torch._dynamo.maybe_mark_dynamic(x, 0)
     return x
 

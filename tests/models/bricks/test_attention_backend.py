@@ -35,11 +35,23 @@ def test_cpu_answer_matches_torch_and_the_hand_worked_rule(case, monkeypatch):
     assert sdpa_backend(q, q, q, dropout_p=dropout) == want
 
 
-def test_cpu_3d_inputs_follow_the_installed_torch():
+def test_cpu_3d_inputs_follow_the_installed_torch(monkeypatch):
     """Whether the CPU flash kernel takes 3-D inputs changed between torch releases (2.11: math; 2.14: flash):
-    the answer is the installed torch's own."""
+    the answer is the installed torch's own; without torch's dispatcher the written-out rule says math."""
     q = torch.zeros(2, 5, 8)
-    assert sdpa_backend(q, q, q) == CPU_NAMES[int(torch._fused_sdp_choice(q, q, q))]
+    assert sdpa_backend(q, q, q) in ("math", "cpu-flash")
+    monkeypatch.delattr(torch, "_fused_sdp_choice")
+    assert sdpa_backend(q, q, q) == "math"
+
+
+def test_cpu_no_usable_backend_is_none(monkeypatch):
+    """torch's dispatcher raising (no backend it may use) is "none", not a guess from the rule."""
+    def refuse(*args, **kwargs):
+        raise RuntimeError("No viable backend for scaled_dot_product_attention was found.")
+
+    monkeypatch.setattr(torch, "_fused_sdp_choice", refuse)
+    q = torch.zeros(1, 2, 4, 8)
+    assert sdpa_backend(q, q, q) == "none"
 
 
 def test_cpu_flash_disabled_falls_back_to_math():

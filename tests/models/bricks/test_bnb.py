@@ -39,10 +39,15 @@ def run_scripts(script, *settings):
     running = [subprocess.Popen([sys.executable, "-c", script.format(root=ROOT, **fields)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env) for fields in settings]
     results = []
-    for process in running:
-        stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr[-2000:]
-        results.append((stdout.strip().splitlines()[-1] == "true", stderr))
+    try:
+        for process in running:
+            stdout, stderr = process.communicate(timeout=300)
+            assert process.returncode == 0, stderr[-2000:]
+            results.append((stdout.strip().splitlines()[-1] == "true", stderr))
+    finally:  # a failed check leaves no interpreter behind
+        for process in running:
+            process.kill()
+            process.wait()
     return results
 
 

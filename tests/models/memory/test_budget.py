@@ -140,23 +140,30 @@ def test_budget_on_the_cpu_uses_the_modelled_costs():
 @pytest.mark.parametrize("compiled", [False, True])
 def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
     """A compiled block whose 4-bit layers hold no dequantized copy breaks its graph at each of them: with
-    ``compile_blocks`` the planner first chooses among the held plans alone, and among all plans only when those
-    do not fit (here: made not to fit); without it, among all plans at once."""
+    ``compile_blocks`` the planner first costs and chooses among the held plans alone, and costs the others only
+    when those do not fit (here: made not to fit), each plan once; without it, all plans at once."""
     from opentad.models.memory import budget as budget_module
 
-    seen, real = [], budget_module.choose_plans
+    chosen, costed, real_choose, real_costs = [], [], budget_module.choose_plans, budget_module._cpu_costs
 
-    def spy(costs, **kwargs):
-        seen.append({plan.hold for group in costs for plan in group})
-        if seen[-1] == {True}:
+    def choose(costs, **kwargs):
+        chosen.append({plan.hold for group in costs for plan in group})
+        if chosen[-1] == {True}:
             raise BudgetError("as if the held copies did not fit")
-        return real(costs, **kwargs)
+        return real_choose(costs, **kwargs)
 
-    monkeypatch.setattr(budget_module, "choose_plans", spy)
+    def cost(block, plans, *args):
+        costed.extend(plans)
+        return real_costs(block, plans, *args)
+
+    monkeypatch.setattr(budget_module, "choose_plans", choose)
+    monkeypatch.setattr(budget_module, "_cpu_costs", cost)
     model = _model()
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, compile_blocks=compiled)
     policy.planner.prepare(model, torch.randn(4, 3, 4, 32, 32), policy)  # plans only: no block runs
-    assert seen == ([{True}, {False, True}] if compiled else [{False, True}])
+    assert chosen == ([{True}, {False, True}] if compiled else [{False, True}])
+    assert len(costed) == len(set(costed)) == 6  # keep, checkpoint, chunked (no offloading on the CPU), held or not:
+    # the two adapter blocks are one group, each plan costed once
     assert [policy.planner.plan_of(b).name for b in model.blocks[1:]] == ["keep+hold"] * 2
 
 

@@ -38,9 +38,13 @@ OPTIONS = {"checkpoint": dict(checkpoint=True), "chunked backward 2": dict(check
 
 @pytest.fixture(scope="module", autouse=True)
 def aot_eager():
+    """The aot_eager backend for this module; the process-wide compiler settings that compiling changes are given
+    back afterwards (set by hand: pytest's monkeypatch deletes torch's config entries on undo)."""
+    saved = torch._dynamo.config.recompile_limit, torch._inductor.config.emulate_precision_casts
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(compile_module, "BACKEND", "aot_eager")
         yield
+    torch._dynamo.config.recompile_limit, torch._inductor.config.emulate_precision_casts = saved
     torch._dynamo.reset()
 
 
@@ -185,17 +189,21 @@ def test_a_new_row_count_compiles_no_new_graph():
     backward runs every marked call: the whole block (the graph-free first one), its residual on row groups, and
     its adapter."""
     torch._dynamo.reset()
-    torch.manual_seed(0)
-    model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2]).train()
-    policy = MemoryPolicy(**OPTIONS["chunked backward 2"], compile_blocks=True)
-    apply_memory_policy(model, policy)
-    counts = []
-    for rows in (8, 16, 12):  # whole videos of 2 clips: 4, 8, 6 videos (fewer flip a size test in conv1d)
-        frames = torch.randn(rows, 3, 4, 32, 32)
-        policy.run_backbone(model, frames).sum().backward()
-        counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
-    assert counts[0] == counts[1] == counts[2] > 0, counts
-    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()  # reset() keeps the counters of earlier tests
+    try:
+        torch.manual_seed(0)
+        model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2]).train()
+        policy = MemoryPolicy(**OPTIONS["chunked backward 2"], compile_blocks=True)
+        apply_memory_policy(model, policy)
+        assert all(b._compiled_call_impl is not None for b in model.blocks)
+        counts = []
+        for rows in (8, 16, 12):  # whole videos of 2 clips: 4, 8, 6 videos (fewer flip a size test in conv1d)
+            frames = torch.randn(rows, 3, 4, 32, 32)
+            policy.run_backbone(model, frames).sum().backward()
+            counts.append(torch._dynamo.utils.counters["stats"]["unique_graphs"])
+        assert counts[0] == counts[1] == counts[2] > 0, counts
+    finally:
+        torch._dynamo.reset()
 
 
 @pytest.mark.parametrize("bad", ["fast", "", 1, 0, None, "Default"])
