@@ -1,0 +1,53 @@
+"""The report of :mod:`benchmarks.step`: ratios against the AdaTAD row, the Markdown tables and the JSON file."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+from benchmarks.step_profile import format_breakdown
+
+__all__ = ["ratios", "format_table", "write_json"]
+
+
+def ratios(rows: List[Dict[str, Any]]) -> None:
+    """``time_ratio`` / ``mem_ratio`` of each step row against the AdaTAD row of its size."""
+    base = {r["size"]: r for r in rows if r["config"] == "AdaTAD" and "error" not in r}
+    for r in rows:
+        ref = base.get(r["size"])
+        if ref is None or "error" in r or r["config"] == "ViT forward":
+            continue
+        r["time_ratio"] = r["step_s"] / ref["step_s"]
+        both = r["peak_gib"] is not None and ref["peak_gib"]
+        r["mem_ratio"] = r["peak_gib"] / ref["peak_gib"] if both else None
+
+
+def format_table(result: Dict[str, Any]) -> str:
+    """The markdown table of :func:`run`'s result, with the device and the measured matmul rate above it."""
+    lines = [f"device: {result['device']}; torch {result['torch']}, CUDA {result['cuda']}; bf16 matmul "
+             f"{result['peak_size']}^3: {result['peak_flops'] / 1e12:.1f} TFLOP/s (the MFU's peak, measured here)",
+             "", "| size | config | batch x frames x px | step (s) | time vs AdaTAD | peak (GiB) | memory vs AdaTAD "
+             "| loss, step 1 | MFU |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {r['config']} | | {r['error']} | | | | | |")
+            continue
+        ratio = (lambda v: "-" if v is None else f"{v:.2f}x")
+        peak = "n/a" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+        loss = "-" if r["loss"] is None else f"{r['loss']:.6g}"
+        lines.append(f"| {r['size']} | {r['config']} | {r['batch']} x {r['frames']} x {r['img_size']} "
+                     f"| {r['step_s']:.3f} | {ratio(r.get('time_ratio'))} | {peak} | {ratio(r.get('mem_ratio'))} "
+                     f"| {loss} | {100 * r['mfu']:.1f}% |")
+    breakdown = format_breakdown(result["rows"])
+    if breakdown:
+        lines += ["", "One profiled step (after the timed ones): device ms per kind of kernel (benchmarks/step_profile.py)",
+                  "", breakdown]
+    return "\n".join(lines)
+
+
+def write_json(result: Dict[str, Any], path: str) -> None:
+    """``result`` as JSON at ``path``, written to a temporary file and renamed (never half-written)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, path)
