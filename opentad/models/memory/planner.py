@@ -112,7 +112,15 @@ class Plan:
 
 
 class BudgetError(ValueError):
-    """No choice of plans fits the budget."""
+    """No choice of plans fits the budget.
+
+    Attributes:
+        needed: the least modelled peak of any choice, in bytes (None when not computed).
+    """
+
+    def __init__(self, message: str, needed: Optional[int] = None):
+        super().__init__(message)
+        self.needed = needed
 
 
 def candidate_plans(*, chunks: int = 4, quantized: bool = False, offload: bool = True) -> List[BlockPlan]:
@@ -205,12 +213,20 @@ def choose_plans(
         if best is None or (found[0], peak) < (best[0], best[1]):
             best = (found[0], peak, plans)
     if best is None:
-        smallest = fixed + sum(min(c.saved for c in b.values()) for b in costs) + floor
+        smallest = _least_peak(costs, fixed, caps, unit)
         raise BudgetError(
-            f"memory_budget_gib={budget / GiB:.2f}: the smallest plans need at least {smallest / GiB:.2f} GiB "
-            f"({fixed / GiB:.2f} GiB of it weights, frames and reserve); raise the budget, lower the batch or frames"
+            f"memory_budget_gib={budget / GiB:.2f}: the smallest plans need {smallest / GiB:.2f} GiB "
+            f"({fixed / GiB:.2f} GiB of it weights, frames and reserve); raise the budget, lower the batch or frames",
+            needed=smallest,
         )
     return Plan(plans=tuple(best[2]), seconds=best[0], peak=best[1], budget=budget)
+
+
+def _least_peak(costs: Sequence[Mapping[BlockPlan, PlanCost]], fixed: int, caps: Sequence[int], unit: int) -> int:
+    """The least modelled peak of any choice (kept bytes rounded up to ``unit`` per block, as the search does):
+    for each largest working set ``cap``, every block's smallest kept bytes among its plans within ``cap``."""
+    return min(fixed + cap + unit * sum(min(math.ceil(c.saved / unit) for c in block.values() if c.transient <= cap)
+                                        for block in costs) for cap in caps)
 
 
 def modelled_costs(

@@ -55,8 +55,11 @@ def test_fastest_within_budget_as_brute_force(seed):
     budget = fixed + rng.randint(0, 150) * MiB
     want = _brute_force(costs, budget, fixed)
     if want is None:
-        with pytest.raises(BudgetError, match="memory_budget_gib"):
+        with pytest.raises(BudgetError, match="memory_budget_gib") as info:
             choose_plans(costs, budget=budget, fixed=fixed, unit_bytes=MiB)
+        # the need it names is the least peak of any assignment, above the budget
+        least = min(_peak(costs, plans, fixed) for plans in itertools.product(*[list(block) for block in costs]))
+        assert info.value.needed == least > budget
         return
     plan = choose_plans(costs, budget=budget, fixed=fixed, unit_bytes=MiB)
     assert _peak(costs, plan.plans, fixed) == plan.peak <= budget  # never over budget, peak reported as modelled
@@ -87,8 +90,22 @@ def test_hand_worked_choice():
     assert plan.peak == 26 * MiB
     assert choose_plans([block] * 3, budget=17 * MiB, fixed=0, unit_bytes=MiB).seconds == 8.0
     assert choose_plans([block] * 3, budget=8 * MiB, fixed=0, unit_bytes=MiB).plans == (ckpt,) * 3
-    with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01.*at least 0\.01 GiB"):
+    with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01: the smallest plans need 0\.01 GiB") as info:
         choose_plans([block] * 3, budget=7 * MiB, fixed=0, unit_bytes=MiB)
+    assert info.value.needed == 8 * MiB  # all checkpoint: 3 x 1 kept + 5 working
+
+
+def test_the_named_need_comes_from_one_plan_per_block():
+    """The plan keeping least (offloaded: nothing) works in more memory than checkpointing: the least peak is not
+    least kept plus least working set, taken from different plans (1 MiB, below the refused budget), but the least
+    of the actual choices (4 MiB: all checkpoint)."""
+    offload, ckpt = BlockPlan(offload=True), BlockPlan()
+    block = {offload: PlanCost(seconds=3.0, saved=0, transient=8 * MiB),
+             ckpt: PlanCost(seconds=2.0, saved=1 * MiB, transient=1 * MiB)}
+    with pytest.raises(BudgetError) as info:
+        choose_plans([block] * 3, budget=3 * MiB, fixed=0, unit_bytes=MiB)
+    assert info.value.needed == 4 * MiB  # all checkpoint: 3 x 1 kept + 1 working (offloading: 0 + 8)
+    assert choose_plans([block] * 3, budget=4 * MiB, fixed=0, unit_bytes=MiB).plans == (ckpt,) * 3
 
 
 def test_many_distinct_blocks_still_find_the_exact_fit():
