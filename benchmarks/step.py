@@ -120,8 +120,9 @@ def step_flops(model: torch.nn.Module, cfg: Config, clips: int, img_size: int) -
     return flops.total + backward + (flops.embed if own_weights_train(vit.patch_embed) else 0)
 
 
-def _timed(fn, steps: int, warmup: int, device) -> Tuple[float, Any]:
-    """Median seconds of ``fn()`` over ``steps`` calls after ``warmup``, and the first call's result."""
+def _timed(fn, steps: int, warmup: int, device) -> Tuple[float, Any, float]:
+    """Median seconds of ``fn()`` over ``steps`` calls after ``warmup``, the first call's result, and the seconds
+    of the warm-up calls together (compilation and the memory planner's profile happen there)."""
     times, first = [], None
     for i in range(warmup + steps):
         sync(device)
@@ -129,15 +130,14 @@ def _timed(fn, steps: int, warmup: int, device) -> Tuple[float, Any]:
         result = fn()
         sync(device)
         first = result if i == 0 else first
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), first
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[warmup:]), first, sum(times[:warmup])
 
 
 def matmul_peak(device: torch.device, size: int, reps: int = 10) -> float:
     """The bf16 matrix-product rate (FLOP/s): median time of ``reps`` products of ``size``-square matrices."""
     a, b = (torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2))
-    seconds, _ = _timed(lambda: a @ b, reps, 2, device)
+    seconds, _, _ = _timed(lambda: a @ b, reps, 2, device)
     return 2 * size ** 3 / seconds
 
 
@@ -170,10 +170,11 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
                 clip_grad_norm=float(solver.get("clip_grad_norm", -1.0)), show_progress=False,
                 model_ema=ModelEma(model) if args.ema and solver.get("ema", False) else None)
     one_step = lambda: train_one_epoch([batch], epoch=0, **step)["cost"]  # noqa: E731
-    seconds, loss = _timed(one_step, args.steps, args.warmup, device)
+    seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device)
     clips = args.batch * shape[1] // vit_keys(cfg)["num_frames"]
-    row = dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds,
-               peak_gib=_peak(device), loss=float(loss), flops=step_flops(model, cfg, clips, shape[2]))
+    row = dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds, warmup_s=warmup_s,
+               peak_gib=_peak(device), loss=float(loss), flops=step_flops(model, cfg, clips, shape[2]),
+               plan=_plan_summary(model))
     if getattr(args, "profile", False):
         try:
             row["profile"] = kernel_breakdown(one_step, device)
@@ -181,6 +182,15 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
             logger.exception("profiling %s failed", path)
             row["profile_error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
     return row
+
+
+def _plan_summary(model: torch.nn.Module) -> Optional[str]:
+    """The memory planner's last choice (``"40 x checkpoint+hold"``...), or None without a budget."""
+    for module in model.modules():
+        planner = getattr(getattr(module, "memory", None), "planner", None)
+        if planner is not None and planner.last is not None:
+            return planner.last.summary()
+    return None
 
 
 def measure_forward(path: str, args: argparse.Namespace, device) -> Dict[str, Any]:
@@ -197,7 +207,7 @@ def measure_forward(path: str, args: argparse.Namespace, device) -> Dict[str, An
     x = torch.randn(clips, 3, keys["num_frames"], img, img, generator=torch.Generator().manual_seed(args.seed))
     x = x.to(device, torch.bfloat16)
     with torch.no_grad():
-        seconds, _ = _timed(lambda: vit(x), args.steps, args.warmup, device)
+        seconds, _, _ = _timed(lambda: vit(x), args.steps, args.warmup, device)
     flops = vit_forward_flops(clips=clips, img_size=img, **keys).total
     return dict(batch=args.batch, frames=frames, img_size=img, step_s=seconds,
                 peak_gib=_peak(device), loss=None, flops=flops)

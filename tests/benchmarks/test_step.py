@@ -53,9 +53,13 @@ def test_step_benchmark_end_to_end(tmp_path, capsys, load_tool):
     tool = load_tool("benchmark_step")
     out = tmp_path / "step.json"
     result = tool["main"]([*FAST, "--forward-only", "--profile", "--json", str(out),
-                           "--variants", "chunks2=model.backbone.custom.backward_chunks=2"])
+                           "--variants", "chunks2=model.backbone.custom.backward_chunks=2",
+                           "budget=model.backbone.custom.memory_budget_gib=8"])
     rows = {r["config"]: r for r in result["rows"]}
-    assert list(rows) == ["AdaTAD", "ViT forward", "QLoRA", "chunks2"]
+    assert list(rows) == ["AdaTAD", "ViT forward", "QLoRA", "chunks2", "budget"]
+    # the planner's choice is in the row (8 GiB hold everything: nothing recomputed), none without a budget
+    assert rows["budget"]["plan"] == "4 x keep+hold" and rows["QLoRA"]["plan"] is None
+    assert rows["budget"]["loss"] == rows["QLoRA"]["loss"] and rows["QLoRA"]["warmup_s"] == 0.0  # --warmup 0
     assert all(torch.isfinite(torch.tensor(rows[k]["loss"])) for k in ("AdaTAD", "QLoRA", "chunks2"))
     assert rows["chunks2"]["loss"] == rows["QLoRA"]["loss"] and rows["AdaTAD"]["time_ratio"] == 1.0
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
@@ -68,7 +72,7 @@ def test_step_benchmark_end_to_end(tmp_path, capsys, load_tool):
     assert "device: CPU" in table and "| custom | chunks2 | 2 x 128 x 64 |" in table
     # --profile: one more step per training row, its operator time mostly matrix products (the ViT's linears)
     assert "| custom | QLoRA |" in table.split("device ms per kind of kernel")[1]
-    for name in ("AdaTAD", "QLoRA", "chunks2"):
+    for name in ("AdaTAD", "QLoRA", "chunks2", "budget"):
         prof = rows[name]["profile"]
         assert prof["ms"]["gemm"] > 0 and sum(prof["ms"].values()) <= prof["wall_ms"] and prof["kernels"] > 0
     assert "profile" not in rows["ViT forward"]
