@@ -46,7 +46,8 @@ from opentad.models.bricks.vit import Block
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "check_compile_blocks", "compile_blocks", "configure_compiler", "rows_vary"]
+__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "check_compile_blocks", "compile_blocks", "configure_compiler",
+           "rows_vary"]
 
 #: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -141,9 +141,7 @@ class MemoryPolicy:
 
     def execute(self, block: Block, x: Tensor, grid: Tuple[int, int], *, checkpoint: bool, chunks: int) -> Tensor:
         """``block(x, grid)``, checkpointed (in ``chunks`` row groups when > 1) or not; see :meth:`run_block`."""
-        x = self.stream(x)
-        if self.compile_blocks is not False:
-            rows_vary(x)
+        x = rows_vary(self.stream(x), block)  # compiled blocks: one graph for every row count
         recording = checkpoint and torch.is_grad_enabled()
         if not recording or (self.checkpoint_needs_input_grad and not x.requires_grad):
             return self.stream(block(x, grid))
