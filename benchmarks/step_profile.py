@@ -92,16 +92,15 @@ def kernel_breakdown(fn: Callable[[], Any], device: torch.device) -> Dict[str, A
         sync(device)
         wall = (time.perf_counter() - start) * 1e3
     events = _device_events(prof, device)
-    ms = {c: 0.0 for c, _ in CATEGORIES}
-    ms["other"] = 0.0
-    for e in events:
-        own = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
-        ms[category_of(e.name)] += own / 1e3
-    busy = merged_length([(e.time_range.start, e.time_range.end) for e in events]) / 1e3
     by_name: Dict[str, float] = {}
     for e in events:
         own = e.self_device_time_total if device.type == "cuda" else e.self_cpu_time_total
         by_name[e.name] = by_name.get(e.name, 0.0) + own / 1e3
+    ms = {c: 0.0 for c, _ in CATEGORIES}
+    ms["other"] = 0.0
+    for name, own in by_name.items():
+        ms[category_of(name)] += own
+    busy = merged_length([(e.time_range.start, e.time_range.end) for e in events]) / 1e3
     top = sorted(by_name.items(), key=lambda kv: -kv[1])[:TOP]
     return dict(wall_ms=wall, busy_ms=busy, idle_ms=max(wall - busy, 0.0), kernels=len(events), ms=ms,
                 top=[(name[:160], round(t, 3)) for name, t in top])

@@ -144,7 +144,7 @@ class BudgetPlanner:
         shape = (tokens, grid, fixed)
         # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
         # try the held plans alone first, and the others (profiled then, not before) only when those do not fit
-        quantized = {sig: b for sig, b in groups.items() if any(is_quantized(m) for m in b.modules())}
+        quantized = {sig: b for sig, b in groups.items() if _quantized(b)}
         held_first = policy.compile_blocks is not False and bool(quantized)
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         try:
@@ -183,7 +183,7 @@ class BudgetPlanner:
         rows, dtype = frames.shape[0], policy.stream_dtype(frames)
         costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
         for signature, block in groups.items():
-            quantized = any(is_quantized(m) for m in block.modules())
+            quantized = _quantized(block)
             plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
             if quantized:
                 plans = [p for p in plans if p.hold in hold]
@@ -197,6 +197,11 @@ class BudgetPlanner:
             costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
                                                 hold_dtype=_hold_dtype(frames))
         return costs_of
+
+
+def _quantized(block: nn.Module) -> bool:
+    """Whether ``block`` has frozen 4-bit (or 8-bit) layers, and so plans holding their dequantized weights."""
+    return any(is_quantized(m) for m in block.modules())
 
 
 def _rows_per_video(block: nn.Module, clip_steps: int) -> int:
