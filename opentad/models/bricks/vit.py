@@ -259,6 +259,13 @@ class Block(nn.Module):
         x = x + self.drop_path(self.attn(self.norm1(x)), scales[0])
         return x + self.drop_path(self.mlp(self.norm2(x)), scales[1])
 
+    def residual_dropout(self) -> bool:
+        """Whether the attention and MLP draw random numbers now besides stochastic depth (active dropout)."""
+        if not self.training:
+            return False
+        drops = [m.p for part in (self.attn, self.mlp) for m in part.modules() if isinstance(m, nn.Dropout)]
+        return self.attn.attn_drop_rate > 0 or any(p > 0 for p in drops)
+
     def forward(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
         """Tokens ``[B, t*h*w, C]`` and the spatial token grid ``(h, w)`` (for the adapter) -> ``[B, t*h*w, C]``."""
         x = self.residual(x)

@@ -49,8 +49,9 @@ def chunk_bounds(rows: int, chunks: int) -> List[Tuple[int, int]]:
     return [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
-def _slice(scales: Scales, start: int, end: int) -> Scales:
-    return tuple(None if s is None else s[start:end] for s in scales)  # type: ignore[return-value]
+def _slice(scales: Scales, start: int, end: int, block: "Block") -> Scales:
+    """Rows ``start:end`` of the stochastic-depth factors (their rows vary, as the tokens' do)."""
+    return tuple(None if s is None else rows_vary(s[start:end], block) for s in scales)  # type: ignore[return-value]
 
 
 class ChunkedResidualFunction(torch.autograd.Function):
@@ -72,7 +73,7 @@ class ChunkedResidualFunction(torch.autograd.Function):
         out = torch.empty_like(x, dtype=x.dtype)
         with torch.no_grad(), reuse_dequantized():  # frozen 4-bit weights: one dequantization for all chunks
             for start, end in ctx.bounds:
-                part = block.residual(rows_vary(x[start:end], block), _slice(scales, start, end))
+                part = block.residual(rows_vary(x[start:end], block), _slice(scales, start, end, block))
                 out[start:end] = part
         ctx.save_for_backward(x)
         return out
@@ -86,7 +87,7 @@ class ChunkedResidualFunction(torch.autograd.Function):
             for start, end in ctx.bounds:
                 part = rows_vary(x[start:end].detach().requires_grad_(True), ctx.block)
                 with torch.enable_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=enabled):
-                    out = ctx.block.residual(part, _slice(ctx.scales, start, end))
+                    out = ctx.block.residual(part, _slice(ctx.scales, start, end, ctx.block))
                 (grad_x[start:end],) = torch.autograd.grad(out, part, grad[start:end])
         return grad_x, None, None, None
 
@@ -103,11 +104,7 @@ def residual_chunkable(block: "Block", x: Tensor, chunks: int) -> bool:
     frozen = (block.norm1, block.attn, block.norm2, block.mlp)
     if any(p.requires_grad for m in frozen for p in m.parameters()):
         return False
-    if block.training:  # the adapter may use dropout (LoRA's): its own checkpoint replays the RNG
-        drops = [m.p for part in frozen for m in part.modules() if isinstance(m, torch.nn.Dropout)]
-        if any(p > 0 for p in drops) or block.attn.attn_drop_rate > 0:
-            return False
-    return True
+    return not block.residual_dropout()  # the adapter may use dropout (LoRA's): its own checkpoint replays the RNG
 
 
 def chunked_block_forward(block: "Block", x: Tensor, grid: Tuple[int, int], chunks: int) -> Tensor:

@@ -1,11 +1,20 @@
 """``torch.compile`` of the transformer blocks, applied from outside (``MemoryPolicy.compile_blocks``).
 
-Each :class:`~opentad.models.bricks.vit.Block` is compiled in place
-(``nn.Module.compile``: the module tree and state-dict keys do not change),
-and so are the two pieces the chunked backward calls on their own,
-``block.residual`` and ``block.adapter``. Whatever the policy does around a
-block (non-reentrant checkpointing, the chunked backward, offloading hooks,
-``frozen_dtype``) stays outside the compiled code and works unchanged.
+Each :class:`~opentad.models.bricks.vit.Block` is compiled in place (the
+module tree and state-dict keys do not change): its forward becomes a short
+eager step that draws the stochastic-depth factors, then one compiled
+function of the block's attention, MLP and adapter (:func:`block_body`),
+shared by every block. The drop probability grows with depth, and inside
+the compiled code it would be a constant: one compilation per block (40 for
+ViT-g, each minutes of Inductor time). Drawn outside, it is not in the graph.
+The factors are drawn as the eager block draws them (in order, by the same
+kernel), so the masks are the same; a block whose attention or MLP itself
+uses dropout keeps its draws inside, in eager order, at one compilation per
+drop probability. The two pieces the chunked backward calls on their own,
+``block.residual`` and ``block.adapter``, are compiled as well. Whatever the
+policy does around a block (non-reentrant checkpointing, the chunked
+backward, offloading hooks, ``frozen_dtype``) stays outside the compiled code
+and works unchanged.
 
 bitsandbytes' 4-bit weights (``Params4bit``, a tensor subclass) cannot be
 traced by Dynamo, so a 4-bit layer's packed matmul runs eagerly (one graph
@@ -29,14 +38,18 @@ therefore turns on ``torch._inductor.config.emulate_precision_casts``
 (logged), which rounds where eager rounds: a compiled bf16 block then gave
 the eager output bit for bit, and under autocast the same parameter
 gradients, on the CPU (the input gradient to the order of float32 sums).
-Both settings are process-wide and stay after the blocks are un-compiled: a
+Random numbers drawn inside compiled code (LoRA's dropout in the adapter)
+come from Inductor's own generator unless ``torch._inductor.config.fallback_random``
+is on: compiling turns it on (logged), so the masks are eager's.
+These settings are process-wide and stay after the blocks are un-compiled: a
 later ``torch.compile`` in the process (of a head, say) rounds as eager too.
 """
 from __future__ import annotations
 
 import logging
+import types
 import weakref
-from typing import List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch._inductor.config  # noqa: F401  (torch._inductor.config below)
@@ -46,8 +59,8 @@ from opentad.models.bricks.vit import Block
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "check_compile_blocks", "compile_blocks", "configure_compiler",
-           "rows_vary"]
+__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks", "compile_blocks",
+           "configure_compiler", "is_compiled", "rows_vary"]
 
 #: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -60,6 +73,11 @@ RECOMPILE_LIMIT = 64
 
 _APPLIED: "weakref.WeakKeyDictionary[Block, Union[bool, str]]" = weakref.WeakKeyDictionary()
 
+#: the compiled :func:`block_body` per (setting, backend), shared by every block
+_BODIES: Dict[Tuple[Union[bool, str], str], Callable] = {}
+
+Scales = Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]
+
 
 def check_compile_blocks(value: Union[bool, str]) -> None:
     """Raises ValueError unless ``value`` is False, True or one of :data:`COMPILE_MODES`."""
@@ -71,7 +89,7 @@ def check_compile_blocks(value: Union[bool, str]) -> None:
 
 def configure_compiler(limit: int = RECOMPILE_LIMIT) -> None:
     """Raise Dynamo's per-function compilation limit to ``limit`` (kept when already higher) and make Inductor
-    round low-precision intermediates as eager does; each change is logged."""
+    round low-precision intermediates and draw random numbers as eager does; each change is logged."""
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
     if getattr(config, name) < limit:
@@ -79,28 +97,53 @@ def configure_compiler(limit: int = RECOMPILE_LIMIT) -> None:
                     name, getattr(config, name), limit)
         setattr(config, name, limit)
     inductor = torch._inductor.config
-    if hasattr(inductor, "emulate_precision_casts") and not inductor.emulate_precision_casts:
-        logger.info("compile_blocks: torch._inductor.config.emulate_precision_casts -> True (round as eager does)")
-        inductor.emulate_precision_casts = True
+    for flag, why in (("emulate_precision_casts", "round as eager does"), ("fallback_random", "eager's random masks")):
+        if hasattr(inductor, flag) and not getattr(inductor, flag):
+            logger.info("compile_blocks: torch._inductor.config.%s -> True (%s)", flag, why)
+            setattr(inductor, flag, True)
 
 
 def rows_vary(x: torch.Tensor, block: Optional[Block] = None) -> torch.Tensor:
     """Hint Dynamo that dim 0 of ``x`` (the rows of a block's input: clips, a profile slice or a row group)
     changes between calls; only when ``block`` is compiled (or None: the caller knows). Returns ``x``."""
-    if x.dim() > 0 and (block is None or _APPLIED.get(block, False) is not False):
+    if x.dim() > 0 and (block is None or is_compiled(block)):
         torch._dynamo.maybe_mark_dynamic(x, 0)
     return x
 
 
+def is_compiled(block: Block) -> bool:
+    """Whether :func:`compile_blocks` compiled ``block`` (and has not un-compiled it)."""
+    return _APPLIED.get(block, False) is not False
+
+
+def block_body(block: Block, x: torch.Tensor, grid: Tuple[int, int], scales: Scales) -> torch.Tensor:
+    """What a compiled block computes: attention and MLP with their residuals (stochastic-depth ``scales`` as
+    drawn, or None: drawn here), then the adapter. Tokens ``[B, N, C]`` -> ``[B, N, C]``."""
+    x = Block.residual(block, x, scales)
+    return x if block.adapter is None else block.adapter(x, grid)
+
+
+def _compiled_forward(block: Block, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+    """A compiled block's forward: the stochastic-depth factors drawn eagerly, then the shared compiled body."""
+    scales: Scales = (None, None)
+    if not block.residual_dropout():  # else the body draws them, in eager order with the dropout masks
+        scales = tuple(None if s is None else rows_vary(s) for s in (block.drop_path.scales(x),
+                                                                      block.drop_path.scales(x)))
+    return _BODIES[block._compile_setting](block, x, grid, scales)
+
+
 def _set(block: Block, setting: Union[bool, str]) -> None:
-    for module in (block, block.adapter):
-        if module is not None:
-            module._compiled_call_impl = None
-    block.__dict__.pop("residual", None)
+    if block.adapter is not None:
+        block.adapter._compiled_call_impl = None
+    for name in ("forward", "residual", "_compile_setting"):
+        block.__dict__.pop(name, None)
     if setting is False:
         return
     options = dict(backend=BACKEND, mode=None if setting in (True, "default") else setting)
-    block.compile(**options)
+    if (setting, BACKEND) not in _BODIES:
+        _BODIES[(setting, BACKEND)] = torch.compile(block_body, **options)
+    block._compile_setting = (setting, BACKEND)
+    block.forward = types.MethodType(_compiled_forward, block)
     block.residual = torch.compile(Block.residual.__get__(block), **options)
     if block.adapter is not None:
         block.adapter.compile(**options)

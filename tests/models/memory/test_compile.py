@@ -40,11 +40,12 @@ OPTIONS = {"checkpoint": dict(checkpoint=True), "chunked backward 2": dict(check
 def aot_eager():
     """The aot_eager backend for this module; the process-wide compiler settings that compiling changes are given
     back afterwards (set by hand: pytest's monkeypatch deletes torch's config entries on undo)."""
-    saved = torch._dynamo.config.recompile_limit, torch._inductor.config.emulate_precision_casts
+    inductor = torch._inductor.config
+    saved = torch._dynamo.config.recompile_limit, inductor.emulate_precision_casts, inductor.fallback_random
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(compile_module, "BACKEND", "aot_eager")
         yield
-    torch._dynamo.config.recompile_limit, torch._inductor.config.emulate_precision_casts = saved
+    torch._dynamo.config.recompile_limit, inductor.emulate_precision_casts, inductor.fallback_random = saved
     torch._dynamo.reset()
 
 
@@ -98,7 +99,7 @@ def _compare(pair, option, dtype, n, monkeypatch):
     eager_chunked = len(chunked)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     loss, grads = _step(compiled, MemoryPolicy(**OPTIONS[option], compile_blocks=True), dtype)
-    assert all(b._compiled_call_impl is not None for b in compiled.blocks)
+    assert all(compile_module.is_compiled(b) and "forward" in vars(b) for b in compiled.blocks)
     assert len(chunked) == 2 * eager_chunked and (eager_chunked > 0) == ("chunked" in option)  # same path ran
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= graphs  # compiled now or reused
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
@@ -134,7 +135,7 @@ def test_state_dict_keys_unchanged_and_eager_again(adapter_pair, caplog):
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("compile_blocks=")] == [
         "compile_blocks='max-autotune-no-cudagraphs': 3 blocks compiled (blocks.0 .. blocks.2; backend aot_eager)"]
     apply_memory_policy(model, MemoryPolicy())
-    assert all(b._compiled_call_impl is None and "residual" not in vars(b) for b in model.blocks)
+    assert not any(compile_module.is_compiled(b) or {"forward", "residual"} & set(vars(b)) for b in model.blocks)
     assert all(b.adapter is None or b.adapter._compiled_call_impl is None for b in model.blocks)
     assert list(model.state_dict()) == keys and all(type(b) is Block for b in model.blocks)
     assert all(type(b.mlp) is FrozenMLP for b in model.blocks)  # eager again: the chunked MLP again
@@ -162,24 +163,56 @@ def test_held_qlora_blocks_compile_without_graph_breaks():
 
 def test_compiling_configures_the_compiler_never_undoes_it(adapter_pair):
     """Dynamo stops compiling a function after its limit and runs it eager from then on: compiling blocks raises
-    the limit to RECOMPILE_LIMIT, and leaves a higher one alone; Inductor rounds low-precision intermediates as eager
-    does. Un-compiling changes neither. (Values set and restored by hand: pytest's monkeypatch deletes torch's
-    config entries on undo.)"""
+    the limit to RECOMPILE_LIMIT, and leaves a higher one alone; Inductor rounds low-precision intermediates and
+    draws random numbers as eager does. Un-compiling changes none of them. (Values set and restored by hand:
+    pytest's monkeypatch deletes torch's config entries on undo.)"""
     _, model = adapter_pair
     dynamo, inductor = torch._dynamo.config, torch._inductor.config
-    saved = dynamo.recompile_limit, inductor.emulate_precision_casts
+    flags = ("emulate_precision_casts", "fallback_random")
+    saved = dynamo.recompile_limit, [getattr(inductor, f) for f in flags]
     try:
         for before, after in ((8, compile_module.RECOMPILE_LIMIT), (1000, 1000)):
-            dynamo.recompile_limit, inductor.emulate_precision_casts = before, False
+            dynamo.recompile_limit = before
+            for flag in flags:
+                setattr(inductor, flag, False)
             apply_memory_policy(model, MemoryPolicy())
-            assert inductor.emulate_precision_casts is False
+            assert not any(getattr(inductor, f) for f in flags)
             apply_memory_policy(model, MemoryPolicy(compile_blocks=True))
-            assert dynamo.recompile_limit == after and inductor.emulate_precision_casts is True
+            assert dynamo.recompile_limit == after and all(getattr(inductor, f) is True for f in flags)
         dynamo.recompile_limit = 8
         apply_memory_policy(model, MemoryPolicy())
-        assert dynamo.recompile_limit == 8 and inductor.emulate_precision_casts is True
+        assert dynamo.recompile_limit == 8 and all(getattr(inductor, f) is True for f in flags)
     finally:
-        dynamo.recompile_limit, inductor.emulate_precision_casts = saved
+        dynamo.recompile_limit = saved[0]
+        for flag, value in zip(flags, saved[1]):
+            setattr(inductor, flag, value)
+
+
+def _graphs_of_a_step(depth, option, attn_drop_rate=0.0):
+    """Graphs Dynamo compiles for one forward in training mode of a fresh compiled ViT-adapter of ``depth`` blocks whose
+    stochastic-depth probability grows with depth (0 at block 0, as the configs' ``drop_path_rate`` does)."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    torch.manual_seed(0)
+    model = VisionTransformerAdapter(**dict(TINY, depth=depth), total_frames=8, adapter_index=list(range(depth)),
+                                     drop_path_rate=0.3, attn_drop_rate=attn_drop_rate).train()
+    assert len({b.drop_path.drop_prob for b in model.blocks}) == depth
+    policy = MemoryPolicy(**OPTIONS[option], compile_blocks=True)
+    apply_memory_policy(model, policy)
+    with torch.no_grad():  # training mode draws the factors; forward graphs suffice (quicker to compile)
+        policy.run_backbone(model, torch.randn(8, 3, 4, 32, 32))
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+def test_every_block_shares_the_graphs_whatever_its_drop_probability():
+    """The drop probability differs per block; drawn outside the compiled code, it is not a constant of the graph:
+    three blocks compile no more graphs than two (drawn inside, each block's probability is a new graph: a
+    residual with its own dropout keeps its draws inside, the control)."""
+    try:
+        assert _graphs_of_a_step(3, "checkpoint") == _graphs_of_a_step(2, "checkpoint") > 0
+        assert _graphs_of_a_step(3, "checkpoint", 0.1) > _graphs_of_a_step(2, "checkpoint", 0.1)
+    finally:
+        torch._dynamo.reset()
 
 
 def test_a_new_row_count_compiles_no_new_graph():
@@ -195,7 +228,7 @@ def test_a_new_row_count_compiles_no_new_graph():
         model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2]).train()
         policy = MemoryPolicy(**OPTIONS["chunked backward 2"], compile_blocks=True)
         apply_memory_policy(model, policy)
-        assert all(b._compiled_call_impl is not None for b in model.blocks)
+        assert all(compile_module.is_compiled(b) for b in model.blocks)
         counts = []
         for rows in (8, 16, 12):  # whole videos of 2 clips: 4, 8, 6 videos (fewer flip a size test in conv1d)
             frames = torch.randn(rows, 3, 4, 32, 32)
