@@ -66,6 +66,17 @@ _WARNED_LOCK = threading.Lock()
 DURATION_SLACK_FRAMES = 2
 
 
+def _open(av, path: str):
+    """``av.open`` ignoring undecodable metadata: PyAV before 19 takes ``metadata_errors``; 19 removed the
+    keyword."""
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except TypeError as exc:
+        if "metadata_errors" not in str(exc):
+            raise
+        return av.open(path)
+
+
 class VideoReadError(RuntimeError):
     """A video file that cannot be opened or decoded (the message names the file)."""
 
@@ -99,7 +110,7 @@ class VideoReader:
         self.num_threads = int(num_threads)
         av = _av()
         try:
-            self._container = av.open(path, metadata_errors="ignore")
+            self._container = _open(av, path)
             if not self._container.streams.video:
                 raise VideoReadError(f"{path} has no video stream")
             self._stream = self._container.streams.video[0]

@@ -77,7 +77,7 @@ class WrapperOptions:
             fits (:mod:`opentad.models.memory.budget`; docs/qlora.md).
             Not part of upstream's keys.
         compile_blocks: ``torch.compile`` each transformer block: False (default), True, or a mode
-            (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``;
+            (``"default"``, ``"max-autotune-no-cudagraphs"``; the CUDA-graph modes are refused;
             :mod:`opentad.models.memory.compile`, docs/qlora.md). Not part of upstream's keys.
 
     The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`

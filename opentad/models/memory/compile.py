@@ -59,11 +59,16 @@ from opentad.models.bricks.vit import Block
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks", "compile_blocks",
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks", "compile_blocks",
            "configure_compiler", "is_compiled", "rows_vary"]
 
 #: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
+
+#: modes that capture CUDA graphs, refused: a graph's outputs live in buffers that its next run overwrites, and
+#: a checkpointed block runs again (recomputation) while its first outputs are still in use (H100, torch 2.11:
+#: "accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 #: the backend of ``torch.compile`` (tests set ``"aot_eager"``: no C++ toolchain, quick)
 BACKEND = "inductor"
@@ -83,6 +88,9 @@ def check_compile_blocks(value: Union[bool, str]) -> None:
     """Raises ValueError unless ``value`` is False, True or one of :data:`COMPILE_MODES`."""
     if value is False or value is True or (isinstance(value, str) and value in COMPILE_MODES):
         return
+    if isinstance(value, str) and value in CUDA_GRAPH_MODES:
+        raise ValueError(f"compile_blocks={value!r} captures CUDA graphs, whose outputs the next run overwrites while "
+                         "a recomputed block still needs them; use True or 'max-autotune-no-cudagraphs'")
     valid = ", ".join(repr(v) for v in (False, True) + COMPILE_MODES)
     raise ValueError(f"compile_blocks={value!r} is not valid; valid values: {valid}")
 
