@@ -32,15 +32,16 @@ a block input's rows (clips) vary (:func:`rows_vary`): one graph serves every
 row count instead of one per count.
 
 By default Inductor keeps a fused chain of bf16/fp16 ops in float32 and
-rounds once at the end, where eager rounds after every op: the seeded loss
-of a compiled step moved (ViT-g, H100: 0.479539 to 0.472389). Compiling
-therefore turns on ``torch._inductor.config.emulate_precision_casts``
-(logged), which rounds where eager rounds: a compiled bf16 block then gave
-the eager output bit for bit, and under autocast the same parameter
-gradients, on the CPU (the input gradient to the order of float32 sums).
-Random numbers drawn inside compiled code (LoRA's dropout in the adapter)
-come from Inductor's own generator unless ``torch._inductor.config.fallback_random``
-is on: compiling turns it on (logged), so the masks are eager's.
+rounds once at the end, where eager rounds after every op; compiling turns
+on ``torch._inductor.config.emulate_precision_casts`` (logged), which rounds
+where eager rounds: a compiled bf16 block then gave the eager output bit for
+bit, and under autocast the same parameter gradients, on the CPU (the input
+gradient to the order of float32 sums). Random numbers drawn inside compiled
+code (LoRA's dropout in the adapter) come from Inductor's own generator
+unless ``torch._inductor.config.fallback_random`` is on: compiling turns it
+on (logged), so the masks are eager's. On the GPU the seeded loss of a
+compiled step still differs from eager's in the 4th to 5th digit (ViT-g,
+H100: 0.479539 eager, 0.479361 compiled): an approximate option, opt-in.
 These settings are process-wide and stay after the blocks are un-compiled: a
 later ``torch.compile`` in the process (of a head, say) rounds as eager too.
 """
