@@ -4,7 +4,8 @@ Each :class:`~opentad.models.bricks.vit.Block` is compiled in place (the
 module tree and state-dict keys do not change): its forward becomes a short
 eager step that draws the stochastic-depth factors, then one compiled
 function of the block's attention, MLP and adapter (:func:`block_body`),
-shared by every block. The drop probability grows with depth, and inside
+shared by every block, which takes the block as an argument (so a deep copy
+of a compiled model, the EMA's, computes with its own weights). The drop probability grows with depth, and inside
 the compiled code it would be a constant: one compilation per block (40 for
 ViT-g, each minutes of Inductor time). Drawn outside, it is not in the graph.
 The factors are drawn as the eager block draws them (in order, by the same
@@ -49,7 +50,6 @@ from __future__ import annotations
 
 import logging
 import types
-import weakref
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -77,10 +77,8 @@ BACKEND = "inductor"
 #: Dynamo's per-function compilation limit while blocks are compiled
 RECOMPILE_LIMIT = 64
 
-_APPLIED: "weakref.WeakKeyDictionary[Block, Union[bool, str]]" = weakref.WeakKeyDictionary()
-
-#: the compiled :func:`block_body` per (setting, backend), shared by every block
-_BODIES: Dict[Tuple[Union[bool, str], str], Callable] = {}
+#: the compiled functions per (setting, backend), shared by every block: each takes the module as an argument
+_COMPILED: Dict[Tuple[Union[bool, str], str], Dict[str, Callable]] = {}
 
 Scales = Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]
 
@@ -121,15 +119,23 @@ def rows_vary(x: torch.Tensor, block: Optional[Block] = None) -> torch.Tensor:
 
 
 def is_compiled(block: Block) -> bool:
-    """Whether :func:`compile_blocks` compiled ``block`` (and has not un-compiled it)."""
-    return _APPLIED.get(block, False) is not False
+    """Whether :func:`compile_blocks` compiled ``block`` (and has not un-compiled it), or a copy of it."""
+    return "_compile_key" in vars(block)
 
 
 def block_body(block: Block, x: torch.Tensor, grid: Tuple[int, int], scales: Scales) -> torch.Tensor:
     """What a compiled block computes: attention and MLP with their residuals (stochastic-depth ``scales`` as
     drawn, or None: drawn here), then the adapter. Tokens ``[B, N, C]`` -> ``[B, N, C]``."""
     x = Block.residual(block, x, scales)
-    return x if block.adapter is None else block.adapter(x, grid)
+    return x if block.adapter is None else type(block.adapter).forward(block.adapter, x, grid)
+
+
+def _residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torch.Tensor:
+    return Block.residual(block, x, scales)
+
+
+def _adapter_body(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+    return type(adapter).forward(adapter, x, grid)
 
 
 def _compiled_forward(block: Block, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
@@ -138,24 +144,40 @@ def _compiled_forward(block: Block, x: torch.Tensor, grid: Tuple[int, int]) -> t
     if not block.residual_dropout():  # else the body draws them, in eager order with the dropout masks
         scales = tuple(None if s is None else rows_vary(s) for s in (block.drop_path.scales(x),
                                                                       block.drop_path.scales(x)))
-    return _BODIES[block._compile_setting](block, x, grid, scales)
+    return _COMPILED[block._compile_key]["block"](block, x, grid, scales)
+
+
+def _compiled_residual(block: Block, x: torch.Tensor, scales: Scales = (None, None)) -> torch.Tensor:
+    """A compiled block's ``residual`` (the chunked backward calls it on row groups)."""
+    return _COMPILED[block._compile_key]["residual"](block, x, scales)
+
+
+def _compiled_adapter(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+    """A compiled block's adapter's ``forward`` (the chunked backward checkpoints it on its own)."""
+    return _COMPILED[adapter._compile_key]["adapter"](adapter, x, grid)
 
 
 def _set(block: Block, setting: Union[bool, str]) -> None:
-    if block.adapter is not None:
-        block.adapter._compiled_call_impl = None
-    for name in ("forward", "residual", "_compile_setting"):
+    """Compile ``block`` with ``setting`` (False: back to eager). All state is a key and methods bound to the
+    block and its adapter (instance attributes, never in the state dict), so a deep copy of the model (the EMA's)
+    computes with its own weights."""
+    for name in ("forward", "residual", "_compile_key"):
         block.__dict__.pop(name, None)
+    for name in ("forward", "_compile_key") if block.adapter is not None else ():
+        block.adapter.__dict__.pop(name, None)
     if setting is False:
         return
-    options = dict(backend=BACKEND, mode=None if setting in (True, "default") else setting)
-    if (setting, BACKEND) not in _BODIES:
-        _BODIES[(setting, BACKEND)] = torch.compile(block_body, **options)
-    block._compile_setting = (setting, BACKEND)
+    key = (setting, BACKEND)
+    if key not in _COMPILED:
+        options = dict(backend=BACKEND, mode=None if setting in (True, "default") else setting)
+        _COMPILED[key] = {name: torch.compile(fn, **options) for name, fn in
+                          (("block", block_body), ("residual", _residual_body), ("adapter", _adapter_body))}
+    block._compile_key = key
     block.forward = types.MethodType(_compiled_forward, block)
-    block.residual = torch.compile(Block.residual.__get__(block), **options)
+    block.residual = types.MethodType(_compiled_residual, block)
     if block.adapter is not None:
-        block.adapter.compile(**options)
+        block.adapter._compile_key = key
+        block.adapter.forward = types.MethodType(_compiled_adapter, block.adapter)
 
 
 def compile_blocks(backbone: nn.Module, setting: Union[bool, str]) -> List[str]:
@@ -180,9 +202,8 @@ def compile_blocks(backbone: nn.Module, setting: Union[bool, str]) -> List[str]:
         configure_compiler()
     changed = []
     for name, block in backbone.named_modules():
-        if isinstance(block, Block) and _APPLIED.get(block, False) != setting:
+        if isinstance(block, Block) and vars(block).get("_compile_key", (False,))[0] != setting:
             _set(block, setting)
-            _APPLIED[block] = setting
             changed.append(name)
     if changed:
         logger.info("compile_blocks=%r: %d blocks %s (%s .. %s; backend %s)", setting, len(changed),

@@ -79,8 +79,9 @@ def qlora_pair():
     return model, copy.deepcopy(model)
 
 
-def _step(model, policy, dtype):
-    apply_memory_policy(model, policy)
+def _step(model, policy, dtype, apply=True):
+    if apply:
+        apply_memory_policy(model, policy)
     model.zero_grad(set_to_none=True)
     frames = torch.randn(4, 3, 4, 32, 32, dtype=dtype, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(5)  # stochastic depth, LoRA dropout
@@ -136,7 +137,7 @@ def test_state_dict_keys_unchanged_and_eager_again(adapter_pair, caplog):
         "compile_blocks='max-autotune-no-cudagraphs': 3 blocks compiled (blocks.0 .. blocks.2; backend aot_eager)"]
     apply_memory_policy(model, MemoryPolicy())
     assert not any(compile_module.is_compiled(b) or {"forward", "residual"} & set(vars(b)) for b in model.blocks)
-    assert all(b.adapter is None or b.adapter._compiled_call_impl is None for b in model.blocks)
+    assert not any(b.adapter is not None and {"forward", "_compile_key"} & set(vars(b.adapter)) for b in model.blocks)
     assert list(model.state_dict()) == keys and all(type(b) is Block for b in model.blocks)
     assert all(type(b.mlp) is FrozenMLP for b in model.blocks)  # eager again: the chunked MLP again
 
@@ -159,6 +160,37 @@ def test_held_qlora_blocks_compile_without_graph_breaks():
     _step(model.train(), MemoryPolicy(checkpoint=True, compile_blocks=True), torch.float32)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
     assert sum(torch._dynamo.utils.counters["graph_break"].values()) == 0
+
+
+def test_a_deep_copy_of_a_compiled_model_computes_with_its_own_weights():
+    """The EMA deep-copies the built, compiled model. The copy's blocks, their residuals (the chunked backward's
+    row groups) and adapters compute with the copy's weights: its loss and gradients after all its weights change
+    are an eager model's with those weights (a compiled method bound to the original block computes with the
+    original's weights: an error at the size of the change)."""
+    def build():
+        return VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2], drop_path_rate=0.3).double()
+
+    torch.manual_seed(0)
+    model = _perturbed(build())
+    policy = MemoryPolicy(**OPTIONS["chunked backward 2"], compile_blocks=True)
+    apply_memory_policy(model, policy)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():  # frozen weights too: the chunked backward's residual must use the twin's
+        for p in twin.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    assert all(compile_module.is_compiled(b) for b in twin.blocks)
+    assert all("forward" in vars(b.adapter) for b in twin.blocks if b.adapter is not None)  # adapters stay compiled
+    reference = build()  # built apart: nothing compiled is shared with the twin
+    reference.load_state_dict(twin.state_dict())
+    ref_loss, ref_grads = _step(reference.train(), MemoryPolicy(**OPTIONS["chunked backward 2"]), torch.float64)
+    loss, grads = _step(twin, policy, torch.float64, apply=False)  # as the EMA's copy runs: never applied again
+    apply_memory_policy(twin, MemoryPolicy())
+    assert not any(compile_module.is_compiled(b) for b in twin.blocks)  # a copy un-compiles too
+    n = 10**3  # error model of _compare (float64)
+    assert set(grads) == set(ref_grads) and grads
+    for name, want in [("loss", ref_loss), *ref_grads.items()]:
+        got = loss if name == "loss" else grads[name]
+        assert float((got - want).abs().max()) <= n * EPS64 * n * max(float(want.abs().max()), 1e-6), name
 
 
 def test_compiling_configures_the_compiler_never_undoes_it(adapter_pair):
