@@ -67,8 +67,11 @@ DURATION_SLACK_FRAMES = 2
 
 
 def _open(av, path: str):
-    """``av.open`` ignoring undecodable metadata: PyAV before 19 takes ``metadata_errors``; 19 removed the
-    keyword."""
+    """``av.open(path)`` ignoring undecodable metadata where PyAV can (``metadata_errors``, removed in PyAV 19).
+
+    Raises:
+        TypeError: any other than the removed keyword's; PyAV's errors as ``av.open`` raises them.
+    """
     try:
         return av.open(path, metadata_errors="ignore")
     except TypeError as exc:

@@ -186,7 +186,6 @@ def test_pyav_without_metadata_errors_opens_the_file(video_dir, monkeypatch):
     """PyAV 19 removed ``av.open``'s ``metadata_errors`` keyword (a TypeError there): the reader opens the file
     without it and reads the same frames; any other TypeError is not swallowed."""
     path = os.path.join(video_dir, "clip.mp4")
-    want = VideoReader(path)
     real_open, calls = av.open, []
 
     def open_19(file, *args, **kwargs):
@@ -195,12 +194,12 @@ def test_pyav_without_metadata_errors_opens_the_file(video_dir, monkeypatch):
             raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(av, "open", open_19)
-    got = VideoReader(path)
-    assert calls == [["metadata_errors"], []]
-    assert len(got) == len(want) and got.avg_fps == want.avg_fps
-    assert torch.equal(got.get_batch([0, len(got) - 1]), want.get_batch([0, len(want) - 1]))
-    got.close(), want.close()
+    with VideoReader(path) as want:
+        monkeypatch.setattr(av, "open", open_19)
+        with VideoReader(path) as got:
+            assert calls == [["metadata_errors"], []]
+            assert len(got) == len(want) and got.avg_fps == want.avg_fps
+            assert torch.equal(got.get_batch([0, len(got) - 1]), want.get_batch([0, len(want) - 1]))
 
     def open_broken(file, *args, **kwargs):
         raise TypeError("open() argument 'file' must be str")

@@ -62,17 +62,29 @@ class DropPath(nn.Module):
         super().__init__()
         self.drop_prob = float(drop_prob)
 
-    def scales(self, x: Tensor) -> Optional[Tensor]:
-        """Draw the per-sample factors for ``x`` (``[B, 1, ...]``: 0 or ``1 / keep``); None when inactive."""
+    def scales(self, x: Tensor, dtype: Optional[torch.dtype] = None) -> Optional[Tensor]:
+        """Draw the per-sample factors for ``x`` (``[B, 1, ...]``: 0 or ``1 / keep``, in ``dtype``, default
+        ``x``'s); None when inactive."""
         if self.drop_prob == 0.0 or not self.training:
             return None
         keep = 1.0 - self.drop_prob
-        mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+        mask = torch.empty(shape, device=x.device, dtype=dtype or x.dtype).bernoulli_(keep)
         return mask / keep
 
+    def scales_ahead(self, x: Tensor) -> Optional[Tensor]:
+        """The factors for a branch of ``x``'s rows, drawn before the branch exists (its dtype unknown yet).
+
+        Drawn in float32 (float64 for float64 ``x``): eager divides in float32
+        for float16, bfloat16 and float32 alike, and draws the same numbers for
+        them (one per row), so :meth:`forward`'s cast to the branch's dtype
+        gives the factors the branch would have drawn itself, bit for bit.
+        """
+        return self.scales(x, torch.float64 if x.dtype == torch.float64 else torch.float32)
+
     def forward(self, x: Tensor, scale: Optional[Tensor] = None) -> Tensor:
-        """Drop samples of ``x``, with factors drawn now or given (``scale`` from :meth:`scales`)."""
-        scale = self.scales(x) if scale is None else scale
+        """Drop samples of ``x``, with factors drawn now or given (``scale`` from :meth:`scales_ahead`)."""
+        scale = self.scales(x) if scale is None else scale.to(x.dtype)
         return x if scale is None else x * scale
 
     def extra_repr(self) -> str:

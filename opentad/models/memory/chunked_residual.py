@@ -119,7 +119,7 @@ def chunked_block_forward(block: "Block", x: Tensor, grid: Tuple[int, int], chun
     Returns:
         ``[B * clips, N, C]``.
     """
-    scales = (block.drop_path.scales(x), block.drop_path.scales(x))
+    scales = (block.drop_path.scales_ahead(x), block.drop_path.scales_ahead(x))
     out = ChunkedResidualFunction.apply(x, block, scales, chunks)
     if block.adapter is None:
         return out

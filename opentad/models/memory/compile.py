@@ -8,8 +8,9 @@ shared by every block, which takes the block as an argument (so a deep copy
 of a compiled model, the EMA's, computes with its own weights). The drop probability grows with depth, and inside
 the compiled code it would be a constant: one compilation per block (40 for
 ViT-g, each minutes of Inductor time). Drawn outside, it is not in the graph.
-The factors are drawn as the eager block draws them (in order, by the same
-kernel), so the masks are the same; a block whose attention or MLP itself
+The factors are drawn as the eager block draws them (in order, the same
+numbers, cast to the branch's dtype: ``DropPath.scales_ahead``), so they are
+the same; a block whose attention or MLP itself
 uses dropout keeps its draws inside, in eager order, at one compilation per
 drop probability. The two pieces the chunked backward calls on their own,
 ``block.residual`` and ``block.adapter``, are compiled as well. Whatever the
@@ -48,8 +49,8 @@ later ``torch.compile`` in the process (of a head, say) rounds as eager too.
 """
 from __future__ import annotations
 
+import functools
 import logging
-import types
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -60,8 +61,8 @@ from opentad.models.bricks.vit import Block
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks", "compile_blocks",
-           "configure_compiler", "is_compiled", "rows_vary"]
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks",
+           "compile_blocks", "configure_compiler", "is_compiled", "rows_vary"]
 
 #: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
@@ -77,8 +78,8 @@ BACKEND = "inductor"
 #: Dynamo's per-function compilation limit while blocks are compiled
 RECOMPILE_LIMIT = 64
 
-#: the compiled functions per (setting, backend), shared by every block: each takes the module as an argument
-_COMPILED: Dict[Tuple[Union[bool, str], str], Dict[str, Callable]] = {}
+#: the compiled functions per (mode, backend), shared by every block: each takes the module as an argument
+_COMPILED: Dict[Tuple[Optional[str], str], Dict[str, Callable]] = {}
 
 Scales = Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]
 
@@ -124,8 +125,17 @@ def is_compiled(block: Block) -> bool:
 
 
 def block_body(block: Block, x: torch.Tensor, grid: Tuple[int, int], scales: Scales) -> torch.Tensor:
-    """What a compiled block computes: attention and MLP with their residuals (stochastic-depth ``scales`` as
-    drawn, or None: drawn here), then the adapter. Tokens ``[B, N, C]`` -> ``[B, N, C]``."""
+    """What a compiled block computes (its hook-free adapter included).
+
+    Args:
+        block: the block (an argument: one compiled function serves every block).
+        x: tokens ``[B, N, C]``.
+        grid: the spatial token grid ``(h, w)``.
+        scales: the stochastic-depth factors of the two branches (``[B, 1, 1]`` or None: drawn here).
+
+    Returns:
+        ``[B, N, C]``.
+    """
     x = Block.residual(block, x, scales)
     return x if block.adapter is None else type(block.adapter).forward(block.adapter, x, grid)
 
@@ -138,46 +148,61 @@ def _adapter_body(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) ->
     return type(adapter).forward(adapter, x, grid)
 
 
+_BODIES = {"block": block_body, "residual": _residual_body, "adapter": _adapter_body}
+
+
+def _compiled(key: Tuple[Union[bool, str], str], name: str) -> Callable:
+    """The compiled ``name`` function for ``key`` = (setting, backend), compiled at first use (in any process:
+    an unpickled model finds none compiled yet)."""
+    setting, backend = key
+    mode = None if setting in (True, "default") else setting
+    if (mode, backend) not in _COMPILED:
+        _COMPILED[(mode, backend)] = {n: torch.compile(fn, backend=backend, mode=mode) for n, fn in _BODIES.items()}
+    return _COMPILED[(mode, backend)][name]
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 def _compiled_forward(block: Block, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-    """A compiled block's forward: the stochastic-depth factors drawn eagerly, then the shared compiled body."""
+    """A compiled block's forward: the stochastic-depth factors drawn eagerly, then the shared compiled body (an
+    adapter with forward hooks runs as a module call after the compiled residual, so its hooks run)."""
     scales: Scales = (None, None)
     if not block.residual_dropout():  # else the body draws them, in eager order with the dropout masks
-        scales = tuple(None if s is None else rows_vary(s) for s in (block.drop_path.scales(x),
-                                                                      block.drop_path.scales(x)))
-    return _COMPILED[block._compile_key]["block"](block, x, grid, scales)
+        drawn = (block.drop_path.scales_ahead(x), block.drop_path.scales_ahead(x))
+        scales = tuple(None if s is None else rows_vary(s) for s in drawn)
+    if block.adapter is not None and _hooked(block.adapter):
+        return block.adapter(_compiled(block._compile_key, "residual")(block, x, scales), grid)
+    return _compiled(block._compile_key, "block")(block, x, grid, scales)
 
 
 def _compiled_residual(block: Block, x: torch.Tensor, scales: Scales = (None, None)) -> torch.Tensor:
     """A compiled block's ``residual`` (the chunked backward calls it on row groups)."""
-    return _COMPILED[block._compile_key]["residual"](block, x, scales)
+    return _compiled(block._compile_key, "residual")(block, x, scales)
 
 
 def _compiled_adapter(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     """A compiled block's adapter's ``forward`` (the chunked backward checkpoints it on its own)."""
-    return _COMPILED[adapter._compile_key]["adapter"](adapter, x, grid)
+    return _compiled(adapter._compile_key, "adapter")(adapter, x, grid)
 
 
-def _set(block: Block, setting: Union[bool, str]) -> None:
-    """Compile ``block`` with ``setting`` (False: back to eager). All state is a key and methods bound to the
-    block and its adapter (instance attributes, never in the state dict), so a deep copy of the model (the EMA's)
-    computes with its own weights."""
+def _set(block: Block, key: Optional[Tuple[Union[bool, str], str]]) -> None:
+    """Compile ``block`` for ``key`` = (setting, backend), or (None) back to eager. All state is the key and
+    functions bound to the block and its adapter (``functools.partial`` instance attributes, never in the state
+    dict), so a deep copy of the model (the EMA's) computes with its own weights, and a pickled one loads."""
     for name in ("forward", "residual", "_compile_key"):
         block.__dict__.pop(name, None)
     for name in ("forward", "_compile_key") if block.adapter is not None else ():
         block.adapter.__dict__.pop(name, None)
-    if setting is False:
+    if key is None:
         return
-    key = (setting, BACKEND)
-    if key not in _COMPILED:
-        options = dict(backend=BACKEND, mode=None if setting in (True, "default") else setting)
-        _COMPILED[key] = {name: torch.compile(fn, **options) for name, fn in
-                          (("block", block_body), ("residual", _residual_body), ("adapter", _adapter_body))}
     block._compile_key = key
-    block.forward = types.MethodType(_compiled_forward, block)
-    block.residual = types.MethodType(_compiled_residual, block)
+    block.forward = functools.partial(_compiled_forward, block)
+    block.residual = functools.partial(_compiled_residual, block)
     if block.adapter is not None:
         block.adapter._compile_key = key
-        block.adapter.forward = types.MethodType(_compiled_adapter, block.adapter)
+        block.adapter.forward = functools.partial(_compiled_adapter, block.adapter)
 
 
 def compile_blocks(backbone: nn.Module, setting: Union[bool, str]) -> List[str]:
@@ -198,12 +223,13 @@ def compile_blocks(backbone: nn.Module, setting: Union[bool, str]) -> List[str]:
         ValueError: a ``setting`` not listed above.
     """
     check_compile_blocks(setting)
-    if setting is not False:
+    key = None if setting is False else (setting, BACKEND)
+    if key is not None:
         configure_compiler()
     changed = []
     for name, block in backbone.named_modules():
-        if isinstance(block, Block) and vars(block).get("_compile_key", (False,))[0] != setting:
-            _set(block, setting)
+        if isinstance(block, Block) and vars(block).get("_compile_key") != key:
+            _set(block, key)
             changed.append(name)
     if changed:
         logger.info("compile_blocks=%r: %d blocks %s (%s .. %s; backend %s)", setting, len(changed),

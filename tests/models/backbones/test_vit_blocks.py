@@ -78,3 +78,28 @@ def test_drop_path_drops_whole_samples_and_rescales():
     assert (per_sample.min(1).values == per_sample.max(1).values).all()
     assert 0.35 < (per_sample[:, 0] == 0).float().mean() < 0.65
     assert torch.equal(dp.eval()(x), x)
+
+
+LOW = (torch.float16, torch.bfloat16, torch.float32)
+
+
+@pytest.mark.parametrize("stream_dtype,branch_dtype",
+                         [(s, b) for s in (torch.bfloat16, torch.float32) for b in LOW] + [(torch.float64,) * 2])
+def test_factors_drawn_ahead_equal_the_branch_s_own(stream_dtype, branch_dtype):
+    """Compiled blocks and the chunked backward draw the factors from the block input (the stream's dtype) before
+    the branch exists; cast at use to the branch's dtype (under autocast, another one) they are the factors the
+    branch draws itself, bit for bit: the same random numbers, the division rounded once in the branch's dtype.
+    Exact by construction (0, or 1/keep rounded once), so compared exactly. A float64 branch only follows a float64
+    stream."""
+    dp = DropPath(0.3).train()  # 1/0.7 is not a short binary fraction: each dtype rounds it differently
+    stream, branch = torch.zeros(64, 5, 8, dtype=stream_dtype), torch.ones(64, 5, 8, dtype=branch_dtype)
+    torch.manual_seed(3)
+    own = dp(branch)
+    torch.manual_seed(3)
+    ahead = dp(branch, dp.scales_ahead(stream))
+    assert own.dtype == ahead.dtype == branch_dtype and torch.equal(own, ahead)
+    assert 0 < int((own[:, 0, 0] == 0).sum()) < 64  # both kinds of row drawn
+    torch.manual_seed(3)
+    naive = dp(branch, dp.scales(stream))  # drawn in the stream's dtype: 1/keep rounded there first
+    if stream_dtype == torch.bfloat16 and branch_dtype != torch.bfloat16:
+        assert not torch.equal(own, naive)

@@ -14,6 +14,7 @@ size of the values.
 """
 import copy
 import logging
+import pickle
 
 import pytest
 import torch
@@ -98,12 +99,12 @@ def _compare(pair, option, dtype, n, monkeypatch):
     monkeypatch.setattr(ChunkedResidualFunction, "apply", lambda *a: chunked.append(1) or real(*a))
     ref_loss, ref_grads = _step(eager, MemoryPolicy(**OPTIONS[option]), dtype)
     eager_chunked = len(chunked)
+    torch._dynamo.reset()  # compiled now, whatever ran before
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     loss, grads = _step(compiled, MemoryPolicy(**OPTIONS[option], compile_blocks=True), dtype)
     assert all(compile_module.is_compiled(b) and "forward" in vars(b) for b in compiled.blocks)
     assert len(chunked) == 2 * eager_chunked and (eager_chunked > 0) == ("chunked" in option)  # same path ran
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= graphs  # compiled now or reused
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs
     eps = EPS64 if dtype == torch.float64 else EPS32
     assert set(grads) == set(ref_grads) and grads
     for name, want in [("loss", ref_loss), *ref_grads.items()]:
@@ -112,7 +113,7 @@ def _compare(pair, option, dtype, n, monkeypatch):
         assert float((got - want).abs().max()) <= tol, name
 
 
-@pytest.mark.parametrize("option", ["chunked backward 2"])  # plain checkpointing: the QLoRA test below
+@pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])  # stochastic depth drawn ahead: both paths
 def test_compiled_adapter_vit_keeps_the_seeded_loss_and_gradients(adapter_pair, option, monkeypatch):
     _compare(adapter_pair, option, torch.float64, 10**3, monkeypatch)
 
@@ -191,6 +192,33 @@ def test_a_deep_copy_of_a_compiled_model_computes_with_its_own_weights():
     for name, want in [("loss", ref_loss), *ref_grads.items()]:
         got = loss if name == "loss" else grads[name]
         assert float((got - want).abs().max()) <= n * EPS64 * n * max(float(want.abs().max()), 1e-6), name
+
+
+def test_adapter_hooks_run_and_a_pickled_compiled_model_loads(adapter_pair):
+    """A forward hook on a compiled block's adapter runs once per forward, as in eager mode (the adapter then runs
+    as a module call after the compiled residual); a pickled compiled model loads in a fresh compiler state and
+    computes what the original does. Forward in training mode under no_grad (stochastic depth drawn)."""
+    _, model = adapter_pair
+    apply_memory_policy(model, MemoryPolicy(compile_blocks=True))
+    frames = torch.randn(4, 3, 4, 32, 32, dtype=torch.float64)
+
+    def forward(m):
+        torch.manual_seed(7)
+        with torch.no_grad():
+            return torch.cat([o.flatten() for o in m(frames)])
+
+    want = forward(model)
+    calls = []
+    handle = model.blocks[1].adapter.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        got = forward(model)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and torch.equal(got, want)  # the same kernels, in the same order
+    clone = pickle.loads(pickle.dumps(model))
+    compile_module._COMPILED.clear()  # as in a new process
+    torch._dynamo.reset()
+    assert all(compile_module.is_compiled(b) for b in clone.blocks) and torch.equal(forward(clone), want)
 
 
 def test_compiling_configures_the_compiler_never_undoes_it(adapter_pair):
