@@ -140,15 +140,11 @@ def block_body(block: Block, x: torch.Tensor, grid: Tuple[int, int], scales: Sca
     return x if block.adapter is None else type(block.adapter).forward(block.adapter, x, grid)
 
 
-def _residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torch.Tensor:
-    return Block.residual(block, x, scales)
-
-
 def _adapter_body(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     return type(adapter).forward(adapter, x, grid)
 
 
-_BODIES = {"block": block_body, "residual": _residual_body, "adapter": _adapter_body}
+_BODIES = {"block": block_body, "residual": Block.residual, "adapter": _adapter_body}
 
 
 def _compiled(key: Tuple[Union[bool, str], str], name: str) -> Callable:
