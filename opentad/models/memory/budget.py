@@ -155,6 +155,8 @@ class BudgetPlanner:
             unheld = self._costs(backbone, quantized, frames, shape, policy, hold={False})
             costs_of = {sig: {**unheld.get(sig, {}), **costs} for sig, costs in costs_of.items()}
             plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
+        for index, costs in enumerate(costs_of.values()):
+            logger.debug("block group %d: %s", index, _describe(costs, frames.is_cuda))
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",
@@ -197,6 +199,13 @@ class BudgetPlanner:
             costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
                                                 hold_dtype=_hold_dtype(frames))
         return costs_of
+
+
+def _describe(costs: Dict[BlockPlan, Any], measured: bool) -> str:
+    """One line of each plan's cost: ``"checkpoint 61.2 ms, kept 0.24 GiB, working 2.10 GiB; ..."``."""
+    spent = (lambda c: f"{c.seconds * 1e3:.1f} ms") if measured else (lambda c: f"{c.seconds:.3g} multiply-adds")
+    return "; ".join(f"{plan.name} {spent(c)}, kept {c.saved / GiB:.2f} GiB, working {c.transient / GiB:.2f} GiB"
+                     for plan, c in costs.items())
 
 
 def _quantized(block: nn.Module) -> bool:

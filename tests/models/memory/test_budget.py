@@ -22,7 +22,7 @@ from opentad.models.memory import policy as policy_module  # noqa: E402
 from opentad.models.memory.budget import BudgetPlanner  # noqa: E402
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction  # noqa: E402
 from opentad.models.memory.dequant_cache import hold_dequantized  # noqa: E402
-from opentad.models.memory.planner import BlockPlan, BudgetError  # noqa: E402
+from opentad.models.memory.planner import BlockPlan, BudgetError, candidate_plans  # noqa: E402
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy  # noqa: E402
 from opentad.utils.config import ConfigError  # noqa: E402
 
@@ -126,10 +126,17 @@ def test_held_copy_is_the_dequantized_weight_and_is_used_instead():
     assert layer.held_weight is None and layer(x).abs().sum() > 0
 
 
-def test_budget_on_the_cpu_uses_the_modelled_costs():
+def test_budget_on_the_cpu_uses_the_modelled_costs(caplog):
     model = _model()
     huge = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
-    _step(model, huge)
+    with caplog.at_level("DEBUG", logger="opentad.models.memory.budget"):
+        _step(model, huge)
+    # the debug line names every candidate plan of the block group with its cost
+    costs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("block group 0: ")]
+    assert len(costs) == 1
+    for plan in candidate_plans(chunks=4, quantized=True, offload=False):
+        assert f"{plan.name} " in costs[0] and "multiply-adds, kept" in costs[0]
+    assert costs[0].count("; ") == len(candidate_plans(chunks=4, quantized=True, offload=False)) - 1
     # every activation fits: nothing is recomputed, and holding saves the dequantizations
     assert [huge.planner.plan_of(b).name for b in model.blocks[1:]] == ["keep+hold"] * 2
     assert huge.planner.last.peak <= 64 * 2**30

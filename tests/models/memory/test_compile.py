@@ -143,7 +143,14 @@ def test_state_dict_keys_unchanged_and_eager_again(adapter_pair, caplog):
     assert all(type(b.mlp) is FrozenMLP for b in model.blocks)  # eager again: the chunked MLP again
 
 
-def test_held_qlora_blocks_compile_without_graph_breaks():
+@pytest.fixture
+def dynamo_only(monkeypatch):
+    """Dynamo's ``eager`` backend (its graphs run as traced, no AOT tracing): for what Dynamo alone decides (graph
+    breaks, which module a compiled method binds, hooks); the quickest to compile."""
+    monkeypatch.setattr(compile_module, "BACKEND", "eager")
+
+
+def test_held_qlora_blocks_compile_without_graph_breaks(dynamo_only):
     """With dequantized copies held, a 4-bit block is plain ``F.linear`` to Dynamo: a checkpointed training step
     of the compiled QLoRA ViT breaks no graph (unheld, each 4-bit layer breaks one: the QLoRA tests above)."""
     pytest.importorskip("bitsandbytes")
@@ -163,7 +170,7 @@ def test_held_qlora_blocks_compile_without_graph_breaks():
     assert sum(torch._dynamo.utils.counters["graph_break"].values()) == 0
 
 
-def test_a_deep_copy_of_a_compiled_model_computes_with_its_own_weights():
+def test_a_deep_copy_of_a_compiled_model_computes_with_its_own_weights(dynamo_only):
     """The EMA deep-copies the built, compiled model. The copy's blocks, their residuals (the chunked backward's
     row groups) and adapters compute with the copy's weights: its loss and gradients after all its weights change
     are an eager model's with those weights (a compiled method bound to the original block computes with the
@@ -194,7 +201,7 @@ def test_a_deep_copy_of_a_compiled_model_computes_with_its_own_weights():
         assert float((got - want).abs().max()) <= n * EPS64 * n * max(float(want.abs().max()), 1e-6), name
 
 
-def test_adapter_hooks_run_and_a_pickled_compiled_model_loads(adapter_pair):
+def test_adapter_hooks_run_and_a_pickled_compiled_model_loads(adapter_pair, dynamo_only):
     """A forward hook on a compiled block's adapter runs once per forward, as in eager mode (the adapter then runs
     as a module call after the compiled residual); a pickled compiled model loads in a fresh compiler state and
     computes what the original does. Forward in training mode under no_grad (stochastic depth drawn)."""
@@ -264,12 +271,10 @@ def _graphs_of_a_step(depth, option, attn_drop_rate=0.0):
     return torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
 
-def test_every_block_shares_the_graphs_whatever_its_drop_probability(monkeypatch):
+def test_every_block_shares_the_graphs_whatever_its_drop_probability(dynamo_only):
     """The drop probability differs per block; drawn outside the compiled code, it is not a constant of the graph:
     three blocks compile no more graphs than two (drawn inside, each block's probability is a new graph: a
-    residual with its own dropout keeps its draws inside, the control). Graphs are Dynamo's, so its ``eager``
-    backend suffices (quickest)."""
-    monkeypatch.setattr(compile_module, "BACKEND", "eager")
+    residual with its own dropout keeps its draws inside, the control)."""
     try:
         assert _graphs_of_a_step(3, "checkpoint") == _graphs_of_a_step(2, "checkpoint") > 0
         assert _graphs_of_a_step(3, "checkpoint", 0.1) > _graphs_of_a_step(2, "checkpoint", 0.1)
@@ -277,7 +282,7 @@ def test_every_block_shares_the_graphs_whatever_its_drop_probability(monkeypatch
         torch._dynamo.reset()
 
 
-def test_a_new_row_count_compiles_no_new_graph():
+def test_a_new_row_count_compiles_no_new_graph(dynamo_only):
     """Blocks see other row counts (the planner's profile slices, row groups, a short last batch): the policy marks
     the rows dynamic from the first call on, so later row counts reuse the first graphs (unmarked, Dynamo compiles
     again at the second count, then makes the dim dynamic itself). The chunked

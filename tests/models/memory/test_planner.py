@@ -125,13 +125,18 @@ def test_nothing_to_plan():
 
 
 def test_profile_slices_hold_whole_videos():
-    # 96 clips = 2 videos of 48: a quarter would be 24 clips, but a slice must be a whole video
-    assert profile_rows(96, 800, 384, fixed=0, budget=2**40, unit=48) == 48
-    # one clip per video: a quarter of 13 rounds up to 4, at least the 4 row groups of the chunked plans
-    assert profile_rows(13, 800, 384, fixed=0, budget=2**40, unit=1, least=4) == 4
-    assert profile_rows(3, 800, 384, fixed=0, budget=2**40, unit=1, least=4) == 3  # never more than the batch
-    # a tight budget: one row of a keep plan is 14 * 800 * 384 * 2 bytes, half the free memory allows 2
-    assert profile_rows(64, 800, 384, fixed=0, budget=4 * 14 * 800 * 384 * 2, unit=1, least=2) == 2
+    # room for everything: the whole batch (a slice would run the chunked plans on smaller chunks than the step)
+    assert profile_rows(96, 800, 384, fixed=0, budget=2**40, unit=48) == 96
+    # one row of a keep plan is 28 * 800 * 384 * 2 bytes: half the free memory holds 30 of 96 rows, so one
+    # whole video of 48
+    row = 28 * 800 * 384 * 2
+    assert profile_rows(96, 800, 384, fixed=row, budget=61 * row, unit=48) == 48
+    # one clip per video: at least the 4 row groups of the chunked plans, never more than the batch
+    assert profile_rows(13, 800, 384, fixed=0, budget=4 * row, unit=1, least=4) == 4
+    assert profile_rows(3, 800, 384, fixed=0, budget=2**40, unit=1, least=4) == 3
+    # a tight budget: half the free memory allows 2 rows
+    assert profile_rows(64, 800, 384, fixed=0, budget=4 * row, unit=1, least=2) == 2
+    assert profile_rows(64, 800, 384, fixed=0, budget=10 * row, unit=1, least=2) == 5
 
 
 def test_candidate_plans():
