@@ -21,8 +21,10 @@
    when the memory in use at a forward has grown by more than
    :data:`REPLAN_GROWTH` of the budget since planning (that state, most
    often), the plans are chosen again, at most twice per input shape;
-3. :func:`~.planner.choose_plans` picks the fastest plans within the budget,
-   the dequantized copies of the chosen blocks are made, and one line is logged.
+3. :func:`~.planner.choose_plans` picks the fastest plans within the budget
+   (plain checkpointing only where it beats the chunked backward by more than
+   :data:`~.planner.CHUNKED_TIE`: :func:`~.planner.prefer_chunked`), the
+   dequantized copies of the chosen blocks are made, and one line is logged.
    With ``compile_blocks``, a quantized block's held plans are profiled and
    chosen among first (a compiled block with unheld 4-bit layers breaks its
    graph at each one, and each piece compiles on its own); all plans only
@@ -42,7 +44,8 @@ from torch import Tensor, nn
 from opentad.models.bricks.quant import is_quantized
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.offload import OffloadSavedTensors
-from opentad.models.memory.planner import GiB, BlockPlan, BudgetError, Plan, candidate_plans, choose_plans, modelled_costs
+from opentad.models.memory.planner import (GiB, BlockPlan, BudgetError, Plan, candidate_plans, choose_plans,
+                                           modelled_costs, prefer_chunked)
 from opentad.models.memory.profile import measure_costs, profile_rows
 
 logger = logging.getLogger(__name__)
@@ -148,13 +151,13 @@ class BudgetPlanner:
         held_first = policy.compile_blocks is not False and bool(quantized)
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         try:
-            plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
+            plan = choose_plans([prefer_chunked(costs_of[sig]) for sig in signatures], budget=self.budget, fixed=fixed)
         except BudgetError:
             if not held_first:
                 raise
             unheld = self._costs(backbone, quantized, frames, shape, policy, hold={False})
             costs_of = {sig: {**unheld.get(sig, {}), **costs} for sig, costs in costs_of.items()}
-            plan = choose_plans([costs_of[sig] for sig in signatures], budget=self.budget, fixed=fixed)
+            plan = choose_plans([prefer_chunked(costs_of[sig]) for sig in signatures], budget=self.budget, fixed=fixed)
         for index, costs in enumerate(costs_of.values()):
             logger.debug("block group %d: %s", index, _describe(costs, frames.is_cuda))
         logger.info(

@@ -174,6 +174,33 @@ def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
     assert [policy.planner.plan_of(b).name for b in model.blocks[1:]] == ["keep+hold"] * 2
 
 
+def test_plain_checkpointing_is_offered_only_where_it_beats_the_chunked_backward(monkeypatch):
+    """The planner offers ``choose_plans`` a plain-checkpoint plan only when its chunked twin is more than the tie
+    slower. The CPU's modelled costs tie exactly: only the chunked plans are offered; made 10% slower, both."""
+    from opentad.models.memory import budget as budget_module
+
+    offered, real_choose, real_costs = [], budget_module.choose_plans, budget_module._cpu_costs
+
+    def choose(costs, **kwargs):
+        offered.append({plan.name for group in costs for plan in group})
+        return real_choose(costs, **kwargs)
+
+    def slower_chunks(block, plans, *args):
+        costs = real_costs(block, plans, *args)
+        return {p: dataclasses.replace(c, seconds=c.seconds * (1.1 if p.backward_chunks > 1 else 1.0))
+                for p, c in costs.items()}
+
+    monkeypatch.setattr(budget_module, "choose_plans", choose)
+    frames = torch.randn(4, 3, 4, 32, 32)
+    policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
+    policy.planner.prepare(_model(), frames, policy)
+    assert offered[-1] == {"keep", "keep+hold", "checkpoint+chunks4", "checkpoint+chunks4+hold"}
+    monkeypatch.setattr(budget_module, "_cpu_costs", slower_chunks)
+    policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
+    policy.planner.prepare(_model(), frames, policy)
+    assert offered[-1] == {p.name for p in candidate_plans(chunks=4, quantized=True, offload=False)}
+
+
 def test_budget_keys_are_checked():
     options = WrapperOptions.from_mapping(dict(memory_budget_gib=20))
     assert options.memory_policy(torch.nn.Module()).planner.budget_gib == 20.0

@@ -18,6 +18,7 @@ from opentad.models.memory.planner import (
     candidate_plans,
     choose_plans,
     modelled_costs,
+    prefer_chunked,
 )
 
 MiB = 2**20
@@ -137,6 +138,24 @@ def test_profile_slices_hold_whole_videos():
     # a tight budget: half the free memory allows 2 rows
     assert profile_rows(64, 800, 384, fixed=0, budget=4 * row, unit=1, least=2) == 2
     assert profile_rows(64, 800, 384, fixed=0, budget=10 * row, unit=1, least=2) == 5
+
+
+def test_a_chunked_twin_within_the_tie_replaces_plain_checkpointing():
+    ckpt, c4, off, c4off, keep = (BlockPlan(), BlockPlan(backward_chunks=4), BlockPlan(offload=True),
+                                  BlockPlan(backward_chunks=4, offload=True), BlockPlan(checkpoint=False))
+    costs = {keep: PlanCost(50.0, 90 * MiB, 2 * MiB), ckpt: PlanCost(100.0, MiB, 6 * MiB),
+             c4: PlanCost(102.0, MiB, 3 * MiB), off: PlanCost(100.0, 0, 7 * MiB), c4off: PlanCost(110.0, 0, 4 * MiB)}
+    kept = prefer_chunked(costs, tie=0.05)
+    # 102 <= 100 * 1.05: the chunked twin wins; 110 > 105: offloaded plain checkpointing stays
+    assert list(kept) == [keep, c4, off, c4off] and kept[c4] is costs[c4]
+    assert list(prefer_chunked(costs, tie=0.01)) == list(costs)  # 102 > 101: nothing dropped
+    # no chunked twin (chunks=1): nothing to prefer
+    assert prefer_chunked({ckpt: costs[ckpt], keep: costs[keep]}) == {ckpt: costs[ckpt], keep: costs[keep]}
+    # a budget too small to keep the block: the chunked plan, though profiled 2% slower
+    unoffloaded = {p: c for p, c in costs.items() if not p.offload}
+    plan = choose_plans([prefer_chunked(unoffloaded)], budget=20 * MiB, fixed=8 * MiB, unit_bytes=MiB)
+    assert plan.plans == (c4,) and plan.seconds == 102.0
+    assert choose_plans([unoffloaded], budget=20 * MiB, fixed=8 * MiB, unit_bytes=MiB).plans == (ckpt,)
 
 
 def test_candidate_plans():
