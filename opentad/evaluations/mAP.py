@@ -50,7 +50,8 @@ import numpy as np
 from opentad.registry import EVALUATORS
 from opentad.utils.class_map import read_class_map
 
-from .io import GroundTruth, load_blocked_videos, load_ground_truth, load_predictions, source_name, warn_about_inputs
+from .io import GroundTruth, load_blocked_videos, load_ground_truth, source_name
+from .predictions_io import load_predictions, warn_about_inputs
 from .matching import greedy_match, interpolated_ap, overlapping_pairs, segment_tiou, topkx_recall
 
 __all__ = ["mAP"]

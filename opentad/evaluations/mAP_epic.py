@@ -35,7 +35,8 @@ from typing import Any, Literal, Mapping, Optional, Sequence, Union
 
 from opentad.registry import EVALUATORS
 
-from .io import GroundTruth, load_blocked_videos, load_ground_truth, load_predictions
+from .io import GroundTruth, load_blocked_videos, load_ground_truth
+from .predictions_io import load_predictions
 from .mAP import mAP
 
 __all__ = ["mAP_EPIC", "label_readers"]

@@ -35,7 +35,8 @@ import numpy as np
 
 from opentad.registry import EVALUATORS
 
-from .io import GroundTruth, load_blocked_videos, load_ground_truth, load_predictions, source_name, warn_about_inputs
+from .io import GroundTruth, load_blocked_videos, load_ground_truth, source_name
+from .predictions_io import load_predictions, warn_about_inputs
 from .mAP import _check_thresholds, mAP
 from .matching import first_hit, overlapping_pairs, segment_tiou
 
