@@ -10,7 +10,6 @@ seconds. Which entries are kept is decided here (see :class:`GroundTruth` and
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Union
@@ -28,8 +27,6 @@ __all__ = [
     "load_blocked_videos",
     "source_name",
 ]
-
-logger = logging.getLogger(__name__)
 
 PathOrDict = Union[str, os.PathLike, Mapping[str, Any]]
 LabelOf = Callable[[Mapping[str, Any]], Hashable]

@@ -150,16 +150,16 @@ class BudgetPlanner:
         quantized = {sig: b for sig, b in groups.items() if _quantized(b)}
         held_first = policy.compile_blocks is not False and bool(quantized)
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
+        _log_costs(costs_of, frames.is_cuda)
         try:
             plan = choose_plans([prefer_chunked(costs_of[sig]) for sig in signatures], budget=self.budget, fixed=fixed)
         except BudgetError:
             if not held_first:
                 raise
             unheld = self._costs(backbone, quantized, frames, shape, policy, hold={False})
+            _log_costs(unheld, frames.is_cuda)
             costs_of = {sig: {**unheld.get(sig, {}), **costs} for sig, costs in costs_of.items()}
             plan = choose_plans([prefer_chunked(costs_of[sig]) for sig in signatures], budget=self.budget, fixed=fixed)
-        for index, costs in enumerate(costs_of.values()):
-            logger.debug("block group %d: %s", index, _describe(costs, frames.is_cuda))
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",
@@ -196,7 +196,8 @@ class BudgetPlanner:
                 costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
                 continue
             take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, self.budget,
-                                unit=_rows_per_video(block, grid[0]), least=max(2, self.chunks))
+                                unit=_rows_per_video(block, grid[0]), least=max(2, self.chunks),
+                                element_bytes=torch.empty((), dtype=dtype).element_size())
             with torch.no_grad():
                 sample, _ = backbone.embed(frames[:take])
             costs_of[signature] = measure_costs(policy, block, sample.to(dtype), grid[1:], plans, scale=rows / take,
@@ -204,11 +205,14 @@ class BudgetPlanner:
         return costs_of
 
 
-def _describe(costs: Dict[BlockPlan, Any], measured: bool) -> str:
-    """One line of each plan's cost: ``"checkpoint 61.2 ms, kept 0.24 GiB, working 2.10 GiB; ..."``."""
+def _log_costs(costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]], measured: bool) -> None:
+    """Log (debug) each block group's plans and costs: ``"block group 0: checkpoint 61.2 ms, kept 0.24 GiB,
+    working 2.10 GiB; ..."``."""
     spent = (lambda c: f"{c.seconds * 1e3:.1f} ms") if measured else (lambda c: f"{c.seconds:.3g} multiply-adds")
-    return "; ".join(f"{plan.name} {spent(c)}, kept {c.saved / GiB:.2f} GiB, working {c.transient / GiB:.2f} GiB"
-                     for plan, c in costs.items())
+    for index, costs in enumerate(costs_of.values()):
+        logger.debug("block group %d: %s", index, "; ".join(
+            f"{plan.name} {spent(c)}, kept {c.saved / GiB:.2f} GiB, working {c.transient / GiB:.2f} GiB"
+            for plan, c in costs.items()))
 
 
 def _quantized(block: nn.Module) -> bool:

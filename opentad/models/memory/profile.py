@@ -19,7 +19,8 @@ rows to the whole batch (the blocks work on each clip on their own but for
 the adapter's convolution), the held weight copies excepted. Gradients the
 profile leaves in the block's parameters are removed, held copies dropped
 and the RNG state restored, so the real step is unaffected; the allocator's
-peak statistic is brought back to at least its value before the profile.
+cache is emptied and its peak statistic brought back to at least its value
+before the profile.
 """
 from __future__ import annotations
 
@@ -51,9 +52,9 @@ def profile_rows(
 
     The whole batch, fewer when a keep-plan working set of that many rows would pass half of what the budget
     leaves free; but at least ``least`` rows, and always whole videos of ``unit`` clips. A slice runs the chunked
-    plans on chunks smaller than the step's, and the whole-block plans on fewer rows: measured on ViT-g (H100),
-    a half-batch slice ranked checkpointing 3 ms per block faster than the chunked backward, where in the whole
-    step it was 7 ms slower (docs/benchmarks.md).
+    plans on chunks smaller than the step's, and the whole-block plans on fewer rows: on ViT-g (H100), a half-batch
+    slice put plain checkpointing with held weights 2.9 ms per block ahead of the chunked backward, the whole
+    batch 1.0 ms (docs/benchmarks.md, runs 8 and 9).
     """
     free = max(budget - fixed, 0) // 2
     per_row = _KEEP_WIDTHS * tokens * width * element_bytes
@@ -138,5 +139,6 @@ def measure_costs(
         hold_dequantized(block, False)
         for param, grad in grads.items():
             param.grad = grad
+        torch.cuda.empty_cache()  # the profile's cached blocks (the whole batch's working sets) back to the card
         _restore_peak(device, peak_before)
     return costs

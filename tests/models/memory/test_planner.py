@@ -149,6 +149,13 @@ def test_a_chunked_twin_within_the_tie_replaces_plain_checkpointing():
     # 102 <= 100 * 1.05: the chunked twin wins; 110 > 105: offloaded plain checkpointing stays
     assert list(kept) == [keep, c4, off, c4off] and kept[c4] is costs[c4]
     assert list(prefer_chunked(costs, tie=0.01)) == list(costs)  # 102 > 101: nothing dropped
+    # a chunked twin that keeps more (its input and its adapter's) is no match, however fast: dropping the plain
+    # plan could leave a budget without a plan that fits
+    # (10 blocks of it alone: 8 + 10 * 3 + 3 = 41 MiB, over a budget of 26 that 10 plain plans fit, 8 + 10 + 6;
+    # kept bytes within 1 MiB count as equal)
+    roomy = {ckpt: PlanCost(100.0, MiB, 6 * MiB), c4: PlanCost(102.0, 3 * MiB, 3 * MiB)}
+    assert list(prefer_chunked(roomy)) == [ckpt, c4]
+    assert choose_plans([prefer_chunked(roomy)] * 10, budget=26 * MiB, fixed=8 * MiB, unit_bytes=MiB).plans == (ckpt,) * 10
     # no chunked twin (chunks=1): nothing to prefer
     assert prefer_chunked({ckpt: costs[ckpt], keep: costs[keep]}) == {ckpt: costs[ckpt], keep: costs[keep]}
     # a budget too small to keep the block: the chunked plan, though profiled 2% slower
