@@ -31,9 +31,9 @@ fi
 echo "[setup_env] creating environment in $VENV" >&2
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
-# --no-compile: Python compiles what it imports on first use; byte-compiling all of torch up front took 48 s of
-# a 103 s install on one core
-"${PIP[@]}" --no-compile -c "$ROOT/requirements/constraints.txt" \
+# Byte-compiled at install (48 s of a 103 s install on one core): with PYTHONDONTWRITEBYTECODE set, as on CI,
+# nothing compiled at import is kept, and every test process compiled torch again (the suite: 734 s -> 1036 s)
+"${PIP[@]}" -c "$ROOT/requirements/constraints.txt" \
   -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
 # Native ops are optional accelerators (docs/install.md): `auto` builds the C++
 # ops where a compiler exists and the CUDA ops where nvcc, a CUDA torch and a
