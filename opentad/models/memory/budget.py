@@ -22,9 +22,9 @@
    :data:`REPLAN_GROWTH` of the budget since planning (that state, most
    often), the plans are chosen again, at most twice per input shape;
 3. :func:`~.planner.choose_plans` picks the fastest plans within the budget
-   (plain checkpointing only where it beats the chunked backward by more than
-   :data:`~.planner.CHUNKED_TIE`: :func:`~.planner.prefer_chunked`), the
-   dequantized copies of the chosen blocks are made, and one line is logged.
+   (without the plain-checkpoint plans that a chunked-backward twin matches:
+   :func:`~.planner.prefer_chunked`), the dequantized copies of the chosen
+   blocks are made, and one line is logged.
    With ``compile_blocks``, a quantized block's held plans are profiled and
    chosen among first (a compiled block with unheld 4-bit layers breaks its
    graph at each one, and each piece compiles on its own); all plans only
@@ -151,15 +151,20 @@ class BudgetPlanner:
         held_first = policy.compile_blocks is not False and bool(quantized)
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         _log_costs(costs_of, frames.is_cuda)
+
+        def choose(costs_of):
+            offered = {sig: prefer_chunked(costs) for sig, costs in costs_of.items()}
+            return choose_plans([offered[sig] for sig in signatures], budget=self.budget, fixed=fixed)
+
         try:
-            plan = choose_plans([prefer_chunked(costs_of[sig]) for sig in signatures], budget=self.budget, fixed=fixed)
+            plan = choose(costs_of)
         except BudgetError:
             if not held_first:
                 raise
             unheld = self._costs(backbone, quantized, frames, shape, policy, hold={False})
             _log_costs(unheld, frames.is_cuda)
             costs_of = {sig: {**unheld.get(sig, {}), **costs} for sig, costs in costs_of.items()}
-            plan = choose_plans([prefer_chunked(costs_of[sig]) for sig in signatures], budget=self.budget, fixed=fixed)
+            plan = choose(costs_of)
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",

@@ -160,19 +160,14 @@ def prefer_chunked(costs: Mapping[BlockPlan, PlanCost], *, tie: float = CHUNKED_
         costs: one block's plans and their costs.
         tie: the share of the plain plan's time within which the chunked twin wins.
     """
-    def matches(twin: PlanCost, plain: PlanCost) -> bool:
-        return (twin.saved <= plain.saved + 2**20 and twin.transient <= plain.transient
-                and twin.seconds <= plain.seconds * (1 + tie))
+    def matched(plan: BlockPlan, plain: PlanCost) -> bool:
+        return any(twin.saved <= plain.saved + 2**20 and twin.transient <= plain.transient
+                   and twin.seconds <= plain.seconds * (1 + tie)
+                   for p, twin in costs.items()
+                   if p.checkpoint and p.backward_chunks > 1 and (p.offload, p.hold) == (plan.offload, plan.hold))
 
-    kept: Dict[BlockPlan, PlanCost] = {}
-    for plan, cost in costs.items():
-        plain = plan.checkpoint and plan.backward_chunks == 1
-        twins = [c for p, c in costs.items() if p.checkpoint and p.backward_chunks > 1
-                 and (p.offload, p.hold) == (plan.offload, plan.hold)]
-        if plain and any(matches(twin, cost) for twin in twins):
-            continue
-        kept[plan] = cost
-    return kept
+    return {plan: cost for plan, cost in costs.items()
+            if not (plan.checkpoint and plan.backward_chunks == 1 and matched(plan, cost))}
 
 
 def _knapsack(options: Sequence[Sequence[Tuple[float, int]]], capacity: int) -> Optional[Tuple[float, List[int]]]:
