@@ -76,6 +76,10 @@ class WrapperOptions:
             weight copies are then chosen per block, the fastest plan that
             fits (:mod:`opentad.models.memory.budget`; docs/qlora.md).
             Not part of upstream's keys.
+        memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
+            (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
+            still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
+            upstream's keys.
         compile_blocks: ``torch.compile`` each transformer block: False (default), True, or a mode
             (``"default"``, ``"max-autotune-no-cudagraphs"``; the CUDA-graph modes are refused;
             :mod:`opentad.models.memory.compile`, docs/qlora.md). Not part of upstream's keys.
@@ -98,6 +102,7 @@ class WrapperOptions:
     backward_chunks: Optional[int] = None
     memory_budget_gib: Optional[float] = None
     compile_blocks: Union[bool, str] = False
+    memory_plan: Optional[str] = None
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -132,6 +137,7 @@ class WrapperOptions:
             temporal_chunk_dim=self.temporal_checkpointing_chunk_dim or 0,
             memory_budget_gib=self.memory_budget_gib,
             compile_blocks=self.compile_blocks,
+            memory_plan=self.memory_plan,
         )
 
 

@@ -12,7 +12,7 @@
    these are the costs. On a GPU this takes about 10 to 20 block steps,
    under a second for ViT-S and a few seconds for ViT-g; the RNG state is
    restored afterwards, so the step's arithmetic is that of a run without a
-   budget. On the CPU :func:`~.planner.modelled_costs` stands in;
+   budget. On the CPU :func:`~.cost_model.modelled_costs` stands in;
 2. ``fixed`` is the memory in use now (weights, frames, optimizer state once
    it exists), the backbone's output and final norm, and a reserve for the
    head's activations and allocator slack (:data:`RESERVE_FRACTION` of the
@@ -34,6 +34,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -42,10 +43,11 @@ import torch
 from torch import Tensor, nn
 
 from opentad.models.bricks.quant import is_quantized
+from opentad.models.memory.cost_model import vit_block_costs
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import (GiB, BlockPlan, BudgetError, Plan, candidate_plans, choose_plans,
-                                           modelled_costs, prefer_chunked)
+                                           prefer_chunked)
 from opentad.models.memory.profile import measure_costs, profile_rows
 
 logger = logging.getLogger(__name__)
@@ -72,11 +74,15 @@ class BudgetPlanner:
     Args:
         budget_gib: the budget of the step's peak (``torch.cuda.max_memory_allocated``).
         chunks: row groups of the chunked-backward plans.
+        pinned: run every block under this one plan (``memory_plan``: benchmarks, diagnosis), still
+            costed and checked against the budget; ``hold`` applies to quantized blocks only, ``offload``
+            on CUDA only. None: choose among all candidates.
     """
 
-    def __init__(self, *, budget_gib: float, chunks: int = 4):
+    def __init__(self, *, budget_gib: float, chunks: int = 4, pinned: Optional[BlockPlan] = None):
         self.budget_gib = float(budget_gib)
         self.budget = int(self.budget_gib * GiB)
+        self.pinned = pinned
         self.chunks = int(chunks) if chunks and chunks > 1 else 4
         self.offload: Optional[OffloadSavedTensors] = None  # one per forward, entered by offloading blocks
         self._plans: Dict[Tuple[Any, ...], Tuple[Dict[int, BlockPlan], Plan, int, int]] = {}
@@ -148,7 +154,7 @@ class BudgetPlanner:
         # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
         # try the held plans alone first, and the others (profiled then, not before) only when those do not fit
         quantized = {sig: b for sig, b in groups.items() if _quantized(b)}
-        held_first = policy.compile_blocks is not False and bool(quantized)
+        held_first = policy.compile_blocks is not False and bool(quantized) and self.pinned is None
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         _log_costs(costs_of, frames.is_cuda)
 
@@ -195,10 +201,13 @@ class BudgetPlanner:
         for signature, block in groups.items():
             quantized = _quantized(block)
             plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
-            if quantized:
+            if self.pinned is not None:
+                plans = [dataclasses.replace(self.pinned, hold=self.pinned.hold and quantized,
+                                             offload=self.pinned.offload and frames.is_cuda)]
+            elif quantized:
                 plans = [p for p in plans if p.hold in hold]
             if not frames.is_cuda:
-                costs_of[signature] = _cpu_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
+                costs_of[signature] = vit_block_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
                 continue
             take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, self.budget,
                                 unit=_rows_per_video(block, grid[0]), least=max(2, self.chunks),
@@ -244,16 +253,3 @@ def _held_bytes(block: nn.Module) -> int:
         if isinstance(held, Tensor):
             total += held.numel() * held.element_size()
     return total
-
-
-def _cpu_costs(block: nn.Module, plans, rows: int, tokens: int, width: int, dtype: torch.dtype):
-    """:func:`~.planner.modelled_costs` of a ViT block, times in units of one multiply-add: the forward's linear
-    layers ``rows * tokens * (4 C^2 + 2 C hidden)``, a dequantization about 8 per weight."""
-    hidden = block.mlp.layers[0][0].out_features if hasattr(block, "mlp") else 4 * width
-    weights = sum(m.in_features * m.out_features for m in block.modules() if is_quantized(m))
-    size = torch.empty((), dtype=dtype).element_size()
-    return modelled_costs(
-        plans, rows=rows, tokens=tokens, width=width, hidden=hidden, element_bytes=size,
-        forward_seconds=float(rows * tokens * (4 * width * width + 2 * width * hidden)),
-        dequant_seconds=8.0 * weights, held_bytes=weights * size,
-    )

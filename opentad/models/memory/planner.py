@@ -26,7 +26,7 @@ whose modelled peak fits the budget: an exact multiple-choice knapsack over
 memory in units of ``unit_bytes`` (each cost rounded up, so the plan never
 exceeds the budget in the model), once for every candidate ``max transient``.
 Costs come from a short measured profile on the GPU (:mod:`.profile`) or,
-on the CPU, from :func:`modelled_costs`.
+on the CPU, from :func:`.cost_model.modelled_costs`.
 """
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["BlockPlan", "PlanCost", "Plan", "BudgetError", "choose_plans", "candidate_plans", "modelled_costs",
-           "prefer_chunked", "CHUNKED_TIE"]
+__all__ = ["BlockPlan", "PlanCost", "Plan", "BudgetError", "choose_plans", "candidate_plans", "prefer_chunked",
+           "CHUNKED_TIE"]
 
 GiB = 2**30
 #: at most this many candidate maxima of the transient are searched (an even subset beyond it: the plan still
@@ -74,6 +74,28 @@ class BlockPlan:
         if self.hold:
             parts.append("hold")
         return "+".join(parts)
+
+    @classmethod
+    def from_name(cls, name: str) -> "BlockPlan":
+        """The plan :attr:`name` writes: ``keep`` or ``checkpoint``, then optionally ``+chunksN`` (N >= 2,
+        with checkpoint), ``+offload`` (with checkpoint) and ``+hold``, in that order.
+
+        Raises:
+            ValueError: any other string (names it and the form).
+        """
+        head, *rest = str(name).split("+")
+        plan = cls(checkpoint=head == "checkpoint")
+        for part in rest:
+            if part.startswith("chunks") and part[6:].isdigit() and int(part[6:]) >= 2:
+                plan = dataclasses.replace(plan, backward_chunks=int(part[6:]))
+            elif part in ("offload", "hold"):
+                plan = dataclasses.replace(plan, **{part: True})
+        keep_only = not plan.checkpoint and (plan.offload or plan.backward_chunks > 1)
+        if head not in ("keep", "checkpoint") or plan.name != name or keep_only:
+            raise ValueError(f"memory_plan={name!r} is not a plan: 'keep' or 'checkpoint', then optionally "
+                             "'+chunksN' (N >= 2, with checkpoint), '+offload' (with checkpoint), '+hold', "
+                             "in that order (e.g. 'checkpoint+chunks4+offload+hold', 'keep+hold')")
+        return plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,50 +278,3 @@ def _least_peak(costs: Sequence[Mapping[BlockPlan, PlanCost]], fixed: int, caps:
     for each largest working set ``cap``, every block's smallest kept bytes among its plans within ``cap``."""
     return min(fixed + cap + unit * sum(min(math.ceil(c.saved / unit) for c in block.values() if c.transient <= cap)
                                         for block in costs) for cap in caps)
-
-
-def modelled_costs(
-    plans: Sequence[BlockPlan],
-    *,
-    rows: int,
-    tokens: int,
-    width: int,
-    hidden: int,
-    element_bytes: int = 2,
-    forward_seconds: float = 1.0,
-    dequant_seconds: float = 0.0,
-    held_bytes: int = 0,
-    offload_seconds: float = 0.0,
-) -> Dict[BlockPlan, PlanCost]:
-    """An analytical cost of one ViT block under each plan, for the CPU and for tests.
-
-    Tokens kept by a block that is not recomputed: its input (``C``), ``q, k, v`` (``3C``), the attention
-    output (``C``), the projection's input (``C``), the MLP's input (``C``), ``fc1``'s output (``hidden``)
-    and the adapter's input (``C``): ``8C + hidden`` values per token. A recomputed block keeps ``C`` per token
-    and needs the ``8C + hidden`` of one block (a ``1/chunks`` share with chunks, plus the input) while it
-    runs its backward. Backward of a frozen block costs about one forward; recomputation one more.
-
-    Args:
-        plans: the candidate plans.
-        rows: ``B * clips``; tokens: tokens per clip; width: ``C``; hidden: the MLP width.
-        element_bytes: bytes per value of the token stream.
-        forward_seconds: one forward of the block.
-        dequant_seconds: dequantizing the block's 4-bit weights once (saved by ``hold`` at every use).
-        held_bytes: the block's dequantized weight copies.
-        offload_seconds: the part of an input's round trip to host memory that is not overlapped.
-    """
-    per_token = rows * tokens * element_bytes
-    full, one = (8 * width + hidden) * per_token, width * per_token
-    costs = {}
-    for plan in plans:
-        uses = 3 if plan.checkpoint else 2  # dequantizations per step: forward, (recompute,) backward
-        seconds = forward_seconds * (3 if plan.checkpoint else 2) + (0 if plan.hold else uses * dequant_seconds)
-        if plan.offload:
-            seconds += offload_seconds
-        if not plan.checkpoint:
-            saved, transient = full, (3 * width + hidden) * per_token
-        else:
-            saved = 0 if plan.offload else one
-            transient = full // plan.backward_chunks + one
-        costs[plan] = PlanCost(seconds=seconds, saved=saved + (held_bytes if plan.hold else 0), transient=transient)
-    return costs

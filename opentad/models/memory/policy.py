@@ -35,6 +35,7 @@ from opentad.models.memory.chunked_residual import chunked_block_forward, residu
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.offload import OffloadSavedTensors
+from opentad.models.memory.planner import BlockPlan
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +76,14 @@ class MemoryPolicy:
         memory_budget_gib: choose ``checkpoint``, ``backward_chunks``,
             ``offload_activations`` and held dequantized weights per block, the
             fastest that fits this many GiB (:mod:`.budget`); None: as set above.
+        memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
+            names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
+            still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
 
     Raises:
         ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1, a budget that is not
-            positive, or a budget with ``temporal_chunks``.
+            positive, a budget with ``temporal_chunks``, or a ``memory_plan`` that is not a plan name or has no
+            budget.
     """
 
     checkpoint: bool = False
@@ -91,6 +96,7 @@ class MemoryPolicy:
     temporal_chunk_dim: int = 0
     memory_budget_gib: Optional[float] = None
     compile_blocks: Union[bool, str] = False
+    memory_plan: Optional[str] = None
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +106,11 @@ class MemoryPolicy:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"MemoryPolicy: {key}={value!r} must be an int >= 1")
         budget = self.memory_budget_gib
+        pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
         if budget is None:
+            if pinned is not None:
+                raise ValueError(f"MemoryPolicy: memory_plan={self.memory_plan!r} pins the budget's plan of every "
+                                 "block; it needs memory_budget_gib")
             object.__setattr__(self, "planner", None)
             return
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
@@ -108,8 +118,9 @@ class MemoryPolicy:
         if self.temporal_chunks is not None:
             raise ValueError("MemoryPolicy: memory_budget_gib plans per block; it cannot be combined with "
                              "temporal checkpointing (temporal_checkpointing=True)")
-        if self.planner is None or self.planner.budget_gib != budget:
-            object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks))
+        if self.planner is None or (self.planner.budget_gib, self.planner.pinned) != (budget, pinned):
+            object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks,
+                                                              pinned=pinned))
 
     def stream(self, x: Tensor) -> Tensor:
         """The token stream between blocks, in ``frozen_dtype`` when set."""

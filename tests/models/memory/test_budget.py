@@ -9,6 +9,7 @@ of 8 tokens), each bounded by the largest value compared times 256, so the bound
 size of the values.
 """
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -151,7 +152,7 @@ def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
     when those do not fit (here: made not to fit), each plan once; without it, all plans at once."""
     from opentad.models.memory import budget as budget_module
 
-    chosen, costed, real_choose, real_costs = [], [], budget_module.choose_plans, budget_module._cpu_costs
+    chosen, costed, real_choose, real_costs = [], [], budget_module.choose_plans, budget_module.vit_block_costs
 
     def choose(costs, **kwargs):
         chosen.append({plan.hold for group in costs for plan in group})
@@ -164,7 +165,7 @@ def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
         return real_costs(block, plans, *args)
 
     monkeypatch.setattr(budget_module, "choose_plans", choose)
-    monkeypatch.setattr(budget_module, "_cpu_costs", cost)
+    monkeypatch.setattr(budget_module, "vit_block_costs", cost)
     model = _model()
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, compile_blocks=compiled)
     policy.planner.prepare(model, torch.randn(4, 3, 4, 32, 32), policy)  # plans only: no block runs
@@ -179,7 +180,7 @@ def test_plain_checkpointing_is_offered_only_where_it_beats_the_chunked_backward
     slower. The CPU's modelled costs tie exactly: only the chunked plans are offered; made 20% slower, both."""
     from opentad.models.memory import budget as budget_module
 
-    offered, real_choose, real_costs = [], budget_module.choose_plans, budget_module._cpu_costs
+    offered, real_choose, real_costs = [], budget_module.choose_plans, budget_module.vit_block_costs
 
     def choose(costs, **kwargs):
         offered.append({plan.name for group in costs for plan in group})
@@ -195,7 +196,7 @@ def test_plain_checkpointing_is_offered_only_where_it_beats_the_chunked_backward
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
     policy.planner.prepare(_model(), frames, policy)
     assert offered[-1] == {"keep", "keep+hold", "checkpoint+chunks4", "checkpoint+chunks4+hold"}
-    monkeypatch.setattr(budget_module, "_cpu_costs", slower_chunks)
+    monkeypatch.setattr(budget_module, "vit_block_costs", slower_chunks)
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
     policy.planner.prepare(_model(), frames, policy)
     assert offered[-1] == {p.name for p in candidate_plans(chunks=4, quantized=True, offload=False)}
@@ -212,3 +213,46 @@ def test_budget_keys_are_checked():
                                          temporal_checkpointing_chunk_num=2, temporal_checkpointing_chunk_dim=0))
     policy = MemoryPolicy(memory_budget_gib=8)
     assert dataclasses.replace(policy, frozen_mlp=False).planner is policy.planner  # one planner per policy
+
+
+def test_a_pinned_plan_runs_on_every_recording_block_and_keeps_the_loss(monkeypatch):
+    """``memory_plan`` offers the planner that one plan for every block (here where the budget alone would keep
+    every activation, the test above): it is costed, checked against the budget and applied; offloading is
+    dropped on the CPU, holding where a block has no 4-bit layer."""
+    from opentad.models.memory import budget as budget_module
+
+    offered, real_choose = [], budget_module.choose_plans
+
+    def choose(costs, **kwargs):
+        offered.append({plan.name for group in costs for plan in group})
+        return real_choose(costs, **kwargs)
+
+    monkeypatch.setattr(budget_module, "choose_plans", choose)
+    model = _model()
+    ref_loss, ref_grads = _step(model, MemoryPolicy(checkpoint=True))
+    policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, memory_plan="checkpoint+chunks2+offload+hold")
+    loss, grads = _step(model, policy)
+    assert offered == [{"checkpoint+chunks2+hold"}]
+    assert [policy.planner.plan_of(b) for b in model.blocks] == [None] + [BlockPlan(backward_chunks=2, hold=True)] * 2
+    assert set(grads) == set(ref_grads) and grads
+    _close(loss, ref_loss, "loss")
+    for name in grads:
+        _close(grads[name], ref_grads[name], name)
+    float_model = _model()
+    for m in float_model.modules():  # a block without 4-bit layers has nothing to hold
+        if quant.is_quantized(m):
+            m.held_weight = None
+    planner = BudgetPlanner(budget_gib=64.0, pinned=BlockPlan(checkpoint=False, hold=True))
+    monkeypatch.setattr(budget_module, "_quantized", lambda block: False)
+    planner.prepare(float_model, torch.randn(4, 3, 4, 32, 32), MemoryPolicy(checkpoint=True))
+    assert offered[-1] == {"keep"}
+
+
+def test_memory_plan_keys_are_checked():
+    options = WrapperOptions.from_mapping(dict(memory_budget_gib=20, memory_plan="checkpoint+chunks4+offload"))
+    assert options.memory_policy(torch.nn.Module()).planner.pinned == BlockPlan(backward_chunks=4, offload=True)
+    with pytest.raises(ConfigError, match=r"backbone custom: .*memory_plan='keep' .*needs memory_budget_gib"):
+        WrapperOptions.from_mapping(dict(memory_plan="keep"))
+    for bad in ("ck", "keep+offload", "checkpoint+hold+offload", "checkpoint+chunks1"):
+        with pytest.raises(ConfigError, match=re.escape(f"memory_plan={bad!r} is not a plan: 'keep' or 'checkpoint'")):
+            WrapperOptions.from_mapping(dict(memory_budget_gib=20, memory_plan=bad))

@@ -6,6 +6,7 @@ optimum. Times are sums of at most 6 floats in another order than the brute forc
 """
 import itertools
 import random
+import re
 
 import pytest
 
@@ -17,9 +18,9 @@ from opentad.models.memory.planner import (
     PlanCost,
     candidate_plans,
     choose_plans,
-    modelled_costs,
     prefer_chunked,
 )
+from opentad.models.memory.cost_model import modelled_costs
 
 MiB = 2**20
 EPS = 2.0**-52
@@ -185,3 +186,15 @@ def test_modelled_costs_by_hand():
     chunked = costs[BlockPlan(backward_chunks=2, offload=True, hold=True)]
     assert chunked == PlanCost(seconds=3 + 0.5, saved=100, transient=(8 * 4 + 16) * per_token // 2 + 4 * per_token)
     assert costs[BlockPlan()].saved == 4 * per_token and costs[BlockPlan()].seconds == 3 + 3 * 0.25
+
+
+def test_plan_names_read_back():
+    plans = candidate_plans(chunks=3, quantized=True, offload=True)
+    assert len({p.name for p in plans}) == len(plans) == 10
+    for plan in plans:
+        assert BlockPlan.from_name(plan.name) == plan
+    assert BlockPlan.from_name("checkpoint+chunks12") == BlockPlan(backward_chunks=12)
+    for bad in ("", "Keep", "keep+chunks4", "keep+offload", "checkpoint+hold+offload", "checkpoint+chunks",
+                "checkpoint+chunks1", "checkpoint+chunks04", "checkpoint+offload+offload", "checkpoint+"):
+        with pytest.raises(ValueError, match=re.escape(f"memory_plan={bad!r} is not a plan")):
+            BlockPlan.from_name(bad)

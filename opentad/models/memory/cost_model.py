@@ -1,0 +1,85 @@
+"""What a plan costs without measuring it: the analytical model of one ViT block, for the CPU and for tests.
+
+On a GPU the budget measures its costs (:mod:`.profile`); on the CPU,
+where timing one block says nothing about a GPU step, :func:`vit_block_costs`
+models them from the block's shapes, in units of one multiply-add.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import torch
+from torch import nn
+
+from opentad.models.bricks.quant import is_quantized
+from opentad.models.memory.planner import BlockPlan, PlanCost
+
+__all__ = ["modelled_costs", "vit_block_costs"]
+
+
+def modelled_costs(
+    plans: Sequence[BlockPlan],
+    *,
+    rows: int,
+    tokens: int,
+    width: int,
+    hidden: int,
+    element_bytes: int = 2,
+    forward_seconds: float = 1.0,
+    dequant_seconds: float = 0.0,
+    held_bytes: int = 0,
+    offload_seconds: float = 0.0,
+) -> Dict[BlockPlan, PlanCost]:
+    """An analytical cost of one ViT block under each plan, for the CPU and for tests.
+
+    Tokens kept by a block that is not recomputed: its input (``C``), ``q, k, v`` (``3C``), the attention
+    output (``C``), the projection's input (``C``), the MLP's input (``C``), ``fc1``'s output (``hidden``)
+    and the adapter's input (``C``): ``8C + hidden`` values per token. A recomputed block keeps ``C`` per token
+    and needs the ``8C + hidden`` of one block (a ``1/chunks`` share with chunks, plus the input) while it
+    runs its backward. Backward of a frozen block costs about one forward; recomputation one more.
+
+    Args:
+        plans: the candidate plans.
+        rows: ``B * clips``; tokens: tokens per clip; width: ``C``; hidden: the MLP width.
+        element_bytes: bytes per value of the token stream.
+        forward_seconds: one forward of the block.
+        dequant_seconds: dequantizing the block's 4-bit weights once (saved by ``hold`` at every use).
+        held_bytes: the block's dequantized weight copies.
+        offload_seconds: the part of an input's round trip to host memory that is not overlapped.
+    """
+    per_token = rows * tokens * element_bytes
+    full, one = (8 * width + hidden) * per_token, width * per_token
+    costs = {}
+    for plan in plans:
+        uses = 3 if plan.checkpoint else 2  # dequantizations per step: forward, (recompute,) backward
+        seconds = forward_seconds * (3 if plan.checkpoint else 2) + (0 if plan.hold else uses * dequant_seconds)
+        if plan.offload:
+            seconds += offload_seconds
+        if not plan.checkpoint:
+            saved, transient = full, (3 * width + hidden) * per_token
+        else:
+            saved = 0 if plan.offload else one
+            transient = full // plan.backward_chunks + one
+        costs[plan] = PlanCost(seconds=seconds, saved=saved + (held_bytes if plan.hold else 0), transient=transient)
+    return costs
+
+
+def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tokens: int, width: int,
+                    dtype: torch.dtype) -> Dict[BlockPlan, PlanCost]:
+    """:func:`modelled_costs` of a ViT block, times in units of one multiply-add: the forward's linear
+    layers ``rows * tokens * (4 C^2 + 2 C hidden)``, a dequantization about 8 per weight.
+
+    Args:
+        block: the ViT block (its MLP's width and its 4-bit layers' weights are read).
+        plans: the candidate plans.
+        rows: ``B * clips``; tokens: tokens per clip; width: ``C``.
+        dtype: the token stream's dtype (bytes per kept value, and per held weight).
+    """
+    hidden = block.mlp.layers[0][0].out_features if hasattr(block, "mlp") else 4 * width
+    weights = sum(m.in_features * m.out_features for m in block.modules() if is_quantized(m))
+    size = torch.empty((), dtype=dtype).element_size()
+    return modelled_costs(
+        plans, rows=rows, tokens=tokens, width=width, hidden=hidden, element_bytes=size,
+        forward_seconds=float(rows * tokens * (4 * width * width + 2 * width * hidden)),
+        dequant_seconds=8.0 * weights, held_bytes=weights * size,
+    )
