@@ -22,20 +22,15 @@ import hashlib
 import inspect
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-import torchvision.transforms.functional as TF
-from torch import Tensor, nn
 
-from opentad.datasets.synthetic.clips import IGNORE, ClipSampler, render_labelled_videos, token_labels, tubelet_labels
-from opentad.datasets.synthetic.settings import settings_from_preset
+from opentad.apis.synthetic_pretrain_clips import clip_sets, to_input
+from opentad.apis.synthetic_pretrain_loop import PretrainHead, held_out_accuracy, train_loop
 from opentad.models.backbones.vit import VideoViT, VisionTransformerCP
 from opentad.utils.checkpoint import atomic_save
 from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError, torch_load
@@ -135,147 +130,6 @@ def cached_digest(path: str) -> Optional[str]:
     return meta.get("digest") if isinstance(meta, dict) else None
 
 
-class _PretrainHead(nn.Module):
-    """Two classifiers on ``[B, C, t, h, w]`` features (thrown away after pretraining).
-
-    Returns per-tubelet logits ``[B, t, K + 1]`` (of the spatial mean, what
-    the detector sees) and per-token logits ``[B, t, h, w, K + 1]`` (which
-    action's objects a token shows: a dense signal that trains much faster
-    than the tubelet labels alone).
-    """
-
-    def __init__(self, channels: int, num_outputs: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
-        self.fc = nn.Linear(channels, num_outputs)
-        self.token_norm = nn.LayerNorm(channels)
-        self.token_fc = nn.Linear(channels, num_outputs)
-
-    def forward(self, feats: Tensor) -> Tuple[Tensor, Tensor]:
-        pooled = self.fc(self.norm(feats.mean((3, 4)).transpose(1, 2)))
-        tokens = self.token_fc(self.token_norm(feats.permute(0, 2, 3, 4, 1)))
-        return pooled, tokens
-
-
-def _to_input(frames: np.ndarray, mean: Tensor, std: Tensor) -> Tensor:
-    """uint8 ``[B, T, H, W, 3]`` -> normalised float ``[B, 3, T, H, W]``."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 4, 1, 2, 3).float()
-    return (x - mean) / std
-
-
-def _loss(logits: Tensor, target: np.ndarray) -> Tensor:
-    """Cross-entropy of ``[..., K + 1]`` logits against int ``[...]`` labels, :data:`IGNORE` left out."""
-    flat = torch.from_numpy(target).reshape(-1)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat, ignore_index=IGNORE)
-
-
-def _lr_factor(step: int, settings: PretrainSettings) -> float:
-    if step < settings.warmup_steps:
-        return (step + 1) / settings.warmup_steps
-    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-@torch.no_grad()
-def _accuracy(vit: nn.Module, head: nn.Module, sampler: ClipSampler, mean: Tensor, std: Tensor, tubelet: int) -> float:
-    """Share of labelled tubelets of the held-out windows classified right."""
-    vit.eval()
-    right = total = 0
-    for frames, labels, _ in sampler.windows():
-        pred = head(vit(_to_input(frames[None], mean, std)))[0][0].argmax(-1).numpy()
-        target = tubelet_labels(labels, tubelet)
-        keep = target != IGNORE
-        right += int((pred[keep] == target[keep]).sum())
-        total += int(keep.sum())
-    vit.train()
-    return right / max(total, 1)
-
-
-def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 ``[N, H, W, 3]`` -> ``[N, size, size, 3]`` as ``mmaction.Resize`` does (bilinear, no antialiasing)."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    x = TF.resize(x, [size, size], interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def _clip_sets(vit_args: Mapping[str, Any], settings: PretrainSettings, frame_stride: int):
-    """Training and held-out clip samplers, rendered at ``render_size`` and resized to ``img_size``.
-
-    Raises:
-        ValueError: ``render_size`` is not a whole multiple of ``img_size / patch_size`` cells.
-    """
-    size, patch = int(vit_args["img_size"]), int(vit_args.get("patch_size", 16))
-    cells = size // patch
-    render = settings.render_size or size
-    if render % cells:
-        raise ValueError(f"render_size={render} must be a multiple of img_size / patch_size = {cells}")
-    synth = settings_from_preset(
-        "default",
-        dict(
-            seed=settings.seed,
-            num_train=settings.num_videos,
-            num_test=settings.num_val_videos,
-            num_classes=settings.num_classes,
-            width=render,
-            height=render,
-            empty_fraction=0.0,
-            actions_per_minute=settings.actions_per_minute,
-            min_duration=settings.min_duration,
-            max_duration=settings.max_duration,
-        ),
-    )
-    clip_len = int(vit_args["num_frames"])
-    samplers = []
-    for subset, count in (("validation", settings.num_videos), ("test", settings.num_val_videos)):
-        if not count:
-            samplers.append(None)
-            continue
-        videos = render_labelled_videos(synth, frame_stride, subset, patch=render // cells)
-        videos = [dataclasses.replace(v, frames=_resize_frames(v.frames, size)) for v in videos]
-        samplers.append(ClipSampler(videos, clip_len=clip_len, seed=settings.seed))
-    return samplers[0], samplers[1]
-
-
-def _train(
-    vit: nn.Module,
-    head: nn.Module,
-    train: ClipSampler,
-    settings: PretrainSettings,
-    *,
-    normalise,
-    tubelet: int,
-    progress: bool,
-) -> None:
-    """The optimisation loop: ``settings.steps`` AdamW steps on batches of ``train``, logged ten times."""
-    params = list(vit.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, settings))
-    start = time.perf_counter()
-    steps = range(settings.steps)
-    if progress:
-        from tqdm import tqdm
-
-        steps = tqdm(steps, desc="pretraining ViT", unit="step", mininterval=2.0)
-    for step in steps:
-        frames, labels, cover = train.sample(settings.batch_size)
-        pooled, tokens = head(vit(normalise(frames)))
-        loss = _loss(pooled, tubelet_labels(labels, tubelet))
-        if settings.token_weight:
-            loss = loss + settings.token_weight * _loss(tokens, token_labels(cover, tubelet, settings.token_threshold))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        if progress and step % 20 == 0:
-            steps.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % max(1, settings.steps // 10) == 0:
-            elapsed = time.perf_counter() - start
-            logger.info("pretraining step %d/%d: loss %.4f, %.0f s elapsed", step + 1, settings.steps, loss.item(), elapsed)
-
-
 def pretrain_vit(
     vit_args: Mapping[str, Any],
     settings: PretrainSettings,
@@ -308,10 +162,10 @@ def pretrain_vit(
         return dict(path=out, digest=digest, cached=True, val_accuracy=None, seconds=0.0)
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
-    train, val = _clip_sets(vit_args, settings, frame_stride)
+    train, val = clip_sets(vit_args, settings, frame_stride)
     vit = VisionTransformerCP(**vit_args)
     tubelet = int(vit_args.get("tubelet_size", 2))
-    head = _PretrainHead(vit.embed_dims, settings.num_classes + 1)
+    head = PretrainHead(vit.embed_dims, settings.num_classes + 1)
     mean_t = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1, 1)
     std_t = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1, 1)
     logger.info(
@@ -322,9 +176,9 @@ def pretrain_vit(
         settings.steps,
         settings.batch_size,
     )
-    _train(vit, head, train, settings, normalise=lambda frames: _to_input(frames, mean_t, std_t), tubelet=tubelet,
-           progress=progress)
-    accuracy = _accuracy(vit, head, val, mean_t, std_t, tubelet) if val is not None else None
+    train_loop(vit, head, train, settings, normalise=lambda frames: to_input(frames, mean_t, std_t),
+               tubelet=tubelet, progress=progress)
+    accuracy = held_out_accuracy(vit, head, val, mean_t, std_t, tubelet) if val is not None else None
     seconds = time.perf_counter() - start
     meta = dict(digest=digest, settings=dataclasses.asdict(settings), val_accuracy=accuracy, seconds=seconds)
     state = {"backbone." + k: v.detach().clone() for k, v in vit.state_dict().items()}

@@ -1,7 +1,7 @@
 """The untyped config sections the engines read: solver, workflow, inference, post_processing.
 
 Each section is a dataclass whose fields are its keys, annotated with the
-types the engines read them as (``runner.py``, ``test_engine.py``,
+types the engines read them as (``runner.py``, ``trainer.py``, ``test_engine.py``,
 ``raw_predictions.py``). Its checker, registered under the section's name in
 :data:`opentad.registry.CONFIG_SECTIONS`, checks the keys and values with
 :func:`opentad.registry.check_binding`, the one check ``build`` uses too;

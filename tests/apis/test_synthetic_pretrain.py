@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from opentad.apis.synthetic_pretrain import PretrainSettings, _loss, cached_digest, pretrain_vit, vit_arguments
+from opentad.apis.synthetic_pretrain import PretrainSettings, cached_digest, pretrain_vit, vit_arguments
+from opentad.apis.synthetic_pretrain_loop import _loss
 from opentad.datasets.synthetic.clips import IGNORE
 from opentad.models.backbones.vit import VisionTransformerCP
 from opentad.registry import BACKBONES, build

@@ -86,7 +86,7 @@ def test_a_failing_run_writes_its_traceback_into_the_log_file(tiny_data_root, ti
     def crash(self):
         raise RuntimeError("an unexpected failure")
 
-    monkeypatch.setattr("opentad.cores.runner.Trainer.fit", crash)
+    monkeypatch.setattr("opentad.cores.trainer.Trainer.fit", crash)
     with pytest.raises(RuntimeError, match="unexpected"):
         train(tiny_config, tmp_path / "f", end_epoch=1)
     log = open(glob.glob(str(tmp_path / "f" / "gpu1_id0" / "train_*.log"))[0]).read()
@@ -129,8 +129,9 @@ def test_a_bad_evaluation_file_stops_the_run_at_setup_in_one_line(tiny_data_root
     def build_model(ctx):
         raise Built()
 
-    monkeypatch.setattr("opentad.cores.runner.Trainer.run_epoch", lambda self, epoch: epochs.append(epoch))
+    monkeypatch.setattr("opentad.cores.trainer.Trainer.run_epoch", lambda self, epoch: epochs.append(epoch))
     monkeypatch.setattr("opentad.cores.runner.build_model", build_model)
+    monkeypatch.setattr("opentad.cores.trainer.build_model", build_model)
     expected = (f"ground_truth_filename {path!r}: 1 ground-truth segment(s) of 1 video(s) in subset 'test' have "
                 f"labels not in the class map ['Typo'] (e.g. video {video!r}")
     work = f"work_dir={tmp_path / 'w'}"

@@ -7,6 +7,7 @@ import torch
 
 from opentad.cores import runner
 from opentad.cores.launch import run_cli
+from opentad.cores.trainer import Trainer
 from opentad.utils.checkpoint import CheckpointError, strip_prefix
 
 
@@ -28,7 +29,7 @@ def trained(tiny_data_root, tiny_config, tmp_path_factory, monkeypatch):
 @pytest.fixture
 def started(monkeypatch):
     """Replaces ``Trainer.fit``: the run returns the trainer as it is when training would begin."""
-    monkeypatch.setattr(runner.Trainer, "fit", lambda self: self)
+    monkeypatch.setattr(Trainer, "fit", lambda self: self)
 
 
 def weights(module):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from opentad.datasets import EpicKitchensPaddingDataset
+from opentad.datasets.check_ego import check_annotations
 from opentad.datasets.convert_ego import (
-    check_annotations,
     convert_ego4d_moments,
     convert_epic_csvs,
     timestamp_seconds,

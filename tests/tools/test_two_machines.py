@@ -55,7 +55,7 @@ def _dump_after_fit(trainer_class):
 
 class _PatchRunner(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name != "opentad.cores.runner":
+        if name != "opentad.cores.trainer":
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)

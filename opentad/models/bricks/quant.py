@@ -7,15 +7,12 @@ copies the float weight into a ``Params4bit``/``Int8Params`` and moves the new
 layer to the float layer's device, which performs the quantization on CPU
 too. Biases stay float.
 
-bitsandbytes cannot load a ``Linear4bit`` state_dict into a fresh layer
-(upstream issue #1946), so :func:`export_quantized` and
-:func:`import_quantized` save and restore the packed bytes and the
-quantization statistics as plain tensors; restoring is bit-exact.
+Saving and restoring a quantized layer's packed bytes: :mod:`.quant_io`.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -30,8 +27,7 @@ __all__ = [
     "dequantize_weight",
     "frozen_weight_as",
     "is_quantized",
-    "export_quantized",
-    "import_quantized",
+    "int8_scales",
 ]
 
 
@@ -189,7 +185,7 @@ def _int8_layer_class():
 
         class Linear8bitDequant(bnb.nn.Linear8bitLt):
             def forward(self, x: torch.Tensor) -> torch.Tensor:
-                out = _FrozenInt8Matmul.apply(x, self.weight.data, _int8_scales(self))
+                out = _FrozenInt8Matmul.apply(x, self.weight.data, int8_scales(self))
                 if self.bias is not None:
                     out = out + self.bias.to(out.dtype)
                 return out
@@ -259,7 +255,12 @@ def quantize_linear(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
     return layer.to(device)  # the move is what quantizes
 
 
-def _int8_scales(layer: nn.Module) -> torch.Tensor:
+def int8_scales(layer: nn.Module) -> torch.Tensor:
+    """The fp32 row scales of an 8-bit layer (``absmax`` per output row).
+
+    Raises:
+        RuntimeError: the layer has none (it was loaded but not moved to a device).
+    """
     # bitsandbytes moves the row scales from the weight to the layer state on first use
     scales = layer.weight.SCB if getattr(layer.weight, "SCB", None) is not None else layer.state.SCB
     if scales is None:
@@ -277,7 +278,7 @@ def dequantize_weight(layer: nn.Module) -> torch.Tensor:
     if isinstance(layer, bnb.nn.Linear4bit):
         return dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()  # right on every CPU
     if isinstance(layer, bnb.nn.Linear8bitLt):
-        return layer.weight.data.float() * _int8_scales(layer).float()[:, None] / 127.0
+        return layer.weight.data.float() * int8_scales(layer).float()[:, None] / 127.0
     raise TypeError(f"not a quantized layer: {type(layer).__name__}")
 
 
@@ -296,54 +297,3 @@ def frozen_weight_as(layer: nn.Module, dtype: torch.dtype) -> torch.Tensor:
         packed, state = layer.weight.data, layer.weight.quant_state
         return dequantized(packed, dtype, lambda: dequantize_4bit(packed, state))
     return dequantize_weight(layer).to(dtype)
-
-
-def export_quantized(layer: nn.Module) -> Dict[str, torch.Tensor]:
-    """Packed bytes and statistics of a quantized layer, as plain tensors.
-
-    The result round-trips through ``torch.save``/``torch.load(weights_only=True)``
-    and :func:`import_quantized` bit-exactly.
-    """
-    bnb = _bnb()
-    if isinstance(layer, bnb.nn.Linear4bit):
-        state = {"weight": layer.weight.data.detach().cpu().clone()}
-        for key, value in layer.weight.quant_state.as_dict(packed=True).items():
-            state["qs." + key] = value.detach().cpu().clone()
-        return state
-    if isinstance(layer, bnb.nn.Linear8bitLt):
-        return {"weight": layer.weight.data.detach().cpu().clone(), "SCB": _int8_scales(layer).detach().cpu().clone()}
-    raise TypeError(f"not a quantized layer: {type(layer).__name__}")
-
-
-def import_quantized(layer: nn.Module, state: Dict[str, torch.Tensor]) -> None:
-    """Restore what :func:`export_quantized` saved into a layer of the same kind and shape.
-
-    Raises:
-        ValueError: the saved packed weight does not fit the layer.
-    """
-    bnb = _bnb()
-    device = layer.weight.device
-    packed = state["weight"]
-    if isinstance(layer, bnb.nn.Linear4bit):
-        stats = {k[3:]: v for k, v in state.items() if k.startswith("qs.")}
-        expected = layer.in_features * layer.out_features
-        if packed.numel() * 2 != expected and packed.numel() * 2 != expected + 1:
-            raise ValueError(
-                f"packed 4-bit weight of {packed.numel()} bytes does not fit a "
-                f"{layer.out_features}x{layer.in_features} layer"
-            )
-        layer.weight = bnb.nn.Params4bit.from_prequantized(
-            packed.to(device), stats, requires_grad=False, device=device
-        )
-        return
-    if isinstance(layer, bnb.nn.Linear8bitLt):
-        if tuple(packed.shape) != (layer.out_features, layer.in_features):
-            raise ValueError(f"int8 weight {tuple(packed.shape)} does not fit layer {tuple(layer.weight.shape)}")
-        param = bnb.nn.Int8Params(packed.to(device), requires_grad=False, has_fp16_weights=False)
-        param.CB = param.data
-        param.SCB = state["SCB"].to(device)
-        layer.weight = param
-        layer.state.SCB = None
-        layer.state.CB = None
-        return
-    raise TypeError(f"not a quantized layer: {type(layer).__name__}")

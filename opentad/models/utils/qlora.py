@@ -10,7 +10,7 @@ The one place outside the layers that knows quantized layers and LoRA:
   layer (bitsandbytes issue #1946), so a model with quantized layers is saved as
   ``{"format", "float", "quantized", "checksums"}``: trainable and float tensors
   as they are, each quantized layer as its packed bytes and statistics
-  (:func:`~opentad.models.bricks.quant.export_quantized`); frozen backbone
+  (:func:`~opentad.models.bricks.quant_io.export_quantized`); frozen backbone
   tensors that a wrapper rebuilds from its ``pretrain`` file only as checksums.
   Only tensors and plain data (``torch.load(weights_only=True)``); the round trip is exact;
 * verification: loading compares the rebuilt base with those checksums (a
@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from opentad.models.bricks.lora import LoRALinear
-from opentad.models.bricks.quant import dequantize_weight, export_quantized, import_quantized, is_quantized
+from opentad.models.bricks.quant import dequantize_weight, is_quantized
+from opentad.models.bricks.quant_io import export_quantized, import_quantized
 from opentad.models.bricks.vit_adapter import AdapterBase
 from opentad.utils.misc import count_parameters
 from opentad.utils.safe_load import torch_load

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction
 from opentad.models.memory.policy import apply_memory_policy
-from opentad.models.bricks.quant import export_quantized
+from opentad.models.bricks.quant_io import export_quantized
 from opentad.models.utils.qlora import quantized_modules
 
 TINY = dict(

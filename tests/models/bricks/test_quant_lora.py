@@ -4,14 +4,8 @@ import torch
 from torch import nn
 
 from opentad.models.bricks.lora import LoRALinear
-from opentad.models.bricks.quant import (
-    QuantSpec,
-    dequantize_weight,
-    export_quantized,
-    import_quantized,
-    is_quantized,
-    quantize_linear,
-)
+from opentad.models.bricks.quant import QuantSpec, dequantize_weight, is_quantized, quantize_linear
+from opentad.models.bricks.quant_io import export_quantized, import_quantized
 
 
 def _linear(seed, in_f=64, out_f=32, bias=True):

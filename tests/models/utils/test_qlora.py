@@ -7,7 +7,8 @@ from torch import nn
 from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
 from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
 from opentad.models.bricks.lora import LoRALinear
-from opentad.models.bricks.quant import dequantize_weight, export_quantized
+from opentad.models.bricks.quant import dequantize_weight
+from opentad.models.bricks.quant_io import export_quantized
 from opentad.models.detectors.base import BaseDetector
 from opentad.models.utils.qlora import (
     load_checkpoint_state,
