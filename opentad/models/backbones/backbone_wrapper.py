@@ -76,6 +76,9 @@ class WrapperOptions:
             weight copies are then chosen per block, the fastest plan that
             fits (:mod:`opentad.models.memory.budget`; docs/qlora.md).
             Not part of upstream's keys.
+        stream_norms: with ``frozen_dtype`` (default True): the blocks' layer norms take and return the
+            stream's dtype under autocast, where autocast would run them in float32 and cast back (the same
+            rounding, fewer bytes moved: :mod:`opentad.models.memory.stream_norm`). Not part of upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
             (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
@@ -103,6 +106,7 @@ class WrapperOptions:
     memory_budget_gib: Optional[float] = None
     compile_blocks: Union[bool, str] = False
     memory_plan: Optional[str] = None
+    stream_norms: bool = True
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -138,6 +142,7 @@ class WrapperOptions:
             memory_budget_gib=self.memory_budget_gib,
             compile_blocks=self.compile_blocks,
             memory_plan=self.memory_plan,
+            stream_norms=self.stream_norms,
         )
 
 

@@ -36,6 +36,7 @@ from opentad.models.memory.compile import check_compile_blocks, compile_blocks, 
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
+from opentad.models.memory.stream_norm import set_stream_norms
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class MemoryPolicy:
         memory_budget_gib: choose ``checkpoint``, ``backward_chunks``,
             ``offload_activations`` and held dequantized weights per block, the
             fastest that fits this many GiB (:mod:`.budget`); None: as set above.
+        stream_norms: with ``frozen_dtype``, the blocks' layer norms take and return the stream's dtype under
+            autocast instead of a float32 round trip (:mod:`.stream_norm`; the same rounding).
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
@@ -97,6 +100,7 @@ class MemoryPolicy:
     memory_budget_gib: Optional[float] = None
     compile_blocks: Union[bool, str] = False
     memory_plan: Optional[str] = None
+    stream_norms: bool = True
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -211,7 +215,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
-    differs), compiles the blocks or not (``compile_blocks``) and hands the policy to
+    differs), the blocks' layer norms to stream norms or back (``stream_norms`` with ``frozen_dtype``), compiles the blocks or not (``compile_blocks``) and hands the policy to
     ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
 
@@ -223,6 +227,8 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     for module in backbone.modules():
         if isinstance(module, FFN):
             module.__class__ = FrozenMLP if chunked_mlp else FFN
+    set_stream_norms([m for m in backbone.modules() if isinstance(m, Block)],
+                     policy.stream_norms and policy.frozen_dtype is not None)
     compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:
