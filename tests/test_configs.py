@@ -73,13 +73,15 @@ THUMOS_E2E = sorted(glob.glob(os.path.join(ROOT, "configs", "adatad", "thumos", 
 
 @pytest.mark.parametrize("path", THUMOS_E2E, ids=os.path.basename)
 def test_memory_options_only_in_the_qlora_configs(path):
-    """docs/qlora.md ("Status"): QLoRA configs store frozen values in bf16 and offload (g and H also chunk the
-    backward); AdaTAD stays upstream's."""
+    """docs/qlora.md ("Status", "A memory budget"): QLoRA configs store frozen values in bf16 and plan per block
+    within a budget that fits a 24 GiB card (22 GiB), with fixed least-memory settings under it for
+    ``memory_budget_gib=None`` (offloading; g and H also chunk the backward); AdaTAD stays upstream's."""
     cfg = load_config(path)
     custom = cfg["model"]["backbone"].get("custom", {})
     options = (custom.get("frozen_dtype"), custom.get("offload_activations", False), cfg["solver"].get("amp"))
     if "_qlora" in os.path.basename(path):
         assert options == ("bf16", True, "bf16"), path
+        assert custom.get("memory_budget_gib") == 22, path
         quantized_vit = cfg["model"]["backbone"]["backbone"].get("quantize_backbone", False)
         assert quantized_vit == ("videomaev2_g" in path), path  # the NF4 ViT pays off for g only
         # the chunked backward where it was measured to pay off (docs/qlora.md): g (160 and 224 px) and H
@@ -87,3 +89,4 @@ def test_memory_options_only_in_the_qlora_configs(path):
         assert custom.get("backward_chunks", 0) == (4 if chunked else 0), path
     else:
         assert options[:2] == (None, False) and options[2] in (True, "fp16"), path
+        assert "memory_budget_gib" not in custom, path

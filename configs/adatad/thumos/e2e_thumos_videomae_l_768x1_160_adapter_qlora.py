@@ -13,8 +13,10 @@ model = dict(
             lora_dropout=0.1,
             quantize_bits=4,
         ),
-        # memory options (docs/qlora.md, "Memory"): frozen weights and frames in bf16, block inputs in host memory
-        custom=dict(frozen_dtype="bf16", offload_activations=True),
+        # memory (docs/qlora.md, "A memory budget"): frozen weights and frames in bf16; per block, the fastest plan
+        # whose step fits a 24 GiB card (memory_budget_gib=22, lowered with a warning on a smaller card: set it for
+        # yours). memory_budget_gib=None: the fixed least-memory settings, block inputs in host memory
+        custom=dict(frozen_dtype="bf16", offload_activations=True, memory_budget_gib=22),
     ),
 )
 

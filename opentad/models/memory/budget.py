@@ -52,12 +52,21 @@ from opentad.models.memory.profile import measure_costs, profile_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH"]
+__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH", "CARD_RESERVE_GIB", "card_budget"]
 
 #: share of the budget kept for what the backbone does not see (the head, the loss, allocator slack)
 RESERVE_FRACTION = 0.08
 #: growth of the memory in use (share of the budget) that makes the planner choose again
 REPLAN_GROWTH = 0.02
+#: what a card needs besides the step's allocations (the CUDA context, the allocator's cached blocks): a budget
+#: above the card's memory less this is lowered to it
+CARD_RESERVE_GIB = 1.5
+
+
+def card_budget(budget_gib: float, card_bytes: int) -> float:
+    """The budget a card with ``card_bytes`` of memory can hold: ``budget_gib``, or the card's memory less
+    :data:`CARD_RESERVE_GIB` when that is smaller (never below 0)."""
+    return max(0.0, min(float(budget_gib), card_bytes / GiB - CARD_RESERVE_GIB))
 
 
 def _signature(block: nn.Module) -> Tuple[Any, ...]:
@@ -81,7 +90,8 @@ class BudgetPlanner:
 
     def __init__(self, *, budget_gib: float, chunks: int = 4, pinned: Optional[BlockPlan] = None):
         self.budget_gib = float(budget_gib)
-        self.budget = int(self.budget_gib * GiB)
+        self.budget = int(self.budget_gib * GiB)  # bytes; lowered to the card's memory at the first CUDA step
+        self._card_checked = False
         self.pinned = pinned
         self.chunks = int(chunks) if chunks and chunks > 1 else 4
         self.offload: Optional[OffloadSavedTensors] = None  # one per forward, entered by offloading blocks
@@ -103,6 +113,8 @@ class BudgetPlanner:
         """
         if not all(hasattr(backbone, a) for a in ("embed", "blocks", "graph_free_blocks")):
             raise TypeError(f"memory_budget_gib needs a ViT backbone (embed, blocks); got {type(backbone).__name__}")
+        if frames.is_cuda and not self._card_checked:
+            self._fit_card(frames.device)
         free = backbone.graph_free_blocks()
         blocks = list(backbone.blocks)[free:]
         trains = tuple(p.requires_grad for p in backbone.parameters())
@@ -124,6 +136,18 @@ class BudgetPlanner:
         offloading = frames.is_cuda and any(p.offload for p in plans.values())
         self.offload = OffloadSavedTensors() if offloading else None
 
+    def _fit_card(self, device: torch.device) -> None:
+        """Lower the budget to what the card holds (:func:`card_budget`), with a warning naming both."""
+        self._card_checked = True
+        card = torch.cuda.get_device_properties(device).total_memory
+        fitted = card_budget(self.budget_gib, card)
+        if fitted < self.budget_gib:
+            logger.warning("memory_budget_gib=%.2f is more than %s holds (%.2f GiB, less %.1f GiB for the CUDA "
+                           "context and cache): planning for %.2f GiB; set memory_budget_gib for this card to "
+                           "silence this", self.budget_gib, torch.cuda.get_device_name(device), card / GiB,
+                           CARD_RESERVE_GIB, fitted)
+            self.budget = int(fitted * GiB)
+
     def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor) -> Tuple[int, int]:
         """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them)."""
         reserve = max(GiB // 4, int(RESERVE_FRACTION * self.budget))
@@ -144,7 +168,7 @@ class BudgetPlanner:
             tokens, grid = backbone.embed(frames[:1])
         fixed, in_use = self._fixed(backbone, frames, tokens.to(policy.stream_dtype(frames)))
         if fixed > self.budget:
-            raise BudgetError(f"memory_budget_gib={self.budget_gib:.2f}: weights, frames and reserve alone take "
+            raise BudgetError(f"memory_budget_gib={self.budget / GiB:.2f}: weights, frames and reserve alone take "
                               f"{fixed / GiB:.2f} GiB; raise the budget, lower the batch or frames")
         signatures = [_signature(block) for block in blocks]
         groups: Dict[Tuple[Any, ...], nn.Module] = {}
@@ -174,7 +198,7 @@ class BudgetPlanner:
         logger.info(
             "memory budget %.2f GiB, input %s: blocks %d-%d as %s; modelled peak %.2f GiB (%.2f GiB fixed), "
             "%s; %s %d plans of %d block group(s) in %.1f s",
-            self.budget_gib, list(frames.shape), len(backbone.blocks) - len(blocks), len(backbone.blocks) - 1,
+            self.budget / GiB, list(frames.shape), len(backbone.blocks) - len(blocks), len(backbone.blocks) - 1,
             plan.summary(), plan.peak / GiB, fixed / GiB,
             f"blocks {plan.seconds:.3f} s per step" if frames.is_cuda else f"cost {plan.seconds:.3g} multiply-adds",
             "profiled" if frames.is_cuda else "modelled (CPU)", sum(map(len, costs_of.values())),

@@ -256,3 +256,30 @@ def test_memory_plan_keys_are_checked():
     for bad in ("ck", "keep+offload", "checkpoint+hold+offload", "checkpoint+chunks1"):
         with pytest.raises(ConfigError, match=re.escape(f"memory_plan={bad!r} is not a plan: 'keep' or 'checkpoint'")):
             WrapperOptions.from_mapping(dict(memory_budget_gib=20, memory_plan=bad))
+
+
+def test_a_budget_above_the_card_is_lowered_to_it(monkeypatch, caplog):
+    """By hand: a 16 GiB card holds 16 - 1.5 = 14.5 GiB of the step; 22 is lowered to it, with a warning naming
+    both; 12 stays; on an 80 GiB card 22 stays; a card below the reserve leaves nothing (then refused)."""
+    from types import SimpleNamespace
+
+    from opentad.models.memory import budget as budget_module
+    from opentad.models.memory.budget import CARD_RESERVE_GIB, card_budget
+
+    gib = 2**30
+    assert CARD_RESERVE_GIB == 1.5
+    assert card_budget(22, 16 * gib) == 14.5 and card_budget(12, 16 * gib) == 12.0
+    assert card_budget(22, 80 * gib) == 22.0 and card_budget(5, gib) == 0.0
+    monkeypatch.setattr(budget_module.torch.cuda, "get_device_properties",
+                        lambda device: SimpleNamespace(total_memory=16 * gib))
+    monkeypatch.setattr(budget_module.torch.cuda, "get_device_name", lambda device: "a 16 GiB card")
+    for configured, planned, warned in ((22.0, 14.5, True), (12.0, 12.0, False)):
+        planner = BudgetPlanner(budget_gib=configured)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="opentad.models.memory.budget"):
+            planner._fit_card(torch.device("cpu"))
+        assert planner.budget == int(planned * gib) and planner.budget_gib == configured
+        assert [r.getMessage() for r in caplog.records] == ([
+            f"memory_budget_gib={configured:.2f} is more than a 16 GiB card holds (16.00 GiB, less 1.5 GiB for the "
+            "CUDA context and cache): planning for 14.50 GiB; set memory_budget_gib for this card to silence this"
+        ] if warned else [])
