@@ -6,18 +6,17 @@ from :mod:`opentad.datasets.synthetic.clips` with a seed of their own.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from torch import Tensor
 
+from opentad.apis.synthetic_pretrain_settings import PretrainSettings
 from opentad.datasets.synthetic.clips import ClipSampler, render_labelled_videos
 from opentad.datasets.synthetic.settings import settings_from_preset
 
-if TYPE_CHECKING:  # the settings' module imports this one
-    from opentad.apis.synthetic_pretrain import PretrainSettings
 
 __all__ = ["to_input", "clip_sets"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from opentad.apis.synthetic_pretrain_clips import to_input
+from opentad.apis.synthetic_pretrain_settings import PretrainSettings
 from opentad.datasets.synthetic.clips import IGNORE, ClipSampler, token_labels, tubelet_labels
 
-if TYPE_CHECKING:  # the settings' module imports this one
-    from opentad.apis.synthetic_pretrain import PretrainSettings
 
 logger = logging.getLogger(__name__)
 
