@@ -19,6 +19,8 @@ import numpy as np
 from .builder import remove_duplicate_annotations
 
 __all__ = [
+    "entry_label",
+    "top_level_key",
     "GroundTruthError",
     "GroundTruth",
     "Predictions",
@@ -32,7 +34,7 @@ PathOrDict = Union[str, os.PathLike, Mapping[str, Any]]
 LabelOf = Callable[[Mapping[str, Any]], Hashable]
 
 
-def _label(entry: Mapping[str, Any]) -> Hashable:
+def entry_label(entry: Mapping[str, Any]) -> Hashable:
     """The class of a ground-truth or predicted entry: its ``label`` (mAP's and Recall's rule)."""
     return entry["label"]
 
@@ -119,7 +121,12 @@ def load_blocked_videos(blocked_videos: Union[None, str, os.PathLike, Sequence[s
     return set(blocked_videos)
 
 
-def _require_key(data: Any, key: str, source: str, what: str) -> Any:
+def top_level_key(data: Any, key: str, source: str, what: str) -> Any:
+    """``data[key]``, or a ValueError naming ``what`` (the config key of the file), ``source`` and the keys found.
+
+    Raises:
+        ValueError: ``data`` is not a mapping or has no ``key``.
+    """
     if not isinstance(data, Mapping) or key not in data:
         found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
         raise ValueError(f"{what} {source} has no top-level {key!r} key (found: {found})")
@@ -146,7 +153,7 @@ def load_ground_truth(
     blocked: set,
     ignored_labels: Sequence[str] = (),
     class_map: Optional[Sequence[str]] = None,
-    label_of: LabelOf = _label,
+    label_of: LabelOf = entry_label,
     keep_all: bool = False,
 ) -> GroundTruth:
     """Read the actions of ``subset``.
@@ -181,7 +188,7 @@ def load_ground_truth(
     name = source_name(source)
     try:
         data = load_json(source, "ground_truth_filename") if isinstance(source, (str, os.PathLike)) else source
-        database = _require_key(data, "database", name, "ground_truth_filename")
+        database = top_level_key(data, "database", name, "ground_truth_filename")
     except ValueError as exc:  # not JSON, no 'database' (a missing file stays a FileNotFoundError)
         raise GroundTruthError(str(exc)) from exc
     if not isinstance(database, Mapping):
@@ -234,7 +241,7 @@ class _Scan:
 
     ignored: set
     known: Optional[set]
-    label_of: LabelOf = _label
+    label_of: LabelOf = entry_label
     keep_all: bool = False
     videos: List[str] = field(default_factory=list)
     classes: Dict[Hashable, int] = field(default_factory=dict)

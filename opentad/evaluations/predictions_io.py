@@ -12,7 +12,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .io import GroundTruth, LabelOf, PathOrDict, Predictions, _label, _require_key, load_json
+from .io import GroundTruth, LabelOf, PathOrDict, Predictions, entry_label, load_json, top_level_key
 
 __all__ = ["load_predictions", "warn_about_inputs"]
 
@@ -37,7 +37,7 @@ def _bad_entry(results: Mapping[str, Any], blocked: set, label_of: Optional[Labe
 
 
 def load_predictions(
-    source: PathOrDict, *, gt: GroundTruth, blocked: set, label_of: Optional[LabelOf] = _label
+    source: PathOrDict, *, gt: GroundTruth, blocked: set, label_of: Optional[LabelOf] = entry_label
 ) -> Predictions:
     """Read predictions, dropping those of blocked videos.
 
@@ -60,7 +60,7 @@ def load_predictions(
         name, data = "(dict)", source
     else:
         raise TypeError(f"prediction_filename must be a JSON path or a dict, got {type(source).__name__}")
-    results = _require_key(data, "results", name, "prediction_filename")
+    results = top_level_key(data, "results", name, "prediction_filename")
     if not isinstance(results, Mapping):
         raise ValueError(f"prediction_filename {name}: 'results' must map video names to lists")
     video_index = {v: i for i, v in enumerate(gt.videos)}
