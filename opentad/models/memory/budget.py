@@ -233,8 +233,9 @@ class BudgetPlanner:
             if not frames.is_cuda:
                 costs_of[signature] = vit_block_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
                 continue
+            least = max(2, *(p.backward_chunks for p in plans))  # a row group per chunk at least
             take = profile_rows(rows, tokens.shape[1], tokens.shape[2], fixed, self.budget,
-                                unit=_rows_per_video(block, grid[0]), least=max(2, self.chunks),
+                                unit=_rows_per_video(block, grid[0]), least=least,
                                 element_bytes=torch.empty((), dtype=dtype).element_size())
             with torch.no_grad():
                 sample, _ = backbone.embed(frames[:take])

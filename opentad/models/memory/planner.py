@@ -86,7 +86,7 @@ class BlockPlan:
         head, *rest = str(name).split("+")
         plan = cls(checkpoint=head == "checkpoint")
         for part in rest:
-            if part.startswith("chunks") and part[6:].isdigit() and int(part[6:]) >= 2:
+            if part.startswith("chunks") and part[6:].isascii() and part[6:].isdigit() and int(part[6:]) >= 2:
                 plan = dataclasses.replace(plan, backward_chunks=int(part[6:]))
             elif part in ("offload", "hold"):
                 plan = dataclasses.replace(plan, **{part: True})

@@ -122,7 +122,9 @@ class MemoryPolicy:
         if self.temporal_chunks is not None:
             raise ValueError("MemoryPolicy: memory_budget_gib plans per block; it cannot be combined with "
                              "temporal checkpointing (temporal_checkpointing=True)")
-        if self.planner is None or (self.planner.budget_gib, self.planner.pinned) != (budget, pinned):
+        chunks = self.backward_chunks if self.backward_chunks > 1 else 4
+        if self.planner is None or (self.planner.budget_gib, self.planner.pinned, self.planner.chunks) != (
+                budget, pinned, chunks):
             object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks,
                                                               pinned=pinned))
 
@@ -215,7 +217,8 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
-    differs), the blocks' layer norms to stream norms or back (``stream_norms`` with ``frozen_dtype``), compiles the blocks or not (``compile_blocks``) and hands the policy to
+    differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
+    ``frozen_dtype``), compiles the blocks or not (``compile_blocks``) and hands the policy to
     ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
 

@@ -16,9 +16,10 @@ block's input and output, and the input of the block before it (prefetched
 during its backward), are on the GPU while it runs: three stream tensors are
 added to its ``transient``. Both, and the time, are scaled from the slice's
 rows to the whole batch (the blocks work on each clip on their own but for
-the adapter's convolution), the held weight copies excepted. Gradients the
-profile leaves in the block's parameters are removed, held copies dropped
-and the RNG state restored, so the real step is unaffected; the allocator's
+the adapter's convolution), the held weight copies excepted. The profile's
+backward returns its gradients instead of accumulating them into the
+parameters (so no gradient hook fires: DDP's, with a static graph, counts
+them), held copies are dropped and the RNG state restored, so the real step is unaffected; the allocator's
 cache is emptied and its peak statistic brought back to at least its value
 before the profile.
 """
@@ -77,7 +78,10 @@ def _run_once(policy: Any, block: nn.Module, x: Tensor, grid: Tuple[int, int], p
     torch.cuda.synchronize(device)
     out_bytes = y.numel() * y.element_size()
     saved = torch.cuda.memory_allocated(device) - base - out_bytes
-    y.backward(torch.ones_like(y))
+    # the gradients are returned, never accumulated into the parameters: an accumulation would fire DDP's hooks,
+    # which a static graph counts in its first step (the profile runs inside DDP's forward)
+    trainable = [p for p in block.parameters() if p.requires_grad]
+    torch.autograd.grad(y, [x, *trainable], torch.ones_like(y), allow_unused=True)
     end.record()
     torch.cuda.synchronize(device)
     transient = torch.cuda.max_memory_allocated(device) - base - saved - out_bytes

@@ -213,6 +213,7 @@ def test_budget_keys_are_checked():
                                          temporal_checkpointing_chunk_num=2, temporal_checkpointing_chunk_dim=0))
     policy = MemoryPolicy(memory_budget_gib=8)
     assert dataclasses.replace(policy, frozen_mlp=False).planner is policy.planner  # one planner per policy
+    assert dataclasses.replace(policy, backward_chunks=2).planner.chunks == 2  # ... with its own row groups
 
 
 def test_a_pinned_plan_runs_on_every_recording_block_and_keeps_the_loss(monkeypatch):

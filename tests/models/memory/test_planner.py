@@ -195,6 +195,7 @@ def test_plan_names_read_back():
         assert BlockPlan.from_name(plan.name) == plan
     assert BlockPlan.from_name("checkpoint+chunks12") == BlockPlan(backward_chunks=12)
     for bad in ("", "Keep", "keep+chunks4", "keep+offload", "checkpoint+hold+offload", "checkpoint+chunks",
-                "checkpoint+chunks1", "checkpoint+chunks04", "checkpoint+offload+offload", "checkpoint+"):
+                "checkpoint+chunks1", "checkpoint+chunks04", "checkpoint+offload+offload", "checkpoint+",
+                "checkpoint+chunks\u00b2"):
         with pytest.raises(ValueError, match=re.escape(f"memory_plan={bad!r} is not a plan")):
             BlockPlan.from_name(bad)

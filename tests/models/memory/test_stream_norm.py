@@ -82,26 +82,47 @@ def test_otherwise_it_is_the_plain_layer_norm(case):
         assert torch.equal(norm(x), plain(x))
 
 
-def test_set_stream_norms_swaps_block_norms_only_and_keeps_the_state():
-    class Block(nn.Module):
+def test_set_stream_norms_swaps_the_block_norms_that_a_linear_layer_reads_and_keeps_the_state():
+    """norm1 feeds ``attn.qkv``, norm2 ``mlp.layers[0][0]``: a plain linear layer rounds the norm's float32 output
+    to bf16 at once, a LoRA layer also feeds it, unrounded under autocast, to its dropout and branch (so its norm
+    stays a LayerNorm); a norm read by a layer not known here, or of another class, is left as it is."""
+    from opentad.models.bricks.lora import LoRALinear
+
+    class Attn(nn.Module):
+        def __init__(self, qkv):
+            super().__init__()
+            self.qkv = qkv
+
+    class Mlp(nn.Module):
         def __init__(self):
             super().__init__()
+            self.layers = nn.Sequential(nn.Sequential(nn.Linear(C, 2 * C), nn.GELU()), nn.Linear(2 * C, C))
+
+    class Block(nn.Module):
+        def __init__(self, qkv, mlp=True):
+            super().__init__()
             self.norm1, self.norm2, self.norm3 = nn.LayerNorm(C), nn.LayerNorm(C), nn.LayerNorm(C)
+            self.attn = Attn(qkv)
+            if mlp:
+                self.mlp = Mlp()
 
     class Other(nn.Module):
         def __init__(self):
             super().__init__()
-            self.norm1 = nn.GroupNorm(4, C)
+            self.norm1, self.attn = nn.GroupNorm(4, C), Attn(nn.Linear(C, 3 * C))
 
-    blocks = [Block(), Block(), Other()]
+    blocks = [Block(nn.Linear(C, 3 * C)), Block(LoRALinear(nn.Linear(C, 3 * C), r=2, alpha=4, dropout=0.1)),
+              Block(nn.Linear(C, 3 * C), mlp=False), Other()]
     keys = [sorted(b.state_dict()) for b in blocks]
     assert set_stream_norms(blocks, True) == 4
-    assert [type(n) for b in blocks[:2] for n in (b.norm1, b.norm2, b.norm3)] == [StreamLayerNorm,
-                                                                                 StreamLayerNorm, nn.LayerNorm] * 2
-    assert type(blocks[2].norm1) is nn.GroupNorm
+    kinds = [[type(getattr(b, n)) for n in ("norm1", "norm2", "norm3")] for b in blocks[:3]]
+    assert kinds == [[StreamLayerNorm, StreamLayerNorm, nn.LayerNorm],
+                     [nn.LayerNorm, StreamLayerNorm, nn.LayerNorm],
+                     [StreamLayerNorm, nn.LayerNorm, nn.LayerNorm]]
+    assert type(blocks[3].norm1) is nn.GroupNorm
     assert [sorted(b.state_dict()) for b in blocks] == keys
-    assert set_stream_norms(blocks, False) == 4
-    assert all(type(n) is nn.LayerNorm for b in blocks[:2] for n in (b.norm1, b.norm2, b.norm3))
+    assert set_stream_norms(blocks, False) == 0
+    assert all(type(getattr(b, n)) is nn.LayerNorm for b in blocks[:3] for n in ("norm1", "norm2", "norm3"))
 
 
 def test_the_memory_policy_sets_them_with_frozen_dtype_only():
