@@ -86,3 +86,21 @@ def test_the_profile_accumulates_no_gradient_and_a_static_ddp_graph_trains(monke
         dist.destroy_process_group()
     for a, b in zip(with_profile, without):  # the same arithmetic: the profile changed no gradient
         assert torch.equal(a, b)
+
+
+def test_recomputed_and_chunked_plans_leave_no_gradient_either(monkeypatch):
+    """The same through the memory policy's own execution: kept and checkpointed blocks (a chunked plan on a block
+    whose attention and MLP train runs checkpointed as a whole)."""
+    from opentad.models.bricks.vit import Block
+    from opentad.models.memory.policy import MemoryPolicy
+
+    _cpu_stand_ins(monkeypatch)
+    torch.manual_seed(0)
+    block = Block(embed_dims=16, num_heads=2)
+    fired = []
+    for p in block.parameters():
+        p.register_post_accumulate_grad_hook(lambda p: fired.append(p))
+    x = torch.randn(4, 6, 16)
+    for plan in (BlockPlan(), BlockPlan(backward_chunks=2), BlockPlan(checkpoint=False)):
+        profile._run_once(MemoryPolicy(), block, x, (2, 3), plan)
+    assert fired == [] and all(p.grad is None for p in block.parameters())
