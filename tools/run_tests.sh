@@ -12,9 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
 PY="$ROOT/.venv/bin/python"
-workers="${OPENTAD_TEST_WORKERS:-$("$PY" -c 'import os
-cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-print(min(8, cores))')}"
+workers="${OPENTAD_TEST_WORKERS:-$("$PY" -c 'from opentad.utils.process import usable_cores; print(min(8, usable_cores()))')}"
 if ! [[ "$workers" =~ ^[0-9]+$ ]]; then
   echo "run_tests.sh: OPENTAD_TEST_WORKERS=$workers is not a whole number (1: one process)" >&2
   exit 2

@@ -93,11 +93,20 @@ class BudgetPlanner:
         self.budget = int(self.budget_gib * GiB)  # bytes; lowered to the card's memory at the first CUDA step
         self._card_checked = False
         self.pinned = pinned
-        self.chunks = int(chunks) if chunks and chunks > 1 else 4
+        self.chunks = self._row_groups(chunks)
         self.offload: Optional[OffloadSavedTensors] = None  # one per forward, entered by offloading blocks
         self._plans: Dict[Tuple[Any, ...], Tuple[Dict[int, BlockPlan], Plan, int, int]] = {}
         self._current: Dict[int, BlockPlan] = {}
         self.last: Optional[Plan] = None
+
+    @staticmethod
+    def _row_groups(chunks: Optional[int]) -> int:
+        """Row groups of the chunked plans for a policy's ``backward_chunks`` (1 or None: the default 4)."""
+        return int(chunks) if chunks and chunks > 1 else 4
+
+    def serves(self, *, budget_gib: float, chunks: Optional[int], pinned: Optional[BlockPlan]) -> bool:
+        """Whether this planner is the one a policy with these settings would build (so it may be reused)."""
+        return (self.budget_gib, self.chunks, self.pinned) == (float(budget_gib), self._row_groups(chunks), pinned)
 
     def plan_of(self, block: nn.Module) -> Optional[BlockPlan]:
         """The plan of ``block`` for the current input (None: the policy's own settings)."""
@@ -224,12 +233,12 @@ class BudgetPlanner:
         costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
         for signature, block in groups.items():
             quantized = _quantized(block)
-            plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
             if self.pinned is not None:
                 plans = [dataclasses.replace(self.pinned, hold=self.pinned.hold and quantized,
                                              offload=self.pinned.offload and frames.is_cuda)]
-            elif quantized:
-                plans = [p for p in plans if p.hold in hold]
+            else:
+                plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
+                plans = [p for p in plans if p.hold in hold] if quantized else plans
             if not frames.is_cuda:
                 costs_of[signature] = vit_block_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
                 continue

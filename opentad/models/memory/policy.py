@@ -122,9 +122,8 @@ class MemoryPolicy:
         if self.temporal_chunks is not None:
             raise ValueError("MemoryPolicy: memory_budget_gib plans per block; it cannot be combined with "
                              "temporal checkpointing (temporal_checkpointing=True)")
-        chunks = self.backward_chunks if self.backward_chunks > 1 else 4
-        if self.planner is None or (self.planner.budget_gib, self.planner.pinned, self.planner.chunks) != (
-                budget, pinned, chunks):
+        if self.planner is None or not self.planner.serves(budget_gib=budget, chunks=self.backward_chunks,
+                                                           pinned=pinned):
             object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks,
                                                               pinned=pinned))
 

@@ -123,7 +123,6 @@ def measure_costs(
         ``{plan: PlanCost}``; held weight copies are counted in ``saved`` at their full size (not scaled).
     """
     device = x.device
-    grads = {p: p.grad for p in block.parameters()}
     peak_before = torch.cuda.max_memory_allocated(device)
     costs: Dict[BlockPlan, PlanCost] = {}
     try:
@@ -141,8 +140,6 @@ def measure_costs(
                 )
     finally:
         hold_dequantized(block, False)
-        for param, grad in grads.items():
-            param.grad = grad
         torch.cuda.empty_cache()  # the profile's cached blocks (the whole batch's working sets) back to the card
         _restore_peak(device, peak_before)
     return costs
