@@ -79,6 +79,9 @@ class WrapperOptions:
         stream_norms: with ``frozen_dtype`` (default True): the blocks' layer norms take and return the
             stream's dtype under autocast, where autocast would run them in float32 and cast back (the same
             rounding, fewer bytes moved: :mod:`opentad.models.memory.stream_norm`). Not part of upstream's keys.
+        fused_residual: with ``frozen_dtype`` (default False): the adapters' ``up * gamma + x`` runs as one
+            Triton kernel with the same rounding, where eager PyTorch writes two float32 tensors
+            (:mod:`opentad.models.memory.fused_residual`; not yet measured on a GPU). Not part of upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
             (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
@@ -107,6 +110,7 @@ class WrapperOptions:
     compile_blocks: Union[bool, str] = False
     memory_plan: Optional[str] = None
     stream_norms: bool = True
+    fused_residual: bool = False
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -143,6 +147,7 @@ class WrapperOptions:
             compile_blocks=self.compile_blocks,
             memory_plan=self.memory_plan,
             stream_norms=self.stream_norms,
+            fused_residual=self.fused_residual,
         )
 
 

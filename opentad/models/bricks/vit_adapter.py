@@ -137,8 +137,20 @@ def temporal_mix(x: Tensor, grid: Tuple[int, int], temporal_size: int, dwconv: n
     return y.reshape(b, n, c)
 
 
+def scaled_residual(up: Tensor, gamma: Tensor, x: Tensor) -> Tensor:
+    """``up * gamma + x`` (``[B, N, C]``, ``gamma`` ``[1]``), as upstream's adapters compute it."""
+    return up * gamma + x
+
+
 class _ProjectionAdapter(AdapterBase):
-    """Shared part of the adapters: down projection, GELU, up projection, gamma."""
+    """Shared part of the adapters: down projection, GELU, up projection, gamma.
+
+    ``residual_op(up, gamma, x)`` computes the scaled residual: :func:`scaled_residual`,
+    unless the memory policy installs a fused kernel with the same rounding
+    (:mod:`opentad.models.memory.fused_residual`).
+    """
+
+    residual_op = staticmethod(scaled_residual)
 
     def __init__(self, *, embed_dims: int, mlp_ratio: float, residual: bool, linear_factory: LinearFactory):
         super().__init__()
@@ -175,8 +187,9 @@ class _ProjectionAdapter(AdapterBase):
         """``[B, N, C] -> [B, N, C]``; ``grid`` is the spatial token grid ``(h, w)``."""
         h = self.act(self.down_proj(x))
         h = self._mix(h, grid)
-        out = self.up_proj(h) * self.gamma
-        return out + x if self.residual else out
+        if self.residual:
+            return self.residual_op(self.up_proj(h), self.gamma, x)
+        return self.up_proj(h) * self.gamma
 
 
 class TemporalAdapter(_ProjectionAdapter):

@@ -36,6 +36,7 @@ from opentad.models.memory.compile import check_compile_blocks, compile_blocks, 
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
+from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.stream_norm import set_stream_norms
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class MemoryPolicy:
             fastest that fits this many GiB (:mod:`.budget`); None: as set above.
         stream_norms: with ``frozen_dtype``, the blocks' layer norms take and return the stream's dtype under
             autocast instead of a float32 round trip (:mod:`.stream_norm`; the same rounding).
+        fused_residual: with ``frozen_dtype`` and without ``compile_blocks``, the adapters' scaled residual
+            ``up * gamma + x`` runs as one Triton kernel returning the stream's bf16 (:mod:`.fused_residual`;
+            the same rounding, bitwise, forward and backward). Off by default until measured on a GPU.
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
@@ -101,6 +105,7 @@ class MemoryPolicy:
     compile_blocks: Union[bool, str] = False
     memory_plan: Optional[str] = None
     stream_norms: bool = True
+    fused_residual: bool = False
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -217,7 +222,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
     differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
-    ``frozen_dtype``), compiles the blocks or not (``compile_blocks``) and hands the policy to
+    ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``), compiles the blocks or not (``compile_blocks``) and hands the policy to
     ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
 
@@ -231,6 +236,8 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
             module.__class__ = FrozenMLP if chunked_mlp else FFN
     set_stream_norms([m for m in backbone.modules() if isinstance(m, Block)],
                      policy.stream_norms and policy.frozen_dtype is not None)
+    set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None
+                        and policy.compile_blocks is False)
     compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:
