@@ -3,6 +3,8 @@
 Nothing here imports torch: :func:`apply_thread_defaults` must run before
 torch is imported (OpenMP reads its environment once, when torch loads).
 
+* :func:`usable_cores`: the affinity mask's cores, capped by a cgroup CPU
+  quota (:func:`cgroup_cpu_limit`: a container's share of a larger host).
 * :func:`apply_thread_defaults`: without ``OMP_NUM_THREADS``, each process
   gets ``usable cores // local processes`` threads (at least 1), and, when
   that is more than 1, passive waiting (``OMP_WAIT_POLICY=PASSIVE``): on a
@@ -25,6 +27,7 @@ from typing import Dict, MutableMapping, Optional
 
 __all__ = [
     "LAUNCHER_PID_VAR",
+    "cgroup_cpu_limit",
     "usable_cores",
     "local_process_count",
     "default_thread_count",
@@ -39,11 +42,60 @@ logger = logging.getLogger(__name__)
 LAUNCHER_PID_VAR = "OPENTAD_LAUNCHER_PID"
 
 
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _own_cgroup(proc_cgroup: str) -> str:
+    """This process's cgroup v2 path (``"0::/a/b"`` in ``/proc/self/cgroup``), or ``""``."""
+    for line in (_read(proc_cgroup) or "").splitlines():
+        if line.startswith("0::"):
+            return line[3:].strip("/")
+    return ""
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> Optional[int]:
+    """Whole cores the cgroup's CPU quota gives this process, ``ceil(quota / period)``, or None (no quota).
+
+    A container may see many cores and be allowed the time of few: its quota,
+    not its affinity mask, then says how many busy processes it can run.
+    Reads cgroup v2's ``cpu.max`` (``"150000 100000"``; ``"max ..."``: none) of
+    this process's cgroup, then of ``root``; else cgroup v1's
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1: none).
+    Unreadable or malformed files count as no quota.
+
+    Args:
+        root: where the cgroup file system is mounted.
+        proc_cgroup: the file naming this process's cgroups.
+    """
+    own = _own_cgroup(proc_cgroup)
+    pairs = [(text.split() + [""])[:2] for text in
+             (_read(os.path.join(root, own, "cpu.max")) if own else None, _read(os.path.join(root, "cpu.max")))
+             if text]
+    for v1 in ("cpu", "cpu,cpuacct"):
+        quota, period = (_read(os.path.join(root, v1, f"cpu.cfs_{key}_us")) for key in ("quota", "period"))
+        if quota and period:
+            pairs.append([quota, period])
+    for quota, period in pairs:
+        if quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0:
+            return max(1, -(-int(quota) // int(period)))
+        if quota == "max" or quota == "-1":
+            return None
+    return None
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, else all)."""
+    """CPU cores this process may keep busy: its affinity mask (else all cores), capped by a cgroup CPU quota."""
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+        cores = max(1, len(os.sched_getaffinity(0)))
+    else:
+        cores = max(1, os.cpu_count() or 1)
+    limit = cgroup_cpu_limit()
+    return cores if limit is None else min(cores, limit)
 
 
 def local_process_count(environ: Optional[MutableMapping[str, str]] = None) -> int:

@@ -9,11 +9,14 @@ import time
 
 import pytest
 
+from opentad.utils import process
 from opentad.utils.process import (
     apply_thread_defaults,
+    cgroup_cpu_limit,
     default_thread_count,
     local_process_count,
     pid_alive,
+    usable_cores,
     watch_launcher,
 )
 
@@ -23,6 +26,38 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.mark.parametrize("cores, processes, threads", [(2, 1, 2), (2, 2, 1), (1, 2, 1), (16, 3, 5), (16, 1, 16)])
 def test_default_thread_count_shares_the_cores(cores, processes, threads):
     assert default_thread_count(cores=cores, processes=processes) == threads
+
+
+def _cgroup(tmp_path, files, own="/"):
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (tmp_path / "self_cgroup").write_text(f"4:memory:/x\n0::{own}\n")
+    return cgroup_cpu_limit(root=str(tmp_path), proc_cgroup=str(tmp_path / "self_cgroup"))
+
+
+@pytest.mark.parametrize("files, own, cores", [
+    ({"cpu.max": "150000 100000\n"}, "/", 2),  # 1.5 cores of time: 2 busy processes at most
+    ({"cpu.max": "50000 100000"}, "/", 1),
+    ({"cpu.max": "400000 100000"}, "/", 4),
+    ({"cpu.max": "max 100000"}, "/", None),
+    ({"box/cpu.max": "200000 100000", "cpu.max": "max 100000"}, "/box", 2),  # this process's own cgroup first
+    ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, "/", 3),  # cgroup v1
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "-1", "cpu,cpuacct/cpu.cfs_period_us": "100000"}, "/", None),
+    ({"cpu.max": "lots 100000"}, "/", None),
+    ({"cpu.max": "100000 0"}, "/", None),
+    ({}, "/", None),
+])
+def test_cgroup_cpu_limit_reads_the_quota_of_cgroup_v2_or_v1(tmp_path, files, own, cores):
+    assert _cgroup(tmp_path, files, own) == cores
+
+
+@pytest.mark.parametrize("limit", [None, 1, 10**6])
+def test_usable_cores_is_the_affinity_capped_by_the_quota(monkeypatch, limit):
+    monkeypatch.setattr(process, "cgroup_cpu_limit", lambda: limit)
+    mask = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cores() == (mask if limit is None else min(mask, limit))
 
 
 def test_local_process_count_reads_torchrun_and_names_a_bad_value():
@@ -44,7 +79,11 @@ CHILD = textwrap.dedent("""
     from opentad.utils.process import apply_thread_defaults
     chosen = apply_thread_defaults()
     import torch
-    print(json.dumps(dict(chosen=chosen, threads=torch.get_num_threads(), cores=len(os.sched_getaffinity(0)),
+    from opentad.utils.process import cgroup_cpu_limit
+    cores = len(os.sched_getaffinity(0))
+    limit = cgroup_cpu_limit()
+    cores = cores if limit is None else min(cores, limit)
+    print(json.dumps(dict(chosen=chosen, threads=torch.get_num_threads(), cores=cores,
                           omp=os.environ.get("OMP_NUM_THREADS"), wait=os.environ.get("OMP_WAIT_POLICY"))))
 """)
 
