@@ -29,7 +29,7 @@ def bf16_nearest_even(y32: torch.Tensor) -> torch.Tensor:
     lo = (bits & ~0xFFFF).view(torch.float32).double()  # toward zero
     mag = lo.abs()
     ulp = torch.where(mag > 0, torch.ldexp(torch.ones_like(mag), torch.frexp(mag).exponent - 8),
-                      torch.full_like(mag, 2.0**-133))
+                      torch.zeros_like(mag)).clamp_min(2.0**-133)  # bf16's subnormal spacing below 2^-126
     hi = lo + torch.sign(y32.double()) * ulp  # away from zero (may be 2^128: infinity once rounded)
     y = y32.double()
     d_lo, d_hi = (y - lo).abs(), (hi - y).abs()
@@ -97,12 +97,18 @@ def run(device: str) -> None:
         (-(1 + 2.0**-8), -1.0),                  # ties to even for negative values too
         (3.4e38, float("inf")),                  # past halfway between the largest bf16 and 2^128
         (float("nan"), float("nan")),
+        (1.0e-39, None),                         # a float32 subnormal: kept, not flushed, as eager PyTorch
+        (-(2.0**-133) * 1.5, -(2.0**-132)),      # a tie between bf16 subnormals 2^-133 (odd) and 2^-132
     ]
     for gamma_value, expected in cases:
         up = torch.ones(4, device=device, dtype=BF16)
         x = torch.zeros(4, device=device, dtype=BF16)
         out = fused_scaled_residual(up, torch.tensor([gamma_value], device=device), x)
-        want = torch.full((4,), expected, device=device, dtype=BF16)
+        if expected is None:  # the reference's own rounding of the float32 value
+            want = bf16_nearest_even(torch.full((4,), gamma_value, device=device))
+            check("subnormal reference is not zero", bool((want != 0).all()))
+        else:
+            want = torch.full((4,), expected, device=device, dtype=BF16)
         check(f"rounding of {gamma_value!r}", same(out, want) and same(bf16_nearest_even(out.float()), out))
 
     adapter_case(device)
