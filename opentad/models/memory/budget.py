@@ -92,6 +92,7 @@ class BudgetPlanner:
         self.budget_gib = float(budget_gib)
         self.budget = int(self.budget_gib * GiB)  # bytes; lowered to the card's memory at the first CUDA step
         self._card_checked = False
+        self._lowered_for: Optional[str] = None  # the card's name once the budget was lowered to it
         self.pinned = pinned
         self.chunks = self._row_groups(chunks)
         self.offload: Optional[OffloadSavedTensors] = None  # one per forward, entered by offloading blocks
@@ -135,7 +136,14 @@ class BudgetPlanner:
                 known = None  # e.g. the optimizer's state, allocated after the first step
         if known is None:
             replans = self._plans[key][3] + 1 if key in self._plans else 0
-            plans, plan, in_use = self._choose(backbone, blocks, frames, policy)
+            try:
+                plans, plan, in_use = self._choose(backbone, blocks, frames, policy)
+            except BudgetError as error:
+                if self._lowered_for is None:
+                    raise
+                raise BudgetError(f"{error} (memory_budget_gib={self.budget_gib:g} was lowered to "
+                                  f"{self.budget / GiB:.2f} GiB: what {self._lowered_for} holds less "
+                                  f"{CARD_RESERVE_GIB} GiB)", needed=error.needed) from None
             known = self._plans[key] = (plans, plan, in_use, replans)
         plans, plan = known[0], known[1]
         dtype = _hold_dtype(frames)
@@ -156,6 +164,7 @@ class BudgetPlanner:
                            "silence this", self.budget_gib, torch.cuda.get_device_name(device), card / GiB,
                            CARD_RESERVE_GIB, fitted)
             self.budget = int(fitted * GiB)
+            self._lowered_for = torch.cuda.get_device_name(device)
 
     def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor) -> Tuple[int, int]:
         """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them)."""

@@ -284,3 +284,24 @@ def test_a_budget_above_the_card_is_lowered_to_it(monkeypatch, caplog):
             f"memory_budget_gib={configured:.2f} is more than a 16 GiB card holds (16.00 GiB, less 1.5 GiB for the "
             "CUDA context and cache): planning for 14.50 GiB; set memory_budget_gib for this card to silence this"
         ] if warned else [])
+
+
+def test_a_refusal_after_lowering_the_budget_names_the_configured_budget_and_the_card(monkeypatch):
+    """A 1.6 GiB card leaves 0.1 GiB of a configured 22: less than the 0.25 GiB reserve, so the plans are refused,
+    and the error says that 22 was lowered, to what, and for which card."""
+    from types import SimpleNamespace
+
+    from opentad.models.memory import budget as budget_module
+
+    monkeypatch.setattr(budget_module.torch.cuda, "get_device_properties",
+                        lambda device: SimpleNamespace(total_memory=int(1.6 * 2**30)))
+    monkeypatch.setattr(budget_module.torch.cuda, "get_device_name", lambda device: "a small card")
+    policy = MemoryPolicy(checkpoint=True, memory_budget_gib=22)
+    policy.planner._fit_card(torch.device("cpu"))
+    with pytest.raises(BudgetError, match=re.escape(
+            "memory_budget_gib=0.10: weights, frames and reserve alone take 0.25 GiB; raise the budget, lower the "
+            "batch or frames (memory_budget_gib=22 was lowered to 0.10 GiB: what a small card holds less 1.5 GiB)")):
+        policy.planner.prepare(_model(), torch.randn(4, 3, 4, 32, 32), policy)
+    unlowered = MemoryPolicy(checkpoint=True, memory_budget_gib=0.1)
+    with pytest.raises(BudgetError, match=r"frames\Z"):  # no card note where nothing was lowered
+        unlowered.planner.prepare(_model(), torch.randn(4, 3, 4, 32, 32), unlowered)
