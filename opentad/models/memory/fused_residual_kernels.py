@@ -1,9 +1,10 @@
 """Triton kernels of :mod:`.fused_residual` (imported on first use; needs Triton).
 
 Each program handles ``BLOCK`` consecutive elements of contiguous tensors.
-The float32 -> bf16 rounding is written in integer arithmetic (to nearest,
-ties to even, as PyTorch's cast), so that Triton's CPU interpreter, whose
-plain cast truncates, computes what the GPU computes.
+The bf16 <-> float32 conversions are written in integer arithmetic (widening
+exactly; narrowing to nearest, ties to even, as PyTorch's cast), so that
+Triton's CPU interpreter, whose plain casts truncate and mangle subnormals,
+computes what the GPU computes.
 """
 import triton
 import triton.language as tl
@@ -19,13 +20,19 @@ def round_bf16(y):
 
 
 @triton.jit
+def widen_bf16(v):
+    """bf16 -> float32, exactly, in integer arithmetic (the interpreter's cast mangles bf16 subnormals)."""
+    return (v.to(tl.uint16, bitcast=True).to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def forward_kernel(up_ptr, gamma_ptr, x_ptr, out_ptr, n, BLOCK: tl.constexpr):
     """``out = bf16(fl32(fl32(up * gamma) + x))`` (launch with ``enable_fp_fusion=False``: no FMA)."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     gamma = tl.load(gamma_ptr)
-    up = tl.load(up_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    up = widen_bf16(tl.load(up_ptr + offs, mask=mask, other=0.0))
+    x = widen_bf16(tl.load(x_ptr + offs, mask=mask, other=0.0))
     tl.store(out_ptr + offs, round_bf16(up * gamma + x), mask=mask)
 
 
@@ -35,9 +42,9 @@ def backward_kernel(grad_ptr, up_ptr, gamma_ptr, grad_up_ptr, prod_ptr, n,
     """``grad_up = bf16(fl32(grad * gamma))`` and ``prod = grad * up`` in float32 (exact), as asked."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
-    grad = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    grad = widen_bf16(tl.load(grad_ptr + offs, mask=mask, other=0.0))
     if WANT_UP:
         tl.store(grad_up_ptr + offs, round_bf16(grad * tl.load(gamma_ptr)), mask=mask)
     if WANT_GAMMA:
-        up = tl.load(up_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        up = widen_bf16(tl.load(up_ptr + offs, mask=mask, other=0.0))
         tl.store(prod_ptr + offs, grad * up, mask=mask)

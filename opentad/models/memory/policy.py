@@ -34,9 +34,9 @@ from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.frozen_mlp import FrozenMLP
+from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
-from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.stream_norm import set_stream_norms
 
 logger = logging.getLogger(__name__)
@@ -222,8 +222,9 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
     differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
-    ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``), compiles the blocks or not (``compile_blocks``) and hands the policy to
-    ``backbone.set_memory_policy`` when the
+    ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
+    with ``frozen_dtype``, without ``compile_blocks``), compiles the blocks or not
+    (``compile_blocks``) and hands the policy to ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
 
     Returns:

@@ -45,7 +45,11 @@ def fl32(v64: torch.Tensor) -> torch.Tensor:
     return v64.to(torch.float32)
 
 
+CHECKS = [0]
+
+
 def check(name: str, ok: bool) -> None:
+    CHECKS[0] += 1
     if not ok:
         print(f"FAILED {name}", flush=True)
         sys.exit(1)
@@ -53,11 +57,28 @@ def check(name: str, ok: bool) -> None:
 
 
 def same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Bitwise equal, NaN included."""
-    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(torch.int16) if a.dtype == BF16
-                                                                     else a.view(torch.int32),
-                                                                     b.view(torch.int16) if b.dtype == BF16
-                                                                     else b.view(torch.int32))
+    """Bitwise equal, except that any NaN equals any NaN (payloads differ between casts and devices)."""
+    if a.dtype != b.dtype or a.shape != b.shape or not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    ints = torch.int16 if a.dtype == BF16 else torch.int32
+    keep = ~torch.isnan(a)
+    return torch.equal(a.contiguous().view(ints)[keep], b.contiguous().view(ints)[keep])
+
+
+def eager(up: torch.Tensor, gamma: torch.Tensor, x: torch.Tensor, grad: torch.Tensor):
+    """The eager expression, cast to bf16 as the policy's stream does: output and the three gradients."""
+    up, gamma, x = (t.detach().clone().requires_grad_(True) for t in (up, gamma, x))
+    out = (up * gamma + x).to(BF16)
+    out.backward(grad)
+    return out.detach(), up.grad, gamma.grad, x.grad
+
+
+def fused(up: torch.Tensor, gamma: torch.Tensor, x: torch.Tensor, grad: torch.Tensor):
+    """:func:`fused_scaled_residual`: output and the three gradients."""
+    up, gamma, x = (t.detach().clone().requires_grad_(True) for t in (up, gamma, x))
+    out = fused_scaled_residual(up, gamma, x)
+    out.backward(grad)
+    return out.detach(), up.grad, gamma.grad, x.grad
 
 
 def random_case(device: str, rows: int):
@@ -111,12 +132,84 @@ def run(device: str) -> None:
             want = torch.full((4,), expected, device=device, dtype=BF16)
         check(f"rounding of {gamma_value!r}", same(out, want) and same(bf16_nearest_even(out.float()), out))
 
+    strided_gradient_case(device)
+    double_backward_case(device)
+    bit_pattern_case(device)
+    guard_case(device)
+    eager_fallback_cases(device)
     adapter_case(device)
-    up = torch.ones(3, 5, device=device, dtype=BF16)
-    check("a strided x runs the eager expression",
-          not fusable(up, torch.ones(1, device=device), torch.ones(5, 3, device=device, dtype=BF16).t()))
-    check("float16 runs the eager expression",
-          not fusable(up.half(), torch.ones(1, device=device), up.half()))
+    wrapper_case(device)
+
+
+def strided_gradient_case(device: str) -> None:
+    """An incoming gradient laid out channels-first (as the wrapper's pooling sends the last block's): eager's
+    gradients keep that layout and sum gamma's products in its order; the fused backward must too."""
+    up, gamma, x, _ = random_case(device, 85)
+    grad = torch.randn(2, 24, 85).to(device=device, dtype=BF16).transpose(1, 2)  # [2, 85, 24], not contiguous
+    for name, got, want in zip(("output", "grad up", "grad gamma", "grad x"), fused(up, gamma, x, grad),
+                               eager(up, gamma, x, grad)):
+        check(f"strided incoming gradient: {name}", same(got, want) and got.stride() == want.stride())
+
+
+def double_backward_case(device: str) -> None:
+    """A second derivative through the fused backward is an error, not a silent zero (the kernel's gradients
+    carry no graph: second-order uses need ``fused_residual=False``)."""
+    up, gamma, x, grad = random_case(device, 1)
+    up, gamma = up.requires_grad_(True), gamma.requires_grad_(True)
+    (grad_up,) = torch.autograd.grad(fused_scaled_residual(up, gamma, x), up, grad, create_graph=True)
+    try:
+        torch.autograd.grad(grad_up.float().sum(), gamma)
+    except RuntimeError:
+        check("double backward is refused", True)
+    else:
+        check("double backward is refused", False)
+
+
+def bit_pattern_case(device: str) -> None:
+    """Random bf16 bit patterns (subnormals, infinities and NaNs among them) against the eager expression."""
+    gen = torch.Generator().manual_seed(7)
+    up, x, grad = (torch.randint(-2**15, 2**15, (4096,), generator=gen, dtype=torch.int16).view(BF16).to(device)
+                   for _ in range(3))
+    for gamma_value in (0.8273, -3.0e-38, 2.0**100):
+        gamma = torch.tensor([gamma_value], device=device)
+        got, want = fused(up, gamma, x, grad), eager(up, gamma, x, grad)
+        for name, a, b in zip(("output", "grad up", "grad x"), (got[0], got[1], got[3]), (want[0], want[1], want[3])):
+            check(f"bit patterns, gamma {gamma_value!r}: {name}", same(a, b))
+        check(f"bit patterns, gamma {gamma_value!r}: grad gamma", same(got[2], want[2]))
+
+
+def guard_case(device: str) -> None:
+    """The kernel writes its n elements and nothing past them (masked tail of the last program)."""
+    from opentad.models.memory.fused_residual import _BLOCK, _kernels
+
+    forward_kernel = _kernels()[0]
+    n = _BLOCK + 5
+    up, x = (torch.randn(n + 64).to(device=device, dtype=BF16) for _ in range(2))
+    out = torch.full((n + 64,), 7.0, device=device, dtype=BF16)
+    forward_kernel[((n + _BLOCK - 1) // _BLOCK,)](up, torch.tensor([0.5], device=device), x, out, n, BLOCK=_BLOCK)
+    check("kernel: the guard elements past n are untouched", bool((out[n:] == 7.0).all()))
+    check("kernel: the n elements are written", same(out[:n], (up[:n] * torch.tensor([0.5], device=device)
+                                                               + x[:n]).to(BF16)))
+
+
+def eager_fallback_cases(device: str) -> None:
+    """What the kernel does not take runs the eager expression (same dtype, same values)."""
+    gen = torch.Generator().manual_seed(3)
+    up = torch.randn(3, 5, generator=gen).to(device=device, dtype=BF16)
+    x = torch.randn(3, 5, generator=gen).to(device=device, dtype=BF16)
+    one = torch.tensor([0.75], device=device)
+    cases = {
+        "a strided x": (up, one, x.t().contiguous().t()),
+        "a strided up": (up.t().contiguous().t(), one, x),
+        "gamma of shape [C]": (up, torch.full((5,), 0.75, device=device), x),
+        "a 0-dim gamma (no promotion to float32)": (up, torch.tensor(0.75, device=device), x),
+        "broadcast shapes": (up[:1], one, x),
+        "float16": (up.half(), one, x.half()),
+    }
+    for name, (a, g, b) in cases.items():
+        out = fused_scaled_residual(a, g, b)
+        want = a * g + b
+        check(f"{name} runs the eager expression", not fusable(a, g, b) and same(out, want))
 
 
 def adapter_case(device: str) -> None:
@@ -149,7 +242,78 @@ def adapter_case(device: str) -> None:
         check(f"adapter {name}", same(fused, eager))
 
 
+WRAPPER = dict(
+    type="mmaction.Recognizer3D",
+    backbone=dict(type="VisionTransformerAdapter", img_size=32, patch_size=16, embed_dims=32, depth=3, num_heads=2,
+                  mlp_ratio=2.0, qkv_bias=True, num_frames=4, total_frames=16, adapter_index=[0, 1, 2],
+                  return_feat_map=True),
+    data_preprocessor=dict(type="mmaction.ActionDataPreprocessor", mean=[120.0, 110.0, 100.0],
+                           std=[60.0, 55.0, 50.0], format_shape="NCTHW"),
+    custom=dict(pre_processing_pipeline=[dict(type="Rearrange", keys=["frames"],
+                                              ops="b n c (t1 t) h w -> (b t1) n c t h w", t1=4)],
+                post_processing_pipeline=[dict(type="Reduce", keys=["feats"], ops="b n c t h w -> b c t",
+                                               reduction="mean"),
+                                          dict(type="Rearrange", keys=["feats"], ops="(b t1) c t -> b c (t1 t)",
+                                               t1=4)],
+                frozen_dtype="bf16"),
+)
+
+
+def wrapper_case(device: str) -> None:
+    """A whole backbone wrapper as the AdaTAD configs build it (its pooling sends the last block a strided
+    gradient), fused against eager: the same features and every trainable gradient, bitwise, under the
+    memory options that run adapters differently (plain, checkpointed with a chunked backward, temporal
+    checkpointing) and for the QLoRA ViT."""
+    import copy
+
+    from opentad.models.builder import build_backbone
+
+    variants = {
+        "plain": {},
+        "checkpoint, chunks 2": dict(with_cp=True, backward_chunks=2),
+        "temporal checkpointing": dict(temporal_checkpointing=True, temporal_checkpointing_chunk_num=2,
+                                       temporal_checkpointing_chunk_dim=0),
+        "QLoRA ViT": dict(qlora=True),
+    }
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 1, 3, 16, 32, 32), generator=gen, dtype=torch.uint8).to(device)
+    weights = torch.randn(2, 32, 8, generator=gen).to(device)  # features [B, C, T]: 16 frames, tubelets of 2
+    for name, options in variants.items():
+        results = []
+        for fused_on in (False, True):
+            cfg, custom = copy.deepcopy(WRAPPER), dict(options)
+            cfg["backbone"]["with_cp"] = custom.pop("with_cp", False)
+            if custom.pop("qlora", False):
+                cfg["backbone"].update(type="VisionTransformerQLoRA", lora_r=4, lora_alpha=8, lora_dropout=0.1,
+                                       quantize_bits=4)
+            cfg["custom"].update(custom, fused_residual=fused_on)
+            torch.manual_seed(0)
+            model = build_backbone(cfg).to(device).train()
+            with torch.no_grad():  # zero-initialised up projections and LoRA: give every gradient path a value
+                for param in model.parameters():
+                    if param.requires_grad:
+                        param.add_(torch.randn_like(param) * 0.2)
+            torch.manual_seed(1)  # LoRA's dropout masks
+            with torch.autocast(device, dtype=BF16):
+                feats = model(frames)
+            (feats.float() * weights).sum().backward()
+            adapters = [m for m in model.modules() if getattr(m, "residual", None) is True
+                        and hasattr(type(m), "residual_op")]
+            installed = all(m.residual_op is fused_scaled_residual for m in adapters) == fused_on
+            results.append((feats.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+                            installed and len(adapters) == 3))
+        (eager_feats, eager_grads, eager_ok), (fused_feats, fused_grads, fused_ok) = results
+        check(f"wrapper, {name}: the residual installed as asked", eager_ok and fused_ok)
+        check(f"wrapper, {name}: features", same(fused_feats, eager_feats))
+        check(f"wrapper, {name}: the same {len(eager_grads)} gradients", eager_grads.keys() == fused_grads.keys()
+              and len(eager_grads) > 0 and all(same(fused_grads[k], eager_grads[k]) for k in eager_grads))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    run(parser.parse_args().device)
+    device = parser.parse_args().device
+    if device == "cuda":  # two runs of the adapter compared bitwise: deterministic kernels around the residual
+        torch.use_deterministic_algorithms(True)
+    run(device)
+    print(f"all {CHECKS[0]} checks passed", flush=True)

@@ -1,7 +1,6 @@
 """The chunked MLP of frozen blocks equals autograd's MLP (outputs, input gradients) and keeps less."""
 import pytest
 import torch
-from torch import nn
 
 from opentad.models.bricks.lora import LoRALinear
 from opentad.models.bricks.quant import QuantSpec, quantize_linear

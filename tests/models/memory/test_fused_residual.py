@@ -1,8 +1,10 @@
 """The adapters' fused scaled residual: bitwise the eager expression cast to bf16, installed by the policy.
 
 The kernel checks live in ``fused_residual_cases.py`` (independent float64 references, hand-worked ties,
-infinities and NaN, a whole adapter under autocast) and run in a fresh process: Triton's CPU interpreter
-is chosen when Triton is first imported (``TRITON_INTERPRET=1``), and on CUDA without it.
+infinities, NaN and subnormals, random bit patterns, a strided incoming gradient, guard elements, an adapter
+and whole backbone wrappers under autocast against the eager expression) and run in a fresh process:
+Triton's CPU interpreter is chosen when Triton is first imported (``TRITON_INTERPRET=1``), and on CUDA
+without it.
 """
 import os
 import subprocess
@@ -27,11 +29,14 @@ def _run_cases(device: str, interpret: bool) -> str:
     env.pop("TRITON_INTERPRET", None)
     if interpret:
         env["TRITON_INTERPRET"] = "1"
+    else:  # the CUDA run compares two adapter runs bitwise with deterministic kernels (cuBLAS needs this)
+        env.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     done = subprocess.run([sys.executable, str(CASES), "--device", device], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert len([line for line in lines if line.startswith("ok ")]) == 38 and not any("FAILED" in x for x in lines)
+    passed = [line for line in lines if line.startswith("ok ")]
+    assert lines[-1] == f"all {len(passed)} checks passed" and len(passed) >= 70, done.stdout[-3000:]
     return done.stdout
 
 
