@@ -1,5 +1,6 @@
 """Video backbones and the end-to-end backbone wrapper, registered in :data:`opentad.registry.BACKBONES`.
 
+* :mod:`.video_backbone`: :class:`VideoBackbone` (the hooks every video backbone has);
 * :mod:`.vit`: :class:`VideoViT` (shared VideoMAE ViT) and :class:`VisionTransformerCP`;
 * :mod:`.vit_adapter`: :class:`VisionTransformerAdapter` (AdaTAD);
 * :mod:`.vit_adapter_qlora`: :class:`VisionTransformerQLoRA` (QLoRA-AdaTAD);
@@ -16,7 +17,8 @@ from .backbone_wrapper import BackboneWrapper, VideoRecognizer, WrapperOptions
 from .data_preprocessor import ActionDataPreprocessor
 from .resnet3d import ResNet3d
 from .r2plus1d_tsp import ResNet2Plus1d_TSP
-from .vit import VideoBackbone, VideoViT, VisionTransformerCP
+from .video_backbone import VideoBackbone
+from .vit import VideoViT, VisionTransformerCP
 from .vit_adapter import VisionTransformerAdapter
 from .vit_adapter_qlora import QLoRAAdapter, VisionTransformerQLoRA
 from .vit_ladder import VisionTransformerLadder

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from opentad.models.backbones.pretrained import load_pretrained
-from opentad.models.backbones.vit import VideoBackbone
+from opentad.models.backbones.video_backbone import VideoBackbone
 from opentad.models.memory.policy import FROZEN_DTYPES, MemoryPolicy, apply_memory_policy
 from opentad.registry import BACKBONES, ConfigError, bind, build
 
