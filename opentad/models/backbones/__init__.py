@@ -5,7 +5,8 @@
 * :mod:`.vit_adapter`: :class:`VisionTransformerAdapter` (AdaTAD);
 * :mod:`.vit_adapter_qlora`: :class:`VisionTransformerQLoRA` (QLoRA-AdaTAD);
 * :mod:`.vit_ladder`: :class:`VisionTransformerLadder` (side-tuning);
-* :mod:`.backbone_wrapper`: :class:`BackboneWrapper` (``mmaction.Recognizer3D``);
+* :mod:`.backbone_wrapper`: :class:`BackboneWrapper` (``mmaction.Recognizer3D``), its ``custom``
+  section parsed by :class:`WrapperOptions` (:mod:`.wrapper_options`);
 * :mod:`.data_preprocessor`: :class:`ActionDataPreprocessor`;
 * :mod:`.augment_preprocessor`: :class:`AugmentDataPreprocessor` (batched training augmentation);
 * :mod:`.r2plus1d_tsp`: :class:`ResNet2Plus1d_TSP` (TSP's R(2+1)D, end-to-end ETAD);
@@ -13,7 +14,7 @@
 * :mod:`.pretrained`: checkpoint conversion and loading.
 """
 from .augment_preprocessor import AugmentDataPreprocessor
-from .backbone_wrapper import BackboneWrapper, VideoRecognizer, WrapperOptions
+from .backbone_wrapper import BackboneWrapper, VideoRecognizer
 from .data_preprocessor import ActionDataPreprocessor
 from .resnet3d import ResNet3d
 from .r2plus1d_tsp import ResNet2Plus1d_TSP
@@ -22,6 +23,7 @@ from .vit import VideoViT, VisionTransformerCP
 from .vit_adapter import VisionTransformerAdapter
 from .vit_adapter_qlora import QLoRAAdapter, VisionTransformerQLoRA
 from .vit_ladder import VisionTransformerLadder
+from .wrapper_options import WrapperOptions
 
 __all__ = [
     "ActionDataPreprocessor",
