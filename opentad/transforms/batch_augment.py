@@ -42,7 +42,8 @@ import torch
 
 from opentad.registry import TRANSFORMS
 
-from .end_to_end import CenterCrop, Flip, RandomResizedCrop, Resize
+from .crops import CenterCrop, RandomResizedCrop
+from .end_to_end import Flip, Resize
 from .formatting import Compose
 from .photometric import ColorJitter, ImgAug
 
