@@ -11,7 +11,8 @@ without the model importing the data code.
   transforms with mmaction2's semantics (also under their ``mmaction.``
   names); :mod:`.frames` reads and stores the frames for them.
 * :mod:`.batch_augment`: :class:`BatchClipAugment` (the training
-  augmentation on batched clips, on the model's device).
+  augmentation on batched clips, on the model's device), its crop, resize
+  and flip in one gather in :mod:`.crop_resize`.
 
 Frames travel as ``results["imgs"]``: a ``uint8`` tensor ``[T, 3, H, W]``
 (RGB) until ``FormatShape`` makes it ``[N, 3, T, H, W]``. Random transforms
