@@ -4,7 +4,7 @@ Each section is a dataclass whose fields are its keys, annotated with the
 types the engines read them as (``runner.py``, ``trainer.py``, ``test_engine.py``,
 ``raw_predictions.py``). Its checker, registered under the section's name in
 :data:`opentad.registry.CONFIG_SECTIONS`, checks the keys and values with
-:func:`opentad.registry.check_binding`, the one check ``build`` uses too;
+:func:`opentad.utils.binding.check_binding`, the one check ``build`` uses too;
 nested dicts whose keys a function takes are checked against that function
 (each loader of ``solver`` against ``build_dataloader``, ``post_processing.nms``
 against ``batched_nms``, ``post_processing.external_cls`` against its

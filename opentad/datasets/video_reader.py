@@ -10,7 +10,8 @@ How a batch of frame indices is read:
 * On opening, the packets of the video stream are demuxed once (no decoding)
   to list every frame's presentation timestamp (pts) and which frames are
   keyframes. Frame ``i`` is the frame with the ``i``-th smallest pts, as in
-  decord, so indices are exact also for variable frame rate files.
+  decord, so indices are exact also for variable frame rate files
+  (:mod:`opentad.datasets.frame_index`).
 * ``get_batch(indices)`` decodes forward through the sorted, unique indices.
   It seeks only when a keyframe lies strictly between the last decoded frame
   and the next wanted one (seeking then skips decoding work); otherwise it
@@ -40,20 +41,15 @@ import bisect
 import logging
 import os
 import threading
-from typing import Dict, Iterator, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set
 
-from typing import TYPE_CHECKING
+import numpy as np
+import torch
+
+from opentad.datasets.frame_index import FrameIndex, index_packets
 
 if TYPE_CHECKING:  # PyAV is imported when a video is opened, not with the package
     import av
-
-
-def _av():
-    import av
-
-    return av
-import numpy as np
-import torch
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +60,12 @@ _WARNED: Set[tuple] = set()
 _WARNED_LOCK = threading.Lock()
 #: frames of slack between the declared and the decodable duration (module docstring)
 DURATION_SLACK_FRAMES = 2
+
+
+def _av():
+    import av
+
+    return av
 
 
 def _open(av, path: str):
@@ -175,36 +177,21 @@ class VideoReader:
         )
 
     def _build_index(self) -> None:
-        """List pts and keyframes from the packets (no decoding); leave out what a cut made unreliable."""
+        """List pts and keyframes from the packets (no decoding); leave out what a cut made unreliable
+        (:func:`~opentad.datasets.frame_index.index_packets`)."""
         packets = [
             (int(p.pts), p.dts, bool(p.is_keyframe), bool(p.is_corrupt))
             for p in self._container.demux(self._stream)
             if p.pts is not None and p.size > 0
         ]
-        self._cut_pts: Optional[int] = None
-        bound = None
-        if packets and packets[-1][3]:  # the last packet is cut off by the end of the file
-            self._cut_pts = packets[-1][0]
-            bound = packets[-1][1] if packets[-1][1] is not None else packets[-1][0]
-            packets = packets[:-1]
-        elif packets and self._disagrees(len(packets), shorter_only=True) and packets[-1][1] is not None:
-            bound = packets[-1][1] + 1  # cut between two packets: every lost frame has pts > this dts
-        kept = packets if bound is None else [p for p in packets if p[0] < bound]
-        self.dropped_frames = len(packets) - len(kept) + (self._cut_pts is not None)
-        pts, keys = [p[0] for p in kept], [p[2] for p in kept]
-        if not pts:
+        index = index_packets(packets, falls_short=lambda n: self._disagrees(n, shorter_only=True))
+        self.dropped_frames = index.dropped_frames
+        if not index.pts:
             raise VideoReadError(f"{self.path} has no video frames")
-        order = np.argsort(pts, kind="stable")
-        self._pts: List[int] = [pts[i] for i in order]
-        self._pts_to_index: Dict[int, int] = {p: i for i, p in enumerate(self._pts)}
-        rank = np.empty(len(pts), dtype=np.int64)
-        rank[order] = np.arange(len(pts))
-        self._keyframes: List[int] = sorted(int(rank[i]) for i, k in enumerate(keys) if k)
-        if not self._keyframes or self._keyframes[0] != 0:
-            self._keyframes.insert(0, 0)
+        self._index: FrameIndex = index
 
     def __len__(self) -> int:
-        return len(self._pts)
+        return len(self._index.pts)
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -221,30 +208,18 @@ class VideoReader:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, frames={len(self)}, fps={self.avg_fps:.3f})"
 
-    def _frame_index(self, frame: "av.VideoFrame") -> int:
-        if frame.pts in self._pts_to_index:
-            return self._pts_to_index[frame.pts]
-        # a pts the demuxer did not report: take the nearest listed one
-        j = bisect.bisect_left(self._pts, frame.pts)
-        if j == len(self._pts) or (j > 0 and frame.pts - self._pts[j - 1] < self._pts[j] - frame.pts):
-            j -= 1
-        return j
-
     def _seek(self, index: int) -> None:
         """Restart decoding at the last keyframe at or before frame ``index``."""
-        self._container.seek(self._pts[index], stream=self._stream, backward=True, any_frame=False)
+        self._container.seek(self._index.pts[index], stream=self._stream, backward=True, any_frame=False)
         self._frames = self._decoded_frames()
         self._pos = -1
 
     def _decoded_frames(self) -> Iterator["av.VideoFrame"]:
         """Frames from the current position on, cut-off (corrupt) packets left out as in the index."""
         for packet in self._container.demux(self._stream):
-            if self._cut_pts is not None and packet.is_corrupt and packet.pts == self._cut_pts:
+            if self._index.cut_pts is not None and packet.is_corrupt and packet.pts == self._index.cut_pts:
                 continue
             yield from packet.decode()
-
-    def _keyframe_before(self, index: int) -> int:
-        return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1]
 
     def get_batch(self, indices: Sequence[int]) -> torch.Tensor:
         """Decode the frames at ``indices`` (any order, repeats allowed).
@@ -280,7 +255,7 @@ class VideoReader:
     def _decode_sorted(self, targets: List[int], out: np.ndarray) -> None:
         """Decode ascending ``targets`` into ``out`` (``uint8 [len(targets), 3, H, W]``)."""
         for j, target in enumerate(targets):
-            keyframe = self._keyframe_before(target)
+            keyframe = self._index.keyframe_before(target)
             if self._frames is None or self._pos >= target or keyframe > self._pos + 1:
                 self._seek(target)
             self._write_rgb(self._decode_until(target, keyframe), out[j])
@@ -299,7 +274,7 @@ class VideoReader:
         retries = 0
         while True:
             for frame in self._frames:
-                index = self._frame_index(frame)
+                index = self._index.frame_of(frame.pts)
                 self._pos = index
                 if index == target:
                     return frame
@@ -309,7 +284,8 @@ class VideoReader:
                 raise VideoReadError(f"{self.path}: reached the end before frame {target} (of {len(self)})")
             # the seek landed after the target: start from an earlier keyframe
             retries += 1
-            k = bisect.bisect_left(self._keyframes, keyframe) - retries
+            k = bisect.bisect_left(self._index.keyframes, keyframe) - retries
             if k < 0:
-                raise VideoReadError(f"{self.path}: frame {target} could not be decoded (pts {self._pts[target]})")
-            self._seek(self._keyframes[k])
+                pts = self._index.pts[target]
+                raise VideoReadError(f"{self.path}: frame {target} could not be decoded (pts {pts})")
+            self._seek(self._index.keyframes[k])

@@ -7,17 +7,20 @@ without the model importing the data code.
 * :mod:`.formatting`: :class:`Compose`, tensors, :class:`Collect`, einops
   reshapes (:class:`Rearrange`, :class:`Reduce`) and :class:`Interpolate`,
   which also run in the backbone wrapper's pre/post-processing pipelines.
-* :mod:`.end_to_end` and :mod:`.photometric`: frame transforms with
-  mmaction2's semantics (also under their ``mmaction.`` names).
+* :mod:`.end_to_end`, :mod:`.crops` and :mod:`.photometric`: frame
+  transforms with mmaction2's semantics (also under their ``mmaction.``
+  names); :mod:`.frames` reads and stores the frames for them.
 * :mod:`.batch_augment`: :class:`BatchClipAugment` (the training
-  augmentation on batched clips, on the model's device).
+  augmentation on batched clips, on the model's device), its crop, resize
+  and flip in one gather in :mod:`.crop_resize`.
 
 Frames travel as ``results["imgs"]``: a ``uint8`` tensor ``[T, 3, H, W]``
 (RGB) until ``FormatShape`` makes it ``[N, 3, T, H, W]``. Random transforms
 draw from torch's default generator (:mod:`.rng`).
 """
 from .batch_augment import BatchClipAugment
-from .end_to_end import CenterCrop, Flip, FormatShape, RandomCrop, RandomResizedCrop, Resize
+from .crops import CenterCrop, RandomCrop, RandomResizedCrop
+from .end_to_end import Flip, FormatShape, Resize
 from .formatting import DEFAULT_META_KEYS, Collect, Compose, ConvertToTensor, Interpolate, Rearrange, Reduce, to_tensor
 from .photometric import ColorJitter, ImgAug
 

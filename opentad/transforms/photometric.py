@@ -17,7 +17,7 @@ import torch
 from opentad.registry import TRANSFORMS
 
 from . import rng
-from .end_to_end import get_imgs, set_imgs
+from .frames import get_imgs, set_imgs
 from .hsv import shift_hue
 from .lazy_torchvision import TF, interpolation_mode
 

@@ -16,6 +16,8 @@ trainable and floating-point tensors and rebuild the quantized base).
 
 Files are read weights-only (:mod:`opentad.utils.safe_load`): a file that
 would need to unpickle other objects is refused, never loaded silently.
+Reading a file (:func:`read_checkpoint`, :class:`CheckpointError`) is
+:mod:`opentad.utils.checkpoint_file`'s; both are importable from here as before.
 :func:`load_weights` initialises a model from any checkpoint layout for
 fine-tuning (``--load-from``); resuming needs the full training state.
 """
@@ -28,8 +30,9 @@ import torch
 import torch.nn as nn
 
 from opentad.utils.atomic_files import atomic_link, atomic_save, remove_stale_partial_files
+from opentad.utils.checkpoint_file import CheckpointError, read_checkpoint
 from opentad.utils.misc import unwrap_model
-from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError, torch_load
+from opentad.utils.safe_load import UnreadableFileError, UntrustedFileError
 
 __all__ = [
     "CheckpointError", "LoadReport", "atomic_save", "atomic_link", "remove_stale_partial_files", "model_state_dict",
@@ -40,10 +43,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PREFIX = "module."
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that does not match the model (strict load) or cannot be read."""
 
 
 class LoadReport(NamedTuple):
@@ -188,30 +187,6 @@ def load_model_state_from(
         return load_model_state(model, state, strict=strict)
     except (CheckpointError, ValueError) as exc:
         raise CheckpointError(f"{what} {path}: {exc}") from None
-
-
-def read_checkpoint(
-    path: str, *, map_location: Any = "cpu", what: str = "checkpoint", trust_pickle: bool = False
-) -> Dict[str, Any]:
-    """Read a checkpoint file weights-only (never running code stored in it).
-
-    Args:
-        path: the file.
-        map_location: where tensors go.
-        what: what the file is for (``"--resume checkpoint"``), named in messages.
-        trust_pickle: full unpickling, for a trusted legacy file only (see
-            :func:`opentad.utils.safe_load.torch_load`); no command line sets it.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        UntrustedFileError: the file holds Python objects beyond tensors and plain values.
-        UnreadableFileError: empty, truncated, text, or not a ``torch.save`` file.
-        CheckpointError: the file is not a dict.
-    """
-    checkpoint = torch_load(path, map_location=map_location, what=what, trust_pickle=trust_pickle)
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f"{what} {path}: expected a dict checkpoint, got {type(checkpoint).__name__}")
-    return dict(checkpoint)
 
 
 def _looks_like_weights(state: Mapping[str, Any]) -> bool:

@@ -29,7 +29,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from mmengine.config import Config
 from mmengine.config import DictAction as _MMDictAction
 
-from opentad.registry import ALL_REGISTRIES, CONFIG_SECTIONS, ConfigError, check_binding
+from opentad.registry import ALL_REGISTRIES, CONFIG_SECTIONS
+from opentad.utils.binding import ConfigError, check_binding
 from opentad.utils.typecheck import check_value, describe
 
 __all__ = [

@@ -32,7 +32,7 @@ import torch
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from opentad.models.backbones.vit import VideoBackbone
+from opentad.models.backbones.video_backbone import VideoBackbone
 from opentad.models.memory.policy import MemoryPolicy
 from opentad.registry import BACKBONES
 from opentad.utils.safe_load import torch_load

@@ -17,17 +17,21 @@ What trains is decided by :meth:`VideoBackbone.freeze`, never in forward:
 each variant calls it at the end of its constructor (a backbone built on its
 own trains what it would inside a detector), and the backbone wrapper calls
 it again after loading pretrained weights (it is idempotent).
+
+:class:`VideoBackbone`, :class:`BlockSlot` and :func:`layer_norm_eps` live in
+:mod:`.video_backbone` (shared with backbones that are no ViT) and are
+importable from here as before.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from opentad.models.backbones.video_backbone import AdapterForBlock, BlockSlot, VideoBackbone, layer_norm_eps
 from opentad.models.bricks.attention_backend import log_attention_backend
 from opentad.models.bricks.vit import (
     Block,
@@ -51,44 +55,6 @@ __all__ = [
     "VisionTransformerCP",
     "layer_norm_eps",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockSlot:
-    """Where an adapter is built: block ``index`` of ``depth``, token width, frames per token."""
-
-    index: int
-    depth: int
-    embed_dims: int
-    tubelet_size: int
-
-
-#: ``adapter_for_block(slot) -> adapter module or None``.
-AdapterForBlock = Callable[[BlockSlot], Optional[nn.Module]]
-
-
-class VideoBackbone(nn.Module):
-    """Hooks the backbone wrapper calls once, after building and loading weights."""
-
-    def on_weights_loaded(self) -> None:
-        """Called after the pretrained weights are in (e.g. to quantize them). No-op here."""
-
-    def freeze(self) -> None:
-        """Set ``requires_grad`` of every parameter for training. Everything trains here."""
-        for p in self.parameters():
-            p.requires_grad_(p.is_floating_point())
-
-
-def layer_norm_eps(norm_cfg: Mapping) -> float:
-    """The epsilon of an upstream ``norm_cfg=dict(type="LN", eps=...)``.
-
-    Raises:
-        ValueError: a type other than ``"LN"`` or keys other than ``type``/``eps``.
-    """
-    extra = sorted(set(norm_cfg) - {"type", "eps"})
-    if norm_cfg.get("type") != "LN" or extra:
-        raise ValueError(f"norm_cfg: only dict(type='LN', eps=...) is supported, got {dict(norm_cfg)!r}")
-    return float(norm_cfg.get("eps", 1e-5))
 
 
 class VideoViT(VideoBackbone):

@@ -8,7 +8,7 @@ keys it supports itself).
 """
 from torch import nn
 
-from opentad.models.bricks.dynamic_conv import GATE_TYPES, GateOptions
+from opentad.models.bricks.dynamic_gate import GATE_TYPES, GateOptions
 from opentad.registry import LAYERS
 
 LAYERS.register_module(name=["LN", "LayerNorm"], module=nn.LayerNorm)

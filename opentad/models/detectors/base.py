@@ -1,7 +1,9 @@
 """The detector frame: ``backbone -> projection -> neck -> rpn_head``, each optional.
 
 Variants override small hooks (:meth:`BaseDetector.prepare_feat`,
-:meth:`BaseDetector.run_backbone`, ...) instead of the forward passes.
+:meth:`BaseDetector.run_backbone`, ...) instead of the forward passes. The
+weight-decay rule of :meth:`BaseDetector.get_optim_groups` is
+:func:`~opentad.models.detectors.optim_groups.split_by_decay`.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from opentad.models.bricks.misc import AffineDropPath, Scale
+from opentad.models.detectors.optim_groups import split_by_decay
 from opentad.models.detectors.raw_predictions import load_predictions, save_predictions
 from opentad.models.utils import qlora as adapter_state
 from opentad.models.utils.misc import resize_mask
@@ -30,9 +32,6 @@ logger = logging.getLogger(__name__)
 Predictions = Tuple[List[torch.Tensor], List[torch.Tensor]]
 Results = Dict[str, List[Dict[str, Any]]]
 ClassNames = Union[Sequence[str], Callable, None]
-
-
-_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 
 def _option(cfg: Optional[Mapping[str, Any]], key: str, default: Any) -> Any:
@@ -274,24 +273,9 @@ class BaseDetector(nn.Module):
         Raises:
             ValueError: a parameter fits neither group (the message names it).
         """
-        decay, no_decay = {}, {}
-        for module_name, module in self.named_modules():
-            for name, param in module.named_parameters(recurse=False):
-                full = f"{module_name}.{name}" if module_name else name
-                if full.startswith("backbone"):
-                    continue
-                if name.endswith(self.no_decay_suffixes):
-                    no_decay[full] = param
-                elif name.endswith("weight") and isinstance(module, (nn.Linear, nn.Conv1d)):
-                    decay[full] = param
-                elif name.endswith("weight") and isinstance(module, _NORMS):
-                    no_decay[full] = param
-                elif name.endswith("scale") and isinstance(module, (Scale, AffineDropPath)):
-                    no_decay[full] = param
-                elif name.endswith(self.decay_suffixes):
-                    decay[full] = param
-                else:
-                    raise ValueError(f"get_optim_groups: parameter {full!r} ({type(module).__name__}) fits no group")
+        decay, no_decay = split_by_decay(
+            self, no_decay_suffixes=self.no_decay_suffixes, decay_suffixes=self.decay_suffixes
+        )
         return [
             dict(params=[decay[k] for k in sorted(decay)], weight_decay=cfg["weight_decay"], lr=cfg["lr"]),
             dict(params=[no_decay[k] for k in sorted(no_decay)], weight_decay=0.0, lr=cfg["lr"]),

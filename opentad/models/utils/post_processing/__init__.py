@@ -5,7 +5,8 @@ on which published mAP figures depend).
 """
 
 from .nms import batched_nms, nms_1d, seg_voting, soft_nms_1d
-from .classifier import ClassifierFileError, build_classifier
+from .classifier import build_classifier
+from .classifier_files import ClassifierFileError
 from .utils import boundary_choose, convert_to_seconds, format_detections, merge_window_results, select_topk_predictions
 
 __all__ = [

@@ -21,12 +21,12 @@ JSON files also hold ``"class"`` (or ``"classes"``): the ``K`` class names in
 score order. Files are read once, at construction, and checked whole: a
 missing file, unreadable content, a wrong layout, non-finite scores or a
 ``topk`` above the class count is an error naming the file and what is
-expected. ``.npy`` files are read with ``allow_pickle=False``. docs/postprocessing.md
-describes the layouts and which configs use them.
+expected (:mod:`.classifier_files`). ``.npy`` files are read with
+``allow_pickle=False``. docs/postprocessing.md describes the layouts and
+which configs use them.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
+from opentad.models.utils.post_processing.classifier_files import ClassifierFileError, finite_vector, read_json
 from opentad.registry import CLASSIFIERS, ConfigError, build
 
 __all__ = [
@@ -59,10 +60,6 @@ THUMOS_UCF101_IDS: Dict[int, str] = {
 }
 
 
-class ClassifierFileError(ValueError):
-    """A classifier score file that cannot be used: unreadable, wrong layout, or lacking a video."""
-
-
 def build_classifier(cfg: Optional[Mapping[str, Any]]) -> Optional["VideoClassifier"]:
     """The classifier of ``post_processing.external_cls`` (None gives None).
 
@@ -71,29 +68,6 @@ def build_classifier(cfg: Optional[Mapping[str, Any]]) -> Optional["VideoClassif
         FileNotFoundError, ClassifierFileError: the score file is missing or unusable.
     """
     return build(cfg, CLASSIFIERS)
-
-
-def _read_json(path: str, expected: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"External classifier file not found: {path} (expected {expected})")
-    try:
-        with open(path, encoding="utf8") as handle:
-            return json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ClassifierFileError(f"{path}: unreadable ({exc}); expected {expected}") from exc
-
-
-def _finite_vector(value: Any, size: int, where: str) -> np.ndarray:
-    """``value`` as float64 ``[size]``; raises ClassifierFileError (naming ``where``) otherwise."""
-    try:
-        vector = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        vector = None
-    if vector is None or vector.shape != (size,):
-        raise ClassifierFileError(f"{where}: expected a list of {size} numbers (one per class), got {value!r:.80}")
-    if not np.isfinite(vector).all():
-        raise ClassifierFileError(f"{where}: scores must be finite numbers, got {value!r:.80}")
-    return vector
 
 
 class VideoClassifier:
@@ -164,7 +138,7 @@ class _JSONClassifier(VideoClassifier):
     def __init__(self, *, path: str, topk: int = 1):
         super().__init__(path=path, topk=topk)
         expected = f'{{"results": {{video: {self.entry_layout}}}, "class": [K class names]}}'
-        data = _read_json(path, expected)
+        data = read_json(path, expected)
         names = None
         if isinstance(data, dict):
             names = data.get("class", data.get("classes"))
@@ -180,7 +154,7 @@ class _JSONClassifier(VideoClassifier):
 
     def entry_scores(self, entry: Any, where: str) -> np.ndarray:
         """Hook: one video's entry as class scores ``[K]`` (here the entry itself)."""
-        return _finite_vector(entry, len(self.class_names), where)
+        return finite_vector(entry, len(self.class_names), where)
 
     def video_scores(self, video_name: str) -> np.ndarray:
         if video_name not in self._scores:
@@ -206,7 +180,7 @@ class TCANetHACSClassifier(_JSONClassifier):
     def entry_scores(self, entry: Any, where: str) -> np.ndarray:
         if not isinstance(entry, list) or not entry:
             raise ClassifierFileError(f"{where}: expected {self.entry_layout}, got {entry!r:.80}")
-        logits = _finite_vector(entry[0], len(self.class_names), f"{where}[0]")
+        logits = finite_vector(entry[0], len(self.class_names), f"{where}[0]")
         return np.exp(logits) / np.sum(np.exp(logits)) * 2.0
 
 
