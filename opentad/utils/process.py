@@ -73,13 +73,10 @@ def cgroup_cpu_limit(root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/sel
         proc_cgroup: the file naming this process's cgroups.
     """
     own = _own_cgroup(proc_cgroup)
-    pairs = [(text.split() + [""])[:2] for text in
-             (_read(os.path.join(root, own, "cpu.max")) if own else None, _read(os.path.join(root, "cpu.max")))
-             if text]
+    v2_files = ([os.path.join(root, own, "cpu.max")] if own else []) + [os.path.join(root, "cpu.max")]
+    pairs = [(text.split() + [""])[:2] for text in map(_read, v2_files) if text]
     for v1 in ("cpu", "cpu,cpuacct"):
-        quota, period = (_read(os.path.join(root, v1, f"cpu.cfs_{key}_us")) for key in ("quota", "period"))
-        if quota and period:
-            pairs.append([quota, period])
+        pairs.append([_read(os.path.join(root, v1, f"cpu.cfs_{key}_us")) or "" for key in ("quota", "period")])
     for quota, period in pairs:
         if quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0:
             return max(1, -(-int(quota) // int(period)))
