@@ -59,6 +59,10 @@ class WrapperOptions:
         fused_residual: with ``frozen_dtype`` (default False): the adapters' ``up * gamma + x`` runs as one
             Triton kernel with the same rounding, where eager PyTorch writes two float32 tensors
             (:mod:`opentad.models.memory.fused_residual`; not yet measured on a GPU). Not part of upstream's keys.
+        frozen_fp8: with ``frozen_dtype="bf16"`` (default False; **approximate**): the frozen 4-bit layers'
+            forward products in fp8 e4m3 with row scales, their backward in bf16
+            (:mod:`opentad.models.memory.fp8_matmul`; the change in synthetic mAP: docs/qlora.md). Not part of
+            upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
             (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
@@ -88,6 +92,7 @@ class WrapperOptions:
     memory_plan: Optional[str] = None
     stream_norms: bool = True
     fused_residual: bool = False
+    frozen_fp8: bool = False
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -125,4 +130,5 @@ class WrapperOptions:
             memory_plan=self.memory_plan,
             stream_norms=self.stream_norms,
             fused_residual=self.fused_residual,
+            frozen_fp8=self.frozen_fp8,
         )

@@ -149,6 +149,9 @@ def _nf4_layer_class():
 
         class Linear4bitFrozen(bnb.nn.Linear4bit):
             held_weight = None  # a dequantized copy, set by the memory planner (hold_dequantized)
+            # (layer, x, dtype) -> output or None (then the product below): set by the memory policy
+            # (memory.fp8_matmul.set_fp8_forward)
+            frozen_matmul = None
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 device = x.device.type
@@ -157,6 +160,10 @@ def _nf4_layer_class():
                 else:
                     dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
                     out_dtype = x.dtype
+                op = self.frozen_matmul
+                out = op(self, x, dtype) if op is not None else None
+                if out is not None:
+                    return out.to(out_dtype)
                 held = self.held_weight
                 if held is not None and held.dtype == dtype:  # never touches the packed weight: compilable
                     bias = self.bias.to(dtype) if self.bias is not None else None

@@ -13,9 +13,9 @@ applied to the built backbone from outside::
                                                       (the block's plan, or the settings above);
                                                       the token stream kept in frozen_dtype
 
-Every option changes where values wait or when they are computed, never
-their arithmetic (``frozen_dtype`` rounds the frozen values once, when
-applied): ``tests/models/memory/test_policy.py`` pins the loss and gradients
+Every option but ``frozen_fp8`` (opt-in, approximate) changes where values
+wait or when they are computed, never their arithmetic (``frozen_dtype``
+rounds the frozen values once, when applied): ``tests/models/memory/test_policy.py`` pins the loss and gradients
 of a tiny backbone under each option against the plain run.
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.frozen_mlp import FrozenMLP
+from opentad.models.memory.fp8_matmul import quantize_fp8_weights, set_fp8_forward
 from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
@@ -83,6 +84,8 @@ class MemoryPolicy:
         fused_residual: with ``frozen_dtype`` and without ``compile_blocks``, the adapters' scaled residual
             ``up * gamma + x`` runs as one Triton kernel returning the stream's bf16 (:mod:`.fused_residual`;
             the same rounding, bitwise, forward and backward). Off by default until measured on a GPU.
+        frozen_fp8: with ``frozen_dtype`` bf16, the frozen 4-bit layers' forward products run in fp8 e4m3 with
+            row scales (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
@@ -106,6 +109,7 @@ class MemoryPolicy:
     memory_plan: Optional[str] = None
     stream_norms: bool = True
     fused_residual: bool = False
+    frozen_fp8: bool = False
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +118,9 @@ class MemoryPolicy:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"MemoryPolicy: {key}={value!r} must be an int >= 1")
+        if self.frozen_fp8 and self.frozen_dtype != torch.bfloat16:
+            raise ValueError(f"MemoryPolicy: frozen_fp8=True computes the frozen products in fp8 from bf16 inputs; it "
+                             f"needs frozen_dtype bf16, got {self.frozen_dtype}")
         budget = self.memory_budget_gib
         pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
         if budget is None:
@@ -180,6 +187,8 @@ class MemoryPolicy:
         Returns:
             what the backbone returns (a tensor, or a list of them), chunks concatenated.
         """
+        if self.frozen_fp8:  # before the plan measures what stays on the device
+            quantize_fp8_weights(backbone, frames.device)
         if self.planner is not None and torch.is_grad_enabled():
             self.planner.prepare(backbone, frames, self)
         offload = self.offload_activations and self.planner is None and torch.is_grad_enabled() and frames.is_cuda
@@ -223,7 +232,8 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
     differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
     ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
-    with ``frozen_dtype``, without ``compile_blocks``), compiles the blocks or not
+    with ``frozen_dtype``, without ``compile_blocks``), the frozen 4-bit layers' forward products to fp8 or
+    back (``frozen_fp8``, approximate), compiles the blocks or not
     (``compile_blocks``) and hands the policy to ``backbone.set_memory_policy`` when the
     backbone has one (the ViTs run their blocks through it).
 
@@ -239,6 +249,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
                      policy.stream_norms and policy.frozen_dtype is not None)
     set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None
                         and policy.compile_blocks is False)
+    set_fp8_forward(backbone, policy.frozen_fp8)
     compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:

@@ -1,0 +1,45 @@
+"""Triton kernel of :mod:`.fp8_matmul`: rows of a bf16 matrix to fp8 e4m3 with one scale per row (needs Triton).
+
+One program per row, the whole row in registers (rows of up to a few
+thousand values: a ViT's width or its MLP's). The arithmetic is that of
+:func:`.fp8_matmul.quantize_rows_reference`, step for step: the row's
+largest magnitude ``amax`` (at least :data:`~.fp8_matmul.TINY`),
+``inv = 448 / amax`` and ``scale = amax / 448`` each one correctly rounded
+float32 division, ``q = e4m3(clamp(x * inv, -448, 448))`` rounded to nearest,
+ties to even. The rounding to e4m3 is written in integer arithmetic, as
+PyTorch's cast rounds, so that Triton's CPU interpreter (whose own float8
+cast does not carry a rounded-up significand into the exponent) computes
+what the GPU computes.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def round_e4m3(v):
+    """float32 ``|v| <= 448`` -> e4m3fn bits (uint8), to nearest, ties to even."""
+    bits = v.to(tl.uint32, bitcast=True)
+    sign = (bits >> 24) & 0x80
+    mag = bits & 0x7FFFFFFF
+    # normal range (|v| >= 2^-6): drop 20 of the 23 significand bits with ties to even, then rebias the
+    # exponent from float32's 127 to e4m3's 7 (a carry out of the significand moves into the exponent)
+    normal = ((mag + 0x7FFFF + ((mag >> 20) & 1)) >> 20) - (120 << 3)
+    # subnormals are multiples of 2^-9: |v| * 2^9 (exact) rounded to an integer by float32 addition of 2^23
+    sub = ((tl.abs(v) * 512.0 + 8388608.0).to(tl.uint32, bitcast=True) - 0x4B000000)
+    code = tl.where(mag >= 0x3C800000, normal, sub)  # 0x3C800000: 2^-6 as float32 bits
+    return (code | sign).to(tl.uint8)
+
+
+@triton.jit
+def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOCK: tl.constexpr):
+    """``q[r] = e4m3(clamp(x[r] * (448 / amax_r)))`` (as uint8 bits) and ``scale[r] = amax_r / 448`` for row
+    ``r`` = the program id."""
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    mask = offs < cols
+    x = tl.load(x_ptr + row * x_row_stride + offs, mask=mask, other=0.0).to(tl.float32)
+    amax = tl.maximum(tl.max(tl.abs(x), axis=0), tiny)
+    inv = tl.div_rn(448.0, amax)
+    scaled = tl.minimum(tl.maximum(x * inv, -448.0), 448.0)
+    tl.store(q_ptr + row * cols + offs, round_e4m3(scaled), mask=mask)
+    tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
