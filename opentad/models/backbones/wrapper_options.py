@@ -56,9 +56,10 @@ class WrapperOptions:
         stream_norms: with ``frozen_dtype`` (default True): the blocks' layer norms take and return the
             stream's dtype under autocast, where autocast would run them in float32 and cast back (the same
             rounding, fewer bytes moved: :mod:`opentad.models.memory.stream_norm`). Not part of upstream's keys.
-        fused_residual: with ``frozen_dtype`` (default False): the adapters' ``up * gamma + x`` runs as one
-            Triton kernel with the same rounding, where eager PyTorch writes two float32 tensors
-            (:mod:`opentad.models.memory.fused_residual`; not yet measured on a GPU). Not part of upstream's keys.
+        fused_residual: with ``frozen_dtype`` (default False; True in the g QLoRA configs): the adapters'
+            ``up * gamma + x`` runs as one Triton kernel with the same rounding, where eager PyTorch writes two
+            float32 tensors (:mod:`opentad.models.memory.fused_residual`; faster for ViT-g, slower for the
+            launch-bound ViT-S: docs/qlora.md). Not part of upstream's keys.
         frozen_fp8: with ``frozen_dtype="bf16"`` (default False; **approximate**): the frozen 4-bit layers'
             forward products in fp8 e4m3 with row scales, their backward in bf16
             (:mod:`opentad.models.memory.fp8_matmul`; the change in synthetic mAP: docs/qlora.md). Not part of

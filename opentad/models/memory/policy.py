@@ -83,7 +83,8 @@ class MemoryPolicy:
             autocast instead of a float32 round trip (:mod:`.stream_norm`; the same rounding).
         fused_residual: with ``frozen_dtype`` and without ``compile_blocks``, the adapters' scaled residual
             ``up * gamma + x`` runs as one Triton kernel returning the stream's bf16 (:mod:`.fused_residual`;
-            the same rounding, bitwise, forward and backward). Off by default until measured on a GPU.
+            the same rounding, bitwise, forward and backward). Off by default: faster for ViT-g, slower for the
+            launch-bound ViT-S (docs/qlora.md).
         frozen_fp8: with ``frozen_dtype`` bf16, the frozen 4-bit layers' forward products run in fp8 e4m3 with
             row scales (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
