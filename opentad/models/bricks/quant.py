@@ -149,9 +149,7 @@ def _nf4_layer_class():
 
         class Linear4bitFrozen(bnb.nn.Linear4bit):
             held_weight = None  # a dequantized copy, set by the memory planner (hold_dequantized)
-            # (layer, x, dtype) -> output or None (then the product below): set by the memory policy
-            # (memory.fp8_matmul.set_fp8_forward)
-            frozen_matmul = None
+            frozen_matmul = None  # (layer, x, dtype) -> output, or None for the product below (fp8_matmul)
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 device = x.device.type
@@ -160,8 +158,7 @@ def _nf4_layer_class():
                 else:
                     dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
                     out_dtype = x.dtype
-                op = self.frozen_matmul
-                out = op(self, x, dtype) if op is not None else None
+                out = self.frozen_matmul(self, x, dtype) if self.frozen_matmul is not None else None
                 if out is not None:
                     return out.to(out_dtype)
                 held = self.held_weight
