@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from typing import Optional, Tuple
 
@@ -36,6 +37,8 @@ import torch
 from torch import Tensor, nn
 
 from opentad.models.bricks.quant import frozen_weight_as
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["FP8_MAX", "TINY", "quantize_rows", "quantize_rows_reference", "fp8_weight", "fp8_frozen_linear",
            "fp8_supported", "quantize_fp8_weights", "set_fp8_forward"]
@@ -97,13 +100,18 @@ def quantize_rows(x: Tensor) -> Tuple[Tensor, Tensor]:
     return q, scale
 
 
+@functools.lru_cache(maxsize=None)
 def fp8_supported(device: torch.device) -> bool:
-    """Whether ``torch._scaled_mm`` with row scales runs on ``device`` (the CPU; CUDA of capability >= 8.9)."""
-    if not hasattr(torch, "_scaled_mm"):
-        return False
-    if device.type == "cpu":
-        return True
-    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+    """Whether ``torch._scaled_mm`` with row scales runs on ``device`` (the CPU; CUDA of capability >= 8.9).
+
+    Logs a warning, once per device, where it does not: the layers then keep their bf16 products.
+    """
+    ok = hasattr(torch, "_scaled_mm") and (
+        device.type == "cpu" or (device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)))
+    if not ok:
+        logger.warning("frozen_fp8: %s has no fp8 matrix products (CUDA compute capability 8.9 or more, or the CPU); "
+                       "the frozen 4-bit layers keep their bf16 products there", device)
+    return ok
 
 
 def fp8_weight(layer: nn.Module, device: torch.device) -> Tuple[Tensor, Tensor]:

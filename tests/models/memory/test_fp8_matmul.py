@@ -270,3 +270,12 @@ def test_the_fp8_weights_are_quantized_before_the_step_for_the_memory_plan(monke
     with torch.autocast("cpu", dtype=BF16):
         model(frames)
     assert seen == [torch.device("cpu")]  # the policy asked, once, for the frames' device
+
+
+def test_a_device_without_fp8_products_is_named_once(caplog):
+    F8.fp8_supported.cache_clear()
+    with caplog.at_level("WARNING", logger="opentad.models.memory.fp8_matmul"):
+        assert not F8.fp8_supported(torch.device("meta")) and not F8.fp8_supported(torch.device("meta"))
+        assert F8.fp8_supported(torch.device("cpu"))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "meta has no fp8 matrix products" in warnings[0] and "bf16" in warnings[0]
