@@ -9,7 +9,8 @@ float32 division, ``q = e4m3(clamp(x * inv, -448, 448))`` rounded to nearest,
 ties to even. The rounding to e4m3 is written in integer arithmetic, as
 PyTorch's cast rounds, so that Triton's CPU interpreter (whose own float8
 cast does not carry a rounded-up significand into the exponent) computes
-what the GPU computes.
+what the GPU computes. A NaN in a row makes its scale and every value NaN, as
+in the reference (Triton's min/max would drop it: comparisons are used instead).
 """
 import triton
 import triton.language as tl
@@ -17,7 +18,14 @@ import triton.language as tl
 
 @triton.jit
 def round_e4m3(v):
-    """float32 ``|v| <= 448`` -> e4m3fn bits (uint8), to nearest, ties to even."""
+    """float32 -> e4m3fn bits (uint8), to nearest, ties to even, as PyTorch's cast.
+
+    Args:
+        v: float32 values with ``|v| <= 448`` or NaN (NaN gives ``0x7F`` with its sign, as PyTorch's cast).
+
+    Returns:
+        the uint8 bit patterns.
+    """
     bits = v.to(tl.uint32, bitcast=True)
     sign = (bits >> 24) & 0x80
     mag = bits & 0x7FFFFFFF
@@ -27,19 +35,31 @@ def round_e4m3(v):
     # subnormals are multiples of 2^-9: |v| * 2^9 (exact) rounded to an integer by float32 addition of 2^23
     sub = ((tl.abs(v) * 512.0 + 8388608.0).to(tl.uint32, bitcast=True) - 0x4B000000)
     code = tl.where(mag >= 0x3C800000, normal, sub)  # 0x3C800000: 2^-6 as float32 bits
+    code = tl.where(mag > 0x7F800000, 0x7F, code)  # NaN
     return (code | sign).to(tl.uint8)
 
 
 @triton.jit
 def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOCK: tl.constexpr):
     """``q[r] = e4m3(clamp(x[r] * (448 / amax_r)))`` (as uint8 bits) and ``scale[r] = amax_r / 448`` for row
-    ``r`` = the program id."""
+    ``r`` = the program id.
+
+    Args:
+        x_ptr: ``[R, cols]`` floating point, unit stride along a row, ``x_row_stride`` between rows.
+        q_ptr: ``[R, cols]`` uint8, contiguous (the e4m3 bits).
+        scale_ptr: ``[R]`` float32.
+        tiny: the smallest ``amax`` used (an all-zero row gets zeros, not NaN).
+        BLOCK: a power of two >= ``cols``.
+    """
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
     x = tl.load(x_ptr + row * x_row_stride + offs, mask=mask, other=0.0).to(tl.float32)
-    amax = tl.maximum(tl.max(tl.abs(x), axis=0), tiny)
+    amax = tl.max(tl.abs(x), axis=0)
+    has_nan = tl.max(tl.where(x != x, 1, 0), axis=0) > 0
+    amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
     inv = tl.div_rn(448.0, amax)
-    scaled = tl.minimum(tl.maximum(x * inv, -448.0), 448.0)
+    y = x * inv
+    scaled = tl.where(y > 448.0, 448.0, tl.where(y < -448.0, -448.0, y))  # NaN stays NaN
     tl.store(q_ptr + row * cols + offs, round_e4m3(scaled), mask=mask)
     tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))

@@ -31,6 +31,7 @@ import contextlib
 import functools
 import logging
 import os
+import weakref
 from typing import Optional, Tuple
 
 import torch
@@ -96,7 +97,8 @@ def quantize_rows(x: Tensor) -> Tuple[Tensor, Tensor]:
     if rows:
         block = max(16, 1 << (cols - 1).bit_length())
         with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-            kernel[0][(rows,)](x, q.view(torch.uint8), scale, cols, x.stride(0), TINY, BLOCK=block, num_warps=8 if block >= 4096 else 4)
+            kernel[0][(rows,)](x, q.view(torch.uint8), scale, cols, x.stride(0), TINY, BLOCK=block,
+                               num_warps=8 if block >= 4096 else 4)
     return q, scale
 
 
@@ -114,20 +116,62 @@ def fp8_supported(device: torch.device) -> bool:
     return ok
 
 
-def fp8_weight(layer: nn.Module, device: torch.device) -> Tuple[Tensor, Tensor]:
-    """The layer's weight in e4m3 ``[M, K]`` with its row scales ``[1, M]``, quantized once and cached on the layer.
+class _FP8Cache:
+    """One layer's fp8 weight and the weight it was made from (by identity: weak references to the weight
+    parameter and its quantization state, its version counter, the device). Never pickled or deep-copied
+    with the layer: a copy starts empty and quantizes its own weight on first use."""
 
-    The cache is keyed by the weight parameter's storage, version counter and device: replacing it, copying
-    into it in place (``load_state_dict`` does) or moving the layer quantizes again. (A change through
-    ``weight.data`` bumps no version: clear ``_fp8_cache`` after one, or call :func:`set_fp8_forward` again.)
+    __slots__ = ("weight", "state", "version", "device", "q", "scale")
+
+    def __init__(self) -> None:
+        self.weight = self.state = self.version = self.device = self.q = self.scale = None
+
+    def __reduce__(self):
+        return (_FP8Cache, ())
+
+    def __deepcopy__(self, memo) -> "_FP8Cache":
+        return _FP8Cache()
+
+    @staticmethod
+    def _ref(obj):
+        try:
+            return weakref.ref(obj)
+        except TypeError:  # not weak-referenceable: hold it
+            return lambda: obj
+
+    def holds(self, weight: Tensor, state: object, device: torch.device) -> bool:
+        """Whether the cached copy was made from this very weight (and state), unchanged, on ``device``."""
+        return (self.q is not None and self.weight() is weight and self.state() is state
+                and self.version == weight._version and self.device == device)
+
+    def fill(self, weight: Tensor, state: object, device: torch.device, q: Tensor, scale: Tensor) -> None:
+        self.weight, self.state = self._ref(weight), self._ref(state)
+        self.version, self.device = weight._version, device
+        self.q, self.scale = q, scale
+
+
+def fp8_weight(layer: nn.Module, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """The layer's weight in e4m3 with its row scales, quantized once and cached on the layer (``_fp8_cache``).
+
+    A new weight parameter or quantization state (loading quantized weights replaces them), an in-place copy
+    into the parameter (``load_state_dict``) or another device quantizes again. (A change through
+    ``weight.data`` bumps no version: call :func:`set_fp8_forward` again after one.)
+
+    Args:
+        layer: a frozen 4-bit layer ``[M, K]``.
+        device: where the copy is needed.
+
+    Returns:
+        ``(q [M, K] e4m3, scale [1, M] float32)``.
     """
-    weight = layer.weight
-    key = (weight.untyped_storage().data_ptr(), weight._version, device)
-    cached = layer.__dict__.get("_fp8_cache")
-    if cached is None or cached[0] != key:
+    weight, state = layer.weight, getattr(layer.weight, "quant_state", None)
+    cache = layer.__dict__.get("_fp8_cache")
+    if cache is None:
+        cache = layer.__dict__["_fp8_cache"] = _FP8Cache()
+    if not cache.holds(weight, state, device):
         q, scale = quantize_rows_reference(frozen_weight_as(layer, torch.float32).to(device))
-        cached = layer.__dict__["_fp8_cache"] = (key, q, scale.reshape(1, -1).contiguous())
-    return cached[1], cached[2]
+        cache.fill(weight, state, device, q, scale.reshape(1, -1).contiguous())
+    return cache.q, cache.scale
 
 
 class _FP8FrozenMatmul(torch.autograd.Function):

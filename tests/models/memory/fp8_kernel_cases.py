@@ -47,6 +47,35 @@ def sweep_rows() -> torch.Tensor:
     return torch.cat([torch.full((values.shape[0], 1), 448.0), values], dim=1)
 
 
+#: a row maximum whose ``448 / amax`` is inexact and differs from ``1 / (amax / 448)`` in float32
+AMAX = 1.0001000165939331
+
+
+def midpoint_rows() -> torch.Tensor:
+    """Rows whose maximum is :data:`AMAX`: values whose scaled value falls on, or within two float32 steps of,
+    every e4m3 midpoint, so that an ``inv`` off by one step rounds some of them the other way."""
+    grid = torch.arange(256, dtype=torch.uint8).view(F8.FP8).float()
+    grid = torch.unique(grid[torch.isfinite(grid) & (grid >= 0)])
+    mids = ((grid[1:] + grid[:-1]) / 2).double()
+    amax = torch.tensor(AMAX, dtype=torch.float32)
+    assert torch.full_like(amax, 448.0) / amax != 1.0 / (amax / 448.0)
+    base = (mids * amax.double() / 448).float()
+    values = [base]
+    for _ in range(2):
+        values += [torch.nextafter(values[-2 if len(values) > 1 else 0], torch.zeros_like(base)),
+                   torch.nextafter(values[-1], torch.full_like(base, 1e9))]
+    values = torch.cat(values)
+    values = torch.cat([values, -values])
+    width = 64
+    values = torch.cat([values, torch.zeros((-len(values)) % (width - 1))]).reshape(-1, width - 1)
+    return torch.cat([torch.full((values.shape[0], 1), AMAX), values], dim=1)
+
+
+def same_scales(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equal, or both NaN."""
+    return bool(((a.view(torch.int32) == b.view(torch.int32)) | (a.isnan() & b.isnan())).all())
+
+
 def check_reference(x: torch.Tensor, q: torch.Tensor, name: str) -> None:
     """The reference's e4m3 values against the value grid (independent of PyTorch's cast)."""
     amax = x.float().abs().amax(dim=1, keepdim=True).clamp(min=F8.TINY)
@@ -70,6 +99,10 @@ def run(device: str) -> None:
     special[2, :4] = torch.tensor([448.0, 17.0, 19.0, -17.0])  # ties to even: 16, 20, -16
     special[3, :3] = torch.tensor([1e30, 1.0, -3e29])
     rows.append(special)
+    nan_rows = torch.ones(3, 32)
+    nan_rows[0, 5] = float("nan")  # the row's scale and every value NaN, as the reference
+    nan_rows[1, 7] = float("inf")  # the scale infinite, the infinite value NaN, the others zero
+    nan_rows[2, 9] = -float("inf")
     for x in rows:
         x = x.to(torch.bfloat16).to(device)
         q, scale = F8.quantize_rows(x)
@@ -80,6 +113,14 @@ def run(device: str) -> None:
         check(f"{name}: the scales, bitwise", torch.equal(scale, scale_ref))
         check(f"{name}: the e4m3 values, bitwise", torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8)))
         check_reference(x, q_ref, name)
+    q, scale = F8.quantize_rows(nan_rows.to(torch.bfloat16).to(device))
+    q_ref, scale_ref = F8.quantize_rows_reference(nan_rows.to(torch.bfloat16).to(device))
+    check("NaN and infinite values: the scales as the reference's (NaN, inf, inf)", same_scales(scale, scale_ref)
+          and bool(scale[0].isnan()) and bool(scale[1:].isinf().all()))
+    nan = q_ref.float().isnan()  # NaN's sign is the arithmetic's own: NaN for NaN, bitwise elsewhere
+    check("NaN and infinite values: NaN where the reference has NaN, its e4m3 bits elsewhere",
+          torch.equal(q.float().isnan(), nan) and bool(nan[0].all()) and int(nan[1:].sum()) == 2
+          and torch.equal(q.view(torch.uint8)[~nan], q_ref.view(torch.uint8)[~nan]))
     tie = F8.quantize_rows(rows[-1].to(torch.bfloat16).to(device))[0][2, :4].float().cpu()
     check("hand-worked ties to even: 17 -> 16, 19 -> 20", tie.tolist() == [448.0, 16.0, 20.0, -16.0])
     # float32 inputs (the reference takes any float): the grid, midpoints and their neighbours exactly
@@ -88,11 +129,16 @@ def run(device: str) -> None:
     check_reference(sweep, q_ref, "e4m3 grid sweep")
     check("e4m3 grid sweep: the kernel's rounding, bitwise", torch.equal(
         _kernel_round(sweep, device).view(torch.uint8).cpu(), q_ref.view(torch.uint8).cpu()))
+    near = midpoint_rows().to(device)
+    q_ref, _ = F8.quantize_rows_reference(near)
+    check_reference(near, q_ref, "midpoints at an inexact scale")
+    check("midpoints at an inexact scale: the kernel, bitwise", torch.equal(
+        _kernel_round(near, device).view(torch.uint8).cpu(), q_ref.view(torch.uint8).cpu()))
     strided = torch.randn(8, 64, generator=gen).to(torch.bfloat16).to(device)[:, :32]
     q, scale = F8.quantize_rows(strided)
     q_ref, scale_ref = F8.quantize_rows_reference(strided)
-    check("a row stride other than the width", torch.equal(scale, scale_ref) and q.is_contiguous()
-          and bool((q.float() - q_ref.float()).abs().le(q_ref.float().abs() * 2.0**-3).all()))
+    check("a row stride other than the width, bitwise", torch.equal(scale, scale_ref) and q.is_contiguous()
+          and torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8)))
     empty = F8.quantize_rows(torch.zeros(0, 32, dtype=torch.bfloat16, device=device))
     check("no rows", empty[0].shape == (0, 32) and empty[1].shape == (0, 1))
 

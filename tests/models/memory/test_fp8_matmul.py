@@ -279,3 +279,40 @@ def test_a_device_without_fp8_products_is_named_once(caplog):
         assert F8.fp8_supported(torch.device("cpu"))
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "meta has no fp8 matrix products" in warnings[0] and "bf16" in warnings[0]
+
+
+def test_weights_loaded_again_are_quantized_again_whatever_address_they_get():
+    """Loading quantized weights replaces the parameter (and its quantization state), and a new weight may
+    take a freed one's address with a fresh version counter. The worst case, made on purpose: a new weight
+    over the very bytes of the cached one, with another layer's statistics. The cache must see another
+    weight, not an unchanged address and version."""
+    from opentad.models.bricks.quant_io import export_quantized, import_quantized
+
+    target, other = _layer(64, 48, seed=0), _layer(64, 48, seed=5)
+    x = _inputs(8, 64)
+    F8.set_fp8_forward(target, True)
+    before = target(x)  # cached from the first weight
+    state = export_quantized(other)
+    state["weight"] = target.weight.data  # the same storage, so the same address
+    import_quantized(target, state)
+    assert target.weight.untyped_storage().data_ptr() == state["weight"].untyped_storage().data_ptr()
+    fresh = _layer(64, 48)
+    import_quantized(fresh, {k: v.clone() for k, v in state.items()})
+    F8.set_fp8_forward(fresh, True)
+    after = target(x)
+    assert not torch.equal(after, before) and torch.equal(after, fresh(x))
+
+
+def test_copies_quantize_their_own_weight():
+    import copy
+    import pickle
+
+    layer = _layer(32, 32)
+    F8.set_fp8_forward(layer, True)
+    x = _inputs(8, 32)
+    want = layer(x)
+    twin = copy.deepcopy(layer)  # as the EMA copies a model
+    assert twin.__dict__["_fp8_cache"].q is None  # starts empty, never shares the original's copy
+    assert torch.equal(twin(x), want) and twin.__dict__["_fp8_cache"].q is not None
+    unpickled = pickle.loads(pickle.dumps(layer.__dict__["_fp8_cache"]))
+    assert unpickled.q is None and not unpickled.holds(layer.weight, layer.weight.quant_state, x.device)
