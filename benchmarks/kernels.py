@@ -7,10 +7,11 @@ Usage:
 
 Three tables, each with the median of ``--repeat`` timed calls after warm-up calls:
 
-* **fp8 forward products** (``custom.frozen_fp8``): each frozen 4-bit layer of one block (``qkv``, ``proj``,
+* **fp8 products** (``custom.frozen_fp8``): each frozen 4-bit layer of one block (``qkv``, ``proj``,
   ``fc1``, ``fc2``) called on ``[rows, K]`` bf16 tokens without autograd, with its bf16 weight held (the
-  fastest bf16 product) against its fp8 product (the row quantizer plus ``torch._scaled_mm``); with the
-  relative error (Frobenius norm) of each against the float32 product of the same weight.
+  fastest bf16 product) against its fp8 product (the row quantizer plus ``torch._scaled_mm``), with the
+  relative error (Frobenius norm) of each against the float32 product of the same weight; then the forward
+  with the input's gradient: bf16, fp8 forward (``"forward"``), fp8 forward and backward (``"all"``).
 * **row quantizer**: :func:`~opentad.models.memory.fp8_matmul.quantize_rows` (the Triton kernel) against the
   PyTorch reference, per block input width.
 * **fused adapter residual** (``custom.fused_residual``): forward and backward of ``up * gamma + x`` cast to
@@ -73,15 +74,22 @@ def fp8_rows(size: str, rows: int, device: torch.device, repeat: int) -> List[Di
         layer = quantize_linear(nn.Linear(k, m), QuantSpec(compute_dtype=torch.bfloat16)).to(device)
         hold_dequantized(layer, True, torch.bfloat16)
         x = torch.randn(rows, k, generator=gen).to(device=device, dtype=torch.bfloat16)
+        x_grad = x.detach().requires_grad_(True)
+        grad = torch.randn(rows, m, generator=gen).to(device=device, dtype=torch.bfloat16)
+
+        def step():  # forward and the backward product to the input
+            return torch.autograd.grad(layer(x_grad), x_grad, grad)
+
         with torch.no_grad():
             want = x.float() @ layer.held_weight.float().t() + layer.bias.float()
-            bf16_ms = timed(lambda: layer(x), repeat, device)
-            bf16_err = _relative(layer(x), want)
-            F8.set_fp8_forward(layer, True)
-            fp8_ms = timed(lambda: layer(x), repeat, device)
-            fp8_err = _relative(layer(x), want)
-        out.append(dict(size=size, layer=name, k=k, m=m, rows=rows, bf16_ms=bf16_ms, fp8_ms=fp8_ms,
-                        bf16_err=bf16_err, fp8_err=fp8_err))
+        row = dict(size=size, layer=name, k=k, m=m, rows=rows)
+        for mode, key in ((False, "bf16"), ("forward", "fp8"), ("all", "fp8_all")):
+            F8.set_fp8_products(layer, mode)
+            with torch.no_grad():
+                row[f"{key}_ms"] = timed(lambda: layer(x), repeat, device)
+                row[f"{key}_err"] = _relative(layer(x), want)
+            row[f"{key}_step_ms"] = timed(step, repeat, device)
+        out.append(row)
     return out
 
 
@@ -142,11 +150,13 @@ def run(args: argparse.Namespace) -> Dict[str, List[Dict[str, object]]]:
     if device.type != "cuda":
         print("(not CUDA: the quantizer's and the residual's kernel columns run their PyTorch fallbacks)")
     print()
-    print("| size | layer | K x M | rows | bf16 (ms) | fp8 (ms) | bf16 / fp8 | error bf16 | error fp8 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| size | layer | K x M | rows | forward bf16 (ms) | fp8 (ms) | bf16 / fp8 | error bf16 | error fp8 "
+          "| forward + input gradient, bf16 (ms) | fp8 forward (ms) | fp8 both (ms) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in result["fp8"]:
         print(f"| {r['size']} | {r['layer']} | {r['k']} x {r['m']} | {r['rows']} | {r['bf16_ms']:.3f} | "
-              f"{r['fp8_ms']:.3f} | {r['bf16_ms'] / r['fp8_ms']:.2f}x | {r['bf16_err']:.2e} | {r['fp8_err']:.2e} |")
+              f"{r['fp8_ms']:.3f} | {r['bf16_ms'] / r['fp8_ms']:.2f}x | {r['bf16_err']:.2e} | {r['fp8_err']:.2e} | "
+              f"{r['bf16_step_ms']:.3f} | {r['fp8_step_ms']:.3f} | {r['fp8_all_step_ms']:.3f} |")
     print("\n| size | width | rows | quantizer, Triton (ms) | PyTorch ops (ms) |\n| --- | --- | --- | --- | --- |")
     for r in result["quantizer"]:
         print(f"| {r['size']} | {r['k']} | {r['rows']} | {r['kernel_ms']:.3f} | {r['reference_ms']:.3f} |")

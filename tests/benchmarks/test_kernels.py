@@ -13,7 +13,8 @@ def test_tiny_cpu_run_fills_the_tables(capsys, load_tool):
     for r in result["fp8"]:
         # relative errors of random products: bf16 at most ~2^-8 per value, fp8 ~2^-4 per operand
         assert 0 < r["bf16_err"] < 2.0**-6 and 2.0**-8 < r["fp8_err"] < 2.0**-2
-        assert r["bf16_ms"] > 0 and r["fp8_ms"] > 0
+        assert r["bf16_ms"] > 0 and r["fp8_ms"] > 0 and r["fp8_all_step_ms"] > 0
+        assert 2.0**-8 < r["fp8_all_err"] < 2.0**-2  # the same forward as "forward"
     assert [r["k"] for r in result["quantizer"]] == [64, 256]
     assert result["residual"][0]["width"] == 64 and result["residual"][0]["fused_host_us"] > 0
     out = capsys.readouterr().out

@@ -60,8 +60,9 @@ class WrapperOptions:
             ``up * gamma + x`` runs as one Triton kernel with the same rounding, where eager PyTorch writes two
             float32 tensors (:mod:`opentad.models.memory.fused_residual`; faster for ViT-g, slower for the
             launch-bound ViT-S: docs/qlora.md). Not part of upstream's keys.
-        frozen_fp8: with ``frozen_dtype="bf16"`` (default False; **approximate**): the frozen 4-bit layers'
-            forward products in fp8 e4m3 with row scales, their backward in bf16
+        frozen_fp8: with ``frozen_dtype="bf16"`` (default False; **approximate**): True or ``"forward"``: the
+            frozen 4-bit layers' forward products in fp8 e4m3 with row scales, their backward in bf16; ``"all"``:
+            the backward products in fp8 too
             (:mod:`opentad.models.memory.fp8_matmul`; the change in synthetic mAP: docs/qlora.md). Not part of
             upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
@@ -93,7 +94,7 @@ class WrapperOptions:
     memory_plan: Optional[str] = None
     stream_norms: bool = True
     fused_residual: bool = False
-    frozen_fp8: bool = False
+    frozen_fp8: Union[bool, str] = False
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":

@@ -23,7 +23,7 @@ calls in bf16 (autocast or ``compute_dtype``) take the fp8 path, on CUDA
 devices of compute capability 8.9 or more and on the CPU (PyTorch's
 reference kernel: for tests and the CPU's synthetic runs); everything else
 keeps the bf16 product. The memory policy installs it through the 4-bit
-layers' ``frozen_matmul`` hook: :func:`set_fp8_forward`.
+layers' ``frozen_matmul`` hook: :func:`set_fp8_products`.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ from opentad.models.bricks.quant import frozen_weight_as
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FP8_MAX", "TINY", "quantize_rows", "quantize_rows_reference", "fp8_weight", "fp8_frozen_linear",
-           "fp8_supported", "quantize_fp8_weights", "set_fp8_forward"]
+__all__ = ["FP8_MAX", "TINY", "MODES", "quantize_rows", "quantize_rows_reference", "fp8_weight", "fp8_frozen_linear",
+           "fp8_frozen_linear_all", "fp8_supported", "quantize_fp8_weights", "check_mode", "set_fp8_products"]
 
 FP8 = torch.float8_e4m3fn
 #: e4m3's largest finite value: each row's largest magnitude is scaled to it
@@ -150,36 +150,41 @@ class _FP8Cache:
         self.q, self.scale = q, scale
 
 
-def fp8_weight(layer: nn.Module, device: torch.device) -> Tuple[Tensor, Tensor]:
-    """The layer's weight in e4m3 with its row scales, quantized once and cached on the layer (``_fp8_cache``).
+def fp8_weight(layer: nn.Module, device: torch.device, transposed: bool = False) -> Tuple[Tensor, Tensor]:
+    """The layer's weight in e4m3 with its row scales, quantized once and cached on the layer (``_fp8_cache``;
+    ``_fp8_cache_t`` for the transposed copy the fp8 backward multiplies with).
 
     A new weight parameter or quantization state (loading quantized weights replaces them), an in-place copy
     into the parameter (``load_state_dict``) or another device quantizes again. (A change through
-    ``weight.data`` bumps no version: call :func:`set_fp8_forward` again after one.)
+    ``weight.data`` bumps no version: call :func:`set_fp8_products` again after one.)
 
     Args:
         layer: a frozen 4-bit layer ``[M, K]``.
         device: where the copy is needed.
+        transposed: quantize ``W.T`` instead: one scale per input channel.
 
     Returns:
-        ``(q [M, K] e4m3, scale [1, M] float32)``.
+        ``(q [M, K] e4m3, scale [1, M] float32)``; transposed: ``(q [K, M], scale [1, K])``.
     """
     weight, state = layer.weight, getattr(layer.weight, "quant_state", None)
-    cache = layer.__dict__.get("_fp8_cache")
+    name = "_fp8_cache_t" if transposed else "_fp8_cache"
+    cache = layer.__dict__.get(name)
     if cache is None:
-        cache = layer.__dict__["_fp8_cache"] = _FP8Cache()
+        cache = layer.__dict__[name] = _FP8Cache()
     if not cache.holds(weight, state, device):
-        q, scale = quantize_rows_reference(frozen_weight_as(layer, torch.float32).to(device))
+        w = frozen_weight_as(layer, torch.float32).to(device)
+        q, scale = quantize_rows_reference(w.t() if transposed else w)
         cache.fill(weight, state, device, q, scale.reshape(1, -1).contiguous())
     return cache.q, cache.scale
 
 
 class _FP8FrozenMatmul(torch.autograd.Function):
-    """``[R, K] -> [R, M]``: fp8 forward (module docstring), bf16 backward to ``x`` only."""
+    """``[R, K] -> [R, M]``: fp8 forward (module docstring); backward to ``x`` only, in bf16 or (``fp8_backward``)
+    as ``e4m3(grad) @ e4m3(W)`` with row scales for the gradient and input-channel scales for ``W``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, layer: nn.Module, bias: Optional[Tensor]) -> Tensor:  # noqa: D102
-        ctx.layer, ctx.in_dtype = layer, x.dtype
+    def forward(ctx, x: Tensor, layer: nn.Module, bias: Optional[Tensor], fp8_backward: bool) -> Tensor:  # noqa: D102
+        ctx.layer, ctx.in_dtype, ctx.fp8_backward = layer, x.dtype, fp8_backward
         weight_q, weight_scale = fp8_weight(layer, x.device)
         x_q, x_scale = quantize_rows(x)
         with torch.autocast(x.device.type, enabled=False):
@@ -188,10 +193,28 @@ class _FP8FrozenMatmul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
-        weight = frozen_weight_as(ctx.layer, torch.bfloat16)
         with torch.autocast(grad.device.type, enabled=False):
-            grad_x = grad.to(torch.bfloat16) @ weight
-        return grad_x.to(ctx.in_dtype), None, None
+            if ctx.fp8_backward:
+                weight_q, weight_scale = fp8_weight(ctx.layer, grad.device, transposed=True)  # [K, M], [1, K]
+                grad_q, grad_scale = quantize_rows(grad.to(torch.bfloat16).contiguous())
+                grad_x = torch._scaled_mm(grad_q, weight_q.t(), scale_a=grad_scale, scale_b=weight_scale,
+                                          out_dtype=torch.bfloat16)
+            else:
+                grad_x = grad.to(torch.bfloat16) @ frozen_weight_as(ctx.layer, torch.bfloat16)
+        return grad_x.to(ctx.in_dtype), None, None, None
+
+
+def _fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backward: bool) -> Optional[Tensor]:
+    rows_k = x.shape[-1]
+    if (dtype != torch.bfloat16 or rows_k % 16 or layer.out_features % 16 or x.numel() == 0
+            or not fp8_supported(x.device)):
+        return None
+    flat = x.reshape(-1, rows_k).to(torch.bfloat16)
+    if flat.stride(1) != 1:
+        flat = flat.contiguous()
+    bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
+    out = _FP8FrozenMatmul.apply(flat, layer, bias, fp8_backward)
+    return out.reshape(*x.shape[:-1], layer.out_features)
 
 
 @torch.compiler.disable  # an autograd Function holding a module: one graph break in compiled blocks
@@ -204,19 +227,20 @@ def fp8_frozen_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype) -> Option
         dtype: the dtype the layer computes in; only bfloat16 takes the fp8 path.
 
     Returns:
-        ``[..., M]`` bf16, or None: not bf16, a dim not a multiple of 16, no rows, or a device without fp8
-        products (the layer then computes its bf16 product).
+        ``[..., M]`` bf16 (its backward in bf16), or None: not bf16, a dim not a multiple of 16, no rows, or a
+        device without fp8 products (the layer then computes its bf16 product).
     """
-    rows_k = x.shape[-1]
-    if (dtype != torch.bfloat16 or rows_k % 16 or layer.out_features % 16 or x.numel() == 0
-            or not fp8_supported(x.device)):
-        return None
-    flat = x.reshape(-1, rows_k).to(torch.bfloat16)
-    if flat.stride(1) != 1:
-        flat = flat.contiguous()
-    bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
-    out = _FP8FrozenMatmul.apply(flat, layer, bias)
-    return out.reshape(*x.shape[:-1], layer.out_features)
+    return _fp8_linear(layer, x, dtype, fp8_backward=False)
+
+
+@torch.compiler.disable
+def fp8_frozen_linear_all(layer: nn.Module, x: Tensor, dtype: torch.dtype) -> Optional[Tensor]:
+    """:func:`fp8_frozen_linear` whose backward product is fp8 too (``frozen_fp8="all"``); same Args and Returns."""
+    return _fp8_linear(layer, x, dtype, fp8_backward=True)
+
+
+#: ``frozen_fp8`` values -> the hook installed (None: removed)
+MODES = {False: None, True: fp8_frozen_linear, "forward": fp8_frozen_linear, "all": fp8_frozen_linear_all}
 
 
 def quantize_fp8_weights(module: nn.Module, device: torch.device) -> int:
@@ -232,32 +256,49 @@ def quantize_fp8_weights(module: nn.Module, device: torch.device) -> int:
     if not fp8_supported(device):
         return 0
     for layer in module.modules():
-        if layer.__dict__.get("frozen_matmul") is not fp8_frozen_linear:
+        hook = layer.__dict__.get("frozen_matmul")
+        if hook not in (fp8_frozen_linear, fp8_frozen_linear_all) or layer.in_features % 16 or layer.out_features % 16:
             continue
-        if layer.in_features % 16 or layer.out_features % 16:
-            continue
-        weight, scale = fp8_weight(layer, device)
-        total += weight.numel() * weight.element_size() + scale.numel() * scale.element_size()
+        for transposed in (False, True) if hook is fp8_frozen_linear_all else (False,):
+            weight, scale = fp8_weight(layer, device, transposed)
+            total += weight.numel() * weight.element_size() + scale.numel() * scale.element_size()
     return total
 
 
-def set_fp8_forward(module: nn.Module, on: bool) -> int:
-    """Install (``on``) or remove :func:`fp8_frozen_linear` on every frozen 4-bit layer of ``module``.
+def check_mode(mode):
+    """``mode`` if it is a ``frozen_fp8`` value (a key of :data:`MODES`; 0 and 1 are not).
+
+    Raises:
+        ValueError: naming the value and the valid ones.
+    """
+    if not any(mode is key or (isinstance(mode, str) and mode == key) for key in MODES):
+        raise ValueError(f"frozen_fp8={mode!r} is not one of False, True (= 'forward'), 'forward', 'all'")
+    return mode
+
+
+def set_fp8_products(module: nn.Module, mode) -> int:
+    """Install the fp8 products of ``mode`` on every frozen 4-bit layer of ``module``, or remove them.
 
     Args:
         module: searched for layers with the ``frozen_matmul`` hook (``Linear4bitFrozen``).
-        on: install, or remove the hook and the cached fp8 weights.
+        mode: a key of :data:`MODES`: False (remove the hook and the cached fp8 weights), True or
+            ``"forward"`` (:func:`fp8_frozen_linear`), ``"all"`` (:func:`fp8_frozen_linear_all`).
 
     Returns:
-        the number of layers that now use the fp8 forward.
+        the number of layers that now use fp8 products.
+
+    Raises:
+        ValueError: ``mode`` is not one of them.
     """
+    hook = MODES[check_mode(mode)]
     count = 0
     for layer in module.modules():
         if not hasattr(type(layer), "frozen_matmul"):
             continue
-        layer.__dict__.pop("_fp8_cache", None)  # quantized again from the current weight at the next call
-        if on and not any(p.requires_grad for p in layer.parameters()):
-            layer.frozen_matmul = fp8_frozen_linear
+        for name in ("_fp8_cache", "_fp8_cache_t"):  # quantized again from the current weight at the next call
+            layer.__dict__.pop(name, None)
+        if hook is not None and not any(p.requires_grad for p in layer.parameters()):
+            layer.frozen_matmul = hook
             count += 1
         else:
             layer.__dict__.pop("frozen_matmul", None)

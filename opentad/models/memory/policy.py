@@ -34,7 +34,7 @@ from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.frozen_mlp import FrozenMLP
-from opentad.models.memory.fp8_matmul import quantize_fp8_weights, set_fp8_forward
+from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
 from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
@@ -85,8 +85,9 @@ class MemoryPolicy:
             ``up * gamma + x`` runs as one Triton kernel returning the stream's bf16 (:mod:`.fused_residual`;
             the same rounding, bitwise, forward and backward). Off by default: faster for ViT-g, slower for the
             launch-bound ViT-S (docs/qlora.md).
-        frozen_fp8: with ``frozen_dtype`` bf16, the frozen 4-bit layers' forward products run in fp8 e4m3 with
-            row scales (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
+        frozen_fp8: with ``frozen_dtype`` bf16, the frozen 4-bit layers' forward products (True or
+            ``"forward"``), or their forward and backward products (``"all"``), run in fp8 e4m3 with row scales
+            (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
@@ -110,7 +111,7 @@ class MemoryPolicy:
     memory_plan: Optional[str] = None
     stream_norms: bool = True
     fused_residual: bool = False
-    frozen_fp8: bool = False
+    frozen_fp8: Union[bool, str] = False
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -119,9 +120,10 @@ class MemoryPolicy:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"MemoryPolicy: {key}={value!r} must be an int >= 1")
+        check_mode(self.frozen_fp8)
         if self.frozen_fp8 and self.frozen_dtype != torch.bfloat16:
-            raise ValueError(f"MemoryPolicy: frozen_fp8=True computes the frozen products in fp8 from bf16 inputs; it "
-                             f"needs frozen_dtype bf16, got {self.frozen_dtype}")
+            raise ValueError(f"MemoryPolicy: frozen_fp8={self.frozen_fp8!r} computes the frozen products in fp8 from "
+                             f"bf16 inputs; it needs frozen_dtype bf16, got {self.frozen_dtype}")
         budget = self.memory_budget_gib
         pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
         if budget is None:
@@ -250,7 +252,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
                      policy.stream_norms and policy.frozen_dtype is not None)
     set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None
                         and policy.compile_blocks is False)
-    set_fp8_forward(backbone, policy.frozen_fp8)
+    set_fp8_products(backbone, policy.frozen_fp8)
     compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:

@@ -105,7 +105,7 @@ def test_the_layer_multiplies_the_quantized_operands():
     k, m = 96, 48
     layer = _layer(k, m)
     x = _inputs(40, k)
-    assert F8.set_fp8_forward(layer, True) == 1
+    assert F8.set_fp8_products(layer, True) == 1
     y = layer(x)
     stored, bias, _, mags, *_ = _emulated(x.float(), layer)
     assert y.dtype == BF16 and y.shape == (40, m)
@@ -119,7 +119,7 @@ def test_the_layer_is_within_the_error_model_of_the_exact_product():
     k, m = 96, 48
     layer = _layer(k, m, seed=3)
     x = _inputs(40, k, seed=4)
-    F8.set_fp8_forward(layer, True)
+    F8.set_fp8_products(layer, True)
     y = layer(x).double()
     _, _, exact, _, w, sx, sw = _emulated(x.float(), layer)
     ax, aw = x.double().abs(), w.abs()
@@ -136,7 +136,7 @@ def test_the_layer_is_within_the_error_model_of_the_exact_product():
 def test_backward_is_the_bf16_product_with_the_frozen_weight_and_nothing_else_trains():
     k, m = 64, 32
     layer = _layer(k, m)
-    F8.set_fp8_forward(layer, True)
+    F8.set_fp8_products(layer, True)
     x = _inputs(24, k).float().requires_grad_(True)
     grad = torch.randn(24, m, generator=torch.Generator().manual_seed(9)).to(BF16)
     with torch.autocast("cpu", dtype=BF16):
@@ -160,14 +160,14 @@ def test_otherwise_the_layer_keeps_its_own_product(why):
         layer.compute_dtype = torch.float32
         x = x.float()
     plain = layer(x)
-    F8.set_fp8_forward(layer, True)
+    F8.set_fp8_products(layer, True)
     assert F8.fp8_frozen_linear(layer, x, layer.compute_dtype) is None
     assert torch.equal(layer(x), plain)
 
 
 def test_a_weight_changed_in_place_is_quantized_again():
     layer, other = _layer(32, 32, seed=0), _layer(32, 32, seed=1)
-    F8.set_fp8_forward(layer, True)
+    F8.set_fp8_products(layer, True)
     x = _inputs(8, 32)
     before = layer(x)
     with torch.no_grad():  # as loading a state dict does: an in-place copy into the parameter
@@ -290,7 +290,7 @@ def test_weights_loaded_again_are_quantized_again_whatever_address_they_get():
 
     target, other = _layer(64, 48, seed=0), _layer(64, 48, seed=5)
     x = _inputs(8, 64)
-    F8.set_fp8_forward(target, True)
+    F8.set_fp8_products(target, True)
     before = target(x)  # cached from the first weight
     state = export_quantized(other)
     state["weight"] = target.weight.data  # the same storage, so the same address
@@ -298,7 +298,7 @@ def test_weights_loaded_again_are_quantized_again_whatever_address_they_get():
     assert target.weight.untyped_storage().data_ptr() == state["weight"].untyped_storage().data_ptr()
     fresh = _layer(64, 48)
     import_quantized(fresh, {k: v.clone() for k, v in state.items()})
-    F8.set_fp8_forward(fresh, True)
+    F8.set_fp8_products(fresh, True)
     after = target(x)
     assert not torch.equal(after, before) and torch.equal(after, fresh(x))
 
@@ -308,7 +308,7 @@ def test_copies_quantize_their_own_weight():
     import pickle
 
     layer = _layer(32, 32)
-    F8.set_fp8_forward(layer, True)
+    F8.set_fp8_products(layer, True)
     x = _inputs(8, 32)
     want = layer(x)
     twin = copy.deepcopy(layer)  # as the EMA copies a model
@@ -316,3 +316,49 @@ def test_copies_quantize_their_own_weight():
     assert torch.equal(twin(x), want) and twin.__dict__["_fp8_cache"].q is not None
     unpickled = pickle.loads(pickle.dumps(layer.__dict__["_fp8_cache"]))
     assert unpickled.q is None and not unpickled.holds(layer.weight, layer.weight.quant_state, x.device)
+
+
+def test_the_fp8_backward_is_within_its_error_model():
+    """``frozen_fp8="all"``: ``grad_x = e4m3(grad) @ e4m3(W)``, the gradient scaled per row, ``W`` per input
+    channel (a row of ``W.T``); the same error model as the forward, with ``M`` products per value."""
+    k, m = 64, 48
+    layer = _layer(k, m, seed=6)
+    assert F8.set_fp8_products(layer, "all") == 1
+    x = _inputs(24, k, seed=7).float().requires_grad_(True)
+    grad = _inputs(24, m, seed=8)
+    with torch.autocast("cpu", dtype=BF16):
+        y = layer(x)
+    y.backward(grad)
+    w = dequantize_weight(layer).double()
+    g = grad.double()
+    qg, sg = F8.quantize_rows_reference(grad)
+    qw, sw = F8.quantize_rows_reference(w.float().t())  # [K, M], one scale per input channel
+    stored = (qg.double() * sg.double()) @ (qw.double() * sw.double()).t()
+    mags = (qg.double() * sg.double()).abs() @ (qw.double() * sw.double()).abs().t()
+    tight = m * U32 * mags + UB * (stored.abs() + m * U32 * mags) + 1e-30
+    assert bool(((x.grad.double() - stored).abs() <= tight).all())  # exactly those quantized operands
+    exact = g @ w
+    eg = U8 * g.abs() + 2.0**-10 * sg.double()  # [R, M]
+    ew = U8 * w.abs() + 2.0**-10 * sw.double().t()  # [M, K]: W's column k scaled by sw[k]
+    operand = eg @ w.abs() + g.abs() @ ew + eg @ ew
+    accum = m * U32 * ((g.abs() + eg) @ (w.abs() + ew))
+    bound = (operand + accum) * (1 + 8 * U32) + UB * (exact.abs() + operand + accum)
+    assert bool(((x.grad.double() - exact).abs() <= bound).all())
+    assert float((x.grad.double() - exact).abs().max()) > float((UB * exact.abs()).max())  # really fp8
+    assert all(p.grad is None for p in layer.parameters())
+
+
+def test_modes_and_the_copies_each_keeps(monkeypatch):
+    model = _wrapper("all")
+    eligible = [m for m in model.modules() if hasattr(type(m), "frozen_matmul")
+                and m.in_features % 16 == 0 and m.out_features % 16 == 0]
+    assert all(m.frozen_matmul is F8.fp8_frozen_linear_all for m in eligible)
+    size = F8.quantize_fp8_weights(model, torch.device("cpu"))  # W and W.T, with their scales
+    assert size == sum(2 * m.in_features * m.out_features + 4 * (m.in_features + m.out_features) for m in eligible)
+    assert F8.set_fp8_products(model, "forward") == len(eligible) + 4  # the adapters too: their hook declines
+    assert not any("_fp8_cache_t" in m.__dict__ for m in eligible)
+    for bad in ("fp8", 1, "all "):
+        with pytest.raises(ValueError, match=f"frozen_fp8={bad!r} is not one of False, True"):
+            MemoryPolicy(frozen_dtype=BF16, frozen_fp8=bad)
+    with pytest.raises(ConfigError, match="frozen_fp8='both' is not one of"):
+        WrapperOptions.from_mapping(dict(frozen_dtype="bf16", frozen_fp8="both"))
