@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 
+from benchmarks.ops import timed  # median ms, the device synchronised around each call
 from opentad.models.bricks.quant import QuantSpec, quantize_linear
 from opentad.models.memory import fp8_matmul as F8
 from opentad.models.memory.dequant_cache import hold_dequantized
@@ -42,22 +42,6 @@ SIZES: Dict[str, Tuple[int, int, int]] = {
     "tiny": (64, 256, 512), "s": (384, 1536, 76800), "b": (768, 3072, 76800), "l": (1024, 4096, 76800),
     "h": (1280, 5120, 76800), "g": (1408, 6144, 92928),
 }
-
-
-def timed(fn: Callable[[], object], repeat: int, device: torch.device, warmup: int = 2) -> float:
-    """Median milliseconds of ``fn()`` (the device synchronised around each call)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
