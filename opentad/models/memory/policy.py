@@ -15,8 +15,9 @@ applied to the built backbone from outside::
 
 Every option but ``frozen_fp8`` (opt-in, approximate) changes where values
 wait or when they are computed, never their arithmetic (``frozen_dtype``
-rounds the frozen values once, when applied): ``tests/models/memory/test_policy.py`` pins the loss and gradients
-of a tiny backbone under each option against the plain run.
+rounds the frozen values once, when applied):
+``tests/models/memory/test_policy.py`` pins the loss and gradients of a tiny
+backbone under each option against the plain run.
 """
 from __future__ import annotations
 
