@@ -58,14 +58,15 @@ def quantize_rows_reference(x: Tensor) -> Tuple[Tensor, Tensor]:
         x: ``[R, K]`` floating point.
 
     Returns:
-        ``(q, scale)``: ``q`` ``[R, K]`` e4m3 with ``q * scale ~ x``, ``scale`` ``[R, 1]`` float32
+        ``(q, scale)``: ``q`` ``[R, K]`` e4m3, contiguous, with ``q * scale ~ x``, ``scale`` ``[R, 1]`` float32
         ``= max(amax_r, TINY) / 448``; ``q = e4m3(clamp(x * (448 / max(amax_r, TINY)), -448, 448))``.
     """
-    x32 = x.float()
+    x32 = x.float().contiguous()  # a transposed weight too: ``q`` takes this layout
     amax = x32.abs().amax(dim=1, keepdim=True).clamp(min=TINY)
     inv = torch.full_like(amax, FP8_MAX) / amax
     q = (x32 * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8)
-    return q, amax / FP8_MAX
+    # tensor by tensor: CUDA divides a tensor by a Python scalar as a product with its rounded reciprocal
+    return q, amax / torch.full_like(amax, FP8_MAX)
 
 
 @functools.lru_cache(maxsize=None)
@@ -173,6 +174,7 @@ def fp8_weight(layer: nn.Module, device: torch.device, transposed: bool = False)
         cache = layer.__dict__[name] = _FP8Cache()
     if not cache.holds(weight, state, device):
         w = frozen_weight_as(layer, torch.float32).to(device)
+        # ``q`` is contiguous: ``q.t()`` is column-major, the only second operand ``_scaled_mm`` takes on CUDA
         q, scale = quantize_rows_reference(w.t() if transposed else w)
         cache.fill(weight, state, device, q, scale.reshape(1, -1).contiguous())
     return cache.q, cache.scale

@@ -72,6 +72,21 @@ def test_the_kernel_on_cuda_matches_the_reference_bitwise():
     _run_cases("cuda", interpret=False)
 
 
+@pytest.fixture
+def cublaslt_layouts(monkeypatch):
+    """``torch._scaled_mm`` refusing what CUDA's cuBLASLt refuses (the CPU kernel takes any strides): the first
+    operand row-major, the second column-major. Returns the list of calls made."""
+    calls, real = [], torch._scaled_mm
+
+    def checked(a, b, *args, **kwargs):
+        assert a.stride(1) == 1 and b.stride(0) == 1, f"cuBLASLt refuses strides {a.stride()} @ {b.stride()}"
+        calls.append((tuple(a.shape), tuple(b.shape)))
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "_scaled_mm", checked)
+    return calls
+
+
 def test_hand_worked_rows():
     x = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [448.0, 17.0, 19.0, -17.0]])
     q, scale = F8.quantize_rows_reference(x)
@@ -87,6 +102,11 @@ def test_quantized_rows_stay_within_the_error_model():
     bound = (U8 + 4 * U32) * x.double().abs() + 2.0**-10 * scale.double() * (1 + 4 * U32)
     assert bool((err <= bound).all())
     assert bool((err > 0).any())  # e4m3 really rounds these values
+    # the scale is the correctly rounded quotient (float64's rounding of a float32 quotient then to float32 is
+    # exact rounding: 53 >= 2 * 24 + 2), as the kernel's div_rn; CUDA's tensor-by-scalar division is not
+    amax = x.abs().amax(dim=1, keepdim=True)
+    assert torch.equal(scale, (amax.double() / 448.0).float())
+    assert q.is_contiguous() and F8.quantize_rows_reference(x.t())[0].is_contiguous()
 
 
 def _emulated(x: torch.Tensor, layer: nn.Module):
@@ -101,7 +121,7 @@ def _emulated(x: torch.Tensor, layer: nn.Module):
     return stored, bias, exact, xs.abs() @ ws.abs().t(), w, sx.double(), sw.double()
 
 
-def test_the_layer_multiplies_the_quantized_operands():
+def test_the_layer_multiplies_the_quantized_operands(cublaslt_layouts):
     k, m = 96, 48
     layer = _layer(k, m)
     x = _inputs(40, k)
@@ -113,6 +133,7 @@ def test_the_layer_multiplies_the_quantized_operands():
     want = stored + bias
     bound = k * U32 * mags + UB * (want.abs() + k * U32 * mags) + 1e-30
     assert bool(((y.double() - want).abs() <= bound).all())
+    assert cublaslt_layouts == [((40, k), (k, m))]
 
 
 def test_the_layer_is_within_the_error_model_of_the_exact_product():
@@ -318,7 +339,7 @@ def test_copies_quantize_their_own_weight():
     assert unpickled.q is None and not unpickled.holds(layer.weight, layer.weight.quant_state, x.device)
 
 
-def test_the_fp8_backward_is_within_its_error_model():
+def test_the_fp8_backward_is_within_its_error_model(cublaslt_layouts):
     """``frozen_fp8="all"``: ``grad_x = e4m3(grad) @ e4m3(W)``, the gradient scaled per row, ``W`` per input
     channel (a row of ``W.T``); the same error model as the forward, with ``M`` products per value."""
     k, m = 64, 48
@@ -346,6 +367,7 @@ def test_the_fp8_backward_is_within_its_error_model():
     assert bool(((x.grad.double() - exact).abs() <= bound).all())
     assert float((x.grad.double() - exact).abs().max()) > float((UB * exact.abs()).max())  # really fp8
     assert all(p.grad is None for p in layer.parameters())
+    assert cublaslt_layouts == [((24, k), (k, m)), ((24, m), (m, k))]  # forward, then the input gradient
 
 
 def test_modes_and_the_copies_each_keeps(monkeypatch):
