@@ -10,8 +10,11 @@ copy is done. In backward, when a block's input is needed, the input of the
 block before it is already copied back on the side stream (blocks run
 backward in the reverse order), so transfers overlap the computation.
 
-The values are bit-identical: only where they wait changes. Parameters (and
-views of them), empty tensors and tensors smaller than ``min_bytes`` stay where they are. On the CPU nothing is
+The values are bit-identical: only where they wait changes, and each comes
+back with the shape and strides it was saved with (a view with gaps, such
+as ``q`` of ``qkv``, into a fresh buffer of its span). Parameters (and
+views of them), broadcast views, empty tensors and tensors smaller than
+``min_bytes`` stay where they are. On the CPU nothing is
 offloaded unless ``force=True`` (which copies them to fresh CPU tensors: the
 tests use it to check the bookkeeping without a GPU).
 """
@@ -26,25 +29,52 @@ from torch import Tensor, nn
 __all__ = ["OffloadSavedTensors"]
 
 
+def _span(shape, stride) -> int:
+    """Elements a layout reaches from its first one (non-negative strides, no empty dim)."""
+    return 1 + sum((n - 1) * s for n, s in zip(shape, stride))
+
+
+def _separate(shape, stride) -> bool:
+    """Whether no two elements of the layout share memory (checked as: every stride, taken in increasing
+    order, reaches past all the elements the smaller ones span; broadcast views fail it)."""
+    span = 1
+    for n, s in sorted(((n, s) for n, s in zip(shape, stride) if n > 1), key=lambda d: d[1]):
+        if s < span:
+            return False
+        span += (n - 1) * s
+    return True
+
+
 def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = False) -> Tensor:
-    """An empty tensor like ``tensor`` on ``device``, with its strides when they are dense (a transposed view
-    stays transposed: checkpointing compares the recomputed tensors' layout with the saved ones'), else
-    contiguous."""
-    span = 1 + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride()) if n > 0)
-    if tensor.numel() > 0 and span == tensor.numel() and min(tensor.stride(), default=1) >= 0:
+    """An empty tensor like ``tensor`` on ``device`` (the host copy), with its strides when they are dense (a
+    transposed view stays transposed), else contiguous: only its own elements travel."""
+    if _span(tensor.shape, tensor.stride()) == tensor.numel():
         return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=device,
                                    pin_memory=pin_memory)
     return torch.empty(tensor.shape, dtype=tensor.dtype, device=device, pin_memory=pin_memory)
 
 
+def _empty_as_saved(saved: "_Saved") -> Tensor:
+    """An empty tensor with the saved tensor's exact shape and strides on its own device.
+
+    What autograd gets back must have the layout it saved: checkpointing
+    compares it, and a compiled backward asserts it. A view with gaps (``q``
+    of ``qkv``, every third head) comes back as a view with the same gaps
+    into a fresh buffer of the view's span.
+    """
+    buffer = torch.empty(_span(saved.shape, saved.stride), dtype=saved.host.dtype, device=saved.device)
+    return buffer.as_strided(saved.shape, saved.stride)
+
+
 class _Saved:
     """One offloaded tensor: its host copy and, after a prefetch, its GPU copy on the way back."""
 
-    __slots__ = ("host", "device", "stored", "back", "back_ready", "__weakref__")
+    __slots__ = ("host", "device", "shape", "stride", "stored", "back", "back_ready", "__weakref__")
 
-    def __init__(self, host: Tensor, device: torch.device, stored: Optional[Any]):
+    def __init__(self, host: Tensor, tensor: Tensor, stored: Optional[Any]):
         self.host = host
-        self.device = device
+        self.device = tensor.device
+        self.shape, self.stride = tensor.shape, tensor.stride()  # given back exactly
         self.stored = stored  # CUDA event: host copy complete (None on the CPU)
         self.back: Optional[Tensor] = None
         self.back_ready: Optional[Any] = None
@@ -93,6 +123,8 @@ class OffloadSavedTensors:
         weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``
         if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < self.min_bytes:
             return False
+        if not _separate(tensor.shape, tensor.stride()):  # a broadcast view: its own layout could not be refilled
+            return False
         return tensor.device.type == "cuda" or (self.force and tensor.device.type == "cpu")
 
     def _pack(self, tensor: Tensor) -> Any:
@@ -108,8 +140,8 @@ class OffloadSavedTensors:
                 stored.record(stream)
             tensor.record_stream(stream)  # its memory is reused only after the copy
         else:
-            host, stored = tensor.detach().clone(), None
-        saved = _Saved(host, tensor.device, stored)
+            host, stored = _empty_like_on(tensor, tensor.device).copy_(tensor.detach()), None
+        saved = _Saved(host, tensor, stored)
         self._saved.append(weakref.ref(saved))
         self.offloaded_bytes += tensor.numel() * tensor.element_size()
         self.offloaded_tensors += 1
@@ -121,7 +153,7 @@ class OffloadSavedTensors:
             return
         stream = self._side_stream(saved.device)
         compute = torch.cuda.current_stream(saved.device)  # taken here: inside the block below it is ``stream``
-        back = _empty_like_on(saved.host, saved.device)
+        back = _empty_as_saved(saved)
         # ``back`` may reuse memory that kernels queued on the compute stream still read or write
         # (the allocator frees in that stream's order): write only after them
         stream.wait_stream(compute)
@@ -147,11 +179,11 @@ class OffloadSavedTensors:
             return packed
         self._prefetch_before(packed)
         if packed.device.type != "cuda":
-            return packed.host.clone()
+            return _empty_as_saved(packed).copy_(packed.host)
         current = torch.cuda.current_stream(packed.device)
         if packed.back is not None:
             current.wait_event(packed.back_ready)
             tensor, packed.back, packed.back_ready = packed.back, None, None
             return tensor
         current.wait_event(packed.stored)
-        return packed.host.to(packed.device, non_blocking=True)
+        return _empty_as_saved(packed).copy_(packed.host, non_blocking=True)

@@ -96,3 +96,63 @@ def test_cuda_offload_frees_device_memory_and_matches():
     assert torch.equal(out.detach(), ref_out)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=0, atol=0)
+
+
+class _Layouts(torch.autograd.Function):
+    """``(q * k.T-ish) `` products whose saved tensors have the layouts of attention's: ``q`` and ``k`` views with
+    gaps into one ``qkv`` buffer, a transposed view, and a broadcast view; backward records the layouts it
+    gets back."""
+
+    seen = []
+
+    @staticmethod
+    def forward(ctx, qkv, bias):
+        q, k = qkv[..., 0::3], qkv[..., 1::3]  # every third column: gaps
+        kt = k.transpose(-1, -2)  # dense, not contiguous
+        wide = bias.expand(qkv.shape[0], -1)  # stride 0: a broadcast view
+        ctx.save_for_backward(q, kt, wide)
+        ctx.layouts = [(t.shape, t.stride()) for t in (q, kt, wide)]
+        return (q * k + wide[..., : q.shape[-1]]).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, kt, wide = ctx.saved_tensors
+        _Layouts.seen.append([(t.shape, t.stride()) for t in (q, kt, wide)] == ctx.layouts)
+        k = kt.transpose(-1, -2)
+        grad_qkv = torch.zeros(q.shape[0], q.shape[1] * 3, dtype=q.dtype)
+        grad_qkv[..., 0::3] = grad[:, None] * k
+        grad_qkv[..., 1::3] = grad[:, None] * q
+        return grad_qkv, grad[:, None].expand_as(wide)[..., : wide.shape[-1]].sum(0)
+
+
+def test_saved_tensors_come_back_with_their_layout_and_values():
+    """A compiled backward asserts the strides of what it saved: a ``q`` view of ``qkv`` must come back as a
+    view with the same gaps, not contiguous; a broadcast view (which could not be refilled) stays."""
+    gen = torch.Generator().manual_seed(0)
+    qkv = torch.randn(64, 3 * 32, generator=gen, requires_grad=True)
+    bias = torch.randn(3 * 32, generator=gen, requires_grad=True)
+    _Layouts.seen.clear()
+    _Layouts.apply(qkv, bias).square().sum().backward()
+    ref = qkv.grad.clone(), bias.grad.clone()
+    qkv.grad = bias.grad = None
+    offload = OffloadSavedTensors(min_bytes=0, force=True)
+    with offload:
+        out = _Layouts.apply(qkv, bias)
+    out.square().sum().backward()
+    assert _Layouts.seen == [True, True]
+    assert offload.offloaded_tensors == 2  # q and k.T; the broadcast view stays
+    assert offload.offloaded_bytes == 2 * 64 * 32 * 4  # only the views' own elements travel
+    assert torch.equal(qkv.grad, ref[0]) and torch.equal(bias.grad, ref[1])
+
+
+@pytest.mark.parametrize("shape, stride, says", [
+    ((4, 8), (8, 1), True), ((4, 8), (1, 4), True), ((4, 8), (24, 3), True), ((4, 8), (0, 1), False),
+    ((4, 8), (4, 1), False), ((1, 8), (0, 1), True), ((2, 3, 4), (12, 1, 3), True), ((2, 3, 4), (12, 2, 4), False),
+    ((2, 3, 4), (12, 2, 3), False),  # separate in fact (interleaved), refused: the check is only sufficient
+])
+def test_separate_layouts_never_share_memory(shape, stride, says):
+    from opentad.models.memory.offload import _separate
+    import itertools
+    offsets = [sum(i * s for i, s in zip(index, stride)) for index in itertools.product(*map(range, shape))]
+    assert _separate(shape, stride) == says
+    assert not says or len(set(offsets)) == len(offsets)  # what it calls separate is, by brute force
