@@ -3,7 +3,9 @@
 bitsandbytes cannot load a ``Linear4bit`` state_dict into a fresh layer
 (upstream issue #1946), so :func:`export_quantized` and
 :func:`import_quantized` save and restore the packed bytes and the
-quantization statistics as plain tensors; restoring is bit-exact.
+quantization statistics as plain tensors; restoring is bit-exact. A layer
+holding a dequantized copy of its weight (the memory planner's ``hold``)
+gets one of the restored weight.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from .bnb import import_bitsandbytes
+from .dequant_4bit import dequantize_4bit
 from .quant import int8_scales
 
 __all__ = ["export_quantized", "import_quantized"]
@@ -52,9 +55,12 @@ def import_quantized(layer: nn.Module, state: Dict[str, torch.Tensor]) -> None:
                 f"packed 4-bit weight of {packed.numel()} bytes does not fit a "
                 f"{layer.out_features}x{layer.in_features} layer"
             )
+        held = getattr(layer, "held_weight", None)
         layer.weight = bnb.nn.Params4bit.from_prequantized(
             packed.to(device), stats, requires_grad=False, device=device
         )
+        if held is not None:  # the memory planner's dequantized copy follows the new weight, never the old one
+            layer.held_weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(held.dtype)
         return
     if isinstance(layer, bnb.nn.Linear8bitLt):
         if tuple(packed.shape) != (layer.out_features, layer.in_features):

@@ -69,6 +69,25 @@ def test_export_import_round_trip_is_bit_exact(bits, tmp_path):
     assert torch.equal(fresh(x), expected)
 
 
+def test_a_held_dequantized_copy_follows_imported_weights():
+    """The memory planner's ``hold`` keeps a dequantized copy on the layer, which its forward multiplies with:
+    weights imported afterwards (a checkpoint loaded after the first step) must replace it, not hide behind it."""
+    from opentad.models.memory.dequant_cache import hold_dequantized
+
+    source = quantize_linear(_linear(8), QuantSpec(bits=4, compute_dtype=torch.bfloat16))
+    target = quantize_linear(_linear(9), QuantSpec(bits=4, compute_dtype=torch.bfloat16))
+    target.bias = source.bias
+    x = torch.randn(5, 64, dtype=torch.bfloat16)
+    assert hold_dequantized(target, True, torch.bfloat16) > 0
+    import_quantized(target, export_quantized(source))
+    assert target.held_weight.dtype == torch.bfloat16
+    assert torch.equal(target.held_weight, dequantize_weight(source).to(torch.bfloat16))
+    assert torch.equal(target(x), source(x))
+    unheld = quantize_linear(_linear(9), QuantSpec(bits=4, compute_dtype=torch.bfloat16))
+    import_quantized(unheld, export_quantized(source))
+    assert unheld.held_weight is None  # nothing held before: nothing made
+
+
 def test_import_rejects_wrong_shape():
     q = quantize_linear(_linear(6), QuantSpec(bits=8))
     other = quantize_linear(_linear(6, 32, 16), QuantSpec(bits=8))
