@@ -1,4 +1,6 @@
-"""The frozen 4-bit layers' fp8 forward (``custom.frozen_fp8``): its error model, its backward, its installation.
+"""The frozen 4-bit layers' fp8 products (``custom.frozen_fp8``): the row quantizer, the error models of the
+forward and of the fp8 backward, the layouts ``torch._scaled_mm`` gets (``test_fp8_policy.py``: installation,
+the weight cache, the modes).
 
 The quantization kernel's own checks live in ``fp8_kernel_cases.py`` and run in a fresh process (Triton's CPU
 interpreter is chosen when Triton is first imported). Here the layer's product runs on the CPU through
@@ -10,30 +12,24 @@ its subnormals are ``2^-9`` apart), to first order in ``u32`` for the scaling. T
 operands is accumulated in float32 (at most ``K u32`` of the sum of magnitudes), the bias added in bf16, the
 result rounded to bf16 (``ub``).
 """
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from opentad.models.backbones.wrapper_options import WrapperOptions
 from opentad.models.bricks.quant import QuantSpec, dequantize_weight, quantize_linear
 from opentad.models.memory import fp8_matmul as F8
-from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
-from opentad.registry import ConfigError
+from tests.models.memory.kernel_cases import run_cases
 
 pytest.importorskip("bitsandbytes")
 
 BF16 = torch.bfloat16
 U8, UB, U32 = 2.0**-4, 2.0**-8, 2.0**-24
 CASES = Path(__file__).with_name("fp8_kernel_cases.py")
-ROOT = Path(__file__).resolve().parents[3]
 
 
-def _layer(k: int, m: int, seed: int = 0, bias: bool = True) -> nn.Module:
+def frozen_layer(k: int, m: int, seed: int = 0, bias: bool = True) -> nn.Module:
     torch.manual_seed(seed)
     layer = quantize_linear(nn.Linear(k, m, bias=bias), QuantSpec(compute_dtype=BF16))
     with torch.no_grad():
@@ -42,23 +38,14 @@ def _layer(k: int, m: int, seed: int = 0, bias: bool = True) -> nn.Module:
     return layer
 
 
-def _inputs(rows: int, k: int, seed: int = 1) -> torch.Tensor:
+def spread_inputs(rows: int, k: int, seed: int = 1) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     # magnitudes spread over six decades, so that rows reach e4m3's subnormals
     return (torch.randn(rows, k, generator=gen) * torch.logspace(-3, 3, k)[torch.randperm(k, generator=gen)]).to(BF16)
 
 
 def _run_cases(device: str, interpret: bool) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    env.pop("TRITON_INTERPRET", None)
-    if interpret:
-        env["TRITON_INTERPRET"] = "1"
-    done = subprocess.run([sys.executable, str(CASES), "--device", device], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    passed = [line for line in lines if line.startswith("ok ")]
-    assert lines[-1] == f"all {len(passed)} checks passed" and len(passed) >= 26, done.stdout[-3000:]
+    run_cases(CASES, device, interpret, at_least=26)
 
 
 def test_the_kernel_in_tritons_interpreter_matches_the_reference_bitwise():
@@ -96,7 +83,7 @@ def test_hand_worked_rows():
 
 
 def test_quantized_rows_stay_within_the_error_model():
-    x = _inputs(64, 256).float()
+    x = spread_inputs(64, 256).float()
     q, scale = F8.quantize_rows_reference(x)
     err = (q.double() * scale.double() - x.double()).abs()
     bound = (U8 + 4 * U32) * x.double().abs() + 2.0**-10 * scale.double() * (1 + 4 * U32)
@@ -123,8 +110,8 @@ def _emulated(x: torch.Tensor, layer: nn.Module):
 
 def test_the_layer_multiplies_the_quantized_operands(cublaslt_layouts):
     k, m = 96, 48
-    layer = _layer(k, m)
-    x = _inputs(40, k)
+    layer = frozen_layer(k, m)
+    x = spread_inputs(40, k)
     assert F8.set_fp8_products(layer, True) == 1
     y = layer(x)
     stored, bias, _, mags, *_ = _emulated(x.float(), layer)
@@ -138,8 +125,8 @@ def test_the_layer_multiplies_the_quantized_operands(cublaslt_layouts):
 
 def test_the_layer_is_within_the_error_model_of_the_exact_product():
     k, m = 96, 48
-    layer = _layer(k, m, seed=3)
-    x = _inputs(40, k, seed=4)
+    layer = frozen_layer(k, m, seed=3)
+    x = spread_inputs(40, k, seed=4)
     F8.set_fp8_products(layer, True)
     y = layer(x).double()
     _, _, exact, _, w, sx, sw = _emulated(x.float(), layer)
@@ -156,9 +143,9 @@ def test_the_layer_is_within_the_error_model_of_the_exact_product():
 
 def test_backward_is_the_bf16_product_with_the_frozen_weight_and_nothing_else_trains():
     k, m = 64, 32
-    layer = _layer(k, m)
+    layer = frozen_layer(k, m)
     F8.set_fp8_products(layer, True)
-    x = _inputs(24, k).float().requires_grad_(True)
+    x = spread_inputs(24, k).float().requires_grad_(True)
     grad = torch.randn(24, m, generator=torch.Generator().manual_seed(9)).to(BF16)
     with torch.autocast("cpu", dtype=BF16):
         y = layer(x)
@@ -175,8 +162,8 @@ def test_backward_is_the_bf16_product_with_the_frozen_weight_and_nothing_else_tr
 @pytest.mark.parametrize("why", ["float32", "width 40", "no rows"])
 def test_otherwise_the_layer_keeps_its_own_product(why):
     k, m = (40, 32) if why == "width 40" else (32, 48)
-    layer = _layer(k, m)
-    x = _inputs(0 if why == "no rows" else 8, k)
+    layer = frozen_layer(k, m)
+    x = spread_inputs(0 if why == "no rows" else 8, k)
     if why == "float32":
         layer.compute_dtype = torch.float32
         x = x.float()
@@ -186,167 +173,14 @@ def test_otherwise_the_layer_keeps_its_own_product(why):
     assert torch.equal(layer(x), plain)
 
 
-def test_a_weight_changed_in_place_is_quantized_again():
-    layer, other = _layer(32, 32, seed=0), _layer(32, 32, seed=1)
-    F8.set_fp8_products(layer, True)
-    x = _inputs(8, 32)
-    before = layer(x)
-    with torch.no_grad():  # as loading a state dict does: an in-place copy into the parameter
-        layer.weight.copy_(other.weight)
-    after = layer(x)
-    layer.__dict__.pop("_fp8_cache")
-    assert not torch.equal(before, after) and torch.equal(after, layer(x))
-
-
-WRAPPER = dict(
-    type="mmaction.Recognizer3D",
-    backbone=dict(type="VisionTransformerQLoRA", img_size=32, patch_size=16, embed_dims=32, depth=2, num_heads=2,
-                  mlp_ratio=2.0, qkv_bias=True, num_frames=4, total_frames=16, adapter_index=[0, 1],
-                  return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.0, quantize_bits=4,
-                  quantize_backbone=True),
-    data_preprocessor=dict(type="mmaction.ActionDataPreprocessor", mean=[120.0, 110.0, 100.0],
-                           std=[60.0, 55.0, 50.0], format_shape="NCTHW"),
-    custom=dict(pre_processing_pipeline=[dict(type="Rearrange", keys=["frames"],
-                                              ops="b n c (t1 t) h w -> (b t1) n c t h w", t1=4)],
-                post_processing_pipeline=[dict(type="Reduce", keys=["feats"], ops="b n c t h w -> b c t",
-                                               reduction="mean"),
-                                          dict(type="Rearrange", keys=["feats"], ops="(b t1) c t -> b c (t1 t)",
-                                               t1=4)],
-                frozen_dtype="bf16"),
-)
-
-
-def _wrapper(fp8: bool):
-    import copy
-
-    from opentad.models.builder import build_backbone
-
-    cfg = copy.deepcopy(WRAPPER)
-    cfg["custom"]["frozen_fp8"] = fp8
-    torch.manual_seed(0)
-    return build_backbone(cfg).train()
-
-
-def test_the_policy_installs_it_on_every_frozen_4bit_layer_and_the_same_parameters_train(monkeypatch):
-    """The ViT's block linears (widths 32, 64, 96) run in fp8; the adapters' 32 -> 8 -> 32 cannot (``_scaled_mm``
-    needs multiples of 16) and keep their bf16 product."""
-    calls = []
-    real = F8._FP8FrozenMatmul.apply
-    monkeypatch.setattr(F8._FP8FrozenMatmul, "apply", lambda *a: calls.append(a[1]) or real(*a))
-    grads, keys = {}, {}
-    for fp8 in (False, True):
-        model = _wrapper(fp8)
-        frozen4 = [m for m in model.modules() if hasattr(type(m), "frozen_matmul")]
-        assert len(frozen4) > 0
-        assert all((m.__dict__.get("frozen_matmul") is F8.fp8_frozen_linear) == fp8 for m in frozen4)
-        frames = torch.randint(0, 256, (2, 1, 3, 16, 32, 32), generator=torch.Generator().manual_seed(0),
-                               dtype=torch.uint8)
-        with torch.autocast("cpu", dtype=BF16):
-            feats = model(frames)
-        feats.float().square().mean().backward()
-        assert torch.isfinite(feats).all()
-        grads[fp8] = {n for n, p in model.named_parameters() if p.grad is not None}
-        keys[fp8] = set(model.state_dict())
-        if fp8:
-            eligible = {id(m) for m in frozen4 if m.in_features % 16 == 0 and m.out_features % 16 == 0}
-            assert len(eligible) == 8 and len(frozen4) == 12  # 2 blocks x (qkv, proj, fc1, fc2); 2 adapters x 2
-            assert {id(m) for m in calls} == eligible
-        else:
-            assert not calls
-    assert keys[True] == keys[False] and not any("fp8" in key for key in keys[True])
-    assert grads[True] == grads[False] and any("lora" in n for n in grads[True])
-
-
-def test_it_is_refused_without_bf16_frozen_values():
-    with pytest.raises(ValueError, match="frozen_fp8.*frozen_dtype bf16"):
-        MemoryPolicy(frozen_fp8=True, frozen_dtype=torch.float16)
-    with pytest.raises(ConfigError, match="frozen_fp8"):
-        WrapperOptions.from_mapping(dict(frozen_fp8=True))
-
-
-def test_removing_it_restores_the_bf16_product():
-    layer = _layer(32, 32)
-    x = _inputs(8, 32)
-    plain = layer(x)
-    apply_memory_policy(layer, MemoryPolicy(frozen_dtype=BF16, frozen_fp8=True))
-    assert not torch.equal(layer(x), plain) and "_fp8_cache" in layer.__dict__
-    apply_memory_policy(layer, MemoryPolicy(frozen_dtype=BF16))
-    assert "_fp8_cache" not in layer.__dict__ and torch.equal(layer(x), plain)
-
-
-def test_the_fp8_weights_are_quantized_before_the_step_for_the_memory_plan(monkeypatch):
-    model = _wrapper(True)
-    eligible = [m for m in model.modules() if hasattr(type(m), "frozen_matmul")
-                and m.in_features % 16 == 0 and m.out_features % 16 == 0]
-    assert not any("_fp8_cache" in m.__dict__ for m in eligible)
-    size = F8.quantize_fp8_weights(model, torch.device("cpu"))
-    assert size == sum(m.in_features * m.out_features + 4 * m.out_features for m in eligible)
-    assert all("_fp8_cache" in m.__dict__ for m in eligible)
-    seen = []
-    monkeypatch.setattr(F8, "quantize_fp8_weights", lambda module, device: seen.append(device) or 0)
-    from opentad.models.memory import policy as policy_module
-
-    monkeypatch.setattr(policy_module, "quantize_fp8_weights", F8.quantize_fp8_weights)
-    frames = torch.zeros(2, 1, 3, 16, 32, 32, dtype=torch.uint8)
-    with torch.autocast("cpu", dtype=BF16):
-        model(frames)
-    assert seen == [torch.device("cpu")]  # the policy asked, once, for the frames' device
-
-
-def test_a_device_without_fp8_products_is_named_once(caplog):
-    F8.fp8_supported.cache_clear()
-    with caplog.at_level("WARNING", logger="opentad.models.memory.fp8_matmul"):
-        assert not F8.fp8_supported(torch.device("meta")) and not F8.fp8_supported(torch.device("meta"))
-        assert F8.fp8_supported(torch.device("cpu"))
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and "meta has no fp8 matrix products" in warnings[0] and "bf16" in warnings[0]
-
-
-def test_weights_loaded_again_are_quantized_again_whatever_address_they_get():
-    """Loading quantized weights replaces the parameter (and its quantization state), and a new weight may
-    take a freed one's address with a fresh version counter. The worst case, made on purpose: a new weight
-    over the very bytes of the cached one, with another layer's statistics. The cache must see another
-    weight, not an unchanged address and version."""
-    from opentad.models.bricks.quant_io import export_quantized, import_quantized
-
-    target, other = _layer(64, 48, seed=0), _layer(64, 48, seed=5)
-    x = _inputs(8, 64)
-    F8.set_fp8_products(target, True)
-    before = target(x)  # cached from the first weight
-    state = export_quantized(other)
-    state["weight"] = target.weight.data  # the same storage, so the same address
-    import_quantized(target, state)
-    assert target.weight.untyped_storage().data_ptr() == state["weight"].untyped_storage().data_ptr()
-    fresh = _layer(64, 48)
-    import_quantized(fresh, {k: v.clone() for k, v in state.items()})
-    F8.set_fp8_products(fresh, True)
-    after = target(x)
-    assert not torch.equal(after, before) and torch.equal(after, fresh(x))
-
-
-def test_copies_quantize_their_own_weight():
-    import copy
-    import pickle
-
-    layer = _layer(32, 32)
-    F8.set_fp8_products(layer, True)
-    x = _inputs(8, 32)
-    want = layer(x)
-    twin = copy.deepcopy(layer)  # as the EMA copies a model
-    assert twin.__dict__["_fp8_cache"].q is None  # starts empty, never shares the original's copy
-    assert torch.equal(twin(x), want) and twin.__dict__["_fp8_cache"].q is not None
-    unpickled = pickle.loads(pickle.dumps(layer.__dict__["_fp8_cache"]))
-    assert unpickled.q is None and not unpickled.holds(layer.weight, layer.weight.quant_state, x.device)
-
-
 def test_the_fp8_backward_is_within_its_error_model(cublaslt_layouts):
     """``frozen_fp8="all"``: ``grad_x = e4m3(grad) @ e4m3(W)``, the gradient scaled per row, ``W`` per input
     channel (a row of ``W.T``); the same error model as the forward, with ``M`` products per value."""
     k, m = 64, 48
-    layer = _layer(k, m, seed=6)
+    layer = frozen_layer(k, m, seed=6)
     assert F8.set_fp8_products(layer, "all") == 1
-    x = _inputs(24, k, seed=7).float().requires_grad_(True)
-    grad = _inputs(24, m, seed=8)
+    x = spread_inputs(24, k, seed=7).float().requires_grad_(True)
+    grad = spread_inputs(24, m, seed=8)
     with torch.autocast("cpu", dtype=BF16):
         y = layer(x)
     y.backward(grad)
@@ -368,19 +202,3 @@ def test_the_fp8_backward_is_within_its_error_model(cublaslt_layouts):
     assert float((x.grad.double() - exact).abs().max()) > float((UB * exact.abs()).max())  # really fp8
     assert all(p.grad is None for p in layer.parameters())
     assert cublaslt_layouts == [((24, k), (k, m)), ((24, m), (m, k))]  # forward, then the input gradient
-
-
-def test_modes_and_the_copies_each_keeps(monkeypatch):
-    model = _wrapper("all")
-    eligible = [m for m in model.modules() if hasattr(type(m), "frozen_matmul")
-                and m.in_features % 16 == 0 and m.out_features % 16 == 0]
-    assert all(m.frozen_matmul is F8.fp8_frozen_linear_all for m in eligible)
-    size = F8.quantize_fp8_weights(model, torch.device("cpu"))  # W and W.T, with their scales
-    assert size == sum(2 * m.in_features * m.out_features + 4 * (m.in_features + m.out_features) for m in eligible)
-    assert F8.set_fp8_products(model, "forward") == len(eligible) + 4  # the adapters too: their hook declines
-    assert not any("_fp8_cache_t" in m.__dict__ for m in eligible)
-    for bad in ("fp8", 1, "all "):
-        with pytest.raises(ValueError, match=f"frozen_fp8={bad!r} is not one of False, True"):
-            MemoryPolicy(frozen_dtype=BF16, frozen_fp8=bad)
-    with pytest.raises(ConfigError, match="frozen_fp8='both' is not one of"):
-        WrapperOptions.from_mapping(dict(frozen_dtype="bf16", frozen_fp8="both"))

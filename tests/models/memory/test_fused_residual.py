@@ -7,8 +7,6 @@ Triton's CPU interpreter is chosen when Triton is first imported (``TRITON_INTER
 without it.
 """
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,26 +16,14 @@ from torch import nn
 from opentad.models.bricks.vit_adapter import PlainAdapter, TemporalAdapter, scaled_residual
 from opentad.models.memory import fused_residual
 from opentad.models.memory.fused_residual import fused_scaled_residual, fusable, set_fused_residuals
+from tests.models.memory.kernel_cases import run_cases
 
 CASES = Path(__file__).with_name("fused_residual_cases.py")
 BF16 = torch.bfloat16
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _run_cases(device: str, interpret: bool) -> str:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    env.pop("TRITON_INTERPRET", None)
-    if interpret:
-        env["TRITON_INTERPRET"] = "1"
-    else:  # the CUDA run compares two adapter runs bitwise with deterministic kernels (cuBLAS needs this)
-        env.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    done = subprocess.run([sys.executable, str(CASES), "--device", device], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    passed = [line for line in lines if line.startswith("ok ")]
-    assert lines[-1] == f"all {len(passed)} checks passed" and len(passed) >= 70, done.stdout[-3000:]
-    return done.stdout
+    return run_cases(CASES, device, interpret, at_least=70)
 
 
 def test_the_kernels_in_tritons_interpreter_match_the_independent_references():
