@@ -49,6 +49,7 @@ import gc
 import logging
 import statistics
 import time
+import traceback
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -227,7 +228,8 @@ def _kernel_flags_restored():
 
 def _measure(size: str, label: str, name: str, job, peak_flops: float) -> Dict[str, Any]:
     """One row: ``job()``'s measurement (or ``error=...``: out of memory, or any other failure, logged with its
-    traceback) with its size, config name and MFU."""
+    traceback and kept in the row's ``traceback``: a log cut short loses nothing) with its size, config name
+    and MFU."""
     try:
         row = job()
     except torch.cuda.OutOfMemoryError:
@@ -236,7 +238,8 @@ def _measure(size: str, label: str, name: str, job, peak_flops: float) -> Dict[s
         raise SystemExit(f"{label}: {' '.join(str(err).split())}") from None
     except Exception as err:  # noqa: BLE001 -- one failing row must not lose the others' figures
         logger.exception("%s failed", label)
-        row = dict(error=f"{type(err).__name__}: {' '.join(str(err).split())[:120]}")
+        row = dict(error=f"{type(err).__name__}: {' '.join(str(err).split())[:120]}",
+                   traceback=traceback.format_exc()[-6000:])
     row.update(size=size, config=name)
     if "flops" in row:
         row["mfu"] = row["flops"] / (row["step_s"] * peak_flops)

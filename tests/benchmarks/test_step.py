@@ -99,3 +99,18 @@ def test_a_variant_that_cannot_bind_is_one_line_naming_it(variant, named, load_t
         rows_to_measure(tool["parse_args"]([*FAST, "--variants", variant]))
     message = str(exc.value.code)
     assert named in message and "\n" not in message
+
+
+def test_a_failing_row_keeps_its_error_and_traceback():
+    """The row names the error in the table and keeps the traceback in the JSON (a device log cut short lost
+    the one of a failed row once)."""
+    from benchmarks.step import _measure
+
+    def build_the_model():
+        raise TypeError("'NoneType' object is not callable")
+
+    row = _measure("g", "g fixedc", "fixedc", build_the_model, peak_flops=1.0)
+    assert row["error"] == "TypeError: 'NoneType' object is not callable"
+    assert "build_the_model" in row["traceback"] and row["traceback"].rstrip().endswith("is not callable")
+    assert row["size"] == "g" and row["config"] == "fixedc" and "mfu" not in row
+    json.dumps(row)  # the JSON writer takes it
