@@ -11,8 +11,9 @@ block before it is already copied back on the side stream (blocks run
 backward in the reverse order), so transfers overlap the computation.
 
 The values are bit-identical: only where they wait changes, and each comes
-back with the shape and strides it was saved with (a view with gaps, such
-as ``q`` of ``qkv``, into a fresh buffer of its span). Parameters (and
+back with the shape and strides it was saved with (views with gaps, such as
+``q``, ``k`` and ``v`` of one ``qkv``, as views into one buffer no larger
+than their base). Parameters (and
 views of them), broadcast views, empty tensors and tensors smaller than
 ``min_bytes`` stay where they are. On the CPU nothing is
 offloaded unless ``force=True`` (which copies them to fresh CPU tensors: the
@@ -21,7 +22,7 @@ tests use it to check the bookkeeping without a GPU).
 from __future__ import annotations
 
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -54,30 +55,59 @@ def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = Fals
     return torch.empty(tensor.shape, dtype=tensor.dtype, device=device, pin_memory=pin_memory)
 
 
+class _Views:
+    """The saved tensors that view one base tensor (``q``, ``k`` and ``v`` of one ``qkv``): they come back as
+    views into one shared buffer spanning all of them (never more than the base itself), not one each. The
+    group holds the buffer until each member has been unpacked once; their views hold it after that."""
+
+    __slots__ = ("lo", "hi", "pending", "buffer")
+
+    def __init__(self):
+        self.lo, self.hi = None, None  # storage offsets spanned by the members
+        self.pending = 0  # members not unpacked yet
+        self.buffer: Optional[Tensor] = None
+
+    def add(self, offset: int, span: int) -> None:
+        self.lo = offset if self.lo is None else min(self.lo, offset)
+        self.hi = offset + span if self.hi is None else max(self.hi, offset + span)
+        self.pending += 1
+
+    def unpacked(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.buffer = None
+
+
 def _empty_as_saved(saved: "_Saved") -> Tensor:
     """An empty tensor with the saved tensor's exact shape and strides on its own device.
 
     What autograd gets back must have the layout it saved: checkpointing
     compares it, and a compiled backward asserts it. A view with gaps (``q``
-    of ``qkv``, every third head) comes back as a view with the same gaps
-    into a fresh buffer of the view's span.
+    of ``qkv``) comes back as a view with the same gaps into a buffer that
+    the other saved views of its base share (:class:`_Views`).
     """
-    buffer = torch.empty(_span(saved.shape, saved.stride), dtype=saved.host.dtype, device=saved.device)
-    return buffer.as_strided(saved.shape, saved.stride)
+    views = saved.views
+    if views.buffer is None:  # the first member back (or one unpacked a second time): a fresh buffer
+        views.buffer = torch.empty(views.hi - views.lo, dtype=saved.host.dtype, device=saved.device)
+    return views.buffer.as_strided(saved.shape, saved.stride, saved.offset - views.lo)
 
 
 class _Saved:
     """One offloaded tensor: its host copy and, after a prefetch, its GPU copy on the way back."""
 
-    __slots__ = ("host", "device", "shape", "stride", "stored", "back", "back_ready", "__weakref__")
+    __slots__ = ("host", "device", "shape", "stride", "offset", "views", "stored", "back", "back_ready",
+                 "unpacked", "__weakref__")
 
-    def __init__(self, host: Tensor, tensor: Tensor, stored: Optional[Any]):
+    def __init__(self, host: Tensor, tensor: Tensor, views: _Views, stored: Optional[Any]):
         self.host = host
         self.device = tensor.device
         self.shape, self.stride = tensor.shape, tensor.stride()  # given back exactly
+        self.offset, self.views = tensor.storage_offset(), views
+        views.add(self.offset, _span(self.shape, self.stride))
         self.stored = stored  # CUDA event: host copy complete (None on the CPU)
         self.back: Optional[Tensor] = None
         self.back_ready: Optional[Any] = None
+        self.unpacked = False
 
 
 class OffloadSavedTensors:
@@ -104,6 +134,7 @@ class OffloadSavedTensors:
         self.offloaded_bytes = 0
         self.offloaded_tensors = 0
         self._saved: List[weakref.ref] = []
+        self._views: Dict[int, Tuple[weakref.ref, Dict[torch.dtype, _Views]]] = {}  # by id of the live base
         self._streams: Dict[torch.device, Any] = {}
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
 
@@ -120,12 +151,21 @@ class OffloadSavedTensors:
         return self._streams[device]
 
     def _wanted(self, tensor: Tensor) -> bool:
+        if tensor.layout != torch.strided or not (tensor.device.type == "cuda" or
+                                                  (self.force and tensor.device.type == "cpu")):
+            return False
         weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``
         if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < self.min_bytes:
             return False
-        if not _separate(tensor.shape, tensor.stride()):  # a broadcast view: its own layout could not be refilled
-            return False
-        return tensor.device.type == "cuda" or (self.force and tensor.device.type == "cpu")
+        return _separate(tensor.shape, tensor.stride())  # a broadcast view's layout could not be refilled
+
+    def _views_of(self, tensor: Tensor) -> _Views:
+        """The group of saved views of ``tensor``'s base (a tensor not a view is its own base)."""
+        base = tensor._base if tensor._base is not None else tensor
+        entry = self._views.get(id(base))
+        if entry is None or entry[0]() is not base:  # a new base (perhaps at a dead one's id)
+            entry = self._views[id(base)] = (weakref.ref(base), {})
+        return entry[1].setdefault(tensor.dtype, _Views())
 
     def _pack(self, tensor: Tensor) -> Any:
         if not self._wanted(tensor):
@@ -141,7 +181,7 @@ class OffloadSavedTensors:
             tensor.record_stream(stream)  # its memory is reused only after the copy
         else:
             host, stored = _empty_like_on(tensor, tensor.device).copy_(tensor.detach()), None
-        saved = _Saved(host, tensor, stored)
+        saved = _Saved(host, tensor, self._views_of(tensor), stored)
         self._saved.append(weakref.ref(saved))
         self.offloaded_bytes += tensor.numel() * tensor.element_size()
         self.offloaded_tensors += 1
@@ -166,18 +206,28 @@ class OffloadSavedTensors:
         saved.back = back
 
     def _prefetch_before(self, saved: _Saved) -> None:
-        """Prefetch the tensor saved just before ``saved`` (the next one backward will need)."""
+        """Prefetch the nearest tensor saved before ``saved`` that is still to be unpacked (the next one backward
+        will need; tensors one node saved together are unpacked together, so those are skipped)."""
         for position in range(len(self._saved) - 1, 0, -1):
             if self._saved[position]() is saved:
-                earlier = self._saved[position - 1]()
-                if earlier is not None:
-                    self._prefetch(earlier)
+                for earlier in (ref() for ref in reversed(self._saved[:position])):
+                    if earlier is not None and not earlier.unpacked:
+                        self._prefetch(earlier)
+                        return
                 return
 
     def _unpack(self, packed: Any) -> Tensor:
         if not isinstance(packed, _Saved):
             return packed
+        first, packed.unpacked = not packed.unpacked, True
         self._prefetch_before(packed)
+        tensor = self._restored(packed)
+        if first:
+            packed.views.unpacked()
+        return tensor
+
+    def _restored(self, packed: _Saved) -> Tensor:
+        """``packed`` back on its device, in its layout (the prefetched copy when there is one)."""
         if packed.device.type != "cuda":
             return _empty_as_saved(packed).copy_(packed.host)
         current = torch.cuda.current_stream(packed.device)

@@ -31,6 +31,7 @@ def run_cases(script: Path, device: str, interpret: bool, at_least: int) -> str:
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
+    assert lines, f"{script.name} printed nothing: {done.stderr[-3000:]}"
     passed = [line for line in lines if line.startswith("ok ")]
     assert lines[-1] == f"all {len(passed)} checks passed" and len(passed) >= at_least, done.stdout[-3000:]
     return done.stdout

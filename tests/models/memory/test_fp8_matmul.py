@@ -18,30 +18,15 @@ import pytest
 import torch
 from torch import nn
 
-from opentad.models.bricks.quant import QuantSpec, dequantize_weight, quantize_linear
+from opentad.models.bricks.quant import dequantize_weight
 from opentad.models.memory import fp8_matmul as F8
+from tests.models.memory.fp8_layers import BF16, frozen_layer, spread_inputs
 from tests.models.memory.kernel_cases import run_cases
 
 pytest.importorskip("bitsandbytes")
 
-BF16 = torch.bfloat16
 U8, UB, U32 = 2.0**-4, 2.0**-8, 2.0**-24
 CASES = Path(__file__).with_name("fp8_kernel_cases.py")
-
-
-def frozen_layer(k: int, m: int, seed: int = 0, bias: bool = True) -> nn.Module:
-    torch.manual_seed(seed)
-    layer = quantize_linear(nn.Linear(k, m, bias=bias), QuantSpec(compute_dtype=BF16))
-    with torch.no_grad():
-        if bias:
-            layer.bias.normal_()
-    return layer
-
-
-def spread_inputs(rows: int, k: int, seed: int = 1) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    # magnitudes spread over six decades, so that rows reach e4m3's subnormals
-    return (torch.randn(rows, k, generator=gen) * torch.logspace(-3, 3, k)[torch.randperm(k, generator=gen)]).to(BF16)
 
 
 def _run_cases(device: str, interpret: bool) -> None:
@@ -94,6 +79,30 @@ def test_quantized_rows_stay_within_the_error_model():
     amax = x.abs().amax(dim=1, keepdim=True)
     assert torch.equal(scale, (amax.double() / 448.0).float())
     assert q.is_contiguous() and F8.quantize_rows_reference(x.t())[0].is_contiguous()
+
+
+class _CudaScalarDivision(torch.overrides.TorchFunctionMode):
+    """The CPU dividing a float32 tensor by a Python number as CUDA does: a product with the number's float32
+    reciprocal (which is not correctly rounded division)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.div, torch.Tensor.__truediv__, torch.div) and isinstance(args[1], (int, float)):
+            return args[0] * torch.tensor(1.0 / args[1], dtype=torch.float32)
+        return func(*args, **kwargs)
+
+
+def test_the_reference_scale_does_not_depend_on_how_the_device_divides_by_a_number():
+    """The kernel's scale is ``div_rn(amax, 448)``; the reference must give it on CUDA too, whose division of a
+    tensor by a Python number multiplies by a rounded reciprocal (which differs in many rows)."""
+    x = spread_inputs(4096, 16, seed=9).float() * torch.logspace(-2, 2, 4096)[:, None]
+    amax = x.abs().amax(dim=1, keepdim=True)
+    want = (amax.double() / 448.0).float()
+    with _CudaScalarDivision():
+        reciprocal = amax / 448.0
+        _, scale = F8.quantize_rows_reference(x)
+    assert not torch.equal(reciprocal, want)  # the emulation really rounds differently
+    assert torch.equal(scale, want)
 
 
 def _emulated(x: torch.Tensor, layer: nn.Module):

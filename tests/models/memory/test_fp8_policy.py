@@ -8,7 +8,7 @@ from opentad.models.backbones.wrapper_options import WrapperOptions
 from opentad.models.memory import fp8_matmul as F8
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
 from opentad.registry import ConfigError
-from tests.models.memory.test_fp8_matmul import BF16, frozen_layer, spread_inputs
+from tests.models.memory.fp8_layers import BF16, frozen_layer, spread_inputs
 
 pytest.importorskip("bitsandbytes")
 

@@ -64,6 +64,8 @@ def test_small_tensors_and_parameters_stay():
         y = lin(big)
     y.sum().backward()
     assert offload.offloaded_tensors == 1  # the input; lin.weight (a Parameter) stays
+    # layouts other than strided (a sparse gradient's saved indices) stay, on any device, unasked
+    assert not OffloadSavedTensors(min_bytes=0, force=True)._wanted(torch.eye(64).to_sparse())
 
 
 def test_cpu_tensors_stay_without_force():
@@ -99,50 +101,83 @@ def test_cuda_offload_frees_device_memory_and_matches():
 
 
 class _Layouts(torch.autograd.Function):
-    """``(q * k.T-ish) `` products whose saved tensors have the layouts of attention's: ``q`` and ``k`` views with
-    gaps into one ``qkv`` buffer, a transposed view, and a broadcast view; backward records the layouts it
-    gets back."""
+    """``sum(q * k + 2 v + bias)`` per row, saving tensors with the layouts attention saves: ``q`` and ``k.T``,
+    views with gaps into one ``qkv`` buffer; ``(2 v).T``, dense but transposed; a broadcast view of the bias.
+    Backward records what it gets back: the layouts, and the buffers ``q`` and ``k.T`` live in."""
 
     seen = []
 
     @staticmethod
     def forward(ctx, qkv, bias):
-        q, k = qkv[..., 0::3], qkv[..., 1::3]  # every third column: gaps
-        kt = k.transpose(-1, -2)  # dense, not contiguous
+        q, k = qkv[..., 0::3], qkv[..., 1::3]  # every third column: strides (96, 3), gaps
+        kt = k.transpose(-1, -2)  # strides (3, 96): gaps, transposed
+        v2t = (2 * qkv[..., 2::3]).t()  # a fresh [64, 32] transposed: strides (1, 32), dense
         wide = bias.expand(qkv.shape[0], -1)  # stride 0: a broadcast view
-        ctx.save_for_backward(q, kt, wide)
-        ctx.layouts = [(t.shape, t.stride()) for t in (q, kt, wide)]
-        return (q * k + wide[..., : q.shape[-1]]).sum(-1)
+        ctx.save_for_backward(q, kt, v2t, wide)
+        ctx.layouts = [(t.shape, t.stride()) for t in (q, kt, v2t, wide)]
+        return (q * k + v2t.t() + wide[..., : q.shape[-1]]).sum(-1)
 
     @staticmethod
     def backward(ctx, grad):
-        q, kt, wide = ctx.saved_tensors
-        _Layouts.seen.append([(t.shape, t.stride()) for t in (q, kt, wide)] == ctx.layouts)
+        q, kt, v2t, wide = ctx.saved_tensors
+        _Layouts.seen.append(dict(
+            layouts=[(t.shape, t.stride()) for t in (q, kt, v2t, wide)] == ctx.layouts,
+            buffers=[(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in (q, kt)]))
         k = kt.transpose(-1, -2)
-        grad_qkv = torch.zeros(q.shape[0], q.shape[1] * 3, dtype=q.dtype)
+        grad_qkv = q.new_zeros(q.shape[0], q.shape[1] * 3)
         grad_qkv[..., 0::3] = grad[:, None] * k
         grad_qkv[..., 1::3] = grad[:, None] * q
+        grad_qkv[..., 2::3] = 2 * grad[:, None]
         return grad_qkv, grad[:, None].expand_as(wide)[..., : wide.shape[-1]].sum(0)
 
 
-def test_saved_tensors_come_back_with_their_layout_and_values():
-    """A compiled backward asserts the strides of what it saved: a ``q`` view of ``qkv`` must come back as a
-    view with the same gaps, not contiguous; a broadcast view (which could not be refilled) stays."""
+def _layouts_round_trip(device: str, offload: OffloadSavedTensors) -> None:
     gen = torch.Generator().manual_seed(0)
-    qkv = torch.randn(64, 3 * 32, generator=gen, requires_grad=True)
-    bias = torch.randn(3 * 32, generator=gen, requires_grad=True)
+    qkv = torch.randn(64, 3 * 32, generator=gen).to(device).requires_grad_(True)
+    bias = torch.randn(3 * 32, generator=gen).to(device).requires_grad_(True)
     _Layouts.seen.clear()
     _Layouts.apply(qkv, bias).square().sum().backward()
     ref = qkv.grad.clone(), bias.grad.clone()
     qkv.grad = bias.grad = None
-    offload = OffloadSavedTensors(min_bytes=0, force=True)
     with offload:
         out = _Layouts.apply(qkv, bias)
     out.square().sum().backward()
-    assert _Layouts.seen == [True, True]
-    assert offload.offloaded_tensors == 2  # q and k.T; the broadcast view stays
-    assert offload.offloaded_bytes == 2 * 64 * 32 * 4  # only the views' own elements travel
+    assert [seen["layouts"] for seen in _Layouts.seen] == [True, True]
+    (q_ptr, q_bytes), (k_ptr, k_bytes) = _Layouts.seen[1]["buffers"]
+    assert q_ptr == k_ptr and q_bytes == k_bytes <= qkv.numel() * qkv.element_size()
+    assert offload.offloaded_tensors == 3  # q, k.T and (2 v).T; the broadcast view stays
+    assert offload.offloaded_bytes == 3 * 64 * 32 * 4  # only the tensors' own elements travel
     assert torch.equal(qkv.grad, ref[0]) and torch.equal(bias.grad, ref[1])
+
+
+def test_saved_tensors_come_back_with_their_layout_and_values():
+    """A compiled backward asserts the strides of what it saved: ``q`` and ``k.T`` views of ``qkv`` must come
+    back as views with the same gaps, into one buffer no larger than ``qkv`` (not one each); a dense transposed
+    tensor keeps its strides; a broadcast view (which could not be refilled) stays."""
+    _layouts_round_trip("cpu", OffloadSavedTensors(min_bytes=0, force=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_views_come_back_through_pinned_memory_and_prefetch():
+    _layouts_round_trip("cuda", OffloadSavedTensors(min_bytes=0))
+
+
+def test_prefetch_skips_tensors_already_unpacked(monkeypatch):
+    """Tensors one node saved are unpacked together: prefetching the one saved just before (already unpacked,
+    its copy already used) would copy it again for nothing. Each prefetch must be of a tensor still to come."""
+    prefetched = []
+    monkeypatch.setattr(OffloadSavedTensors, "_prefetch", lambda self, saved: prefetched.append((saved, saved.unpacked)))
+    gen = torch.Generator().manual_seed(1)
+    qkv = torch.randn(64, 3 * 32, generator=gen, requires_grad=True)
+    bias = torch.randn(3 * 32, generator=gen, requires_grad=True)
+    with OffloadSavedTensors(min_bytes=0, force=True):
+        x = qkv
+        for _ in range(3):  # three nodes of three offloaded tensors each
+            x = _Layouts.apply(x, bias)[:, None].expand(-1, 96) * 1.0
+    x.sum().backward()
+    # (the real _prefetch ignores a tensor already on its way back; this one records every request)
+    assert prefetched and not any(was_unpacked for _, was_unpacked in prefetched)
+    assert len({id(saved) for saved, _ in prefetched}) == 2  # the last saved of each earlier node
 
 
 @pytest.mark.parametrize("shape, stride, says", [
