@@ -56,13 +56,15 @@ def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = Fals
 
 
 class _Views:
-    """The saved tensors that view one base tensor (``q``, ``k`` and ``v`` of one ``qkv``): they come back as
-    views into one shared buffer spanning all of them (never more than the base itself), not one each. The
-    group holds the buffer until each member has been unpacked once; their views hold it after that."""
+    """Saved tensors of one dtype whose elements interleave in one base tensor (``q``, ``k`` and ``v`` of one
+    ``qkv``): they come back as views into one shared buffer spanning all of them (never more than the base
+    itself), not one each. The group holds the buffer until each member has been unpacked once; their views
+    hold it after that."""
 
-    __slots__ = ("lo", "hi", "pending", "buffer")
+    __slots__ = ("dtype", "lo", "hi", "pending", "buffer")
 
-    def __init__(self):
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
         self.lo, self.hi = None, None  # storage offsets spanned by the members
         self.pending = 0  # members not unpacked yet
         self.buffer: Optional[Tensor] = None
@@ -88,7 +90,7 @@ def _empty_as_saved(saved: "_Saved") -> Tensor:
     """
     views = saved.views
     if views.buffer is None:  # the first member back (or one unpacked a second time): a fresh buffer
-        views.buffer = torch.empty(views.hi - views.lo, dtype=saved.host.dtype, device=saved.device)
+        views.buffer = torch.empty(views.hi - views.lo, dtype=views.dtype, device=saved.device)
     return views.buffer.as_strided(saved.shape, saved.stride, saved.offset - views.lo)
 
 
@@ -134,7 +136,7 @@ class OffloadSavedTensors:
         self.offloaded_bytes = 0
         self.offloaded_tensors = 0
         self._saved: List[weakref.ref] = []
-        self._views: Dict[int, Tuple[weakref.ref, Dict[torch.dtype, _Views]]] = {}  # by id of the live base
+        self._views: Dict[int, Tuple[weakref.ref, List[_Views]]] = {}  # by id of the live base
         self._streams: Dict[torch.device, Any] = {}
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
 
@@ -160,12 +162,20 @@ class OffloadSavedTensors:
         return _separate(tensor.shape, tensor.stride())  # a broadcast view's layout could not be refilled
 
     def _views_of(self, tensor: Tensor) -> _Views:
-        """The group of saved views of ``tensor``'s base (a tensor not a view is its own base)."""
+        """The group of ``tensor``: the saved views of the same base (a tensor not a view is its own base) whose
+        elements interleave with its own. Disjoint ranges (the chunks of one tensor, each checkpointed) keep
+        groups of their own, so that each comes back alone."""
         base = tensor._base if tensor._base is not None else tensor
         entry = self._views.get(id(base))
         if entry is None or entry[0]() is not base:  # a new base (perhaps at a dead one's id)
-            entry = self._views[id(base)] = (weakref.ref(base), {})
-        return entry[1].setdefault(tensor.dtype, _Views())
+            entry = self._views[id(base)] = (weakref.ref(base), [])
+        lo = tensor.storage_offset()
+        hi = lo + _span(tensor.shape, tensor.stride())
+        for views in entry[1]:
+            if views.dtype == tensor.dtype and views.lo < hi and lo < views.hi:
+                return views
+        entry[1].append(_Views(tensor.dtype))
+        return entry[1][-1]
 
     def _pack(self, tensor: Tensor) -> Any:
         if not self._wanted(tensor):

@@ -162,6 +162,35 @@ def test_cuda_views_come_back_through_pinned_memory_and_prefetch():
     _layouts_round_trip("cuda", OffloadSavedTensors(min_bytes=0))
 
 
+class _SavesInput(torch.autograd.Function):
+    """``2 x``, saving ``x``; backward records the bytes of the buffer the saved ``x`` came back in."""
+
+    buffers = []
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        _SavesInput.buffers.append(x.untyped_storage().nbytes())
+        return 2 * grad
+
+
+def test_disjoint_views_of_one_tensor_come_back_alone():
+    """The chunks of one tensor (temporal checkpointing saves each) do not interleave: each comes back in a
+    buffer of its own size, one at a time, not all of them in one buffer of the whole tensor."""
+    x = torch.randn(8, 16, 32, requires_grad=True)
+    _SavesInput.buffers.clear()
+    with OffloadSavedTensors(min_bytes=0, force=True):
+        out = torch.cat([_SavesInput.apply(chunk) for chunk in x.chunk(4)])
+    out.sum().backward()
+    assert _SavesInput.buffers == [2 * 16 * 32 * 4] * 4
+    assert torch.equal(x.grad, torch.full_like(x, 2.0))
+
+
 def test_prefetch_skips_tensors_already_unpacked(monkeypatch):
     """Tensors one node saved are unpacked together: prefetching the one saved just before (already unpacked,
     its copy already used) would copy it again for nothing. Each prefetch must be of a tensor still to come."""
