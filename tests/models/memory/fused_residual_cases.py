@@ -19,6 +19,7 @@ import sys
 import torch
 
 from opentad.models.memory.fused_residual import fused_scaled_residual, fusable
+from tests.models.memory.wrappers import wrapper_config
 
 BF16 = torch.bfloat16
 
@@ -242,21 +243,6 @@ def adapter_case(device: str) -> None:
         check(f"adapter {name}", same(fused, eager))
 
 
-WRAPPER = dict(
-    type="mmaction.Recognizer3D",
-    backbone=dict(type="VisionTransformerAdapter", img_size=32, patch_size=16, embed_dims=32, depth=3, num_heads=2,
-                  mlp_ratio=2.0, qkv_bias=True, num_frames=4, total_frames=16, adapter_index=[0, 1, 2],
-                  return_feat_map=True),
-    data_preprocessor=dict(type="mmaction.ActionDataPreprocessor", mean=[120.0, 110.0, 100.0],
-                           std=[60.0, 55.0, 50.0], format_shape="NCTHW"),
-    custom=dict(pre_processing_pipeline=[dict(type="Rearrange", keys=["frames"],
-                                              ops="b n c (t1 t) h w -> (b t1) n c t h w", t1=4)],
-                post_processing_pipeline=[dict(type="Reduce", keys=["feats"], ops="b n c t h w -> b c t",
-                                               reduction="mean"),
-                                          dict(type="Rearrange", keys=["feats"], ops="(b t1) c t -> b c (t1 t)",
-                                               t1=4)],
-                frozen_dtype="bf16"),
-)
 
 
 def wrapper_case(device: str) -> None:
@@ -264,8 +250,6 @@ def wrapper_case(device: str) -> None:
     gradient), fused against eager: the same features and every trainable gradient, bitwise, under the
     memory options that run adapters differently (plain, checkpointed with a chunked backward, temporal
     checkpointing) and for the QLoRA ViT."""
-    import copy
-
     from opentad.models.builder import build_backbone
 
     variants = {
@@ -281,7 +265,8 @@ def wrapper_case(device: str) -> None:
     for name, options in variants.items():
         results = []
         for fused_on in (False, True):
-            cfg, custom = copy.deepcopy(WRAPPER), dict(options)
+            cfg = wrapper_config(type="VisionTransformerAdapter", depth=3, adapter_index=[0, 1, 2])
+            custom = dict(options)
             cfg["backbone"]["with_cp"] = custom.pop("with_cp", False)
             if custom.pop("qlora", False):
                 cfg["backbone"].update(type="VisionTransformerQLoRA", lora_r=4, lora_alpha=8, lora_dropout=0.1,

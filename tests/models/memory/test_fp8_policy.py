@@ -9,6 +9,7 @@ from opentad.models.memory import fp8_matmul as F8
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
 from opentad.registry import ConfigError
 from tests.models.memory.fp8_layers import BF16, frozen_layer, spread_inputs
+from tests.models.memory.wrappers import wrapper_config
 
 pytest.importorskip("bitsandbytes")
 
@@ -25,30 +26,13 @@ def test_a_weight_changed_in_place_is_quantized_again():
     assert not torch.equal(before, after) and torch.equal(after, layer(x))
 
 
-WRAPPER = dict(
-    type="mmaction.Recognizer3D",
-    backbone=dict(type="VisionTransformerQLoRA", img_size=32, patch_size=16, embed_dims=32, depth=2, num_heads=2,
-                  mlp_ratio=2.0, qkv_bias=True, num_frames=4, total_frames=16, adapter_index=[0, 1],
-                  return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.0, quantize_bits=4,
-                  quantize_backbone=True),
-    data_preprocessor=dict(type="mmaction.ActionDataPreprocessor", mean=[120.0, 110.0, 100.0],
-                           std=[60.0, 55.0, 50.0], format_shape="NCTHW"),
-    custom=dict(pre_processing_pipeline=[dict(type="Rearrange", keys=["frames"],
-                                              ops="b n c (t1 t) h w -> (b t1) n c t h w", t1=4)],
-                post_processing_pipeline=[dict(type="Reduce", keys=["feats"], ops="b n c t h w -> b c t",
-                                               reduction="mean"),
-                                          dict(type="Rearrange", keys=["feats"], ops="(b t1) c t -> b c (t1 t)",
-                                               t1=4)],
-                frozen_dtype="bf16"),
-)
 
 
 def _wrapper(fp8: bool):
-    import copy
-
     from opentad.models.builder import build_backbone
 
-    cfg = copy.deepcopy(WRAPPER)
+    cfg = wrapper_config(type="VisionTransformerQLoRA", depth=2, adapter_index=[0, 1], lora_r=4, lora_alpha=8,
+                         lora_dropout=0.0, quantize_bits=4, quantize_backbone=True)
     cfg["custom"]["frozen_fp8"] = fp8
     torch.manual_seed(0)
     return build_backbone(cfg).train()
