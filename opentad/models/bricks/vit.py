@@ -169,13 +169,25 @@ class Attention(nn.Module):
         self.proj = linear_factory("proj", embed_dims, embed_dims, True)
         self.proj_drop = nn.Dropout(drop_rate)
 
+    def project_qkv(self, x: Tensor) -> Tensor:
+        """``[B, N, C] -> [B, N, 3C]``: ``qkv(x)`` plus the ``(q_bias, 0, v_bias)`` bias.
+
+        A plain ``nn.Linear`` takes the bias into its product, ``F.linear(x, W, bias)``, as upstream's VideoMAE
+        computes it: the sum is rounded once (in bf16, adding it to the rounded product afterwards differs in
+        the last bit of about a quarter of the values). Other layers (4-bit, LoRA) add it to their output.
+        """
+        if self.q_bias is None:
+            return self.qkv(x)
+        bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        if type(self.qkv) is nn.Linear and self.qkv.bias is None:
+            return F.linear(x, self.qkv.weight, bias.to(self.qkv.weight.dtype))
+        qkv = self.qkv(x)
+        return qkv + bias.to(qkv.dtype)
+
     def forward(self, x: Tensor) -> Tensor:
         """``[B, N, C] -> [B, N, C]``."""
         b, n, c = x.shape
-        qkv = self.qkv(x)
-        if self.q_bias is not None:
-            bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
-            qkv = qkv + bias.to(qkv.dtype)
+        qkv = self.project_qkv(x)
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         dropout = self.attn_drop_rate if self.training else 0.0
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)

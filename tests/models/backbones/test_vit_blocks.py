@@ -52,6 +52,38 @@ def test_attention_matches_manual_softmax_with_q_and_v_bias():
     torch.testing.assert_close(attn(x), want, atol=1e-5, rtol=1e-5)
 
 
+def test_qkv_takes_its_bias_into_the_product_as_upstream_under_bf16_autocast():
+    """Upstream's VideoMAE attention computes ``F.linear(x, W, cat(q_bias, 0, v_bias))``: one rounding of the
+    biased product. Adding the bias to the rounded product rounds twice and differs in the last bf16 bit of
+    many values (checked here, so the comparison can fail), so the plain layer takes the bias into its
+    product; a layer of another type (4-bit, LoRA) adds it to its output."""
+    torch.manual_seed(0)
+    attn = Attention(embed_dims=64, num_heads=4, qkv_bias=True).eval()
+    with torch.no_grad():
+        attn.q_bias.normal_()
+        attn.v_bias.normal_()
+    x = torch.randn(4, 50, 64)
+    bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        upstream = F.linear(x, attn.qkv.weight, bias)
+        rounded_twice = F.linear(x, attn.qkv.weight) + bias.to(torch.bfloat16)
+        q, k, v = upstream.reshape(4, 50, 3, 4, 16).permute(2, 0, 3, 1, 4)  # upstream's layout and attention
+        heads = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(4, 50, 64)
+        want = attn.proj(heads)
+        ours = attn(x)
+    assert not torch.equal(upstream, rounded_twice)
+    assert ours.dtype == torch.bfloat16 and torch.equal(ours, want)
+
+    class Other(nn.Linear):  # not a plain nn.Linear: its own forward, then the bias
+        pass
+
+    other = Other(64, 192, bias=False)
+    other.load_state_dict(attn.qkv.state_dict())
+    attn.qkv = other
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(attn.project_qkv(x), rounded_twice)
+
+
 def test_attention_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="num_heads"):
         Attention(embed_dims=10, num_heads=3)
