@@ -32,12 +32,18 @@ def test_resize_pos_embed_resizes_each_temporal_slice_bicubically():
     assert resize_pos_embed(table, (hs, ws), (hs, ws)) is table
 
 
-def test_attention_matches_manual_softmax_with_q_and_v_bias():
+def _biased_attention(embed_dims: int, num_heads: int) -> Attention:
+    """An eval-mode attention (seed 0) whose q and v biases are random, not zero."""
     torch.manual_seed(0)
-    attn = Attention(embed_dims=12, num_heads=3, qkv_bias=True).eval()
+    attn = Attention(embed_dims=embed_dims, num_heads=num_heads, qkv_bias=True).eval()
     with torch.no_grad():
         attn.q_bias.normal_()
         attn.v_bias.normal_()
+    return attn
+
+
+def test_attention_matches_manual_softmax_with_q_and_v_bias():
+    attn = _biased_attention(12, 3)
     x = torch.randn(2, 5, 12)
     w = attn.qkv.weight
     bias = torch.cat([attn.q_bias, torch.zeros(12), attn.v_bias])
@@ -57,11 +63,7 @@ def test_qkv_takes_its_bias_into_the_product_as_upstream_under_bf16_autocast():
     biased product. Adding the bias to the rounded product rounds twice and differs in the last bf16 bit of
     many values (checked here, so the comparison can fail), so the plain layer takes the bias into its
     product; a layer of another type (4-bit, LoRA) adds it to its output."""
-    torch.manual_seed(0)
-    attn = Attention(embed_dims=64, num_heads=4, qkv_bias=True).eval()
-    with torch.no_grad():
-        attn.q_bias.normal_()
-        attn.v_bias.normal_()
+    attn = _biased_attention(64, 4)
     x = torch.randn(4, 50, 64)
     bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias))
     with torch.autocast("cpu", dtype=torch.bfloat16):
