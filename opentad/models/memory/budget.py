@@ -28,7 +28,10 @@
    With ``compile_blocks``, a quantized block's held plans are profiled and
    chosen among first (a compiled block with unheld 4-bit layers breaks its
    graph at each one, and each piece compiles on its own); all plans only
-   when the held ones do not fit.
+   when the held ones do not fit. With ``frozen_fp8`` the fp8 hook breaks the
+   graph at each 4-bit layer anyway: all plans at once. With
+   ``frozen_fp8="all"``, whose fp8 products read no bf16 weight, no plan
+   holds dequantized copies.
 
 :meth:`plan_of` then tells the policy how each block runs.
 """
@@ -45,6 +48,7 @@ from torch import Tensor, nn
 from opentad.models.bricks.quant import is_quantized
 from opentad.models.memory.cost_model import vit_block_costs
 from opentad.models.memory.dequant_cache import hold_dequantized
+from opentad.models.memory.fp8_matmul import fp8_takes_every_product
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import (GiB, BlockPlan, BudgetError, Plan, candidate_plans, choose_plans,
                                            prefer_chunked)
@@ -194,9 +198,11 @@ class BudgetPlanner:
             groups.setdefault(signature, block)
         shape = (tokens, grid, fixed)
         # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
-        # try the held plans alone first, and the others (profiled then, not before) only when those do not fit
-        quantized = {sig: b for sig, b in groups.items() if _quantized(b)}
-        held_first = policy.compile_blocks is not False and bool(quantized) and self.pinned is None
+        # try the held plans alone first, and the others (profiled then, not before) only when those do not fit.
+        # Not with fp8 products: their hook breaks the graph at each 4-bit layer, held copy or not
+        quantized = {sig: b for sig, b in groups.items() if _holds(b, frames)}
+        held_first = (policy.compile_blocks is not False and not policy.frozen_fp8 and bool(quantized)
+                      and self.pinned is None)
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         _log_costs(costs_of, frames.is_cuda)
 
@@ -241,7 +247,7 @@ class BudgetPlanner:
         rows, dtype = frames.shape[0], policy.stream_dtype(frames)
         costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]] = {}
         for signature, block in groups.items():
-            quantized = _quantized(block)
+            quantized = _holds(block, frames)
             if self.pinned is not None:
                 plans = [dataclasses.replace(self.pinned, hold=self.pinned.hold and quantized,
                                              offload=self.pinned.offload and frames.is_cuda)]
@@ -275,6 +281,12 @@ def _log_costs(costs_of: Dict[Tuple[Any, ...], Dict[BlockPlan, Any]], measured: 
 def _quantized(block: nn.Module) -> bool:
     """Whether ``block`` has frozen 4-bit (or 8-bit) layers, and so plans holding their dequantized weights."""
     return any(is_quantized(m) for m in block.modules())
+
+
+def _holds(block: nn.Module, frames: Tensor) -> bool:
+    """Whether ``block`` has plans holding dequantized weights: quantized layers, not all of whose products
+    are fp8 (``frozen_fp8="all"``, :func:`~.fp8_matmul.fp8_takes_every_product`: a copy would serve none)."""
+    return _quantized(block) and not fp8_takes_every_product(block, frames.device, _hold_dtype(frames))
 
 
 def _rows_per_video(block: nn.Module, clip_steps: int) -> int:

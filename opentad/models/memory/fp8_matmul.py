@@ -37,7 +37,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from opentad.models.bricks.quant import frozen_weight_as
+from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +206,16 @@ class _FP8FrozenMatmul(torch.autograd.Function):
         return grad_x.to(ctx.in_dtype), None, None, None
 
 
+def _fp8_dims(in_features: int, out_features: int) -> bool:
+    """Whether ``_scaled_mm`` takes a ``[*, in_features] @ [in_features, out_features]`` product (multiples of 16)."""
+    return in_features % 16 == 0 and out_features % 16 == 0
+
+
 def _fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backward: bool) -> Optional[Tensor]:
-    rows_k = x.shape[-1]
-    if (dtype != torch.bfloat16 or rows_k % 16 or layer.out_features % 16 or x.numel() == 0
+    if (dtype != torch.bfloat16 or not _fp8_dims(x.shape[-1], layer.out_features) or x.numel() == 0
             or not fp8_supported(x.device)):
         return None
-    flat = x.reshape(-1, rows_k).to(torch.bfloat16)
+    flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
     if flat.stride(1) != 1:
         flat = flat.contiguous()
     bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
@@ -305,3 +309,22 @@ def set_fp8_products(module: nn.Module, mode) -> int:
         else:
             layer.__dict__.pop("frozen_matmul", None)
     return count
+
+
+def fp8_takes_every_product(block: nn.Module, device: torch.device, dtype: Optional[torch.dtype]) -> bool:
+    """Whether every frozen quantized layer of ``block`` computes its forward and backward products in fp8
+    (``frozen_fp8="all"`` installed, both dims multiples of 16, bf16 calls, fp8 on ``device``): a dequantized
+    bf16 copy of its weights (the memory planner's ``hold``) would then serve no product.
+
+    Args:
+        block: a transformer block (False when it has no quantized layer).
+        device: where the block computes.
+        dtype: the dtype its layers compute in (autocast's); None: each layer's ``compute_dtype``.
+    """
+    layers = [m for m in block.modules() if is_quantized(m)]
+    if not layers or not fp8_supported(device):
+        return False
+    return all(
+        vars(m).get("frozen_matmul") is fp8_frozen_linear_all and _fp8_dims(m.in_features, m.out_features)
+        and (dtype if dtype is not None else getattr(m, "compute_dtype", None)) == torch.bfloat16
+        for m in layers)

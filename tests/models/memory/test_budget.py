@@ -305,3 +305,32 @@ def test_a_refusal_after_lowering_the_budget_names_the_configured_budget_and_the
     unlowered = MemoryPolicy(checkpoint=True, memory_budget_gib=0.1)
     with pytest.raises(BudgetError, match=r"frames\Z"):  # no card note where nothing was lowered
         unlowered.planner.prepare(_model(), torch.randn(4, 3, 4, 32, 32), unlowered)
+
+
+@pytest.mark.parametrize("mode, held", [("forward", True), ("all", False)])
+def test_no_plan_holds_weights_that_fp8_products_would_not_read(monkeypatch, mode, held):
+    """With ``frozen_fp8="all"`` every product of the 4-bit layers is fp8 (``test_fp8_policy.py``: a held copy
+    serves none): no held plan is costed or chosen. With the fp8 forward alone the bf16 backward reads held
+    copies, so they stay on offer (and, compiled, are not tried first: the fp8 hook breaks the graph anyway)."""
+    from opentad.models.memory import budget as budget_module
+
+    offered, real_choose = [], budget_module.choose_plans
+
+    def choose(costs, **kwargs):
+        offered.append({plan.name for group in costs for plan in group})
+        return real_choose(costs, **kwargs)
+
+    monkeypatch.setattr(budget_module, "choose_plans", choose)
+    model = _model()
+    policy = MemoryPolicy(checkpoint=True, frozen_dtype=torch.bfloat16, frozen_fp8=mode, memory_budget_gib=64.0,
+                          compile_blocks=True)
+    monkeypatch.setattr(policy_module, "compile_blocks", lambda *a: None)  # the planner's choice only
+    apply_memory_policy(model, policy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        policy.run_backbone(model, torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)))
+    assert len(offered) == 1
+    holding = {name for name in offered[0] if name.endswith("+hold")}
+    if held:
+        assert holding and offered[0] - holding  # costed together: the held plans are not tried first
+    else:
+        assert not holding and not any(policy.planner.plan_of(b).hold for b in model.blocks[1:])

@@ -1,6 +1,7 @@
 """``custom.frozen_fp8`` in a model: installed by the memory policy on exactly the eligible frozen 4-bit layers
 (the same parameters train), refused without bf16 frozen values, removable; the fp8 weight copies made before
-the step, per weight and per copy, and made again for new weights; the modes and what each keeps."""
+the step, per weight and per copy, and made again for new weights; the modes and what each keeps; where a held
+bf16 copy of the weights still serves a product."""
 import pytest
 import torch
 
@@ -24,8 +25,6 @@ def test_a_weight_changed_in_place_is_quantized_again():
     after = layer(x)
     layer.__dict__.pop("_fp8_cache")
     assert not torch.equal(before, after) and torch.equal(after, layer(x))
-
-
 
 
 def _wrapper(fp8: bool):
@@ -164,3 +163,40 @@ def test_modes_and_the_copies_each_keeps(monkeypatch):
             MemoryPolicy(frozen_dtype=BF16, frozen_fp8=bad)
     with pytest.raises(ConfigError, match="frozen_fp8='both' is not one of"):
         WrapperOptions.from_mapping(dict(frozen_dtype="bf16", frozen_fp8="both"))
+
+
+def _products(block, x):
+    """``(block(x), d sum(block(x) * w) / dx)`` for a fixed ``w``."""
+    x = x.clone().requires_grad_(True)
+    out = block(x)
+    (out.float() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return out.detach(), x.grad
+
+
+def test_a_held_copy_serves_a_product_unless_fp8_takes_them_all():
+    """Poisoned held copies (zeros) tell which products read them: with ``"all"`` neither forward nor backward
+    changes, so the planner offers no plan holding them (:func:`fp8_takes_every_product`); with the fp8 forward
+    alone the bf16 backward reads them."""
+    cpu, x = torch.device("cpu"), spread_inputs(8, 32)
+    block = torch.nn.Sequential(frozen_layer(32, 48), frozen_layer(48, 32, seed=1))
+    layers = list(block)
+    assert not F8.fp8_takes_every_product(block, cpu, BF16)  # bf16 products
+    for mode, served in (("all", False), ("forward", True)):
+        F8.set_fp8_products(block, mode)
+        clean = _products(block, x)
+        for layer in layers:
+            layer.held_weight = torch.zeros(layer.out_features, layer.in_features, dtype=BF16)
+        poisoned = _products(block, x)
+        for layer in layers:
+            layer.held_weight = None
+        assert torch.equal(poisoned[0], clean[0])  # the forward is fp8 in both modes
+        assert torch.equal(poisoned[1], clean[1]) != served
+        assert F8.fp8_takes_every_product(block, cpu, BF16) != served
+    F8.set_fp8_products(block, "all")
+    assert F8.fp8_takes_every_product(block, cpu, None)  # the layers' compute_dtype: bf16
+    assert not F8.fp8_takes_every_product(block, cpu, torch.float16)  # fp16 calls keep their products
+    assert not F8.fp8_takes_every_product(block, torch.device("meta"), BF16)  # no fp8 there
+    odd = torch.nn.Sequential(frozen_layer(32, 48), frozen_layer(48, 24))  # 24: no fp8 product
+    F8.set_fp8_products(odd, "all")
+    assert not F8.fp8_takes_every_product(odd, cpu, BF16)
+    assert not F8.fp8_takes_every_product(torch.nn.Linear(32, 32), cpu, BF16)  # nothing quantized
