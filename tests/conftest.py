@@ -1,9 +1,11 @@
 """Fixtures shared across the test tree."""
 import json
 import os
+import random
 import runpy
 import subprocess
 import sys
+import zlib
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +13,20 @@ import torch
 
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 WARM_PYTHON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warm_python.py")
+
+
+@pytest.fixture(autouse=True)
+def _sweep_seed(request):
+    """With ``OPENTAD_TEST_SEED=K`` in the environment, seed torch's and Python's generators before each test
+    from ``K`` and the test's id: a seed sweep (``OPENTAD_TEST_SEED=1 bash tools/run_tests.sh``, then 2, ...).
+    A test whose outcome turns on where an unseeded random init or input lands (a ReLU layer all dead, tied
+    scores) fails under some ``K``; without the variable nothing is seeded here (docs/architecture.md)."""
+    sweep = os.environ.get("OPENTAD_TEST_SEED")
+    if sweep:
+        seed = int(sweep) * 100003 + zlib.crc32(request.node.nodeid.encode()) % 100000
+        torch.manual_seed(seed)
+        random.seed(seed)
+    yield
 
 
 @pytest.fixture
