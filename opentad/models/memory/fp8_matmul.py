@@ -42,7 +42,8 @@ from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 logger = logging.getLogger(__name__)
 
 __all__ = ["FP8_MAX", "TINY", "MODES", "quantize_rows", "quantize_rows_reference", "fp8_weight", "fp8_frozen_linear",
-           "fp8_frozen_linear_all", "fp8_supported", "quantize_fp8_weights", "check_mode", "set_fp8_products"]
+           "fp8_frozen_linear_all", "fp8_supported", "quantize_fp8_weights", "check_mode", "set_fp8_products",
+           "fp8_takes_every_product"]
 
 FP8 = torch.float8_e4m3fn
 #: e4m3's largest finite value: each row's largest magnitude is scaled to it
@@ -317,9 +318,12 @@ def fp8_takes_every_product(block: nn.Module, device: torch.device, dtype: Optio
     bf16 copy of its weights (the memory planner's ``hold``) would then serve no product.
 
     Args:
-        block: a transformer block (False when it has no quantized layer).
+        block: a transformer block.
         device: where the block computes.
         dtype: the dtype its layers compute in (autocast's); None: each layer's ``compute_dtype``.
+
+    Returns:
+        False as well when ``block`` has no quantized layer.
     """
     layers = [m for m in block.modules() if is_quantized(m)]
     if not layers or not fp8_supported(device):
