@@ -216,19 +216,27 @@ def test_budget_keys_are_checked():
     assert dataclasses.replace(policy, backward_chunks=2).planner.chunks == 2  # ... with its own row groups
 
 
-def test_a_pinned_plan_runs_on_every_recording_block_and_keeps_the_loss(monkeypatch):
+@pytest.fixture
+def offered(monkeypatch):
+    """The names of the plans each planning offers to ``choose_plans`` (a set per call), in order."""
+    from opentad.models.memory import budget as budget_module
+
+    calls, real_choose = [], budget_module.choose_plans
+
+    def choose(costs, **kwargs):
+        calls.append({plan.name for group in costs for plan in group})
+        return real_choose(costs, **kwargs)
+
+    monkeypatch.setattr(budget_module, "choose_plans", choose)
+    return calls
+
+
+def test_a_pinned_plan_runs_on_every_recording_block_and_keeps_the_loss(monkeypatch, offered):
     """``memory_plan`` offers the planner that one plan for every block (here where the budget alone would keep
     every activation, the test above): it is costed, checked against the budget and applied; offloading is
     dropped on the CPU, holding where a block has no 4-bit layer."""
     from opentad.models.memory import budget as budget_module
 
-    offered, real_choose = [], budget_module.choose_plans
-
-    def choose(costs, **kwargs):
-        offered.append({plan.name for group in costs for plan in group})
-        return real_choose(costs, **kwargs)
-
-    monkeypatch.setattr(budget_module, "choose_plans", choose)
     model = _model()
     ref_loss, ref_grads = _step(model, MemoryPolicy(checkpoint=True))
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, memory_plan="checkpoint+chunks2+offload+hold")
@@ -308,19 +316,10 @@ def test_a_refusal_after_lowering_the_budget_names_the_configured_budget_and_the
 
 
 @pytest.mark.parametrize("mode, held", [("forward", True), ("all", False)])
-def test_no_plan_holds_weights_that_fp8_products_would_not_read(monkeypatch, mode, held):
+def test_no_plan_holds_weights_that_fp8_products_would_not_read(monkeypatch, offered, mode, held):
     """With ``frozen_fp8="all"`` every product of the 4-bit layers is fp8 (``test_fp8_policy.py``: a held copy
     serves none): no held plan is costed or chosen. With the fp8 forward alone the bf16 backward reads held
     copies, so they stay on offer (and, compiled, are not tried first: the fp8 hook breaks the graph anyway)."""
-    from opentad.models.memory import budget as budget_module
-
-    offered, real_choose = [], budget_module.choose_plans
-
-    def choose(costs, **kwargs):
-        offered.append({plan.name for group in costs for plan in group})
-        return real_choose(costs, **kwargs)
-
-    monkeypatch.setattr(budget_module, "choose_plans", choose)
     model = _model()
     policy = MemoryPolicy(checkpoint=True, frozen_dtype=torch.bfloat16, frozen_fp8=mode, memory_budget_gib=64.0,
                           compile_blocks=True)
