@@ -200,8 +200,8 @@ class BudgetPlanner:
         # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
         # try the held plans alone first, and the others (profiled then, not before) only when those do not fit.
         # Not with fp8 products: their hook breaks the graph at each 4-bit layer, held copy or not
-        quantized = {sig: b for sig, b in groups.items() if _holds(b, frames)}
-        held_first = (policy.compile_blocks is not False and not policy.frozen_fp8 and bool(quantized)
+        holders = {sig: b for sig, b in groups.items() if _holds(b, frames)}  # blocks with held plans
+        held_first = (policy.compile_blocks is not False and not policy.frozen_fp8 and bool(holders)
                       and self.pinned is None)
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         _log_costs(costs_of, frames.is_cuda)
@@ -215,7 +215,7 @@ class BudgetPlanner:
         except BudgetError:
             if not held_first:
                 raise
-            unheld = self._costs(backbone, quantized, frames, shape, policy, hold={False})
+            unheld = self._costs(backbone, holders, frames, shape, policy, hold={False})
             _log_costs(unheld, frames.is_cuda)
             costs_of = {sig: {**unheld.get(sig, {}), **costs} for sig, costs in costs_of.items()}
             plan = choose(costs_of)
