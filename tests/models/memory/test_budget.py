@@ -26,26 +26,9 @@ from opentad.models.memory.dequant_cache import hold_dequantized  # noqa: E402
 from opentad.models.memory.planner import BlockPlan, BudgetError, candidate_plans  # noqa: E402
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy  # noqa: E402
 from opentad.utils.config import ConfigError  # noqa: E402
+from tests.models.memory.tiny_qlora import tiny_qlora_vit  # noqa: E402
 
 EPS32 = torch.finfo(torch.float32).eps
-TINY = dict(
-    img_size=32, patch_size=16, embed_dims=64, depth=3, num_heads=2, mlp_ratio=2.0, num_frames=4, total_frames=8,
-    adapter_index=[1, 2], return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.1, quantize_backbone=True,
-)
-
-
-def _model():
-    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
-
-    torch.manual_seed(0)
-    model = VisionTransformerQLoRA(**TINY)
-    model.on_weights_loaded()
-    model.freeze()
-    with torch.no_grad():  # LoRA starts as zero: give every trainable value a gradient path
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model.train()
 
 
 def _step(model, policy):
@@ -81,7 +64,7 @@ class _Fixed(BudgetPlanner):
     (BlockPlan(backward_chunks=4), BlockPlan(checkpoint=False, hold=True)),
 ])
 def test_plans_per_block_keep_the_seeded_loss_and_gradients(plans, monkeypatch):
-    model = _model()
+    model = tiny_qlora_vit()
     ref_loss, ref_grads = _step(model, MemoryPolicy(checkpoint=True))
     calls = {"checkpoint": 0, "chunked": 0, "dequantize": 0}
 
@@ -114,7 +97,7 @@ def test_plans_per_block_keep_the_seeded_loss_and_gradients(plans, monkeypatch):
 
 
 def test_held_copy_is_the_dequantized_weight_and_is_used_instead():
-    model = _model()
+    model = tiny_qlora_vit()
     layer = model.blocks[1].attn.qkv
     assert hold_dequantized(model.blocks[1], True, torch.float32) == 4 * sum(  # float32: 4 bytes
         m.in_features * m.out_features for m in model.blocks[1].modules() if quant.is_quantized(m))
@@ -128,7 +111,7 @@ def test_held_copy_is_the_dequantized_weight_and_is_used_instead():
 
 
 def test_budget_on_the_cpu_uses_the_modelled_costs(caplog):
-    model = _model()
+    model = tiny_qlora_vit()
     huge = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
     with caplog.at_level("DEBUG", logger="opentad.models.memory.budget"):
         _step(model, huge)
@@ -142,7 +125,7 @@ def test_budget_on_the_cpu_uses_the_modelled_costs(caplog):
     assert [huge.planner.plan_of(b).name for b in model.blocks[1:]] == ["keep+hold"] * 2
     assert huge.planner.last.peak <= 64 * 2**30
     with pytest.raises(BudgetError, match=r"memory_budget_gib=0\.01: weights, frames and reserve alone take 0\.2"):
-        _step(_model(), MemoryPolicy(checkpoint=True, memory_budget_gib=0.01))
+        _step(tiny_qlora_vit(), MemoryPolicy(checkpoint=True, memory_budget_gib=0.01))
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -166,7 +149,7 @@ def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
 
     monkeypatch.setattr(budget_module, "choose_plans", choose)
     monkeypatch.setattr(budget_module, "vit_block_costs", cost)
-    model = _model()
+    model = tiny_qlora_vit()
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, compile_blocks=compiled)
     policy.planner.prepare(model, torch.randn(4, 3, 4, 32, 32), policy)  # plans only: no block runs
     assert chosen == ([{True}, {False, True}] if compiled else [{False, True}])
@@ -194,11 +177,11 @@ def test_plain_checkpointing_is_offered_only_where_it_beats_the_chunked_backward
     monkeypatch.setattr(budget_module, "choose_plans", choose)
     frames = torch.randn(4, 3, 4, 32, 32)
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
-    policy.planner.prepare(_model(), frames, policy)
+    policy.planner.prepare(tiny_qlora_vit(), frames, policy)
     assert offered[-1] == {"keep", "keep+hold", "checkpoint+chunks4", "checkpoint+chunks4+hold"}
     monkeypatch.setattr(budget_module, "vit_block_costs", slower_chunks)
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0)
-    policy.planner.prepare(_model(), frames, policy)
+    policy.planner.prepare(tiny_qlora_vit(), frames, policy)
     assert offered[-1] == {p.name for p in candidate_plans(chunks=4, quantized=True, offload=False)}
 
 
@@ -237,7 +220,7 @@ def test_a_pinned_plan_runs_on_every_recording_block_and_keeps_the_loss(monkeypa
     dropped on the CPU, holding where a block has no 4-bit layer."""
     from opentad.models.memory import budget as budget_module
 
-    model = _model()
+    model = tiny_qlora_vit()
     ref_loss, ref_grads = _step(model, MemoryPolicy(checkpoint=True))
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=64.0, memory_plan="checkpoint+chunks2+offload+hold")
     loss, grads = _step(model, policy)
@@ -247,7 +230,7 @@ def test_a_pinned_plan_runs_on_every_recording_block_and_keeps_the_loss(monkeypa
     _close(loss, ref_loss, "loss")
     for name in grads:
         _close(grads[name], ref_grads[name], name)
-    float_model = _model()
+    float_model = tiny_qlora_vit()
     for m in float_model.modules():  # a block without 4-bit layers has nothing to hold
         if quant.is_quantized(m):
             m.held_weight = None
@@ -309,10 +292,10 @@ def test_a_refusal_after_lowering_the_budget_names_the_configured_budget_and_the
     with pytest.raises(BudgetError, match=re.escape(
             "memory_budget_gib=0.10: weights, frames and reserve alone take 0.25 GiB; raise the budget, lower the "
             "batch or frames (memory_budget_gib=22 was lowered to 0.10 GiB: what a small card holds less 1.5 GiB)")):
-        policy.planner.prepare(_model(), torch.randn(4, 3, 4, 32, 32), policy)
+        policy.planner.prepare(tiny_qlora_vit(), torch.randn(4, 3, 4, 32, 32), policy)
     unlowered = MemoryPolicy(checkpoint=True, memory_budget_gib=0.1)
     with pytest.raises(BudgetError, match=r"frames\Z"):  # no card note where nothing was lowered
-        unlowered.planner.prepare(_model(), torch.randn(4, 3, 4, 32, 32), unlowered)
+        unlowered.planner.prepare(tiny_qlora_vit(), torch.randn(4, 3, 4, 32, 32), unlowered)
 
 
 @pytest.mark.parametrize("mode, held", [("forward", True), ("all", False)])
@@ -320,7 +303,7 @@ def test_no_plan_holds_weights_that_fp8_products_would_not_read(monkeypatch, off
     """With ``frozen_fp8="all"`` every product of the 4-bit layers is fp8 (``test_fp8_policy.py``: a held copy
     serves none): no held plan is costed or chosen. With the fp8 forward alone the bf16 backward reads held
     copies, so they stay on offer (and, compiled, are not tried first: the fp8 hook breaks the graph anyway)."""
-    model = _model()
+    model = tiny_qlora_vit()
     policy = MemoryPolicy(checkpoint=True, frozen_dtype=torch.bfloat16, frozen_fp8=mode, memory_budget_gib=64.0,
                           compile_blocks=True)
     monkeypatch.setattr(policy_module, "compile_blocks", lambda *a: None)  # the planner's choice only

@@ -27,35 +27,18 @@ from opentad.models.memory.chunked_residual import ChunkedResidualFunction
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
 from opentad.registry import ConfigError
+from tests.models.memory.tiny_qlora import TINY_QLORA, compile_backend, perturbed, tiny_qlora_vit
 
 EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
 TINY = dict(img_size=32, patch_size=16, embed_dims=16, depth=3, num_heads=2, num_frames=4, return_feat_map=True)
-QLORA = dict(
-    img_size=32, patch_size=16, embed_dims=64, depth=3, num_heads=2, mlp_ratio=2.0, num_frames=4, total_frames=8,
-    adapter_index=[1, 2], return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.1, quantize_backbone=True,
-)
 OPTIONS = {"checkpoint": dict(checkpoint=True), "chunked backward 2": dict(checkpoint=True, backward_chunks=2)}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def aot_eager():
-    """The aot_eager backend for this module; the process-wide compiler settings that compiling changes are given
-    back afterwards (set by hand: pytest's monkeypatch deletes torch's config entries on undo)."""
-    inductor = torch._inductor.config
-    saved = torch._dynamo.config.recompile_limit, inductor.emulate_precision_casts, inductor.fallback_random
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compile_module, "BACKEND", "aot_eager")
+    """The aot_eager backend for this module, the compiler settings given back afterwards."""
+    with compile_backend("aot_eager"):
         yield
-    torch._dynamo.config.recompile_limit, inductor.emulate_precision_casts, inductor.fallback_random = saved
-    torch._dynamo.reset()
-
-
-def _perturbed(model):
-    with torch.no_grad():  # adapters and LoRA start as the identity: give every trainable value a gradient path
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model.train()
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +46,13 @@ def adapter_pair():
     """(eager, compiled) copies of one tiny float64 ViT-adapter with stochastic depth."""
     torch.manual_seed(0)
     model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2], drop_path_rate=0.3).double()
-    model = _perturbed(model)
+    model = perturbed(model)
     return model, copy.deepcopy(model)
 
 
 @pytest.fixture(scope="module")
 def qlora_pair():
-    pytest.importorskip("bitsandbytes")
-    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
-
-    torch.manual_seed(0)
-    model = VisionTransformerQLoRA(**QLORA)
-    model.on_weights_loaded()
-    model.freeze()
-    model = _perturbed(model)
+    model = tiny_qlora_vit()
     return model, copy.deepcopy(model)
 
 
@@ -160,7 +136,7 @@ def test_held_qlora_blocks_compile_without_graph_breaks(dynamo_only):
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     torch.manual_seed(0)
-    model = VisionTransformerQLoRA(**QLORA)
+    model = VisionTransformerQLoRA(**TINY_QLORA)
     model.on_weights_loaded()
     model.freeze()
     for block in model.blocks:
@@ -179,7 +155,7 @@ def test_a_deep_copy_of_a_compiled_model_computes_with_its_own_weights(dynamo_on
         return VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[1, 2], drop_path_rate=0.3).double()
 
     torch.manual_seed(0)
-    model = _perturbed(build())
+    model = perturbed(build())
     policy = MemoryPolicy(**OPTIONS["chunked backward 2"], compile_blocks=True)
     apply_memory_policy(model, policy)
     twin = copy.deepcopy(model)

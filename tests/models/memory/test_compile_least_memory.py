@@ -24,43 +24,19 @@ from opentad.models.memory import compile as compile_module
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
+from tests.models.memory.tiny_qlora import TINY_QLORA, compile_backend, tiny_qlora_vit
 
 pytest.importorskip("bitsandbytes")
 
 EPS32 = torch.finfo(torch.float32).eps
-QLORA = dict(
-    img_size=32, patch_size=16, embed_dims=64, depth=3, num_heads=2, mlp_ratio=2.0, num_frames=4, total_frames=8,
-    adapter_index=[1, 2], return_feat_map=True, lora_r=4, lora_alpha=8, lora_dropout=0.1, quantize_backbone=True,
-)
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
 
 @pytest.fixture
 def backend(request):
-    """The backend of the device under test (``aot_eager`` on the CPU, ``inductor`` on CUDA); the process-wide
-    compiler settings that compiling changes are given back afterwards."""
-    inductor = torch._inductor.config
-    saved = torch._dynamo.config.recompile_limit, inductor.emulate_precision_casts, inductor.fallback_random
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compile_module, "BACKEND", "inductor" if request.param == "cuda" else "aot_eager")
+    """The device under test, its backend set (``aot_eager`` on the CPU, ``inductor`` on CUDA)."""
+    with compile_backend("inductor" if request.param == "cuda" else "aot_eager"):
         yield torch.device(request.param)
-    torch._dynamo.config.recompile_limit, inductor.emulate_precision_casts, inductor.fallback_random = saved
-    torch._dynamo.reset()
-
-
-def _model(device):
-    from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
-
-    torch.manual_seed(0)
-    with torch.device(device):  # built and quantized where it runs, as the configs' models are
-        model = VisionTransformerQLoRA(**QLORA)
-        model.on_weights_loaded()
-        model.freeze()
-        with torch.no_grad():  # adapters and LoRA start as the identity: give every trainable value a gradient path
-            for p in model.parameters():
-                if p.requires_grad:
-                    p.add_(torch.randn_like(p) * 0.1)
-    return model.train()
 
 
 def _step(model, policy, device, autocast):
@@ -85,7 +61,7 @@ def test_least_memory_compiled_step_computes_the_eager_step(backend, precision, 
     chunked, real = [], ChunkedResidualFunction.apply
     monkeypatch.setattr(ChunkedResidualFunction, "apply", lambda *a: chunked.append(1) or real(*a))
     settings = dict(checkpoint=True, backward_chunks=2, frozen_dtype=torch.bfloat16 if bf16 else None)
-    eager = _model(device)
+    eager = tiny_qlora_vit(device)
     compiled = copy.deepcopy(eager)
     ref_loss, ref_grads = _step(eager, MemoryPolicy(**settings), device, bf16)
     eager_chunked = len(chunked)
@@ -95,7 +71,7 @@ def test_least_memory_compiled_step_computes_the_eager_step(backend, precision, 
     assert eager_chunked > 0 and len(chunked) == 2 * eager_chunked  # the chunked backward ran in both
     assert set(grads) == set(ref_grads) and grads
     if bf16:
-        assert abs(float(loss) - float(ref_loss)) <= QLORA["depth"] * 2**-8 * abs(float(ref_loss))
+        assert abs(float(loss) - float(ref_loss)) <= TINY_QLORA["depth"] * 2**-8 * abs(float(ref_loss))
         assert all(bool(g.isfinite().all()) for g in grads.values())
         return
     n = 256
