@@ -12,7 +12,9 @@ own; only the adapter after them mixes clips (its temporal convolution). So
 when attention and MLP are frozen, :class:`ChunkedResidualFunction` runs
 them without a graph in forward, keeps their input, and in backward
 recomputes and backpropagates them ``chunks`` row groups at a time: the
-same arithmetic, one forward pass of it as with checkpointing, but the
+same arithmetic, one forward pass of it as with checkpointing (less the
+MLP's second product, whose output the recomputation never reads:
+:func:`.frozen_mlp.output_unused`), but the
 working set of a fraction of the clips (and when ``x`` needs no gradient, as in
 the first block with an adapter, nothing of them is kept or recomputed at
 all). The adapter is checkpointed on its
@@ -31,8 +33,9 @@ import torch
 import torch.utils.checkpoint as cp
 from torch import Tensor
 
-from .dequant_cache import reuse_dequantized
 from .compile import rows_vary
+from .dequant_cache import reuse_dequantized
+from .frozen_mlp import output_unused
 
 if TYPE_CHECKING:
     from opentad.models.bricks.vit import Block
@@ -86,7 +89,9 @@ class ChunkedResidualFunction(torch.autograd.Function):
         with reuse_dequantized():  # one dequantization for every chunk's recomputation and backward
             for start, end in ctx.bounds:
                 part = rows_vary(x[start:end].detach().requires_grad_(True), ctx.block)
-                with torch.enable_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=enabled):
+                # the recomputed output only carries the graph: a FrozenMLP skips its fc2 product (output_unused)
+                with torch.enable_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=enabled), \
+                        output_unused():
                     out = ctx.block.residual(part, _slice(ctx.scales, start, end, ctx.block))
                 (grad_x[start:end],) = torch.autograd.grad(out, part, grad[start:end])
         return grad_x, None, None, None

@@ -6,7 +6,7 @@ models them from the block's shapes, in units of one multiply-add.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ def modelled_costs(
     dequant_seconds: float = 0.0,
     held_bytes: int = 0,
     offload_seconds: float = 0.0,
+    recompute_seconds: Optional[float] = None,
 ) -> Dict[BlockPlan, PlanCost]:
     """An analytical cost of one ViT block under each plan, for the CPU and for tests.
 
@@ -36,7 +37,8 @@ def modelled_costs(
     output (``C``), the projection's input (``C``), the MLP's input (``C``), ``fc1``'s output (``hidden``)
     and the adapter's input (``C``): ``8C + hidden`` values per token. A recomputed block keeps ``C`` per token
     and needs the ``8C + hidden`` of one block (a ``1/chunks`` share with chunks, plus the input) while it
-    runs its backward. Backward of a frozen block costs about one forward; recomputation one more.
+    runs its backward. Backward of a frozen block costs about one forward; recomputation one more, less the
+    MLP's second product with chunks (its output is never read: :func:`.frozen_mlp.output_unused`).
 
     Args:
         plans: the candidate plans.
@@ -46,13 +48,17 @@ def modelled_costs(
         dequant_seconds: dequantizing the block's 4-bit weights once (saved by ``hold`` at every use).
         held_bytes: the block's dequantized weight copies.
         offload_seconds: the part of an input's round trip to host memory that is not overlapped.
+        recompute_seconds: the chunked backward's recomputation; None: ``forward_seconds``.
     """
     per_token = rows * tokens * element_bytes
     full, one = (8 * width + hidden) * per_token, width * per_token
     costs = {}
     for plan in plans:
         uses = 3 if plan.checkpoint else 2  # dequantizations per step: forward, (recompute,) backward
-        seconds = forward_seconds * (3 if plan.checkpoint else 2) + (0 if plan.hold else uses * dequant_seconds)
+        recompute = 0.0 if not plan.checkpoint else forward_seconds
+        if plan.backward_chunks > 1 and recompute_seconds is not None:
+            recompute = recompute_seconds
+        seconds = 2 * forward_seconds + recompute + (0 if plan.hold else uses * dequant_seconds)
         if plan.offload:
             seconds += offload_seconds
         if not plan.checkpoint:
@@ -67,7 +73,8 @@ def modelled_costs(
 def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tokens: int, width: int,
                     dtype: torch.dtype) -> Dict[BlockPlan, PlanCost]:
     """:func:`modelled_costs` of a ViT block, times in units of one multiply-add: the forward's linear
-    layers ``rows * tokens * (4 C^2 + 2 C hidden)``, a dequantization about 8 per weight.
+    layers ``rows * tokens * (4 C^2 + 2 C hidden)``, the chunked recomputation's ``rows * tokens *
+    (4 C^2 + C hidden)`` (no ``fc2``), a dequantization about 8 per weight.
 
     Args:
         block: the ViT block (its MLP's width and its 4-bit layers' weights are read).
@@ -81,5 +88,6 @@ def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tok
     return modelled_costs(
         plans, rows=rows, tokens=tokens, width=width, hidden=hidden, element_bytes=size,
         forward_seconds=float(rows * tokens * (4 * width * width + 2 * width * hidden)),
+        recompute_seconds=float(rows * tokens * (4 * width * width + width * hidden)),
         dequant_seconds=8.0 * weights, held_bytes=weights * size,
     )

@@ -14,14 +14,22 @@ these transients are the largest part of the block's working set.
 runs both passes over chunks of rows, so the transients are one chunk wide.
 Same arithmetic, same dtypes (autocast included), no extra computation.
 
+Inside :func:`output_unused` (the chunked backward's recomputation,
+:mod:`.chunked_residual`, where the block's output only carries autograd's
+graph) the forward computes ``h = fc1(x)`` alone and returns an
+uninitialised output: ``gelu(h)`` and the ``fc2`` product, a third of the
+linear multiply-adds of a ViT block, are skipped, since backward never reads them.
+
 The memory policy (:mod:`.policy`) switches a block's
 :class:`~opentad.models.bricks.vit.FFN` to its subclass :class:`FrozenMLP`,
 which differs only in ``forward``: same state, same state-dict keys.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Optional
+import threading
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +38,30 @@ from torch import Tensor, nn
 from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 from opentad.models.bricks.vit import FFN
 
-__all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows"]
+__all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused"]
 
 #: target size of one chunk of the hidden activation
 CHUNK_BYTES = 64 * 2**20
+
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def output_unused() -> Iterator[None]:
+    """Within: :class:`FrozenMLPFunction` returns an uninitialised output and computes only what its backward
+    reads (``fc1(x)``).
+
+    For recomputations whose result is used only to backpropagate, never read: autograd's backward of the
+    sums and stochastic-depth scales after the MLP needs none of its values. Thread-local (CUDA runs
+    backward on its own thread, where the recomputation enters and leaves this context).
+    """
+    previous = getattr(_STATE, "output_unused", False)
+    _STATE.output_unused = True
+    try:
+        yield
+    finally:
+        _STATE.output_unused = previous
 
 
 def frozen_weight(layer: nn.Module, dtype: torch.dtype) -> Optional[Tensor]:
@@ -71,13 +99,17 @@ class FrozenMLPFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
         flat = x.reshape(-1, x.shape[-1])
         rows = flat.shape[0]
+        width = getattr(fc2, "out_features", None)
+        unused = getattr(_STATE, "output_unused", False) and isinstance(width, int)
         first = fc1(flat[:1])
         step = chunk_rows(rows, first.shape[-1], first.element_size())
         hidden = flat.new_empty((rows, first.shape[-1]), dtype=first.dtype)
-        out = None
+        out = flat.new_empty((rows, width), dtype=first.dtype) if unused else None  # never read (output_unused)
         for start in range(0, rows, step):
             h = fc1(flat[start : start + step])
             hidden[start : start + step] = h
+            if unused:
+                continue
             y = fc2(F.gelu(h))
             if out is None:
                 out = flat.new_empty((rows, y.shape[-1]), dtype=y.dtype)

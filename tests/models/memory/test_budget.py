@@ -160,7 +160,9 @@ def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
 
 def test_plain_checkpointing_is_offered_only_where_it_beats_the_chunked_backward(monkeypatch):
     """The planner offers ``choose_plans`` a plain-checkpoint plan only when its chunked twin is more than the tie
-    slower. The CPU's modelled costs tie exactly: only the chunked plans are offered; made 20% slower, both."""
+    slower. The CPU's modelled costs put the chunked plans ahead (their recomputation skips ``fc2``): only they are
+    offered; made 50% slower (then a third behind plain checkpointing: 1.5 * 32 against 36 multiply-adds per C^2 and
+    token for an MLP of width 4C), both."""
     from opentad.models.memory import budget as budget_module
 
     offered, real_choose, real_costs = [], budget_module.choose_plans, budget_module.vit_block_costs
@@ -171,7 +173,7 @@ def test_plain_checkpointing_is_offered_only_where_it_beats_the_chunked_backward
 
     def slower_chunks(block, plans, *args):
         costs = real_costs(block, plans, *args)
-        return {p: dataclasses.replace(c, seconds=c.seconds * (1.2 if p.backward_chunks > 1 else 1.0))
+        return {p: dataclasses.replace(c, seconds=c.seconds * (1.5 if p.backward_chunks > 1 else 1.0))
                 for p, c in costs.items()}
 
     monkeypatch.setattr(budget_module, "choose_plans", choose)

@@ -8,6 +8,7 @@ from opentad.models.bricks.vit import Block
 from opentad.models.bricks.vit_adapter import TemporalAdapter
 from opentad.models.memory import chunked_residual
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction, chunk_bounds
+from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.policy import MemoryPolicy
 
@@ -70,6 +71,32 @@ def test_chunked_backward_equals_checkpointing(drop_path, chunks, monkeypatch):
         torch.testing.assert_close(grads[name], ref_grads[name], rtol=0, atol=1e-5, msg=name)
     if drop_path:  # some rows were dropped: the recomputed chunks must drop the same ones
         assert not torch.equal(ref_out, _step(block, x, chunks=1, seed=8)[0])
+
+
+@pytest.mark.parametrize("drop_path", [0.0, 0.4])
+def test_recomputation_skips_the_mlp_second_product(drop_path, monkeypatch):
+    """With the policy's FrozenMLP, the recomputation runs no ``fc2``: the forward's chunks do, and the
+    gradients are those of the recomputation that runs it (bit for bit) and of ordinary checkpointing."""
+    block, x = _block(drop_path), _tokens()
+    block.mlp.__class__ = FrozenMLP  # as the memory policy switches it
+    fc2_rows = []
+    block.mlp.layers[1].register_forward_hook(lambda m, args, out: fc2_rows.append(out.shape[0]))
+    ref = _step(block, x, chunks=1)  # ordinary checkpointing: fc2 in forward and in recomputation
+    assert len(fc2_rows) == 2
+    fc2_rows.clear()
+    got = _step(block, x, chunks=3)
+    assert fc2_rows == [2, 2, 2]  # the three forward chunks of 2 clips; the recomputation skipped it
+    monkeypatch.setattr(chunked_residual, "output_unused", contextlib.nullcontext)
+    full = _step(block, x, chunks=3)  # the recomputation with fc2
+    assert len(fc2_rows) == 3 + 3 + 3
+    for a, b in zip(got[:2], full[:2]):
+        assert torch.equal(a, b)
+    assert got[2].keys() == full[2].keys() == ref[2].keys()
+    for name in got[2]:
+        assert torch.equal(got[2][name], full[2][name]), name
+    torch.testing.assert_close(got[1], ref[1], rtol=0, atol=1e-6)
+    for name in got[2]:
+        torch.testing.assert_close(got[2][name], ref[2][name], rtol=0, atol=1e-5, msg=name)
 
 
 def test_trainable_attention_or_dropout_keeps_ordinary_checkpointing(monkeypatch):

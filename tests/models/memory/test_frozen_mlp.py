@@ -88,3 +88,43 @@ def test_chunk_rows():
     monkeypatch_bytes = frozen_mlp.CHUNK_BYTES
     rows = frozen_mlp.chunk_rows(10_000, 4096, 2)  # 80 MB -> 2 chunks
     assert rows == 5000 and 10_000 * 4096 * 2 > monkeypatch_bytes
+
+
+@pytest.mark.parametrize("kind", ["float", "nf4"])
+def test_output_unused_skips_the_second_product_and_keeps_the_input_gradient(kind, monkeypatch):
+    """Inside ``output_unused`` only ``fc1`` runs; backward gives the input gradient of the full forward."""
+    monkeypatch.setattr(frozen_mlp, "CHUNK_BYTES", 96 * 4 * 7)  # several chunks of rows
+    ffn = _ffn(kind)
+    ffn.__class__ = FrozenMLP
+    fc2_calls = []
+    ffn.layers[1].register_forward_hook(lambda *a: fc2_calls.append(1))
+    x = torch.randn(3, 17, 24)
+    grad = torch.linspace(-1, 1, x.numel()).view_as(x)
+    ref_x = x.clone().requires_grad_(True)
+    y_ref = ffn(ref_x)
+    y_ref.backward(grad)
+    calls_full = len(fc2_calls)
+    got_x = x.clone().requires_grad_(True)
+    with frozen_mlp.output_unused():
+        y = ffn(got_x)
+    assert not getattr(frozen_mlp._STATE, "output_unused", False)  # restored on exit
+    assert calls_full > 1 and len(fc2_calls) == calls_full  # no fc2 call inside the context
+    assert y.shape == y_ref.shape and y.dtype == y_ref.dtype
+    y.backward(grad)
+    # the same fc1 products on the same rows, the same backward ops: the same input gradient, bit for bit
+    assert torch.equal(got_x.grad, ref_x.grad)
+
+
+def test_output_unused_is_per_thread_and_nests():
+    import threading
+
+    seen = []
+    with frozen_mlp.output_unused():
+        with frozen_mlp.output_unused():
+            pass
+        seen.append(frozen_mlp._STATE.output_unused)  # still on after the inner context closed
+        thread = threading.Thread(target=lambda: seen.append(getattr(frozen_mlp._STATE, "output_unused", False)))
+        thread.start()
+        thread.join()
+    seen.append(frozen_mlp._STATE.output_unused)
+    assert seen == [True, False, False]

@@ -186,6 +186,10 @@ def test_modelled_costs_by_hand():
     chunked = costs[BlockPlan(backward_chunks=2, offload=True, hold=True)]
     assert chunked == PlanCost(seconds=3 + 0.5, saved=100, transient=(8 * 4 + 16) * per_token // 2 + 4 * per_token)
     assert costs[BlockPlan()].saved == 4 * per_token and costs[BlockPlan()].seconds == 3 + 3 * 0.25
+    # the chunked recomputation skips the MLP's second product: its own time, plain checkpointing keeps a forward
+    cheaper = modelled_costs(plans, rows=2, tokens=3, width=4, hidden=16, forward_seconds=1.0, recompute_seconds=0.75)
+    assert cheaper[BlockPlan(backward_chunks=2)].seconds == 2 + 0.75
+    assert cheaper[BlockPlan()].seconds == 3 and cheaper[BlockPlan(checkpoint=False)].seconds == 2
 
 
 def test_plan_names_read_back():
