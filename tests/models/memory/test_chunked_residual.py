@@ -172,10 +172,12 @@ def test_chunk_bounds_hand_worked():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_cuda_bf16_chunked_backward_matches_and_needs_less_memory():
-    """ViT-S width, 96 clips of 800 tokens (batch 2 of the AdaTAD recipe), bf16 autocast, as the configs run."""
+    """ViT-S width, 96 clips of 800 tokens (batch 2 of the AdaTAD recipe), bf16 autocast, as the configs run,
+    with the policy's FrozenMLP (whose recomputation skips ``fc2``)."""
     torch.manual_seed(0)
     adapter = TemporalAdapter(embed_dims=384, temporal_size=48 * 8)
-    block = Block(embed_dims=384, num_heads=6, drop_path_rate=0.1, with_cp=True, adapter=adapter).cuda().train()
+    block = Block(embed_dims=384, num_heads=6, drop_path_rate=0.1, adapter=adapter).cuda().train()
+    block.mlp.__class__ = FrozenMLP  # as the memory policy switches it
     for module in (block.norm1, block.attn, block.norm2, block.mlp):
         module.requires_grad_(False)
     with torch.no_grad():
@@ -184,12 +186,11 @@ def test_cuda_bf16_chunked_backward_matches_and_needs_less_memory():
     x0 = torch.randn(96, 800, 384, device="cuda", dtype=torch.bfloat16)
     results = {}
     for chunks in (1, 4):
-        block.backward_chunks = chunks
         block.zero_grad(set_to_none=True)
         x = x0.clone().requires_grad_(True)
         torch.manual_seed(1)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = block(x, (10, 10))
+            out = MemoryPolicy(checkpoint=True, backward_chunks=chunks).run_block(block, x, (10, 10))
         grad = torch.randn_like(out)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -199,5 +200,9 @@ def test_cuda_bf16_chunked_backward_matches_and_needs_less_memory():
         results[chunks] = (torch.cuda.max_memory_allocated() - base, x.grad.float(), adapter.down_proj.weight.grad.clone())
     (peak1, gx1, gw1), (peak4, gx4, gw4) = results[1], results[4]
     assert peak4 < 0.6 * peak1, (peak4 / 2**20, peak1 / 2**20)
-    torch.testing.assert_close(gx4, gx1, rtol=2e-2, atol=2e-2)
-    torch.testing.assert_close(gw4, gw1, rtol=2e-2, atol=2e-2)
+    # Error model: both sides run the same bf16 ops on the same values, grouped into other row counts, so they
+    # differ only where a bf16 rounding (relative 2^-8) of an intermediate falls differently; a gradient entry sums
+    # such intermediates over the block's few layers. Allowed: 8 bf16 units of the largest entry.
+    for got, ref in ((gx4, gx1), (gw4.float(), gw1.float())):
+        assert torch.isfinite(ref).all() and ref.abs().max() > 0
+        torch.testing.assert_close(got, ref, rtol=0, atol=8 * 2**-8 * ref.abs().max().item())
