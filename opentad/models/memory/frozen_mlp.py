@@ -142,13 +142,18 @@ class FrozenMLP(FFN):
     frozen (plain or quantized); otherwise autograd's own MLP, as :class:`FFN`.
     """
 
-    def _chunkable(self, x: Tensor) -> bool:
+    def takes_function(self) -> bool:
+        """Whether :class:`FrozenMLPFunction` runs this MLP whenever its input needs a gradient: an exact GELU,
+        no active dropout, both linears frozen (and then the chunked recomputation skips ``fc2``)."""
         fc1, act, drop = self.layers[0]
-        if not (torch.is_grad_enabled() and x.requires_grad) or not isinstance(act, nn.GELU):
+        if not isinstance(act, nn.GELU) or act.approximate != "none":
             return False
-        if act.approximate != "none" or (self.training and (drop.p > 0 or self.layers[2].p > 0)):
+        if self.training and (drop.p > 0 or self.layers[2].p > 0):
             return False
         return is_frozen_linear(fc1) and is_frozen_linear(self.layers[1])
+
+    def _chunkable(self, x: Tensor) -> bool:
+        return torch.is_grad_enabled() and x.requires_grad and self.takes_function()
 
     def forward(self, x: Tensor) -> Tensor:
         """``[..., C] -> [..., C]``."""

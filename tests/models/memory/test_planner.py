@@ -203,3 +203,28 @@ def test_plan_names_read_back():
                 "checkpoint+chunks\u00b2"):
         with pytest.raises(ValueError, match=re.escape(f"memory_plan={bad!r} is not a plan")):
             BlockPlan.from_name(bad)
+
+
+def test_block_costs_count_the_skipped_fc2_only_where_the_recomputation_skips_it():
+    """The chunked recomputation is cheaper by ``fc2``'s multiply-adds only for a FrozenMLP that takes its function
+    (frozen linears, exact GELU); autograd's MLP (``frozen_mlp=False``, compiled blocks) recomputes all of it."""
+    import torch
+
+    from opentad.models.bricks.vit import FFN, Block
+    from opentad.models.memory.cost_model import vit_block_costs
+    from opentad.models.memory.frozen_mlp import FrozenMLP
+
+    rows, tokens, width = 3, 5, 16
+    block = Block(embed_dims=width, num_heads=2).requires_grad_(False)
+    hidden = block.mlp.layers[0][0].out_features
+    forward = rows * tokens * (4 * width * width + 2 * width * hidden)  # multiply-adds of the linear layers
+    chunked, plain = BlockPlan(backward_chunks=2), BlockPlan()
+
+    def seconds(mlp_class, plan):
+        block.mlp.__class__ = mlp_class  # as the memory policy switches it
+        return vit_block_costs(block, [chunked, plain], rows, tokens, width, torch.float32)[plan].seconds
+
+    assert seconds(FrozenMLP, chunked) == 2 * forward + rows * tokens * (4 * width * width + width * hidden)
+    assert seconds(FFN, chunked) == seconds(FFN, plain) == seconds(FrozenMLP, plain) == 3 * forward
+    block.mlp.layers[0][1].approximate = "tanh"  # FrozenMLP then runs autograd's MLP: no skip
+    assert seconds(FrozenMLP, chunked) == 3 * forward
