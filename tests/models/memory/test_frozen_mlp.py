@@ -1,4 +1,6 @@
 """The chunked MLP of frozen blocks equals autograd's MLP (outputs, input gradients) and keeps less."""
+import threading
+
 import pytest
 import torch
 
@@ -116,8 +118,6 @@ def test_output_unused_skips_the_second_product_and_keeps_the_input_gradient(kin
 
 
 def test_output_unused_is_per_thread_and_nests():
-    import threading
-
     seen = []
     with frozen_mlp.output_unused():
         with frozen_mlp.output_unused():

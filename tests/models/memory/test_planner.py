@@ -9,7 +9,10 @@ import random
 import re
 
 import pytest
+import torch
 
+from opentad.models.bricks.vit import FFN, Block
+from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.profile import profile_rows
 from opentad.models.memory.planner import (
     MAX_CAPS,
@@ -20,7 +23,7 @@ from opentad.models.memory.planner import (
     choose_plans,
     prefer_chunked,
 )
-from opentad.models.memory.cost_model import modelled_costs
+from opentad.models.memory.cost_model import modelled_costs, vit_block_costs
 
 MiB = 2**20
 EPS = 2.0**-52
@@ -208,12 +211,6 @@ def test_plan_names_read_back():
 def test_block_costs_count_the_skipped_fc2_only_where_the_recomputation_skips_it():
     """The chunked recomputation is cheaper by ``fc2``'s multiply-adds only for a FrozenMLP that takes its function
     (frozen linears, exact GELU); autograd's MLP (``frozen_mlp=False``, compiled blocks) recomputes all of it."""
-    import torch
-
-    from opentad.models.bricks.vit import FFN, Block
-    from opentad.models.memory.cost_model import vit_block_costs
-    from opentad.models.memory.frozen_mlp import FrozenMLP
-
     rows, tokens, width = 3, 5, 16
     block = Block(embed_dims=width, num_heads=2).requires_grad_(False)
     hidden = block.mlp.layers[0][0].out_features
