@@ -227,8 +227,7 @@ class VideoViT(VideoBackbone):
                 log_attention_backend(x, self.blocks[0].attn, dtype=self.memory_policy.stream_dtype(x))
             for block in self.blocks[:free]:
                 x = run(block, x, grid[1:])
-        for block in self.blocks[free:]:
-            x = run(block, x, grid[1:])
+        x = self.memory_policy.run_blocks(self.blocks[free:], x, grid[1:])
         return self.output(self.memory_policy.stream(x), grid)
 
     def freeze(self) -> None:

@@ -72,6 +72,10 @@ class WrapperOptions:
         compile_blocks: ``torch.compile`` each transformer block: False (default), True, or a mode
             (``"default"``, ``"max-autotune-no-cudagraphs"``; the CUDA-graph modes are refused;
             :mod:`opentad.models.memory.compile`, docs/qlora.md). Not part of upstream's keys.
+        cuda_graphs: in training on CUDA, replay the transformer blocks' forward and backward from two CUDA
+            graphs captured after two eager steps (default False; for launch-bound small ViTs; not with
+            ``offload_activations`` without a budget, nor temporal checkpointing: the budget then plans without
+            offloading; :mod:`opentad.models.memory.cuda_graphs`, docs/qlora.md). Not part of upstream's keys.
 
     The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`
     (:meth:`memory_policy`).
@@ -95,6 +99,7 @@ class WrapperOptions:
     stream_norms: bool = True
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
+    cuda_graphs: bool = False
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -133,4 +138,5 @@ class WrapperOptions:
             stream_norms=self.stream_norms,
             fused_residual=self.fused_residual,
             frozen_fp8=self.frozen_fp8,
+            cuda_graphs=self.cuda_graphs,
         )

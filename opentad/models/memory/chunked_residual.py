@@ -30,10 +30,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import torch
-import torch.utils.checkpoint as cp
 from torch import Tensor
 
 from .compile import rows_vary
+from .cuda_graphs import checkpoint_bound, drawing_for
 from .dequant_cache import reuse_dequantized
 from .frozen_mlp import output_unused
 
@@ -124,8 +124,9 @@ def chunked_block_forward(block: "Block", x: Tensor, grid: Tuple[int, int], chun
     Returns:
         ``[B * clips, N, C]``.
     """
-    scales = (block.drop_path.scales_ahead(x), block.drop_path.scales_ahead(x))
+    with drawing_for(block):  # CUDA graphs: from the block's generator
+        scales = (block.drop_path.scales_ahead(x), block.drop_path.scales_ahead(x))
     out = ChunkedResidualFunction.apply(x, block, scales, chunks)
     if block.adapter is None:
         return out
-    return cp.checkpoint(block.adapter, rows_vary(out, block), grid, use_reentrant=False)
+    return checkpoint_bound(block.adapter, block.adapter, rows_vary(out, block), grid)

@@ -34,6 +34,7 @@ from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
+from opentad.models.memory.cuda_graphs import BlockGraphs, checkpoint_bound
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
 from opentad.models.memory.fused_residual import set_fused_residuals
@@ -89,14 +90,18 @@ class MemoryPolicy:
         frozen_fp8: with ``frozen_dtype`` bf16, the frozen 4-bit layers' forward products (True or
             ``"forward"``), or their forward and backward products (``"all"``), run in fp8 e4m3 with row scales
             (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
+        cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
+            after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Not with offloading
+            (the planner then plans without it) nor temporal checkpointing.
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
 
     Raises:
         ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1, a budget that is not
-            positive, a budget with ``temporal_chunks``, or a ``memory_plan`` that is not a plan name or has no
-            budget.
+            positive, a budget with ``temporal_chunks``, a ``memory_plan`` that is not a plan name or has no
+            budget, or ``cuda_graphs`` with ``offload_activations`` (without a budget), an offloading
+            ``memory_plan`` or ``temporal_chunks``.
     """
 
     checkpoint: bool = False
@@ -113,7 +118,9 @@ class MemoryPolicy:
     stream_norms: bool = True
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
+    cuda_graphs: bool = False
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
+    graphs: Optional[BlockGraphs] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_compile_blocks(self.compile_blocks)
@@ -127,6 +134,7 @@ class MemoryPolicy:
                              f"bf16 inputs; it needs frozen_dtype bf16, got {self.frozen_dtype}")
         budget = self.memory_budget_gib
         pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
+        self._check_graphs(pinned)
         if budget is None:
             if pinned is not None:
                 raise ValueError(f"MemoryPolicy: memory_plan={self.memory_plan!r} pins the budget's plan of every "
@@ -138,10 +146,28 @@ class MemoryPolicy:
         if self.temporal_chunks is not None:
             raise ValueError("MemoryPolicy: memory_budget_gib plans per block; it cannot be combined with "
                              "temporal checkpointing (temporal_checkpointing=True)")
+        offload = not self.cuda_graphs
         if self.planner is None or not self.planner.serves(budget_gib=budget, chunks=self.backward_chunks,
-                                                           pinned=pinned):
+                                                           pinned=pinned, offload=offload):
             object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks,
-                                                              pinned=pinned))
+                                                              pinned=pinned, offload=offload))
+
+    def _check_graphs(self, pinned: Optional[BlockPlan]) -> None:
+        """Refuse ``cuda_graphs`` with what cannot be captured; build or drop the graphs' cache."""
+        if not self.cuda_graphs:
+            object.__setattr__(self, "graphs", None)
+            return
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"MemoryPolicy: cuda_graphs={self.cuda_graphs!r} must be True or False")
+        clash = ("offload_activations=True without memory_budget_gib" if self.offload_activations
+                 and self.memory_budget_gib is None else f"memory_plan={self.memory_plan!r}"
+                 if pinned is not None and pinned.offload else "temporal checkpointing"
+                 if self.temporal_chunks is not None else None)
+        if clash is not None:
+            raise ValueError(f"MemoryPolicy: cuda_graphs=True cannot be combined with {clash}: copies to pinned "
+                             "host memory and whole-backbone checkpointing cannot be captured in a CUDA graph")
+        if self.graphs is None:
+            object.__setattr__(self, "graphs", BlockGraphs())
 
     def stream(self, x: Tensor) -> Tensor:
         """The token stream between blocks, in ``frozen_dtype`` when set."""
@@ -171,6 +197,23 @@ class MemoryPolicy:
         with self.planner.offload if plan.offload and self.planner.offload is not None else contextlib.nullcontext():
             return self.execute(block, x, grid, checkpoint=plan.checkpoint, chunks=plan.backward_chunks)
 
+    def run_blocks(self, blocks: Any, x: Tensor, grid: Tuple[int, int]) -> Tensor:
+        """The blocks in order (each as :meth:`run_block`), replayed from CUDA graphs with ``cuda_graphs``.
+
+        Args:
+            blocks: the blocks.
+            x: tokens ``[B, N, C]``.
+            grid: the spatial token grid ``(h, w)``.
+
+        Returns:
+            ``[B, N, C]``.
+        """
+        if self.graphs is not None:
+            return self.graphs.run(blocks, x, grid, self.run_block)
+        for block in blocks:
+            x = self.run_block(block, x, grid)
+        return x
+
     def execute(self, block: Block, x: Tensor, grid: Tuple[int, int], *, checkpoint: bool, chunks: int) -> Tensor:
         """``block(x, grid)``, checkpointed (in ``chunks`` row groups when > 1) or not; see :meth:`run_block`."""
         x = rows_vary(self.stream(x), block)  # compiled blocks: one graph for every row count
@@ -179,7 +222,7 @@ class MemoryPolicy:
             return self.stream(block(x, grid))
         if residual_chunkable(block, x, chunks):
             return self.stream(chunked_block_forward(block, x, grid, chunks))
-        return self.stream(cp.checkpoint(block, x, grid, use_reentrant=False))
+        return self.stream(checkpoint_bound(block, block, x, grid))
 
     def run_backbone(self, backbone: nn.Module, frames: Tensor) -> Any:
         """``backbone(frames)`` with offloading and temporal checkpointing as the policy says.
