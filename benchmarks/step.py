@@ -19,8 +19,14 @@ Rows: ``AdaTAD``, ``QLoRA`` (the shipped config), then each ``--variants
 NAME=key=value[,key=value]...`` applied as ``--cfg-options`` onto the QLoRA
 config. Per row: the median step time over ``--steps`` after ``--warmup``
 (the device synchronised before each clock reading), the peak of
-``torch.cuda.max_memory_allocated`` (n/a on the CPU), both as ratios to the
-AdaTAD row of the size, the first step's loss (6 significant digits) and the MFU.
+``torch.cuda.max_memory_allocated`` over the whole row, warm-up included (n/a
+on the CPU), both as ratios to the AdaTAD row of the size, the peak of the
+timed steps alone (without the memory planner's profile and a CUDA-graph
+capture's eager run), the most memory the allocator held during the timed
+steps (``max_memory_reserved`` after ``empty_cache``: unlike the allocated
+peak it counts CUDA graphs' private pools, whose replays use memory no
+tensor is allocated in), the first step's loss (6 significant digits) and
+the MFU.
 
 MFU convention: the model FLOPs of a step are the ViT's (:func:`vit_forward_flops`;
 adapters, LoRA, the detector head and recomputation not counted) forward, plus
@@ -50,7 +56,7 @@ import logging
 import statistics
 import time
 import traceback
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -121,11 +127,14 @@ def step_flops(model: torch.nn.Module, cfg: Config, clips: int, img_size: int) -
     return flops.total + backward + (flops.embed if own_weights_train(vit.patch_embed) else 0)
 
 
-def _timed(fn, steps: int, warmup: int, device) -> Tuple[float, Any, float]:
+def _timed(fn, steps: int, warmup: int, device, warm: Optional[Callable[[], None]] = None) -> Tuple[float, Any, float]:
     """Median seconds of ``fn()`` over ``steps`` calls after ``warmup``, the first call's result, and the seconds
-    of the warm-up calls together (compilation and the memory planner's profile happen there)."""
+    of the warm-up calls together (compilation, the memory planner's profile, CUDA-graph capture happen there);
+    ``warm()`` runs once between the warm-up and the timed calls."""
     times, first = [], None
     for i in range(warmup + steps):
+        if i == warmup and warm is not None:
+            warm()
         sync(device)
         start = time.perf_counter()
         result = fn()
@@ -171,11 +180,23 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
                 clip_grad_norm=float(solver.get("clip_grad_norm", -1.0)), show_progress=False,
                 model_ema=ModelEma(model) if args.ema and solver.get("ema", False) else None)
     one_step = lambda: train_one_epoch([batch], epoch=0, **step)["cost"]  # noqa: E731
-    seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device)
+    warm_peak: List[Optional[float]] = []
+
+    def warm() -> None:  # the warm-up's peak, then the timed steps' own (cached free memory given back first)
+        warm_peak.append(_peak(device))
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+
+    seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device, warm)
     clips = args.batch * shape[1] // vit_keys(cfg)["num_frames"]
+    timed_peak = _peak(device)
+    timed_reserved = torch.cuda.max_memory_reserved(device) / 2**30 if device.type == "cuda" else None
+    peaks = [p for p in warm_peak + [timed_peak] if p is not None]
     row = dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds, warmup_s=warmup_s,
-               peak_gib=_peak(device), loss=float(loss), flops=step_flops(model, cfg, clips, shape[2]),
-               plan=_plan_summary(model))
+               peak_gib=max(peaks) if peaks else None, timed_peak_gib=timed_peak,
+               timed_reserved_gib=timed_reserved, loss=float(loss),
+               flops=step_flops(model, cfg, clips, shape[2]), plan=_plan_summary(model))
     if getattr(args, "profile", False):
         try:
             row["profile"] = kernel_breakdown(one_step, device)

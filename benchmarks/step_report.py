@@ -20,6 +20,8 @@ def ratios(rows: List[Dict[str, Any]]) -> None:
         r["time_ratio"] = r["step_s"] / ref["step_s"]
         both = r["peak_gib"] is not None and ref["peak_gib"]
         r["mem_ratio"] = r["peak_gib"] / ref["peak_gib"] if both else None
+        held, ref_held = r.get("timed_reserved_gib"), ref.get("timed_reserved_gib")
+        r["reserved_ratio"] = held / ref_held if held is not None and ref_held else None
 
 
 def format_table(result: Dict[str, Any]) -> str:
@@ -27,17 +29,19 @@ def format_table(result: Dict[str, Any]) -> str:
     lines = [f"device: {result['device']}; torch {result['torch']}, CUDA {result['cuda']}; bf16 matmul "
              f"{result['peak_size']}^3: {result['peak_flops'] / 1e12:.1f} TFLOP/s (the MFU's peak, measured here)",
              "", "| size | config | batch x frames x px | step (s) | time vs AdaTAD | peak (GiB) | memory vs AdaTAD "
-             "| loss, step 1 | MFU |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| timed steps' peak (GiB) | timed steps' reserved (GiB) | reserved vs AdaTAD | loss, step 1 | MFU |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
         if "error" in r:
-            lines.append(f"| {r['size']} | {r['config']} | | {r['error']} | | | | | |")
+            lines.append(f"| {r['size']} | {r['config']} | | {r['error']} | | | | | | | | |")
             continue
         ratio = (lambda v: "-" if v is None else f"{v:.2f}x")
-        peak = "n/a" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+        gib = (lambda v: "n/a" if v is None else f"{v:.2f}")
+        peak, timed, held = gib(r["peak_gib"]), gib(r.get("timed_peak_gib")), gib(r.get("timed_reserved_gib"))
         loss = "-" if r["loss"] is None else f"{r['loss']:.6g}"
         lines.append(f"| {r['size']} | {r['config']} | {r['batch']} x {r['frames']} x {r['img_size']} "
                      f"| {r['step_s']:.3f} | {ratio(r.get('time_ratio'))} | {peak} | {ratio(r.get('mem_ratio'))} "
-                     f"| {loss} | {100 * r['mfu']:.1f}% |")
+                     f"| {timed} | {held} | {ratio(r.get('reserved_ratio'))} | {loss} | {100 * r['mfu']:.1f}% |")
     breakdown = format_breakdown(result["rows"])
     if breakdown:
         lines += ["", "One profiled step (after the timed ones): device ms per kind of kernel (benchmarks/step_profile.py)",

@@ -7,6 +7,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks import step
 from benchmarks.step import measure_step, vit_forward_flops
 from benchmarks.step_inputs import rows_to_measure
 from opentad.models.backbones.vit import VideoViT
@@ -114,3 +115,12 @@ def test_a_failing_row_keeps_its_error_and_traceback():
     assert "build_the_model" in row["traceback"] and row["traceback"].rstrip().endswith("is not callable")
     assert row["size"] == "g" and row["config"] == "fixedc" and "mfu" not in row
     json.dumps(row)  # the JSON writer takes it
+
+
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_the_timed_steps_peak_starts_after_the_warm_up(warmup):
+    """``warm`` (which records the warm-up's peak and resets the counter) runs once, between the warm-up calls and
+    the timed ones."""
+    calls = []
+    step._timed(lambda: calls.append("step"), 2, warmup, torch.device("cpu"), warm=lambda: calls.append("warm"))
+    assert calls == ["step"] * warmup + ["warm"] + ["step"] * 2

@@ -41,7 +41,7 @@ def _step(model, policy: MemoryPolicy, frames: torch.Tensor, seed: int = 5, auto
     torch.manual_seed(seed)
     with torch.autocast(frames.device.type, dtype=torch.bfloat16, enabled=autocast):
         out = policy.run_backbone(model, frames).float()
-    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum()
+    loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=out.device).view_as(out)).sum()
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -278,34 +278,51 @@ def test_bad_cache_sizes_are_refused():
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
+def _emulated_step(model, frames, states, seed: int, autocast: bool, **options):
+    """One step of ``options`` through the emulating backend, its generators set to ``states`` first."""
+    policy = MemoryPolicy(cuda_graphs=True, graphs=BlockGraphs(warmup=0, backend=EmulatedGraphBackend()), **options)
+    apply_memory_policy(model, policy)
+    _step(model, policy, frames, seed=seed, autocast=autocast)  # captures
+    (captured,) = policy.graphs._captured.values()
+    for owner, generator in captured.generators.items():
+        generator.set_state(states[owner])
+    return _step(model, policy, frames, seed=seed, autocast=autocast)
+
+
 @cuda
 @pytest.mark.parametrize("autocast", [False, True], ids=["float32", "bf16"])
 @pytest.mark.parametrize("drop_path", [0.0, 0.5])
 def test_cuda_graphs_replay_the_eager_step(drop_path, autocast):
-    """On CUDA: after capture, a replayed step's gradients are those of an eager step without recomputation
-    in which each block draws from its generator's state at that step's forward (with no stochastic depth:
-    plain eager gradients), in float32 and in bf16 autocast with the bf16 token stream.
+    """On CUDA: after capture, a replayed step's gradients are those of the same step run eagerly through the
+    emulating backend from the same generator states (float32, and bf16 autocast with the bf16 token stream);
+    in float32 also those of an eager step without recomputation drawing the same numbers.
 
-    Error model: the replayed kernels are the eager ones; what may differ is cuBLAS' and the attention
-    backward's choice of algorithm and summation order between runs: a few roundings of the largest value,
-    allowed 64 units of the compute dtype's precision (float32 or bf16) of it.
+    Error model: the replayed kernels are the eager ones on the same shapes; what may differ is the choice of
+    algorithm (cuBLAS, cuDNN's TF32 convolutions, the attention backward's accumulation order) between runs: a
+    few roundings of the largest value, allowed 8 units of the compute dtype's precision of it (64 against the
+    run without recomputation, whose products have other shapes). Other drop-path draws move this tiny model's
+    gradients by about 2.5% of their largest value: far beyond 8 float32 units, within 8 bf16 units (6%), so
+    the draws are checked in float32; the bf16 case checks capture and replay under autocast.
     """
     model = _model(drop_path).float().cuda()
     frames = _frames().float().cuda()
-    frozen = torch.bfloat16 if autocast else None
-    policy = MemoryPolicy(checkpoint=True, backward_chunks=2, frozen_dtype=frozen, cuda_graphs=True,
-                          graphs=BlockGraphs(warmup=1))
+    options = dict(checkpoint=True, backward_chunks=2, frozen_dtype=torch.bfloat16 if autocast else None)
+    policy = MemoryPolicy(cuda_graphs=True, graphs=BlockGraphs(warmup=1), **options)
     apply_memory_policy(model, policy)
     steps = [_step(model, policy, frames, seed=s, autocast=autocast) for s in (5, 6, 7)]
     (captured,) = policy.graphs._captured.values()
     assert type(policy.graphs.backend) is graphs_module.CudaGraphBackend
-    want = _drawing_like(model, frames, captured.states, seed=7, autocast=autocast)
+    states = dict(captured.states)
     eps = torch.finfo(torch.bfloat16 if autocast else torch.float32).eps
-    loss, grads = steps[-1]
-    assert set(grads) == set(want[1]) and grads
-    for name, value in want[1].items():
-        tol = 64 * eps * max(float(value.abs().max()), 1e-6)
-        assert float((grads[name] - value).abs().max()) <= tol, name
-    if drop_path:  # the draws matter: other generator states give another loss
-        other = _drawing_like(model, frames, _other(captured.states, "cuda"), seed=7, autocast=autocast)[0]
-        assert abs(float(other - loss)) > 1e3 * eps * abs(float(loss))
+    grads = steps[-1][1]
+
+    def differs(other, units):
+        return {n for n, v in other.items() if float((grads[n] - v).abs().max()) > units * eps * max(
+            float(v.abs().max()), 1e-6)}
+
+    same = _emulated_step(model, frames, states, 7, autocast, **options)[1]
+    assert set(same) == set(grads) and grads and not differs(same, 8)
+    if not autocast:
+        assert not differs(_drawing_like(model, frames, states, seed=7)[1], 64)
+    if drop_path and not autocast:  # the draws matter: from other states some gradient differs beyond 8 units
+        assert differs(_emulated_step(model, frames, _other(states, "cuda"), 7, autocast, **options)[1], 8)
