@@ -90,7 +90,8 @@ def check_compile_blocks(value: Union[bool, str]) -> None:
         return
     if isinstance(value, str) and value in CUDA_GRAPH_MODES:
         raise ValueError(f"compile_blocks={value!r} captures CUDA graphs, whose outputs the next run overwrites while "
-                         "a recomputed block still needs them; use True or 'max-autotune-no-cudagraphs'")
+                         "a recomputed block still needs them; use True or 'max-autotune-no-cudagraphs' (with cuda_graphs=True "
+                         "for graphs of the blocks' forward and backward)")
     valid = ", ".join(repr(v) for v in (False, True) + COMPILE_MODES)
     raise ValueError(f"compile_blocks={value!r} is not valid; valid values: {valid}")
 
