@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .compile import rows_vary
-from .cuda_graphs import checkpoint_bound, drawing_for
+from .graph_rng import checkpoint_bound, drawing_for
 from .dequant_cache import reuse_dequantized
 from .frozen_mlp import output_unused
 

@@ -22,9 +22,9 @@ outside the caching allocator's other blocks. The values are those of the
 eager blocks: the same kernels, replayed. Random numbers are drawn from
 the same kind of generator but other streams of it: a checkpointed block
 (its adapter inside it included) draws from the block's own generator
-(:func:`checkpoint_bound`), and with the chunked backward the block's
+(:func:`.graph_rng.checkpoint_bound`), and with the chunked backward the block's
 stochastic-depth factors come from the block's generator and its
-separately checkpointed adapter from the adapter's (:func:`drawing_for`).
+separately checkpointed adapter from the adapter's (:mod:`.graph_rng`).
 Each generator's state is set back before the backward graph recomputes,
 so that recomputation draws what the forward drew
 (``torch.utils.checkpoint``'s way, reading the generator's state on the
@@ -47,94 +47,19 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import threading
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.utils.checkpoint as cp
 from torch import Tensor, nn
+
+from .graph_rng import capturing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BlockGraphs", "CudaGraphBackend", "EmulatedGraphBackend", "bound_generator", "checkpoint_bound",
-           "drawing_for"]
+__all__ = ["BlockGraphs", "CudaGraphBackend", "EmulatedGraphBackend"]
 
 RunBlocks = Callable[[Tensor], Tensor]
-
-_CAPTURE = threading.local()  # .generators: {id(block): generator} while a forward is captured
-
-
-@contextlib.contextmanager
-def _drawing_from(generator: torch.Generator) -> Iterator[None]:
-    """Make the default generator of ``generator``'s device draw from ``generator`` inside the block.
-
-    CUDA: the default generator shares ``generator``'s state (``graphsafe_set_state``, capturable).
-    CPU: the default generator takes ``generator``'s state, and gives the advanced state back to it after.
-    """
-    device = generator.device
-    if device.type == "cuda":
-        default = torch.cuda.default_generators[device.index or 0]
-        previous = default.graphsafe_get_state()
-        default.graphsafe_set_state(generator)
-        try:
-            yield
-        finally:
-            default.graphsafe_set_state(previous)
-        return
-    previous = torch.random.get_rng_state()
-    torch.random.set_rng_state(generator.get_state())
-    try:
-        yield
-    finally:
-        generator.set_state(torch.random.get_rng_state())
-        torch.random.set_rng_state(previous)
-
-
-def bound_generator(fn: Callable[..., Any], generator: torch.Generator) -> Callable[..., Any]:
-    """``fn`` drawing its random numbers (dropout, stochastic depth) from ``generator``."""
-    def run(*args: Any) -> Any:
-        with _drawing_from(generator):
-            return fn(*args)
-    return run
-
-
-def checkpoint_bound(fn: Callable[..., Any], owner: nn.Module, *args: Any) -> Any:
-    """``torch.utils.checkpoint`` of ``fn(*args)`` (non-reentrant), capturable inside a graph.
-
-    Outside a capture: ordinary checkpointing (the host-side RNG state saved and restored). While
-    :class:`BlockGraphs` captures a forward: ``fn`` draws from ``owner``'s own generator in forward and in
-    recomputation; the graphs set that generator's state back between the two.
-
-    Args:
-        fn: the checkpointed function (a block, an adapter).
-        owner: the module whose generator it draws from (each block and each block's adapter has one: what
-            one checkpoint recomputes must start where its forward started).
-        *args: its arguments.
-    """
-    generators = getattr(_CAPTURE, "generators", None)
-    generator = None if generators is None else generators.get(id(owner))
-    if generator is None:
-        return cp.checkpoint(fn, *args, use_reentrant=False)
-    return cp.checkpoint(bound_generator(fn, generator), *args, use_reentrant=False, preserve_rng_state=False)
-
-
-def drawing_for(owner: nn.Module):
-    """While a forward is captured: a context in which ``owner`` draws from its own generator (what the chunked
-    backward draws ahead for a block, its stochastic-depth factors). Otherwise: no change."""
-    generators = getattr(_CAPTURE, "generators", None)
-    generator = None if generators is None else generators.get(id(owner))
-    return contextlib.nullcontext() if generator is None else _drawing_from(generator)
-
-
-@contextlib.contextmanager
-def _capturing(generators: Dict[int, torch.Generator]) -> Iterator[None]:
-    _CAPTURE.generators = generators
-    try:
-        yield
-    finally:
-        _CAPTURE.generators = None
-
 
 class _Captured:
     """One input's graphs: static buffers, the two replays and the per-block generators."""
@@ -207,7 +132,7 @@ class CudaGraphBackend:
             torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
             del out
         torch.cuda.current_stream(device).wait_stream(stream)
-        with _capturing(generators):
+        with capturing(generators):
             with torch.cuda.graph(forward_graph, stream=stream):
                 static_out = run(static_in)
             static_grad_out = torch.empty_like(static_out)
@@ -232,14 +157,14 @@ class EmulatedGraphBackend:
                 generators: Dict[int, torch.Generator]) -> _Captured:
         self.captures += 1
         live: Dict[str, Tensor] = {}
-        with _capturing(generators):
+        with capturing(generators):
             out = run(static_in)
             found = torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
         static_out, static_grad_out = out.detach().clone(), torch.empty_like(out)
         grads = tuple(None if g is None else torch.zeros_like(g) for g in found)
 
         def replay_forward() -> None:
-            with torch.enable_grad(), _capturing(generators):
+            with torch.enable_grad(), capturing(generators):
                 live["out"] = run(static_in)
             static_out.copy_(live["out"])
 

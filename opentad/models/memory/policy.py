@@ -34,7 +34,8 @@ from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
-from opentad.models.memory.cuda_graphs import BlockGraphs, checkpoint_bound
+from opentad.models.memory.cuda_graphs import BlockGraphs
+from opentad.models.memory.graph_rng import checkpoint_bound
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
 from opentad.models.memory.fused_residual import set_fused_residuals
