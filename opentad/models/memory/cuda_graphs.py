@@ -33,10 +33,13 @@ numbers than eager runs of the same seed.
 
 Calls run eagerly instead (always correct) when: autograd does not record,
 the input is not on a CUDA device (unless an emulating backend is given:
-the tests), nothing in the blocks trains, a graph's backward of an earlier
-forward is still pending (a second forward before backward: gradient
-accumulation), or capture failed for this input (logged once, with the
-error).
+the tests), nothing in the blocks trains, or a graph's backward of an
+earlier forward is still pending (a second forward before backward:
+gradient accumulation; warned). Each input is captured anew when anything
+the graphs depend on changes: the policy's settings and per-block plans,
+which parameters train, any module's ``training`` flag, or the address of
+any tensor the blocks hold (:func:`tensors_read`). A capture that fails
+raises, naming the key that turns graphs off.
 
 Not with offloading: copies into pinned host memory cannot be captured, so
 the memory planner does not offload when graphs are on and the policy
@@ -45,161 +48,59 @@ refuses ``offload_activations`` without a budget.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
-import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .graph_rng import capturing
+from .graph_capture import Captured, CudaGraphBackend, EmulatedGraphBackend, Replay, RunBlocks, autocast_without_cache
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BlockGraphs", "CudaGraphBackend", "EmulatedGraphBackend"]
+__all__ = ["BlockGraphs", "CudaGraphBackend", "EmulatedGraphBackend", "tensors_read"]
 
-RunBlocks = Callable[[Tensor], Tensor]
+#: how deep :func:`tensors_read` looks into objects held as attributes (a fp8 cache, a quantization state)
+_DEPTH = 4
 
-class _Captured:
-    """One input's graphs: static buffers, the two replays and the per-block generators."""
-
-    def __init__(self, *, static_in: Tensor, static_out: Tensor, static_grad_out: Tensor,
-                 inputs: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...],
-                 generators: Dict[int, torch.Generator],
-                 replay_forward: Callable[[], None], replay_backward: Callable[[], None], keep: Any = None):
-        self.static_in, self.static_out, self.static_grad_out = static_in, static_out, static_grad_out
-        self.inputs, self.grads, self.generators = inputs, grads, generators
-        self.replay_forward, self.replay_backward = replay_forward, replay_backward
-        self.keep = keep  # the graphs themselves (their memory pool lives as long as they do)
-        self.states: Dict[int, Tensor] = {}  # each generator's state when the last replayed forward began
-        self._pending: Optional[weakref.ref] = None
-
-    def pending(self) -> bool:
-        """Whether a replayed forward still waits for its backward (its autograd node is alive)."""
-        return self._pending is not None and self._pending() is not None
-
-    def forward(self, x: Tensor, node: Any) -> Tensor:
-        self.static_in.copy_(x)
-        self.states = {owner: g.get_state() for owner, g in self.generators.items()}
-        self.replay_forward()
-        self._pending = weakref.ref(node)
-        return self.static_out.detach()
-
-    def backward(self, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
-        self.static_grad_out.copy_(grad)
-        for owner, generator in self.generators.items():
-            generator.set_state(self.states[owner])  # the recomputation draws what the forward drew
-        self.replay_backward()
-        self._pending = None
-        # copies: autograd keeps a lone incoming gradient as ``.grad`` itself, which the next replay would overwrite
-        return tuple(None if g is None else g.clone() for g in self.grads)
+#: inputs seen but not captured yet that :class:`BlockGraphs` remembers (the oldest are forgotten)
+_SEEN = 64
 
 
-class _Replay(torch.autograd.Function):
-    """The captured blocks as one autograd node: forward and backward each replay a graph."""
-
-    @staticmethod
-    def forward(ctx, captured: _Captured, x: Tensor, *params: Tensor) -> Tensor:
-        ctx.captured, ctx.x_grad = captured, x.requires_grad
-        return captured.forward(x, ctx)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        grads = ctx.captured.backward(grad)
-        if ctx.x_grad:
-            return (None, grads[-1], *grads[:-1])
-        return (None, None, *grads)
-
-
-class CudaGraphBackend:
-    """Captures a forward and its backward as two CUDA graphs sharing one memory pool."""
-
-    def capture(self, run: RunBlocks, static_in: Tensor, inputs: Tuple[Tensor, ...],
-                generators: Dict[int, torch.Generator]) -> _Captured:
-        """Graphs of ``run(static_in)`` and of the gradients of ``inputs`` (params, then ``static_in`` when it
-        requires grad); ``generators`` are registered with both graphs."""
-        device = static_in.device
-        forward_graph, backward_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
-        for graph in (forward_graph, backward_graph):
-            register = getattr(graph, "register_generator_state", None)  # newer torch registers on first use
-            for generator in generators.values() if register is not None else ():
-                register(generator)
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):  # lazy per-stream state (cuBLAS workspaces) before capture
-            out = run(static_in)
-            torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
-            del out
-        torch.cuda.current_stream(device).wait_stream(stream)
-        with capturing(generators):
-            with torch.cuda.graph(forward_graph, stream=stream):
-                static_out = run(static_in)
-            static_grad_out = torch.empty_like(static_out)
-            with torch.cuda.graph(backward_graph, pool=forward_graph.pool(), stream=stream):
-                grads = torch.autograd.grad(static_out, inputs, static_grad_out, allow_unused=True)
-        return _Captured(static_in=static_in, static_out=static_out, static_grad_out=static_grad_out, inputs=inputs,
-                         grads=grads, generators=generators, replay_forward=forward_graph.replay,
-                         replay_backward=backward_graph.replay, keep=(forward_graph, backward_graph))
+def _addresses(value: Any, found: List[int], depth: int) -> None:
+    """Append the data addresses of the tensors in ``value``: a tensor (with its own attributes, e.g. a 4-bit
+    weight's quantization state), a list, tuple or dict of them, or an object's attributes (not a module's:
+    submodules are walked on their own), down to ``depth`` levels."""
+    if isinstance(value, Tensor):
+        found.append(value.data_ptr())
+        owned = getattr(value, "__dict__", None)
+        if owned and depth > 0:
+            _addresses(list(owned.values()), found, depth - 1)
+    elif depth <= 0 or isinstance(value, (nn.Module, str, bytes, int, float, bool, type(None))):
+        return
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _addresses(item, found, depth - 1)
+    elif isinstance(value, dict):
+        _addresses(list(value.values()), found, depth)
+    else:
+        fields = list(getattr(value, "__dict__", {}).values())
+        fields += [getattr(value, n, None) for n in getattr(type(value), "__slots__", ())]
+        _addresses(fields, found, depth - 1)
 
 
-class EmulatedGraphBackend:
-    """What :class:`CudaGraphBackend` does, by running eagerly into the same static buffers (any device).
-
-    For tests of everything around the graphs (keys, warm-up, pending backwards, generator states) where
-    there is no GPU: each "replay" recomputes ``run`` on the static input and copies into the static outputs.
-    """
-
-    def __init__(self) -> None:
-        self.captures = 0
-
-    def capture(self, run: RunBlocks, static_in: Tensor, inputs: Tuple[Tensor, ...],
-                generators: Dict[int, torch.Generator]) -> _Captured:
-        self.captures += 1
-        live: Dict[str, Tensor] = {}
-        with capturing(generators):
-            out = run(static_in)
-            found = torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
-        static_out, static_grad_out = out.detach().clone(), torch.empty_like(out)
-        grads = tuple(None if g is None else torch.zeros_like(g) for g in found)
-
-        def replay_forward() -> None:
-            with torch.enable_grad(), capturing(generators):
-                live["out"] = run(static_in)
-            static_out.copy_(live["out"])
-
-        def replay_backward() -> None:
-            found = torch.autograd.grad(live.pop("out"), inputs, static_grad_out, allow_unused=True)
-            for into, got in zip(grads, found):
-                if into is not None:
-                    into.copy_(got)
-
-        return _Captured(static_in=static_in, static_out=static_out, static_grad_out=static_grad_out, inputs=inputs,
-                         grads=grads, generators=generators, replay_forward=replay_forward,
-                         replay_backward=replay_backward)
-
-
-def _autocast_without_cache(device_type: str):
-    """The current autocast state with its cast cache off (a cached cast made outside a capture would be freed
-    when the caller's autocast region ends, under the graph that reads it)."""
-    if not torch.is_autocast_enabled(device_type):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=torch.get_autocast_dtype(device_type), cache_enabled=False)
-
-
-def _tensors_read(blocks: Sequence[nn.Module]) -> Tuple[int, ...]:
-    """The addresses of every tensor the blocks' modules hold (parameters, buffers, and cached copies kept as
-    attributes: held dequantized weights, fp8 weights): a graph reads them where they were at capture."""
+def tensors_read(blocks: Sequence[nn.Module]) -> Tuple[int, ...]:
+    """The addresses of every tensor the blocks' modules hold: parameters (and the tensors they carry, such as a
+    4-bit weight's quantization state), buffers, and what modules keep as attributes (held dequantized weights,
+    fp8 copies and their scales, in lists, dicts or objects): a graph reads each where it was at capture."""
     found: List[int] = []
     for block in blocks:
         for module in block.modules():
-            for value in list(module._parameters.values()) + list(module._buffers.values()):
-                if value is not None:
-                    found.append(value.data_ptr())
-            for value in vars(module).values():
-                for item in value if isinstance(value, tuple) else (value,):
-                    if isinstance(item, Tensor):
-                        found.append(item.data_ptr())
+            values = [v for v in module._parameters.values() if v is not None]
+            values += [v for v in module._buffers.values() if v is not None]
+            values += [v for k, v in vars(module).items() if k not in ("_parameters", "_buffers", "_modules")]
+            for value in values:
+                _addresses(value, found, _DEPTH)
     return tuple(found)
 
 
@@ -211,6 +112,8 @@ class BlockGraphs:
         max_graphs: inputs whose graphs are kept (each keeps its memory pool); the least recently used goes.
         backend: :class:`CudaGraphBackend` (None) or :class:`EmulatedGraphBackend` (tests, any device).
 
+    A copy (``copy.deepcopy``, pickling: an EMA model, a saved module) starts with no graphs.
+
     Raises:
         ValueError: ``warmup`` below 0 or ``max_graphs`` below 1.
     """
@@ -220,15 +123,22 @@ class BlockGraphs:
             raise ValueError(f"BlockGraphs: warmup={warmup} must be >= 0 and max_graphs={max_graphs} >= 1")
         self.warmup, self.max_graphs = warmup, max_graphs
         self.backend = CudaGraphBackend() if backend is None else backend
-        self._captured: "collections.OrderedDict[Tuple[Any, ...], _Captured]" = collections.OrderedDict()
-        self._seen: Dict[Tuple[Any, ...], int] = {}
-        self._told_pending = False
+        self.settings: Hashable = None  # the policy settings these graphs serve (set by the policy)
+        self._captured: "collections.OrderedDict[Tuple[Any, ...], Captured]" = collections.OrderedDict()
+        self._seen: "collections.OrderedDict[Tuple[Any, ...], int]" = collections.OrderedDict()
+        self._eager_while_pending = 0
 
     def __len__(self) -> int:
         return len(self._captured)
 
+    def __reduce__(self):
+        return (_empty_copy, (self.warmup, self.max_graphs, type(self.backend), self.settings))
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "BlockGraphs":
+        return _empty_copy(self.warmup, self.max_graphs, type(self.backend), self.settings)
+
     def run(self, blocks: Sequence[nn.Module], x: Tensor, grid: Tuple[int, int],
-            run_block: Callable[[nn.Module, Tensor, Tuple[int, int]], Tensor]) -> Tensor:
+            run_block: Callable[[nn.Module, Tensor, Tuple[int, int]], Tensor], signature: Hashable = None) -> Tensor:
         """The blocks in order on ``x`` (``[B, N, C]``), replayed from graphs where they can be.
 
         Args:
@@ -236,6 +146,7 @@ class BlockGraphs:
             x: tokens ``[B, N, C]``.
             grid: the spatial token grid ``(h, w)``.
             run_block: how one block runs eagerly (the policy's ``run_block``).
+            signature: how the policy runs them now (its settings and per-block plans): part of the key.
 
         Returns:
             ``[B, N, C]``.
@@ -252,44 +163,57 @@ class BlockGraphs:
         emulated = isinstance(self.backend, EmulatedGraphBackend)
         if not params or not torch.is_grad_enabled() or not (x.is_cuda or emulated):
             return eager(x)
-        key = self._key(blocks, x, grid)
+        key = self._key(blocks, x, grid, params, signature)
         captured = self._captured.get(key)
         if captured is None:
-            self._seen[key] = self._seen.get(key, 0) + 1
-            if self._seen[key] <= self.warmup:
+            seen = self._seen.pop(key, 0) + 1
+            self._seen[key] = seen
+            while len(self._seen) > _SEEN:
+                self._seen.popitem(last=False)
+            if seen <= self.warmup:
                 return eager(x)
             captured = self._capture(key, blocks, x, params, eager)
         if captured.pending():
-            if not self._told_pending:
-                logger.info("cuda_graphs: a second forward before the first one's backward runs eagerly")
-                self._told_pending = True
+            self._eager_while_pending += 1
+            if self._eager_while_pending in (1, 10, 100, 1000):
+                logger.warning("cuda_graphs: %d forward(s) ran eagerly because an earlier forward's backward had "
+                               "not run (gradient accumulation, or a kept output or exception)",
+                               self._eager_while_pending)
             return eager(x)
         self._captured.move_to_end(key)
-        return _Replay.apply(captured, x, *params)
+        return Replay.apply(captured, x, *captured.params)
 
-    def _key(self, blocks: Sequence[nn.Module], x: Tensor, grid: Tuple[int, int]) -> Tuple[Any, ...]:
+    def _key(self, blocks: Sequence[nn.Module], x: Tensor, grid: Tuple[int, int], params: Tuple[Tensor, ...],
+             signature: Hashable) -> Tuple[Any, ...]:
+        """``(what the input and the blocks are, addresses of the tensors they hold)``."""
         device = x.device.type
         autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
-        base = (tuple(id(b) for b in blocks), tuple(b.training for b in blocks), tuple(x.shape), x.stride(), x.dtype,
-                x.device, x.requires_grad, tuple(grid), autocast)
-        return base, _tensors_read(blocks)
+        modes = tuple(m.training for b in blocks for m in b.modules())
+        base = (tuple(id(b) for b in blocks), modes, tuple(id(p) for p in params), signature, tuple(x.shape),
+                x.stride(), x.dtype, x.device, x.requires_grad, tuple(grid), autocast)
+        return base, tensors_read(blocks)
 
     def _capture(self, key: Tuple[Any, ...], blocks: Sequence[nn.Module], x: Tensor, params: Tuple[Tensor, ...],
-                 eager: RunBlocks) -> _Captured:
+                 eager: RunBlocks) -> Captured:
+        """Capture the graphs for ``key``, drop those it makes stale or that exceed :attr:`max_graphs`.
+
+        Raises:
+            RuntimeError: the backend's capture failed.
+        """
         static_in = x.detach().clone().requires_grad_(x.requires_grad)
-        inputs = params + ((static_in,) if x.requires_grad else ())
         owners = [m for b in blocks for m in (b, getattr(b, "adapter", None)) if m is not None]
         seeds = torch.randint(0, 2 ** 62, (len(owners),)).tolist()  # from the seeded host generator
         generators = {id(m): torch.Generator(x.device).manual_seed(s) for m, s in zip(owners, seeds)}
         try:
-            with _autocast_without_cache(x.device.type):
-                captured = self.backend.capture(eager, static_in, inputs, generators)
+            with autocast_without_cache(x.device.type):
+                captured = self.backend.capture(eager, static_in, params, generators)
         except Exception as error:
             raise RuntimeError(f"cuda_graphs: capturing {len(blocks)} blocks on input {tuple(x.shape)} failed "
                                f"({type(error).__name__}: {error}); set backbone custom cuda_graphs=False") from error
         for stale in [k for k, c in self._captured.items() if k[0] == key[0] and not c.pending()]:
             del self._captured[stale]  # the same input with weights since moved (held copies made anew): never again
         self._captured[key] = captured
+        self._seen.pop(key, None)
         while len(self._captured) > self.max_graphs:
             oldest = next(k for k, c in self._captured.items() if not c.pending() or k == key)
             if oldest == key:
@@ -298,3 +222,9 @@ class BlockGraphs:
         logger.info("cuda_graphs: captured the forward and backward of %d blocks on input %s (%d graphs kept)",
                     len(blocks), tuple(x.shape), len(self._captured))
         return captured
+
+
+def _empty_copy(warmup: int, max_graphs: int, backend: type, settings: Hashable) -> BlockGraphs:
+    graphs = BlockGraphs(warmup=warmup, max_graphs=max_graphs, backend=backend())
+    graphs.settings = settings
+    return graphs

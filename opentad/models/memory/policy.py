@@ -167,8 +167,14 @@ class MemoryPolicy:
         if clash is not None:
             raise ValueError(f"MemoryPolicy: cuda_graphs=True cannot be combined with {clash}: copies to pinned "
                              "host memory and whole-backbone checkpointing cannot be captured in a CUDA graph")
-        if self.graphs is None:
-            object.__setattr__(self, "graphs", BlockGraphs())
+        settings = self._settings()
+        if self.graphs is None or self.graphs.settings not in (None, settings):
+            object.__setattr__(self, "graphs", BlockGraphs())  # a replaced policy: the old graphs run other plans
+        self.graphs.settings = settings
+
+    def _settings(self) -> Tuple[Any, ...]:
+        """The policy's settings (its compared fields): graphs captured under other settings are not reused."""
+        return tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.compare)
 
     def stream(self, x: Tensor) -> Tensor:
         """The token stream between blocks, in ``frozen_dtype`` when set."""
@@ -210,7 +216,8 @@ class MemoryPolicy:
             ``[B, N, C]``.
         """
         if self.graphs is not None:
-            return self.graphs.run(blocks, x, grid, self.run_block)
+            plans = None if self.planner is None else tuple(self.planner.plan_of(b) for b in blocks)
+            return self.graphs.run(blocks, x, grid, self.run_block, signature=(self.graphs.settings, plans))
         for block in blocks:
             x = self.run_block(block, x, grid)
         return x
