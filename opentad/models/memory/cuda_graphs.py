@@ -63,6 +63,9 @@ __all__ = ["BlockGraphs", "CudaGraphBackend", "EmulatedGraphBackend", "tensors_r
 #: how deep :func:`tensors_read` looks into objects held as attributes (a fp8 cache, a quantization state)
 _DEPTH = 4
 
+#: what every module holds (hook tables, flags, parameters, buffers, submodules): walked on their own or tensor-free
+_MODULE_STATE = frozenset(vars(nn.Module()))
+
 #: inputs seen but not captured yet that :class:`BlockGraphs` remembers (the oldest are forgotten)
 _SEEN = 64
 
@@ -98,7 +101,7 @@ def tensors_read(blocks: Sequence[nn.Module]) -> Tuple[int, ...]:
         for module in block.modules():
             values = [v for v in module._parameters.values() if v is not None]
             values += [v for v in module._buffers.values() if v is not None]
-            values += [v for k, v in vars(module).items() if k not in ("_parameters", "_buffers", "_modules")]
+            values += [v for k, v in vars(module).items() if k not in _MODULE_STATE]
             for value in values:
                 _addresses(value, found, _DEPTH)
     return tuple(found)
