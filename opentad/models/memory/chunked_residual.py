@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 
 from .compile import rows_vary
-from .graph_rng import checkpoint_bound, drawing_for
 from .dequant_cache import reuse_dequantized
 from .frozen_mlp import output_unused
+from .graph_rng import checkpoint_bound, drawing_for
 
 if TYPE_CHECKING:
     from opentad.models.bricks.vit import Block

@@ -35,10 +35,10 @@ from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.cuda_graphs import BlockGraphs
-from opentad.models.memory.graph_rng import checkpoint_bound
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
 from opentad.models.memory.fused_residual import set_fused_residuals
+from opentad.models.memory.graph_rng import checkpoint_bound
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
 from opentad.models.memory.stream_norm import set_stream_norms
@@ -160,10 +160,13 @@ class MemoryPolicy:
             return
         if not isinstance(self.cuda_graphs, bool):
             raise ValueError(f"MemoryPolicy: cuda_graphs={self.cuda_graphs!r} must be True or False")
-        clash = ("offload_activations=True without memory_budget_gib" if self.offload_activations
-                 and self.memory_budget_gib is None else f"memory_plan={self.memory_plan!r}"
-                 if pinned is not None and pinned.offload else "temporal checkpointing"
-                 if self.temporal_chunks is not None else None)
+        clashes = [
+            (self.offload_activations and self.memory_budget_gib is None,
+             "offload_activations=True without memory_budget_gib"),
+            (pinned is not None and pinned.offload, f"memory_plan={self.memory_plan!r}"),
+            (self.temporal_chunks is not None, "temporal checkpointing"),
+        ]
+        clash = next((what for found, what in clashes if found), None)
         if clash is not None:
             raise ValueError(f"MemoryPolicy: cuda_graphs=True cannot be combined with {clash}: copies to pinned "
                              "host memory and whole-backbone checkpointing cannot be captured in a CUDA graph")
