@@ -13,20 +13,17 @@ from opentad.models.backbones.vit_adapter import VisionTransformerAdapter
 from opentad.models.memory.cuda_graphs import BlockGraphs, EmulatedGraphBackend
 from opentad.models.memory.graph_rng import bound_generator
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
+from tests.models.memory.tiny_qlora import perturbed
 
 EPS64 = torch.finfo(torch.float64).eps
 TINY = dict(img_size=32, patch_size=16, embed_dims=16, depth=3, num_heads=2, num_frames=4, return_feat_map=True)
 
 
 def model_(drop_path: float = 0.0) -> VisionTransformerAdapter:
+    """A 3-block adapter ViT in float64 from seed 0, every trainable value moved off the identity."""
     torch.manual_seed(0)
     model = VisionTransformerAdapter(**TINY, total_frames=8, adapter_index=[0, 1, 2], drop_path_rate=drop_path)
-    model = model.double().train()
-    with torch.no_grad():  # adapters start as the identity: give every trainable value a gradient path
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model
+    return perturbed(model.double())
 
 
 def frames_(videos: int = 2) -> torch.Tensor:
