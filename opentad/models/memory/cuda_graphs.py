@@ -149,7 +149,8 @@ class BlockGraphs:
             x: tokens ``[B, N, C]``.
             grid: the spatial token grid ``(h, w)``.
             run_block: how one block runs eagerly (the policy's ``run_block``).
-            signature: how the policy runs them now (its settings and per-block plans): part of the key.
+            signature: how the policy runs them now (its per-block plans; other settings get other graphs): part of
+                the key.
 
         Returns:
             ``[B, N, C]``.

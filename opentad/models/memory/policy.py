@@ -220,7 +220,7 @@ class MemoryPolicy:
         """
         if self.graphs is not None:
             plans = None if self.planner is None else tuple(self.planner.plan_of(b) for b in blocks)
-            return self.graphs.run(blocks, x, grid, self.run_block, signature=(self.graphs.settings, plans))
+            return self.graphs.run(blocks, x, grid, self.run_block, signature=plans)
         for block in blocks:
             x = self.run_block(block, x, grid)
         return x
