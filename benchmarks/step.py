@@ -39,6 +39,11 @@ square matrices). ``--forward-only`` adds per size a row of the plain frozen
 ViT alone (no adapters), bf16 weights and inputs, under ``torch.no_grad``.
 ``--profile`` runs one more step of each row under the profiler and adds a
 table of its device time per kind of kernel (:mod:`benchmarks.step_profile`).
+``--profile-memory`` records every allocation of each row's steps (warm-up
+included: a graph's capture happens there; recording slows the steps, so the
+times of such a run are not the table's) and lists, per row, what was alive at
+the peak of allocated bytes and what each memory pool held at the end
+(:mod:`opentad.utils.memory`).
 
 Examples::
 
@@ -188,7 +193,8 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
 
-    seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device, warm)
+    with _memory_recorded(device, getattr(args, "profile_memory", False)) as memory:
+        seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device, warm)
     clips = args.batch * shape[1] // vit_keys(cfg)["num_frames"]
     timed_peak = _peak(device)
     timed_reserved = torch.cuda.max_memory_reserved(device) / 2**30 if device.type == "cuda" else None
@@ -197,6 +203,7 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
                peak_gib=max(peaks) if peaks else None, timed_peak_gib=timed_peak,
                timed_reserved_gib=timed_reserved, loss=float(loss),
                flops=step_flops(model, cfg, clips, shape[2]), plan=_plan_summary(model))
+    row.update(memory)
     if getattr(args, "profile", False):
         try:
             row["profile"] = kernel_breakdown(one_step, device)
@@ -204,6 +211,35 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
             logger.exception("profiling %s failed", path)
             row["profile_error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
     return row
+
+
+@contextlib.contextmanager
+def _memory_recorded(device: torch.device, enabled: bool):
+    """Record every allocation of the block (``--profile-memory``) and put into the yielded dict what was alive at
+    the peak of allocated bytes (``memory_top``: ``[(innermost project frame, GiB), ...]``, those allocated before
+    the row's steps as one entry) and what each pool held at the end (``memory_pools``: ``[(pool, reserved GiB,
+    allocated GiB), ...]``: a CUDA graph's private pool shows here, not in the trace). Nothing without ``enabled``
+    or off CUDA."""
+    found: Dict[str, Any] = {}
+    if not enabled or device.type != "cuda":
+        yield found
+        return
+    from opentad.utils.memory import peak_consumers, pool_reserved
+
+    sync(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.memory._record_memory_history(max_entries=4_000_000, stacks="python")
+    try:
+        yield found
+        sync(device)
+        snapshot = torch.cuda.memory._snapshot()
+    finally:
+        torch.cuda.memory._record_memory_history(enabled=None)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    _, top = peak_consumers(snapshot, base_bytes=base, device=index, top=12)
+    found["memory_top"] = [(label, size / 2**30) for label, size in top]
+    found["memory_pools"] = [(pool, held / 2**30, used / 2**30)
+                             for pool, held, used in pool_reserved(snapshot, device=index)]
 
 
 def _plan_summary(model: torch.nn.Module) -> Optional[str]:

@@ -42,11 +42,26 @@ def format_table(result: Dict[str, Any]) -> str:
         lines.append(f"| {r['size']} | {r['config']} | {r['batch']} x {r['frames']} x {r['img_size']} "
                      f"| {r['step_s']:.3f} | {ratio(r.get('time_ratio'))} | {peak} | {ratio(r.get('mem_ratio'))} "
                      f"| {timed} | {held} | {ratio(r.get('reserved_ratio'))} | {loss} | {100 * r['mfu']:.1f}% |")
+    lines += _memory_lines(result["rows"])
     breakdown = format_breakdown(result["rows"])
     if breakdown:
         lines += ["", "One profiled step (after the timed ones): device ms per kind of kernel (benchmarks/step_profile.py)",
                   "", breakdown]
     return "\n".join(lines)
+
+
+def _memory_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    """Per row with ``memory_top`` (``--profile-memory``): what was alive at its peak, and each pool's memory."""
+    lines: List[str] = []
+    for r in rows:
+        if "memory_top" not in r:
+            continue
+        lines += ["", f"{r['size']} {r['config']}: alive at the peak of allocated memory (GiB)", "",
+                  "| allocated at | GiB |", "| --- | --- |"]
+        lines += [f"| {label} | {gib:.3f} |" for label, gib in r["memory_top"]]
+        lines += [f"- pool {pool}: {held:.3f} GiB reserved, {used:.3f} GiB allocated at the end"
+                  for pool, held, used in r["memory_pools"]]
+    return lines
 
 
 def write_json(result: Dict[str, Any], path: str) -> None:

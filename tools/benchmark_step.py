@@ -29,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="deterministic kernels, as tools/train.py without --disable_deterministic (default: off)")
     parser.add_argument("--profile", action="store_true",
                         help="profile one more step per row: device time per kind of kernel, and idle time")
+    parser.add_argument("--profile-memory", action="store_true",
+                        help="record every allocation of each row's steps (CUDA; slows them): what is alive at the "
+                             "peak, and what each memory pool (a CUDA graph's) holds")
     parser.add_argument("--ema", action="store_true", help="include the EMA update where solver.ema is set")
     parser.add_argument("--peak-size", type=int, default=None, help="matmul size of the peak (8192 on CUDA, 512 CPU)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the rows here (atomically)")

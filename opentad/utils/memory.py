@@ -5,13 +5,16 @@ take ``torch.cuda.memory._snapshot()`` and pass it to :func:`peak_consumers`:
 it replays the allocation trace, finds the moment the allocated bytes peak
 and groups the blocks alive then by the innermost Python frame in the
 project (e.g. ``opentad/models/bricks/vit.py:213 forward``), so a table can
-name the top consumers. Used by ``tools/benchmark_backbone.py --profile-memory``.
+name the top consumers. :func:`pool_reserved` sums the snapshot's segments per
+memory pool: a CUDA graph's private pool holds memory in which no tensor is
+allocated between replays, so it shows there, not in the trace's peak. Used by
+``tools/benchmark_backbone.py --profile-memory`` and ``tools/benchmark_step.py --profile-memory``.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-__all__ = ["peak_consumers", "frame_label"]
+__all__ = ["peak_consumers", "frame_label", "pool_reserved"]
 
 _ALLOC = "alloc"
 _FREES = ("free_requested",)
@@ -72,3 +75,27 @@ def peak_consumers(
     if base_bytes:
         head.insert(0, ("(allocated before the step: weights, optimizer state, inputs)", base_bytes))
     return base_bytes + best, head
+
+
+def pool_reserved(snapshot: Mapping[str, Any], *, device: int = 0) -> List[Tuple[str, int, int]]:
+    """Memory the allocator holds, per pool, at the moment of the snapshot.
+
+    Args:
+        snapshot: ``torch.cuda.memory._snapshot()`` (its ``segments`` are read).
+        device: CUDA device index whose segments count.
+
+    Returns:
+        ``[(pool, reserved_bytes, allocated_bytes), ...]``: ``"default"`` for the caching allocator's own
+        segments (pool id ``(0, 0)`` or none), ``"private (a, b)"`` for a private pool (a CUDA graph's),
+        largest reserved first.
+    """
+    pools: Dict[str, List[int]] = {}
+    for segment in snapshot.get("segments", []):
+        if segment.get("device", device) != device:
+            continue
+        pool_id = tuple(segment.get("segment_pool_id") or (0, 0))
+        name = "default" if pool_id == (0, 0) else f"private {pool_id}"
+        sums = pools.setdefault(name, [0, 0])
+        sums[0] += int(segment["total_size"])
+        sums[1] += int(segment.get("allocated_size", 0))
+    return sorted(((name, r, a) for name, (r, a) in pools.items()), key=lambda item: -item[1])

@@ -124,3 +124,46 @@ def test_the_timed_steps_peak_starts_after_the_warm_up(warmup):
     calls = []
     step._timed(lambda: calls.append("step"), 2, warmup, torch.device("cpu"), warm=lambda: calls.append("warm"))
     assert calls == ["step"] * warmup + ["warm"] + ["step"] * 2
+
+
+def test_memory_lines_list_each_profiled_row():
+    """``--profile-memory`` rows print what was alive at their peak and each pool; other rows print nothing."""
+    from benchmarks.step_report import _memory_lines
+
+    rows = [dict(size="s", config="AdaTAD"),
+            dict(size="s", config="N + g", memory_top=[("opentad/x.py:3 f", 1.5), ("(other)", 0.25)],
+                 memory_pools=[("private (1, 2)", 2.0, 0.0), ("default", 1.25, 1.0)])]
+    lines = _memory_lines(rows)
+    assert lines[1] == "s N + g: alive at the peak of allocated memory (GiB)"
+    assert lines[5:] == ["| opentad/x.py:3 f | 1.500 |", "| (other) | 0.250 |",
+                         "- pool private (1, 2): 2.000 GiB reserved, 0.000 GiB allocated at the end",
+                         "- pool default: 1.250 GiB reserved, 1.000 GiB allocated at the end"]
+    assert _memory_lines(rows[:1]) == []
+
+
+def test_memory_recorded_is_nothing_off_cuda():
+    from benchmarks.step import _memory_recorded
+
+    with _memory_recorded(torch.device("cpu"), True) as found:
+        torch.ones(4)
+    assert found == {}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_memory_recorded_finds_the_peak_on_cuda():
+    """A 64 MiB tensor alive with a 32 MiB one at the peak: both in the top, the allocated-before bytes as one."""
+    from benchmarks.step import _memory_recorded
+
+    device = torch.device("cuda")
+    held = torch.empty(2**20, device=device)  # 4 MiB allocated before
+    with _memory_recorded(device, True) as found:
+        a = torch.empty(2**24, device=device)  # 64 MiB
+        b = torch.empty(2**23, device=device)  # 32 MiB: the peak is a + b
+        del a, b
+        c = torch.empty(2**22, device=device)  # 16 MiB later: below the peak
+        del c
+    sizes = dict(found["memory_top"])
+    before = sizes.pop("(allocated before the step: weights, optimizer state, inputs)")
+    assert before * 2**30 >= held.numel() * 4
+    assert sorted(sizes.values()) == [32 / 1024, 64 / 1024]
+    assert any(pool == "default" and reserved >= 96 / 1024 for pool, reserved, _ in found["memory_pools"])

@@ -1,5 +1,5 @@
 """Peak-memory attribution from an allocation trace: checked on a hand-written trace."""
-from opentad.utils.memory import frame_label, peak_consumers
+from opentad.utils.memory import frame_label, peak_consumers, pool_reserved
 
 
 def _alloc(addr, size, file, line=1):
@@ -42,3 +42,16 @@ def test_frame_label_prefers_project_frames():
     assert frame_label(frames) == "opentad/models/bricks/vit.py:9 forward"
     assert frame_label(frames[:1]) == "/usr/lib/torch/functional.py:3 linear"
     assert frame_label([]) == "(no Python frame)"
+
+
+def test_pool_reserved_sums_segments_per_pool():
+    segments = [
+        dict(device=0, segment_pool_id=(0, 0), total_size=100, allocated_size=40),
+        dict(device=0, segment_pool_id=(1, 2), total_size=300, allocated_size=0),
+        dict(device=0, segment_pool_id=(0, 0), total_size=50, allocated_size=50),
+        dict(device=1, segment_pool_id=(0, 0), total_size=999, allocated_size=999),  # another card
+        dict(device=0, total_size=7),  # no pool id: the default pool
+    ]
+    assert pool_reserved(dict(segments=segments)) == [("private (1, 2)", 300, 0), ("default", 157, 90)]
+    assert pool_reserved(dict(segments=segments), device=1) == [("default", 999, 999)]
+    assert pool_reserved({}) == []

@@ -73,9 +73,9 @@ class WrapperOptions:
             (``"default"``, ``"max-autotune-no-cudagraphs"``; the CUDA-graph modes are refused;
             :mod:`opentad.models.memory.compile`, docs/qlora.md). Not part of upstream's keys.
         cuda_graphs: in training on CUDA, replay the transformer blocks' forward and backward from two CUDA
-            graphs captured after two eager steps (default False; for launch-bound small ViTs; not with
-            ``offload_activations`` without a budget, nor temporal checkpointing: the budget then plans without
-            offloading; :mod:`opentad.models.memory.cuda_graphs`, docs/qlora.md). Not part of upstream's keys.
+            graphs captured after two eager steps (default False; for launch-bound small ViTs; offloading blocks
+            offload inside the graphs; not with temporal checkpointing; :mod:`opentad.models.memory.cuda_graphs`,
+            docs/qlora.md). Not part of upstream's keys.
 
     The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`
     (:meth:`memory_policy`).

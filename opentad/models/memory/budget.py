@@ -90,12 +90,9 @@ class BudgetPlanner:
         pinned: run every block under this one plan (``memory_plan``: benchmarks, diagnosis), still
             costed and checked against the budget; ``hold`` applies to quantized blocks only, ``offload``
             on CUDA only. None: choose among all candidates.
-        offload: whether plans may offload (False with ``cuda_graphs``: copies to host cannot be captured).
     """
 
-    def __init__(self, *, budget_gib: float, chunks: int = 4, pinned: Optional[BlockPlan] = None,
-                 offload: bool = True):
-        self.offload_allowed = offload
+    def __init__(self, *, budget_gib: float, chunks: int = 4, pinned: Optional[BlockPlan] = None):
         self.budget_gib = float(budget_gib)
         self.budget = int(self.budget_gib * GiB)  # bytes; lowered to the card's memory at the first CUDA step
         self._card_checked = False
@@ -112,11 +109,9 @@ class BudgetPlanner:
         """Row groups of the chunked plans for a policy's ``backward_chunks`` (1 or None: the default 4)."""
         return int(chunks) if chunks and chunks > 1 else 4
 
-    def serves(self, *, budget_gib: float, chunks: Optional[int], pinned: Optional[BlockPlan],
-               offload: bool = True) -> bool:
+    def serves(self, *, budget_gib: float, chunks: Optional[int], pinned: Optional[BlockPlan]) -> bool:
         """Whether this planner is the one a policy with these settings would build (so it may be reused)."""
-        return ((self.budget_gib, self.chunks, self.pinned, self.offload_allowed)
-                == (float(budget_gib), self._row_groups(chunks), pinned, offload))
+        return (self.budget_gib, self.chunks, self.pinned) == (float(budget_gib), self._row_groups(chunks), pinned)
 
     def plan_of(self, block: nn.Module) -> Optional[BlockPlan]:
         """The plan of ``block`` for the current input (None: the policy's own settings)."""
@@ -258,7 +253,7 @@ class BudgetPlanner:
                                              offload=self.pinned.offload and frames.is_cuda)]
             else:
                 plans = candidate_plans(chunks=self.chunks, quantized=quantized,
-                                        offload=frames.is_cuda and self.offload_allowed)
+                                        offload=frames.is_cuda)
                 plans = [p for p in plans if p.hold in hold] if quantized else plans
             if not frames.is_cuda:
                 costs_of[signature] = vit_block_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)

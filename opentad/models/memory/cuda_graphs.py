@@ -41,9 +41,10 @@ which parameters train, any module's ``training`` flag, or the address of
 any tensor the blocks hold (:func:`tensors_read`). A capture that fails
 raises, naming the key that turns graphs off.
 
-Not with offloading: copies into pinned host memory cannot be captured, so
-the memory planner does not offload when graphs are on and the policy
-refuses ``offload_activations`` without a budget.
+Offloading blocks (``offload_activations``, a plan that offloads) offload
+inside the graphs too: their saved tensors are copied into host buffers
+registered once per captured input (:mod:`.graph_offload`). Not with
+temporal checkpointing (a whole-backbone checkpoint outside the blocks).
 """
 from __future__ import annotations
 
@@ -135,10 +136,10 @@ class BlockGraphs:
         return len(self._captured)
 
     def __reduce__(self):
-        return (_empty_copy, (self.warmup, self.max_graphs, type(self.backend), self.settings))
+        return (_empty_copy, (self.warmup, self.max_graphs, type(self.backend), self.backend.min_bytes, self.settings))
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "BlockGraphs":
-        return _empty_copy(self.warmup, self.max_graphs, type(self.backend), self.settings)
+        return _empty_copy(self.warmup, self.max_graphs, type(self.backend), self.backend.min_bytes, self.settings)
 
     def run(self, blocks: Sequence[nn.Module], x: Tensor, grid: Tuple[int, int],
             run_block: Callable[[nn.Module, Tensor, Tuple[int, int]], Tensor], signature: Hashable = None) -> Tensor:
@@ -223,12 +224,14 @@ class BlockGraphs:
             if oldest == key:
                 break
             del self._captured[oldest]
-        logger.info("cuda_graphs: captured the forward and backward of %d blocks on input %s (%d graphs kept)",
-                    len(blocks), tuple(x.shape), len(self._captured))
+        logger.info("cuda_graphs: captured the forward and backward of %d blocks on input %s (%d graphs kept%s)",
+                    len(blocks), tuple(x.shape), len(self._captured),
+                    f"; {captured.offload.staged_bytes / 2**30:.2f} GiB of saved tensors staged in host memory"
+                    if captured.offload is not None and captured.offload.layouts else "")
         return captured
 
 
-def _empty_copy(warmup: int, max_graphs: int, backend: type, settings: Hashable) -> BlockGraphs:
-    graphs = BlockGraphs(warmup=warmup, max_graphs=max_graphs, backend=backend())
+def _empty_copy(warmup: int, max_graphs: int, backend: type, min_bytes: int, settings: Hashable) -> BlockGraphs:
+    graphs = BlockGraphs(warmup=warmup, max_graphs=max_graphs, backend=backend(min_bytes=min_bytes))
     graphs.settings = settings
     return graphs

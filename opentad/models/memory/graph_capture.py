@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .graph_offload import GraphOffload
 from .graph_rng import capturing
 
 __all__ = ["Captured", "CudaGraphBackend", "EmulatedGraphBackend", "Replay", "autocast_without_cache"]
@@ -35,14 +36,17 @@ class Captured:
         replay_forward: replays the forward graph.
         replay_backward: replays the backward graph.
         keep: what must live as long as the replays (the graphs, and with them their memory pool).
+        offload: the staged offloading of the captured blocks (its host buffers live as long as the replays).
     """
 
     def __init__(self, *, static_in: Tensor, static_out: Tensor, static_grad_out: Tensor, params: Tuple[Tensor, ...],
                  grads: Tuple[Optional[Tensor], ...], generators: Dict[int, torch.Generator],
-                 replay_forward: Callable[[], None], replay_backward: Callable[[], None], keep: Any = None):
+                 replay_forward: Callable[[], None], replay_backward: Callable[[], None], keep: Any = None,
+                 offload: Optional[GraphOffload] = None):
         self.static_in, self.static_out, self.static_grad_out = static_in, static_out, static_grad_out
         self.params, self.grads, self.generators = params, grads, generators
         self.replay_forward, self.replay_backward, self.keep = replay_forward, replay_backward, keep
+        self.offload = offload
         self.states: Dict[int, Tensor] = {}  # each generator's state when the last replayed forward began
         self._pending: Optional[weakref.ref] = None
 
@@ -102,9 +106,14 @@ def _inputs(static_in: Tensor, params: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]
 
 class CudaGraphBackend:
     """Captures a forward and its backward as two CUDA graphs sharing one memory pool, on one side stream per
-    device (reused by every capture)."""
+    device (reused by every capture).
 
-    def __init__(self) -> None:
+    Args:
+        min_bytes: offloading blocks stage saved tensors from this size on (:class:`GraphOffload`).
+    """
+
+    def __init__(self, *, min_bytes: int = 1 << 20) -> None:
+        self.min_bytes = min_bytes
         self._streams: Dict[torch.device, Any] = {}
 
     def capture(self, run: RunBlocks, static_in: Tensor, params: Tuple[Tensor, ...],
@@ -123,7 +132,7 @@ class CudaGraphBackend:
         Raises:
             RuntimeError: what the capture raised (an operation that cannot be captured).
         """
-        device, inputs = static_in.device, _inputs(static_in, params)
+        device, inputs, offload = static_in.device, _inputs(static_in, params), GraphOffload(min_bytes=self.min_bytes)
         forward_graph, backward_graph = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
         for graph in (forward_graph, backward_graph):
             register = getattr(graph, "register_generator_state", None)  # newer torch registers on first use
@@ -132,48 +141,61 @@ class CudaGraphBackend:
         stream = self._streams.setdefault(device, torch.cuda.Stream(device))
         stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):  # lazy per-stream state (cuBLAS workspaces) before capture
-            out = run(static_in)
-            torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+            with offload.active("measure"):
+                out = run(static_in)
+            with offload.kept():
+                torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
             del out
         torch.cuda.current_stream(device).wait_stream(stream)
+        offload.allocate(device)
         # thread_local: other threads' CUDA calls (a DataLoader's pin-memory thread) may go on during capture
         with capturing(generators):
             with torch.cuda.graph(forward_graph, stream=stream, capture_error_mode="thread_local"):
-                static_out = run(static_in)
+                with offload.active("capture"):
+                    static_out = run(static_in)
             static_grad_out = torch.empty_like(static_out)
             with torch.cuda.graph(backward_graph, pool=forward_graph.pool(), stream=stream,
-                                  capture_error_mode="thread_local"):
+                                  capture_error_mode="thread_local"), offload.kept():
                 grads = torch.autograd.grad(static_out, inputs, static_grad_out, allow_unused=True)
+                offload.join()
         return Captured(static_in=static_in, static_out=static_out, static_grad_out=static_grad_out, params=params,
                         grads=grads, generators=generators, replay_forward=forward_graph.replay,
-                        replay_backward=backward_graph.replay, keep=(forward_graph, backward_graph))
+                        replay_backward=backward_graph.replay, keep=(forward_graph, backward_graph), offload=offload)
 
 
 class EmulatedGraphBackend:
     """What :class:`CudaGraphBackend` does, by running eagerly into the same static buffers (any device).
 
-    For tests of everything around the graphs (keys, warm-up, pending backwards, generator states) where
-    there is no GPU: each "replay" recomputes ``run`` on the static input and copies into the static outputs.
+    For tests of everything around the graphs (keys, warm-up, pending backwards, generator states, staged
+    offloading) where there is no GPU: each "replay" recomputes ``run`` on the static input and copies into the
+    static outputs. Its :class:`GraphOffload` stages CPU tensors too, from ``min_bytes`` on.
     :meth:`capture` takes :meth:`CudaGraphBackend.capture`'s arguments; ``captures`` counts its calls.
     """
 
-    def __init__(self) -> None:
-        self.captures = 0
+    def __init__(self, *, min_bytes: int = 1 << 20) -> None:
+        self.captures, self.min_bytes = 0, min_bytes
 
     def capture(self, run: RunBlocks, static_in: Tensor, params: Tuple[Tensor, ...],
                 generators: Dict[int, torch.Generator]) -> Captured:
         """See :meth:`CudaGraphBackend.capture`."""
         self.captures += 1
+        offload = GraphOffload(min_bytes=self.min_bytes, force=True)
         live: Dict[str, Tensor] = {}
         inputs = _inputs(static_in, params)
-        with capturing(generators):
+        with offload.active("measure"):
             out = run(static_in)
+        with offload.kept():
+            torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+        offload.allocate(static_in.device)
+        with capturing(generators), offload.active("capture"):
+            out = run(static_in)
+        with offload.kept():
             found = torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
         static_out, static_grad_out = out.detach().clone(), torch.empty_like(out)
         grads = tuple(None if g is None else torch.zeros_like(g) for g in found)
 
         def replay_forward() -> None:
-            with torch.enable_grad(), capturing(generators):
+            with torch.enable_grad(), capturing(generators), offload.active("capture"):
                 live["out"] = run(static_in)
             static_out.copy_(live["out"])
 
@@ -185,7 +207,7 @@ class EmulatedGraphBackend:
 
         return Captured(static_in=static_in, static_out=static_out, static_grad_out=static_grad_out, params=params,
                         grads=grads, generators=generators, replay_forward=replay_forward,
-                        replay_backward=replay_backward)
+                        replay_backward=replay_backward, offload=offload)
 
 
 def autocast_without_cache(device_type: str):

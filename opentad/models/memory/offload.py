@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["OffloadSavedTensors"]
+__all__ = ["OffloadSavedTensors", "offloadable"]
 
 
 def _span(shape, stride) -> int:
@@ -53,6 +53,18 @@ def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = Fals
         return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=device,
                                    pin_memory=pin_memory)
     return torch.empty(tensor.shape, dtype=tensor.dtype, device=device, pin_memory=pin_memory)
+
+
+def offloadable(tensor: Tensor, min_bytes: int, force: bool = False) -> bool:
+    """Whether a saved tensor goes to host memory: a strided CUDA tensor (a CPU one with ``force``) of at least
+    ``min_bytes``, not a parameter or a view of one, whose elements do not overlap (a broadcast view's layout
+    could not be refilled)."""
+    if tensor.layout != torch.strided or not (tensor.device.type == "cuda" or (force and tensor.device.type == "cpu")):
+        return False
+    weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``
+    if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < min_bytes:
+        return False
+    return _separate(tensor.shape, tensor.stride())
 
 
 class _Views:
@@ -153,13 +165,7 @@ class OffloadSavedTensors:
         return self._streams[device]
 
     def _wanted(self, tensor: Tensor) -> bool:
-        if tensor.layout != torch.strided or not (tensor.device.type == "cuda" or
-                                                  (self.force and tensor.device.type == "cpu")):
-            return False
-        weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``
-        if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < self.min_bytes:
-            return False
-        return _separate(tensor.shape, tensor.stride())  # a broadcast view's layout could not be refilled
+        return offloadable(tensor, self.min_bytes, self.force)
 
     def _views_of(self, tensor: Tensor) -> _Views:
         """The group of ``tensor``: the saved views of the same base (a tensor not a view is its own base) whose

@@ -38,6 +38,7 @@ from opentad.models.memory.cuda_graphs import BlockGraphs
 from opentad.models.memory.frozen_mlp import FrozenMLP
 from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
 from opentad.models.memory.fused_residual import set_fused_residuals
+from opentad.models.memory.graph_offload import staging
 from opentad.models.memory.graph_rng import checkpoint_bound
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
@@ -92,8 +93,8 @@ class MemoryPolicy:
             ``"forward"``), or their forward and backward products (``"all"``), run in fp8 e4m3 with row scales
             (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
-            after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Not with offloading
-            (the planner then plans without it) nor temporal checkpointing.
+            after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
+            inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
@@ -101,8 +102,7 @@ class MemoryPolicy:
     Raises:
         ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1, a budget that is not
             positive, a budget with ``temporal_chunks``, a ``memory_plan`` that is not a plan name or has no
-            budget, or ``cuda_graphs`` with ``offload_activations`` (without a budget), an offloading
-            ``memory_plan`` or ``temporal_chunks``.
+            budget, or ``cuda_graphs`` with ``temporal_chunks``.
     """
 
     checkpoint: bool = False
@@ -135,7 +135,7 @@ class MemoryPolicy:
                              f"bf16 inputs; it needs frozen_dtype bf16, got {self.frozen_dtype}")
         budget = self.memory_budget_gib
         pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
-        self._check_graphs(pinned)
+        self._check_graphs()
         if budget is None:
             if pinned is not None:
                 raise ValueError(f"MemoryPolicy: memory_plan={self.memory_plan!r} pins the budget's plan of every "
@@ -147,29 +147,22 @@ class MemoryPolicy:
         if self.temporal_chunks is not None:
             raise ValueError("MemoryPolicy: memory_budget_gib plans per block; it cannot be combined with "
                              "temporal checkpointing (temporal_checkpointing=True)")
-        offload = not self.cuda_graphs
         if self.planner is None or not self.planner.serves(budget_gib=budget, chunks=self.backward_chunks,
-                                                           pinned=pinned, offload=offload):
+                                                           pinned=pinned):
             object.__setattr__(self, "planner", BudgetPlanner(budget_gib=float(budget), chunks=self.backward_chunks,
-                                                              pinned=pinned, offload=offload))
+                                                              pinned=pinned))
 
-    def _check_graphs(self, pinned: Optional[BlockPlan]) -> None:
+    def _check_graphs(self) -> None:
         """Refuse ``cuda_graphs`` with what cannot be captured; build or drop the graphs' cache."""
         if not self.cuda_graphs:
             object.__setattr__(self, "graphs", None)
             return
         if not isinstance(self.cuda_graphs, bool):
             raise ValueError(f"MemoryPolicy: cuda_graphs={self.cuda_graphs!r} must be True or False")
-        clashes = [
-            (self.offload_activations and self.memory_budget_gib is None,
-             "offload_activations=True without memory_budget_gib"),
-            (pinned is not None and pinned.offload, f"memory_plan={self.memory_plan!r}"),
-            (self.temporal_chunks is not None, "temporal checkpointing"),
-        ]
-        clash = next((what for found, what in clashes if found), None)
-        if clash is not None:
-            raise ValueError(f"MemoryPolicy: cuda_graphs=True cannot be combined with {clash}: copies to pinned "
-                             "host memory and whole-backbone checkpointing cannot be captured in a CUDA graph")
+        if self.temporal_chunks is not None:
+            raise ValueError("MemoryPolicy: cuda_graphs=True cannot be combined with temporal checkpointing "
+                             "(temporal_checkpointing=True): the graphs capture the blocks, not a checkpoint of the "
+                             "whole backbone around them")
         settings = self._settings()
         if self.graphs is None or self.graphs.settings not in (None, settings):
             object.__setattr__(self, "graphs", BlockGraphs())  # a replaced policy: the old graphs run other plans
@@ -202,10 +195,21 @@ class MemoryPolicy:
             ``[B, N, C]``.
         """
         plan = self.planner.plan_of(block) if self.planner is not None else None
-        if plan is None:
-            return self.execute(block, x, grid, checkpoint=self.checkpoint, chunks=self.backward_chunks)
-        with self.planner.offload if plan.offload and self.planner.offload is not None else contextlib.nullcontext():
+        with self._offloading(plan):
+            if plan is None:
+                return self.execute(block, x, grid, checkpoint=self.checkpoint, chunks=self.backward_chunks)
             return self.execute(block, x, grid, checkpoint=plan.checkpoint, chunks=plan.backward_chunks)
+
+    def _offloading(self, plan: Optional[BlockPlan]):
+        """Where one block's saved tensors go: staged for the CUDA graphs being captured (:mod:`.graph_offload`),
+        or the planner's offloading context for an offloading plan; with the fixed settings
+        :meth:`run_backbone`'s context around the whole backbone offloads."""
+        staged = staging()
+        if staged is not None:
+            return staged.block(plan.offload if plan is not None else self.offload_activations)
+        if plan is not None and plan.offload and self.planner.offload is not None:
+            return self.planner.offload
+        return contextlib.nullcontext()
 
     def run_blocks(self, blocks: Any, x: Tensor, grid: Tuple[int, int]) -> Tensor:
         """The blocks in order (each as :meth:`run_block`), replayed from CUDA graphs with ``cuda_graphs``.

@@ -42,7 +42,7 @@ def step(model, policy: MemoryPolicy, frames: torch.Tensor, seed: int = 5, autoc
 
 def graphed(warmup: int = 1, max_graphs: int = 2, **options) -> MemoryPolicy:
     return MemoryPolicy(cuda_graphs=True, graphs=BlockGraphs(warmup=warmup, max_graphs=max_graphs,
-                                                             backend=EmulatedGraphBackend()), **options)
+                                                             backend=EmulatedGraphBackend(min_bytes=0)), **options)
 
 
 def close(got, want, what):
@@ -82,7 +82,7 @@ def other_states(states, device="cpu"):
 
 def emulated_step(model, frames, states, seed: int, autocast: bool, **options):
     """One step of ``options`` through the emulating backend, its generators set to ``states`` first."""
-    policy = MemoryPolicy(cuda_graphs=True, graphs=BlockGraphs(warmup=0, backend=EmulatedGraphBackend()), **options)
+    policy = MemoryPolicy(cuda_graphs=True, graphs=BlockGraphs(warmup=0, backend=EmulatedGraphBackend(min_bytes=0)), **options)
     apply_memory_policy(model, policy)
     step(model, policy, frames, seed=seed, autocast=autocast)  # captures
     (captured,) = policy.graphs._captured.values()

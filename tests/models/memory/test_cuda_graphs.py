@@ -47,13 +47,19 @@ def _train(model, policy: MemoryPolicy, steps: int = 4):
     return losses, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize("options", [dict(), dict(checkpoint=True), dict(checkpoint=True, backward_chunks=2)],
-                         ids=["keep", "checkpoint", "chunked"])
+@pytest.mark.parametrize("options, staged", [
+    (dict(), 0), (dict(checkpoint=True), 0), (dict(checkpoint=True, backward_chunks=2), 0),
+    (dict(checkpoint=True, offload_activations=True), 3),  # each block's input
+    # each block's input and its adapter's; the first block's frozen part saves nothing without input grad
+    (dict(checkpoint=True, backward_chunks=2, offload_activations=True), (5, 6)),
+], ids=["keep", "checkpoint", "chunked", "checkpoint-offload", "chunked-offload"])
 @pytest.mark.parametrize("input_grad", [False, True], ids=["frozen-embedding", "trained-embedding"])
-def test_graphed_training_follows_eager_training(options, input_grad, replays):
+def test_graphed_training_follows_eager_training(options, staged, input_grad, replays):
     """Other frames every step and an optimizer step between replays: the graphed run's losses and weights are
     the eager run's (a replay of a stale input or stale weights would not be). With a trained patch embedding the
-    blocks' input needs a gradient too (returned last by the backward graph)."""
+    blocks' input needs a gradient too (returned last by the backward graph). Offloading blocks stage what they
+    save in host buffers (``staged`` tensors per forward): a buffer read before it is written, or the wrong one,
+    would not give the eager gradients."""
     def fresh():
         model = model_()
         model.patch_embed.requires_grad_(input_grad)
@@ -63,6 +69,8 @@ def test_graphed_training_follows_eager_training(options, input_grad, replays):
     policy = graphed(**options)
     losses, got = _train(fresh(), policy)
     assert policy.graphs.backend.captures == 1 and replays[0] == 3 and len(policy.graphs) == 1
+    (captured,) = policy.graphs._captured.values()
+    assert len(captured.offload.layouts) == (staged[input_grad] if isinstance(staged, tuple) else staged)
     assert any(n.startswith("patch_embed") for n in got) == input_grad
     for k, (a, b) in enumerate(zip(losses, want_losses)):
         close(a, b, f"loss {k}")
@@ -243,29 +251,21 @@ def test_on_the_cpu_the_real_backend_stays_eager():
     assert len(policy.graphs) == 0
 
 
-@pytest.mark.parametrize("options, clash", [
-    (dict(offload_activations=True), "offload_activations"),
-    (dict(temporal_chunks=2), "temporal checkpointing"),
-    (dict(memory_budget_gib=4, memory_plan="checkpoint+offload"), "memory_plan"),
-])
-def test_what_cannot_be_captured_is_refused(options, clash):
-    with pytest.raises(ValueError, match=clash):
-        MemoryPolicy(cuda_graphs=True, **options)
+def test_temporal_checkpointing_is_refused():
+    with pytest.raises(ValueError, match="temporal checkpointing"):
+        MemoryPolicy(cuda_graphs=True, temporal_chunks=2)
     with pytest.raises(ConfigError, match="backbone custom: .*cuda_graphs"):
-        WrapperOptions.from_mapping(dict(cuda_graphs=True, **{
-            "offload_activations": dict(offload_activations=True),
-            "temporal checkpointing": dict(temporal_checkpointing=True, temporal_checkpointing_chunk_num=2,
-                                           temporal_checkpointing_chunk_dim=0),
-            "memory_plan": dict(memory_budget_gib=4, memory_plan="checkpoint+offload"),
-        }[clash]))
+        WrapperOptions.from_mapping(dict(cuda_graphs=True, temporal_checkpointing=True,
+                                         temporal_checkpointing_chunk_num=2, temporal_checkpointing_chunk_dim=0))
 
 
-def test_with_a_budget_the_planner_does_not_offload():
-    policy = MemoryPolicy(cuda_graphs=True, offload_activations=True, memory_budget_gib=4)
-    assert policy.planner.offload_allowed is False and isinstance(policy.graphs, BlockGraphs)
-    plain = MemoryPolicy(offload_activations=True, memory_budget_gib=4)
-    assert plain.planner.offload_allowed is True and plain.graphs is None
-    assert WrapperOptions.from_mapping(dict(cuda_graphs=True)).memory_policy(torch.nn.Module()).cuda_graphs
+def test_offloading_settings_are_accepted():
+    """Offloading is captured (graph_offload): the fixed settings, a budget and an offloading plan all take graphs."""
+    for options in (dict(offload_activations=True), dict(offload_activations=True, memory_budget_gib=4),
+                    dict(memory_budget_gib=4, memory_plan="checkpoint+offload")):
+        assert isinstance(MemoryPolicy(cuda_graphs=True, **options).graphs, BlockGraphs)
+    assert WrapperOptions.from_mapping(dict(cuda_graphs=True, offload_activations=True)).memory_policy(
+        torch.nn.Module()).cuda_graphs
 
 
 def test_bad_cache_sizes_are_refused():
@@ -274,3 +274,23 @@ def test_bad_cache_sizes_are_refused():
             BlockGraphs(**bad)
 
 
+
+
+def test_a_backward_captured_inside_an_offloading_forward_keeps_its_saved_tensors():
+    """The fixed settings offload around the whole backbone, and capture runs inside that forward: the captured
+    backward's chunked recomputation must save in place (as an eager backward, outside the context, does), not
+    through the open offloading context (which records host copies into the graph). So the capturing call offloads
+    exactly what a replayed call does (what is saved outside the blocks), less than an eager call."""
+    from opentad.models.memory.offload import OffloadSavedTensors
+
+    model = model_()
+    policy = graphed(checkpoint=True, backward_chunks=2, offload_activations=True)
+    apply_memory_policy(model, policy)
+    counts = []
+    for k in range(3):  # eager, capture, replay
+        with OffloadSavedTensors(min_bytes=0, force=True) as outer:
+            out = policy.run_backbone(model, frames_() * (1 + k))
+        out.float().sum().backward()
+        counts.append(outer.offloaded_tensors)
+    assert policy.graphs.backend.captures == 1
+    assert counts[1] == counts[2] < counts[0], counts
