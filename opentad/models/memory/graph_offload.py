@@ -81,7 +81,10 @@ class _HostArena:
             torch.cuda.cudart().cudaHostUnregister(self.memory.data_ptr())
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 -- at interpreter exit CUDA may already be gone; the process frees it all
+            pass
 
 
 class _Staged:
