@@ -59,16 +59,16 @@ def _same(tensor: Tensor) -> Tensor:
 class _HostArena:
     """One host allocation carved into a buffer per layout, page-locked for CUDA (``register``) until closed."""
 
-    def __init__(self, layouts: List[Layout], register: bool):
+    def __init__(self, layouts: List[Layout], device: torch.device):
         offsets, total = [], 0
         for shape, dtype in layouts:
             offsets.append(total)
             size = shape.numel() * dtype.itemsize
             total += -(-size // _ALIGN) * _ALIGN
         self.memory = torch.empty(max(total, 1), dtype=torch.uint8)
-        self.registered = False
-        if register and total:
-            code = int(torch.cuda.cudart().cudaHostRegister(self.memory.data_ptr(), total, 0))
+        self.device, self.registered = device, False
+        if device.type == "cuda" and total:  # 1: cudaHostRegisterPortable, page-locked for every CUDA context
+            code = int(torch.cuda.cudart().cudaHostRegister(self.memory.data_ptr(), total, 1))
             if code != 0:
                 raise RuntimeError(f"cudaHostRegister of {total} bytes of host memory failed (cudaError {code})")
             self.registered = True
@@ -76,8 +76,11 @@ class _HostArena:
                         for o, (shape, dtype) in zip(offsets, layouts)]
 
     def close(self) -> None:
+        """Unregister the memory, after the device has finished the copies queued on it (a replay may still run)."""
         if self.registered:
             self.registered = False
+            if not torch.cuda.is_current_stream_capturing():
+                torch.cuda.synchronize(self.device)
             torch.cuda.cudart().cudaHostUnregister(self.memory.data_ptr())
 
     def __del__(self) -> None:
@@ -90,10 +93,11 @@ class _HostArena:
 class _Staged:
     """One tensor saved in a captured forward: its buffer index, where it comes back, and its copy back."""
 
-    __slots__ = ("index", "host", "device", "peers", "back", "ready", "unpacked")
+    __slots__ = ("index", "host", "device", "stride", "peers", "back", "ready", "unpacked")
 
-    def __init__(self, index: int, host: Tensor, device: torch.device, peers: List["_Staged"]):
-        self.index, self.host, self.device = index, host, device
+    def __init__(self, index: int, host: Tensor, tensor: Tensor, peers: List["_Staged"]):
+        self.index, self.host, self.device = index, host, tensor.device
+        self.stride = tensor.stride()  # given back exactly (a size-1 dim may have any stride)
         self.peers = peers  # the tensors staged in the same forward, in saving order
         self.back: Optional[Tensor] = None
         self.ready: Optional[Any] = None  # CUDA event: ``back`` filled
@@ -113,7 +117,7 @@ class GraphOffload:
 
     Attributes:
         layouts: shape and dtype of each staged tensor, in saving order (from the warm-up run).
-        staged_bytes: bytes of the host buffers.
+        staged_bytes: bytes of the staged tensors (the host allocation aligns each buffer to 512 bytes).
     """
 
     def __init__(self, *, min_bytes: int = 1 << 20, force: bool = False):
@@ -126,8 +130,6 @@ class GraphOffload:
         self._packed = 0
         self._saved: List[_Staged] = []
         self._inflight: List[Tuple[Tensor, Any]] = []
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
-        self._identity = torch.autograd.graph.saved_tensors_hooks(_same, _same)
 
     @property
     def staged_bytes(self) -> int:
@@ -145,7 +147,7 @@ class GraphOffload:
             self.layouts = []
         previous, _STAGING.offload = staging(), self
         try:
-            with self._identity:  # nothing between blocks reaches an offloading context outside the graphs
+            with self.kept():  # nothing between blocks reaches an offloading context outside the graphs
                 yield self
         finally:
             _STAGING.offload = previous
@@ -156,11 +158,14 @@ class GraphOffload:
         """Saved-tensor hooks that keep every saved tensor in place: around a backward captured while an
         offloading context is open (the fixed settings offload around the whole backbone), whose chunked
         recomputation saves tensors for its own backward, as an eager backward outside that context would."""
-        return self._identity
+        return torch.autograd.graph.saved_tensors_hooks(_same, _same)
 
     def block(self, wanted: bool):
-        """The saved-tensor hooks for one block: staged when ``wanted`` (its plan offloads), else in place."""
-        return self._hooks if wanted else self._identity
+        """The saved-tensor hooks for one block: staged when ``wanted`` (its plan offloads), else in place.
+        (Made per use: hooks held by this object would be a reference cycle keeping its host memory.)"""
+        if not wanted:
+            return self.kept()
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
 
     def allocate(self, device: torch.device) -> None:
         """The host buffers of :attr:`layouts` (page-locked on CUDA).
@@ -170,7 +175,7 @@ class GraphOffload:
         """
         if self._arena is not None:
             self._arena.close()
-        self._arena = _HostArena(self.layouts, register=device.type == "cuda")
+        self._arena = _HostArena(self.layouts, device)
 
     def join(self) -> None:
         """Make the current CUDA streams wait for this object's side streams (a capture must end joined)."""
@@ -197,7 +202,7 @@ class GraphOffload:
             raise RuntimeError(f"cuda_graphs: the blocks saved other tensors while capturing than in their warm-up "
                                f"(saved tensor {index}: {tuple(tensor.shape)} {tensor.dtype}; warm-up: "
                                f"{self.layouts[index] if index < len(self.layouts) else 'none'})")
-        staged = _Staged(index, self._arena.buffers[index], tensor.device, self._saved)
+        staged = _Staged(index, self._arena.buffers[index], tensor, self._saved)
         if tensor.device.type == "cuda":
             main, side = torch.cuda.current_stream(tensor.device), self._side(tensor.device)
             side.wait_stream(main)
@@ -236,7 +241,7 @@ class GraphOffload:
 
     def _fetch(self, staged: _Staged) -> None:
         """Start copying ``staged`` back to its device (on the side stream on CUDA)."""
-        back = torch.empty(staged.host.shape, dtype=staged.host.dtype, device=staged.device)
+        back = torch.empty_strided(staged.host.shape, staged.stride, dtype=staged.host.dtype, device=staged.device)
         if staged.device.type != "cuda":
             staged.back = back.copy_(staged.host)
             return

@@ -36,6 +36,7 @@ def test_measured_then_staged_gives_the_plain_gradients():
     assert staging() is None
     assert offload.layouts == [(x.shape, x.dtype), (x.shape, x.dtype)]  # x and y, in saving order; w stays
     assert offload.staged_bytes == 2 * x.numel() * 8
+    assert offload._eager.offloaded_tensors == 2  # the warm-up offloads them (eagerly) too
     assert all(torch.equal(a, b) for a, b in zip(_grads(x, w, loss), want))
     offload.allocate(x.device)
     for k in range(2):  # buffers reused by a second "replay", with other values
@@ -101,4 +102,37 @@ def test_unpacking_one_fetches_the_one_saved_before_it():
     assert packed[1].back is not None and packed[0].back is None
     assert torch.equal(offload._unpack(packed[1]), tensors[1]) and packed[0].back is not None
     assert torch.equal(offload._unpack(packed[0]), tensors[0])
-    assert torch.equal(offload._unpack(packed[2]), tensors[2])  # a second unpack copies back again
+    first = offload._unpack(packed[1])
+    again = offload._unpack(packed[1])  # a second unpack copies back again, into other memory
+    assert torch.equal(again, tensors[1]) and again.data_ptr() != first.data_ptr()
+
+
+def test_each_forward_pass_prefetches_among_its_own_tensors():
+    """A second captured pass stages into the same buffers; unpacking its tensors fetches its own earlier tensor,
+    not one of the first pass's."""
+    offload = GraphOffload(min_bytes=0, force=True)
+    with offload.active("measure"):
+        for k in range(2):
+            offload._pack(torch.full((4,), float(k)))
+    offload.allocate(torch.device("cpu"))
+    passes = []
+    for p in range(2):
+        with offload.active("capture"):
+            passes.append([offload._pack(torch.full((4,), 10.0 * p + k)) for k in range(2)])
+    assert torch.equal(offload._unpack(passes[1][1]), torch.full((4,), 11.0))
+    assert passes[1][0].back is not None and passes[0][0].back is None
+    assert torch.equal(offload._unpack(passes[1][0]), torch.full((4,), 10.0))
+
+
+def test_odd_strides_of_size_one_dims_come_back():
+    """A contiguous tensor may carry any stride on a size-1 dim; it comes back with the strides it was saved with."""
+    offload = GraphOffload(min_bytes=0, force=True)
+    odd = torch.arange(6.0).as_strided((2, 1, 3), (3, 7, 1))
+    assert odd.is_contiguous()
+    with offload.active("measure"):
+        offload._pack(odd)
+    offload.allocate(torch.device("cpu"))
+    with offload.active("capture"):
+        packed = offload._pack(odd)
+    back = offload._unpack(packed)
+    assert back.stride() == (3, 7, 1) and torch.equal(back, odd)
