@@ -38,8 +38,9 @@ earlier forward is still pending (a second forward before backward:
 gradient accumulation; warned). Each input is captured anew when anything
 the graphs depend on changes: the policy's settings and per-block plans,
 which parameters train, any module's ``training`` flag, or the address of
-any tensor the blocks hold (:func:`tensors_read`). A capture that fails
-raises, naming the key that turns graphs off.
+any tensor the blocks hold (:func:`tensors_read`); graphs of the same
+input made stale by moved weights or changed plans are dropped then. A
+capture that fails raises, naming the key that turns graphs off.
 
 Offloading blocks (``offload_activations``, a plan that offloads) offload
 inside the graphs too: their saved tensors are copied into host buffers
@@ -215,8 +216,8 @@ class BlockGraphs:
         except Exception as error:
             raise RuntimeError(f"cuda_graphs: capturing {len(blocks)} blocks on input {tuple(x.shape)} failed "
                                f"({type(error).__name__}: {error}); set backbone custom cuda_graphs=False") from error
-        for stale in [k for k, c in self._captured.items() if k[0] == key[0] and not c.pending()]:
-            del self._captured[stale]  # the same input with weights since moved (held copies made anew): never again
+        for stale in [k for k, c in self._captured.items() if _same_input(k, key) and not c.pending()]:
+            del self._captured[stale]  # the same input, with weights since moved or plans since changed: never again
         self._captured[key] = captured
         self._seen.pop(key, None)
         while len(self._captured) > self.max_graphs:
@@ -229,6 +230,17 @@ class BlockGraphs:
                     f"; {captured.offload.staged_bytes / 2**30:.2f} GiB of saved tensors staged in host memory"
                     if captured.offload is not None and captured.offload.layouts else "")
         return captured
+
+
+#: position of ``signature`` (the policy's per-block plans) in a key's first part (:meth:`BlockGraphs._key`)
+_SIGNATURE = 3
+
+
+def _same_input(old: Tuple[Any, ...], new: Tuple[Any, ...]) -> bool:
+    """Whether two keys are the same blocks on the same input, but for the tensors' addresses and the plans: the
+    older graphs are stale (weights moved; the planner re-planned, e.g. once the optimizer's state appeared)."""
+    drop = lambda base: base[:_SIGNATURE] + base[_SIGNATURE + 1:]  # noqa: E731
+    return drop(old[0]) == drop(new[0])
 
 
 def _empty_copy(warmup: int, max_graphs: int, backend: type, min_bytes: int, settings: Hashable) -> BlockGraphs:

@@ -227,6 +227,27 @@ def test_moved_weights_are_captured_again():
     assert policy.graphs.backend.captures == 2 and len(policy.graphs) == 1  # the stale graphs went
 
 
+def test_changed_plans_capture_again_and_drop_the_stale_graphs():
+    """The planner re-plans (the optimizer's state appeared): the same input with other plans is captured anew
+    and the graphs of the old plans go (they would hold their pool and host buffers for nothing); the graphs of
+    another input stay."""
+    model, frames = model_(), frames_()
+    policy = graphed(warmup=0, max_graphs=3, checkpoint=True)  # room for all three: none goes for lack of it
+    apply_memory_policy(model, policy)
+    graphs, blocks = policy.graphs, list(model.blocks)
+    tokens = [torch.randn(n, 8, 16, dtype=torch.float64, requires_grad=True) for n in (4, 6)]
+
+    def run(x, plans):
+        out = graphs.run(blocks, x, (2, 2), policy.run_block, signature=plans)
+        out.sum().backward()
+
+    run(tokens[0], "plans A")
+    run(tokens[1], "plans A")
+    run(tokens[0], "plans B")
+    assert graphs.backend.captures == 3 and len(graphs) == 2
+    assert sorted((k[0][3], k[0][4][0]) for k in graphs._captured) == [("plans A", 6), ("plans B", 4)]
+
+
 def test_a_failed_capture_names_the_key():
     class Broken(EmulatedGraphBackend):
         def capture(self, *args):
