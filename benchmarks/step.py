@@ -66,7 +66,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 import torch
 
 from benchmarks.common import sync
-from benchmarks.step_profile import kernel_breakdown
+from benchmarks.step_profile import kernel_breakdown, memory_recorded
 from benchmarks.step_report import format_table, ratios, write_json
 from benchmarks.step_inputs import SIZES, input_shape, load_row_config, random_batch, rows_to_measure, vit_keys
 from opentad.cores.distributed import DistEnv
@@ -193,7 +193,7 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
 
-    with _memory_recorded(device, getattr(args, "profile_memory", False)) as memory:
+    with memory_recorded(device, getattr(args, "profile_memory", False)) as memory:
         seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device, warm)
     clips = args.batch * shape[1] // vit_keys(cfg)["num_frames"]
     timed_peak = _peak(device)
@@ -211,35 +211,6 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
             logger.exception("profiling %s failed", path)
             row["profile_error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
     return row
-
-
-@contextlib.contextmanager
-def _memory_recorded(device: torch.device, enabled: bool):
-    """Record every allocation of the block (``--profile-memory``) and put into the yielded dict what was alive at
-    the peak of allocated bytes (``memory_top``: ``[(innermost project frame, GiB), ...]``, those allocated before
-    the row's steps as one entry) and what each pool held at the end (``memory_pools``: ``[(pool, reserved GiB,
-    allocated GiB), ...]``: a CUDA graph's private pool shows here, not in the trace). Nothing without ``enabled``
-    or off CUDA."""
-    found: Dict[str, Any] = {}
-    if not enabled or device.type != "cuda":
-        yield found
-        return
-    from opentad.utils.memory import peak_consumers, pool_reserved
-
-    sync(device)
-    base = torch.cuda.memory_allocated(device)
-    torch.cuda.memory._record_memory_history(max_entries=4_000_000, stacks="python")
-    try:
-        yield found
-        sync(device)
-        snapshot = torch.cuda.memory._snapshot()
-    finally:
-        torch.cuda.memory._record_memory_history(enabled=None)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    _, top = peak_consumers(snapshot, base_bytes=base, device=index, top=12)
-    found["memory_top"] = [(label, size / 2**30) for label, size in top]
-    found["memory_pools"] = [(pool, held / 2**30, used / 2**30)
-                             for pool, held, used in pool_reserved(snapshot, device=index)]
 
 
 def _plan_summary(model: torch.nn.Module) -> Optional[str]:

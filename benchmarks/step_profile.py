@@ -12,10 +12,12 @@ fusion would save). ``busy_ms`` is the union of the device events' intervals
 wall time: a large idle share means the step waits on the host (launch
 overhead, synchronisations), and includes the profiler's own host overhead,
 so it is an upper bound. On the CPU, ``kernels`` counts every operator
-(nested ones and autograd's included).
+(nested ones and autograd's included). :func:`memory_recorded` records every
+allocation of a block of steps (``--profile-memory``).
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -24,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.common import sync
 
-__all__ = ["CATEGORIES", "category_of", "kernel_breakdown", "merged_length", "format_breakdown"]
+__all__ = ["CATEGORIES", "category_of", "kernel_breakdown", "merged_length", "format_breakdown", "memory_recorded"]
 
 #: (category, name fragments); the first category with a fragment in the lower-cased event name wins, after
 #: Inductor's kernels (names starting ``triton``, whatever op they fuse), which are ``compiled``
@@ -119,3 +121,32 @@ def format_breakdown(rows: List[Dict[str, Any]]) -> str:
         lines.append(f"| {r['size']} | {r['config']} | {p['wall_ms']:.0f} | "
                      + " | ".join(f"{p['ms'][c]:.0f}" for c in cats) + f" | {p['idle_ms']:.0f} | {p['kernels']} |")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def memory_recorded(device: torch.device, enabled: bool):
+    """Record every allocation of the block (``--profile-memory``) and put into the yielded dict what was alive at
+    the peak of allocated bytes (``memory_top``: ``[(innermost project frame, GiB), ...]``, those allocated before
+    the row's steps as one entry) and what each pool held at the end (``memory_pools``: ``[(pool, reserved GiB,
+    allocated GiB), ...]``: a CUDA graph's private pool shows here, not in the trace). Nothing without ``enabled``
+    or off CUDA."""
+    found: Dict[str, Any] = {}
+    if not enabled or device.type != "cuda":
+        yield found
+        return
+    from opentad.utils.memory import peak_consumers, pool_reserved
+
+    sync(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.memory._record_memory_history(max_entries=4_000_000, stacks="python")
+    try:
+        yield found
+        sync(device)
+        snapshot = torch.cuda.memory._snapshot()
+    finally:
+        torch.cuda.memory._record_memory_history(enabled=None)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    _, top = peak_consumers(snapshot, base_bytes=base, device=index, top=12)
+    found["memory_top"] = [(label, size / 2**30) for label, size in top]
+    found["memory_pools"] = [(pool, held / 2**30, used / 2**30)
+                             for pool, held, used in pool_reserved(snapshot, device=index)]

@@ -142,9 +142,9 @@ def test_memory_lines_list_each_profiled_row():
 
 
 def test_memory_recorded_is_nothing_off_cuda():
-    from benchmarks.step import _memory_recorded
+    from benchmarks.step_profile import memory_recorded
 
-    with _memory_recorded(torch.device("cpu"), True) as found:
+    with memory_recorded(torch.device("cpu"), True) as found:
         torch.ones(4)
     assert found == {}
 
@@ -152,11 +152,11 @@ def test_memory_recorded_is_nothing_off_cuda():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_memory_recorded_finds_the_peak_on_cuda():
     """A 64 MiB tensor alive with a 32 MiB one at the peak: both in the top, the allocated-before bytes as one."""
-    from benchmarks.step import _memory_recorded
+    from benchmarks.step_profile import memory_recorded
 
     device = torch.device("cuda")
     held = torch.empty(2**20, device=device)  # 4 MiB allocated before
-    with _memory_recorded(device, True) as found:
+    with memory_recorded(device, True) as found:
         a = torch.empty(2**24, device=device)  # 64 MiB
         b = torch.empty(2**23, device=device)  # 32 MiB: the peak is a + b
         del a, b
