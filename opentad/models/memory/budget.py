@@ -252,8 +252,7 @@ class BudgetPlanner:
                 plans = [dataclasses.replace(self.pinned, hold=self.pinned.hold and quantized,
                                              offload=self.pinned.offload and frames.is_cuda)]
             else:
-                plans = candidate_plans(chunks=self.chunks, quantized=quantized,
-                                        offload=frames.is_cuda)
+                plans = candidate_plans(chunks=self.chunks, quantized=quantized, offload=frames.is_cuda)
                 plans = [p for p in plans if p.hold in hold] if quantized else plans
             if not frames.is_cuda:
                 costs_of[signature] = vit_block_costs(block, plans, rows, tokens.shape[1], tokens.shape[2], dtype)
