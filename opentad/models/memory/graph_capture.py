@@ -104,6 +104,15 @@ def _inputs(static_in: Tensor, params: Tuple[Tensor, ...]) -> Tuple[Tensor, ...]
     return params + ((static_in,) if static_in.requires_grad else ())
 
 
+def _warm_up(run: RunBlocks, static_in: Tensor, inputs: Tuple[Tensor, ...], offload: GraphOffload) -> None:
+    """One eager forward and backward before capture: lazy state made, and what offloading blocks will stage noted
+    (``offload``'s layouts); the backward keeps its saved tensors in place (:meth:`GraphOffload.kept`)."""
+    with offload.active("measure"):
+        out = run(static_in)
+    with offload.kept():
+        torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+
+
 class CudaGraphBackend:
     """Captures a forward and its backward as two CUDA graphs sharing one memory pool, on one side stream per
     device (reused by every capture).
@@ -141,11 +150,7 @@ class CudaGraphBackend:
         stream = self._streams.setdefault(device, torch.cuda.Stream(device))
         stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):  # lazy per-stream state (cuBLAS workspaces) before capture
-            with offload.active("measure"):
-                out = run(static_in)
-            with offload.kept():
-                torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
-            del out
+            _warm_up(run, static_in, inputs, offload)
         torch.cuda.current_stream(device).wait_stream(stream)
         offload.allocate(device)
         # thread_local: other threads' CUDA calls (a DataLoader's pin-memory thread) may go on during capture
@@ -182,10 +187,7 @@ class EmulatedGraphBackend:
         offload = GraphOffload(min_bytes=self.min_bytes, force=True)
         live: Dict[str, Tensor] = {}
         inputs = _inputs(static_in, params)
-        with offload.active("measure"):
-            out = run(static_in)
-        with offload.kept():
-            torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+        _warm_up(run, static_in, inputs, offload)
         offload.allocate(static_in.device)
         with capturing(generators), offload.active("capture"):
             out = run(static_in)
