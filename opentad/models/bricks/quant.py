@@ -12,7 +12,7 @@ Saving and restoring a quantized layer's packed bytes: :mod:`.quant_io`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -149,29 +149,64 @@ def _nf4_layer_class():
 
         class Linear4bitFrozen(bnb.nn.Linear4bit):
             held_weight = None  # a dequantized copy, set by the memory planner (hold_dequantized)
-            frozen_matmul = None  # (layer, x, dtype) -> output, or None for the product below (fp8_matmul)
+            frozen_matmul = None  # (layer, x, dtype) -> output or None; only on hooked layers (set_frozen_matmul)
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
+                dtype, out_dtype = self.product_dtypes(x)
+                return self.frozen_product(x, dtype).to(out_dtype)
+
+            def product_dtypes(self, x: torch.Tensor) -> Tuple[torch.dtype, torch.dtype]:
+                """(the product's dtype, the output's): autocast's for both under autocast, as any linear's."""
                 device = x.device.type
-                if torch.is_autocast_enabled(device):  # like any linear under autocast
-                    dtype = out_dtype = torch.get_autocast_dtype(device)
-                else:
-                    dtype = self.compute_dtype if self.compute_dtype is not None else x.dtype
-                    out_dtype = x.dtype
-                out = self.frozen_matmul(self, x, dtype) if self.frozen_matmul is not None else None
-                if out is not None:
-                    return out.to(out_dtype)
+                if torch.is_autocast_enabled(device):
+                    dtype = torch.get_autocast_dtype(device)
+                    return dtype, dtype
+                return (self.compute_dtype if self.compute_dtype is not None else x.dtype), x.dtype
+
+            def frozen_product(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+                """``x @ W.T + b`` in ``dtype`` from the held copy when it has that dtype, else the packed weight."""
                 held = self.held_weight
                 if held is not None and held.dtype == dtype:  # never touches the packed weight: compilable
                     bias = self.bias.to(dtype) if self.bias is not None else None
-                    with torch.autocast(device, enabled=False):  # exactly ``dtype``, as the matmul below
-                        out = torch.nn.functional.linear(x.to(dtype), held, bias)
-                else:
-                    out = _packed_matmul(self, x, dtype)
+                    with torch.autocast(x.device.type, enabled=False):  # exactly ``dtype``, as the matmul below
+                        return torch.nn.functional.linear(x.to(dtype), held, bias)
+                return _packed_matmul(self, x, dtype)
+
+        class Linear4bitHooked(Linear4bitFrozen):
+            """A frozen 4-bit layer whose product goes through its ``frozen_matmul`` hook first (falling back to
+            the plain product where the hook returns None). A class of its own, not a test of the attribute in
+            one ``forward``: a compiled block's cached code checks the type of a layer, not its plain
+            attributes, and would otherwise run one model's hook decision for another model's layers."""
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                dtype, out_dtype = self.product_dtypes(x)
+                out = self.frozen_matmul(self, x, dtype)
+                if out is None:
+                    out = self.frozen_product(x, dtype)
                 return out.to(out_dtype)
 
+        Linear4bitFrozen.hooked_class = Linear4bitHooked
+        Linear4bitFrozen.plain_class = Linear4bitHooked.plain_class = Linear4bitFrozen
         _NF4_CLASS = Linear4bitFrozen
     return _NF4_CLASS
+
+
+def set_frozen_matmul(layer: nn.Module, hook: Optional[Callable]) -> None:
+    """Install ``hook`` (``(layer, x, dtype) -> output or None``) as the product of a frozen 4-bit ``layer``, or
+    remove it (None). The layer's class changes with it (``Linear4bitHooked`` and back).
+
+    Raises:
+        TypeError: ``layer`` is not a frozen 4-bit layer of this module.
+    """
+    frozen = _nf4_layer_class()
+    if not isinstance(layer, frozen):
+        raise TypeError(f"set_frozen_matmul: {type(layer).__name__} is not a frozen 4-bit layer (Linear4bitFrozen)")
+    if hook is None:
+        layer.__dict__.pop("frozen_matmul", None)
+        layer.__class__ = frozen.plain_class
+    else:
+        layer.frozen_matmul = hook
+        layer.__class__ = frozen.hooked_class
 
 
 def _int8_layer_class():

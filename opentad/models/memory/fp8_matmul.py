@@ -37,7 +37,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from opentad.models.bricks.quant import frozen_weight_as, is_quantized
+from opentad.models.bricks.quant import frozen_weight_as, is_quantized, set_frozen_matmul
 
 logger = logging.getLogger(__name__)
 
@@ -305,10 +305,10 @@ def set_fp8_products(module: nn.Module, mode) -> int:
         for name in ("_fp8_cache", "_fp8_cache_t"):  # quantized again from the current weight at the next call
             layer.__dict__.pop(name, None)
         if hook is not None and not any(p.requires_grad for p in layer.parameters()):
-            layer.frozen_matmul = hook
+            set_frozen_matmul(layer, hook)
             count += 1
         else:
-            layer.__dict__.pop("frozen_matmul", None)
+            set_frozen_matmul(layer, None)
     return count
 
 
