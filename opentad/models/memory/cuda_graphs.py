@@ -172,6 +172,7 @@ class BlockGraphs:
         key = self._key(blocks, x, grid, params, signature)
         captured = self._captured.get(key)
         if captured is None:
+            self._drop_stale(key)  # now, not at the capture: the eager calls before it would run beside their pool
             seen = self._seen.pop(key, 0) + 1
             self._seen[key] = seen
             while len(self._seen) > _SEEN:
@@ -199,6 +200,12 @@ class BlockGraphs:
                 x.stride(), x.dtype, x.device, x.requires_grad, tuple(grid), autocast)
         return base, tensors_read(blocks)
 
+    def _drop_stale(self, key: Tuple[Any, ...]) -> None:
+        """Drop the graphs of ``key``'s input made stale (weights since moved, plans since changed: never replayed
+        again), with their memory pool and host buffers, unless a backward of theirs is pending."""
+        for stale in [k for k, c in self._captured.items() if _same_input(k, key) and not c.pending()]:
+            del self._captured[stale]
+
     def _capture(self, key: Tuple[Any, ...], blocks: Sequence[nn.Module], x: Tensor, params: Tuple[Tensor, ...],
                  eager: RunBlocks) -> Captured:
         """Capture the graphs for ``key``, drop those it makes stale or that exceed :attr:`max_graphs`.
@@ -216,8 +223,6 @@ class BlockGraphs:
         except Exception as error:
             raise RuntimeError(f"cuda_graphs: capturing {len(blocks)} blocks on input {tuple(x.shape)} failed "
                                f"({type(error).__name__}: {error}); set backbone custom cuda_graphs=False") from error
-        for stale in [k for k, c in self._captured.items() if _same_input(k, key) and not c.pending()]:
-            del self._captured[stale]  # the same input, with weights since moved or plans since changed: never again
         self._captured[key] = captured
         self._seen.pop(key, None)
         while len(self._captured) > self.max_graphs:

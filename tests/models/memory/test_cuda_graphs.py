@@ -248,6 +248,31 @@ def test_changed_plans_capture_again_and_drop_the_stale_graphs():
     assert sorted((k[0][3], k[0][4][0]) for k in graphs._captured) == [("plans A", 6), ("plans B", 4)]
 
 
+def test_stale_graphs_go_before_the_new_plans_warm_up():
+    """After a re-plan the new plans run eagerly for ``warmup`` calls before their capture; the old plans' graphs
+    (their pool: on g, as much memory as the budget's blocks) go at the first of those calls, not at the capture,
+    so that the eager calls do not run beside them. The eager call computes what the graphs did."""
+    model = model_()
+    policy = graphed(warmup=2, checkpoint=True)
+    apply_memory_policy(model, policy)
+    graphs, blocks = policy.graphs, list(model.blocks)
+    x = torch.randn(4, 8, 16, dtype=torch.float64, requires_grad=True)
+
+    def run(plans):
+        x.grad = None
+        out = graphs.run(blocks, x, (2, 2), policy.run_block, signature=plans)
+        out.sum().backward()
+        return out.detach().clone(), x.grad.clone()
+
+    for _ in range(3):
+        replayed = run("plans A")
+    assert graphs.backend.captures == 1 and len(graphs) == 1
+    eager = run("plans B")  # the first call with the new plans: eager
+    assert graphs.backend.captures == 1 and len(graphs) == 0
+    for got, want, what in zip(eager, replayed, ("output", "input gradient")):
+        close(got, want, what)  # no drop path here: eager and graphs draw nothing
+
+
 def test_a_failed_capture_names_the_key():
     class Broken(EmulatedGraphBackend):
         def capture(self, *args):
