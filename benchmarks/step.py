@@ -188,13 +188,23 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
     warm_peak: List[Optional[float]] = []
 
     def warm() -> None:  # the warm-up's peak, then the timed steps' own (cached free memory given back first)
+        events.count = 0  # from here on, a capture or a re-plan is a timed step's
         warm_peak.append(_peak(device))
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
 
-    with memory_recorded(device, getattr(args, "profile_memory", False)) as memory:
-        seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device, warm)
+    events = _SetupEvents()
+    watched = logging.getLogger("opentad.models.memory")
+    level = watched.level
+    watched.setLevel(min(watched.getEffectiveLevel(), logging.INFO))  # the events are INFO records
+    watched.addHandler(events)
+    try:
+        with memory_recorded(device, getattr(args, "profile_memory", False)) as memory:
+            seconds, loss, warmup_s = _timed(one_step, args.steps, args.warmup, device, warm)
+    finally:
+        watched.removeHandler(events)
+        watched.setLevel(level)
     clips = args.batch * shape[1] // vit_keys(cfg)["num_frames"]
     timed_peak = _peak(device)
     timed_reserved = torch.cuda.max_memory_reserved(device) / 2**30 if device.type == "cuda" else None
@@ -202,7 +212,8 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
     row = dict(batch=args.batch, frames=shape[1], img_size=shape[2], step_s=seconds, warmup_s=warmup_s,
                peak_gib=max(peaks) if peaks else None, timed_peak_gib=timed_peak,
                timed_reserved_gib=timed_reserved, loss=float(loss),
-               flops=step_flops(model, cfg, clips, shape[2]), plan=_plan_summary(model))
+               flops=step_flops(model, cfg, clips, shape[2]), plan=_plan_summary(model),
+               timed_setup_events=events.count)
     row.update(memory)
     if getattr(args, "profile", False):
         try:
@@ -211,6 +222,21 @@ def measure_step(path: str, overrides: Dict[str, Any], args: argparse.Namespace,
             logger.exception("profiling %s failed", path)
             row["profile_error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:120]}"
     return row
+
+
+class _SetupEvents(logging.Handler):
+    """Counts the memory machinery's setup events (a CUDA-graph capture, a memory plan chosen) logged while
+    attached: one during the timed steps means some of them ran eagerly or planned (the row's time says so)."""
+
+    PREFIXES = ("cuda_graphs: captured", "memory budget")
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith(self.PREFIXES):
+            self.count += 1
 
 
 def _plan_summary(model: torch.nn.Module) -> Optional[str]:

@@ -42,6 +42,9 @@ def format_table(result: Dict[str, Any]) -> str:
         lines.append(f"| {r['size']} | {r['config']} | {r['batch']} x {r['frames']} x {r['img_size']} "
                      f"| {r['step_s']:.3f} | {ratio(r.get('time_ratio'))} | {peak} | {ratio(r.get('mem_ratio'))} "
                      f"| {timed} | {held} | {ratio(r.get('reserved_ratio'))} | {loss} | {100 * r['mfu']:.1f}% |")
+    lines += [f"- {r['size']} {r['config']}: {r['timed_setup_events']} CUDA-graph capture(s) or memory plan(s) during "
+              f"the timed steps: some timed steps ran eagerly or planned (raise --warmup)"
+              for r in result["rows"] if r.get("timed_setup_events")]
     lines += _memory_lines(result["rows"])
     breakdown = format_breakdown(result["rows"])
     if breakdown:

@@ -1,6 +1,7 @@
 """benchmarks.step: the ViT FLOP count against hand arithmetic and torch's FlopCounterMode, and the full-step
 benchmark (through tools/benchmark_step.py's options) end to end on the CPU with the synthetic tiny config pair."""
 import json
+import logging
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks import step
 from benchmarks.step import measure_step, vit_forward_flops
 from benchmarks.step_inputs import rows_to_measure
+from benchmarks.step_report import format_table
 from opentad.models.backbones.vit import VideoViT
 
 PAIR = ",".join(f"configs/adatad/synthetic/e2e_synthetic_vit_tiny_{k}.py" for k in ("adapter", "qlora"))
@@ -124,6 +126,30 @@ def test_the_timed_steps_peak_starts_after_the_warm_up(warmup):
     calls = []
     step._timed(lambda: calls.append("step"), 2, warmup, torch.device("cpu"), warm=lambda: calls.append("warm"))
     assert calls == ["step"] * warmup + ["warm"] + ["step"] * 2
+
+
+@pytest.mark.parametrize("logged_at, counted", [(1, 0), (2, 1)])
+def test_a_capture_or_plan_during_the_timed_steps_is_counted_and_named(logged_at, counted, load_tool, monkeypatch):
+    """A graph captured or a plan chosen after the warm-up means some timed steps were not the steady state (g's
+    graphed row re-planned into its timed steps once: 50 GiB reserved); the row counts it and the table says so.
+    Here the 2nd call (warm-up) or the 3rd (timed) logs the planner's line."""
+    tool = load_tool("benchmark_step")
+    args = tool["parse_args"]([*FAST, "--batch", "1", "--frames", "64", "--steps", "2", "--warmup", "2"])
+    calls = []
+    planner_log = logging.getLogger("opentad.models.memory.budget")
+
+    def one_epoch(batches, **_):
+        calls.append(1)
+        if len(calls) == logged_at + 1:
+            planner_log.info("memory budget 22.00 GiB, input %s: ...", (1, 2))
+        return dict(cost=torch.tensor(0.5))
+
+    monkeypatch.setattr(step, "train_one_epoch", one_epoch)
+    row = measure_step(PAIR.split(",")[1], {}, args, torch.device("cpu"))
+    assert len(calls) == 4 and row["timed_setup_events"] == counted
+    row.update(size="s", config="QLoRA", step_s=1.0, mfu=0.1, mem_ratio=None)
+    table = format_table(dict(device="CPU", torch="x", cuda=None, peak_size=1, peak_flops=1.0, rows=[row]))
+    assert ("s QLoRA: 1 CUDA-graph capture(s) or memory plan(s) during the timed steps" in table) == bool(counted)
 
 
 def test_memory_lines_list_each_profiled_row():
