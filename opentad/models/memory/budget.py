@@ -135,9 +135,9 @@ class BudgetPlanner:
         key = (tuple(frames.shape), frames.dtype, frames.device, free, backbone.training, trains)
         known = self._plans.get(key)
         if known is not None and frames.is_cuda and known[3] < 2:
-            held = sum(_held_bytes(b) for b in backbone.blocks)
+            held = sum(_held_bytes(b) for b in backbone.blocks) + _graph_bytes(policy)
             if torch.cuda.memory_allocated(frames.device) - held > known[2] + REPLAN_GROWTH * self.budget:
-                known = None  # e.g. the optimizer's state, allocated after the first step
+                known = None  # e.g. the optimizer's state, allocated after the first step (not graph buffers)
         if known is None:
             replans = self._plans[key][3] + 1 if key in self._plans else 0
             try:
@@ -170,25 +170,29 @@ class BudgetPlanner:
             self.budget = int(fitted * GiB)
             self._lowered_for = torch.cuda.get_device_name(device)
 
-    def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor) -> Tuple[int, int]:
-        """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them)."""
+    def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor, policy: Any) -> Tuple[int, int]:
+        """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them). With
+        ``cuda_graphs`` the graphs' static input, output and incoming gradient (``[rows, n, C]`` each, in the
+        stream dtype) are counted once, ahead of their capture; the buffers of graphs captured already are left
+        out of the bytes in use (those of older plans go when the new plans' graphs come)."""
         reserve = max(GiB // 4, int(RESERVE_FRACTION * self.budget))
         rows = frames.shape[0]
         # after the blocks: the last output (stream dtype) and the final norm's float32 input copy and output
         after = rows * tokens.shape[1] * tokens.shape[2] * (tokens.element_size() + 8)
+        graphs = 3 * rows * tokens.shape[1] * tokens.shape[2] * tokens.element_size() if policy.cuda_graphs else 0
         if frames.is_cuda:
             for block in backbone.blocks:
                 hold_dequantized(block, False)
-            in_use = torch.cuda.memory_allocated(frames.device)
+            in_use = torch.cuda.memory_allocated(frames.device) - _graph_bytes(policy)
         else:
             in_use = sum(p.numel() * p.element_size() for p in backbone.parameters()) + frames.numel() * 4
-        return in_use + after + reserve, in_use
+        return in_use + after + graphs + reserve, in_use
 
     def _choose(self, backbone, blocks: List[nn.Module], frames: Tensor, policy) -> Tuple[Dict[int, BlockPlan], Plan, int]:
         started = time.perf_counter()
         with torch.no_grad():
             tokens, grid = backbone.embed(frames[:1])
-        fixed, in_use = self._fixed(backbone, frames, tokens.to(policy.stream_dtype(frames)))
+        fixed, in_use = self._fixed(backbone, frames, tokens.to(policy.stream_dtype(frames)), policy)
         if fixed > self.budget:
             raise BudgetError(f"memory_budget_gib={self.budget / GiB:.2f}: weights, frames and reserve alone take "
                               f"{fixed / GiB:.2f} GiB; raise the budget, lower the batch or frames")
@@ -308,3 +312,9 @@ def _held_bytes(block: nn.Module) -> int:
         if isinstance(held, Tensor):
             total += held.numel() * held.element_size()
     return total
+
+
+def _graph_bytes(policy: Any) -> int:
+    """Bytes the policy's captured CUDA graphs keep allocated (0 without graphs)."""
+    graphs = getattr(policy, "graphs", None) if getattr(policy, "cuda_graphs", False) else None
+    return graphs.held_bytes() if graphs is not None else 0

@@ -136,6 +136,17 @@ class BlockGraphs:
     def __len__(self) -> int:
         return len(self._captured)
 
+    def held_bytes(self) -> int:
+        """Bytes of the tensors the captured graphs keep allocated between replays: each input's static input,
+        output and incoming gradient and the gradient buffers. (Their pool's working memory, free between
+        replays but reserved for them, is not counted.)"""
+        storages: Dict[int, int] = {}
+        for c in self._captured.values():
+            for t in (c.static_in, c.static_out, c.static_grad_out, *c.grads):
+                if t is not None:
+                    storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return sum(storages.values())
+
     def __reduce__(self):
         return (_empty_copy, (self.warmup, self.max_graphs, type(self.backend), self.backend.min_bytes, self.settings))
 

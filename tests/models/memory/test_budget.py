@@ -128,6 +128,22 @@ def test_budget_on_the_cpu_uses_the_modelled_costs(caplog):
         _step(tiny_qlora_vit(), MemoryPolicy(checkpoint=True, memory_budget_gib=0.01))
 
 
+def test_with_cuda_graphs_the_graphs_buffers_are_counted_once_ahead():
+    """The graphs keep a static input, output and incoming gradient (``[rows, n, C]`` each, stream dtype) beside
+    what the plans count: the fixed memory counts them before their capture (else a capture grew the memory in
+    use, which re-planned: g's graphed row, 2026-12-07), and leaves the buffers of graphs already captured out
+    of the memory in use (they are the same buffers, or older plans' that go)."""
+    model = tiny_qlora_vit()
+    frames = torch.randn(4, 3, 4, 32, 32)
+    with torch.no_grad():
+        tokens, _ = model.embed(frames[:1])  # [1, n, C]: 8 tokens of width 64 per row
+    planner = BudgetPlanner(budget_gib=8.0)
+    plain = planner._fixed(model, frames, tokens, MemoryPolicy(checkpoint=True))
+    graphed = planner._fixed(model, frames, tokens, MemoryPolicy(checkpoint=True, cuda_graphs=True))
+    assert tokens.shape == (1, 8, 64) and graphed[1] == plain[1]
+    assert graphed[0] - plain[0] == 3 * 4 * 8 * 64 * 4  # three [4, 8, 64] float32 buffers
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_compiled_blocks_try_the_held_plans_first(compiled, monkeypatch):
     """A compiled block whose 4-bit layers hold no dequantized copy breaks its graph at each of them: with

@@ -273,6 +273,22 @@ def test_stale_graphs_go_before_the_new_plans_warm_up():
         close(got, want, what)  # no drop path here: eager and graphs draw nothing
 
 
+def test_held_bytes_are_the_static_buffers_and_gradient_buffers_of_each_input():
+    """What the captured graphs keep allocated between replays (the memory budget leaves it out of the memory in
+    use): per input, static input, output and incoming gradient, and one gradient buffer per trained
+    parameter of the blocks (here the embedding is frozen: no input gradient)."""
+    model = model_()
+    policy = graphed(warmup=0, max_graphs=2, checkpoint=True)
+    apply_memory_policy(model, policy)
+    assert policy.graphs.held_bytes() == 0
+    trained = sum(p.numel() for b in model.blocks for p in b.parameters() if p.requires_grad) * 8  # float64
+    total = 0
+    for videos in (2, 1):
+        step(model, policy, frames_(videos))
+        total += 3 * (2 * videos * 8 * 16 * 8) + trained  # [2 * videos clips, 8 tokens, 16] float64, thrice
+        assert policy.graphs.held_bytes() == total
+
+
 def test_a_failed_capture_names_the_key():
     class Broken(EmulatedGraphBackend):
         def capture(self, *args):
