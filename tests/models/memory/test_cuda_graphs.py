@@ -231,7 +231,7 @@ def test_changed_plans_capture_again_and_drop_the_stale_graphs():
     """The planner re-plans (the optimizer's state appeared): the same input with other plans is captured anew
     and the graphs of the old plans go (they would hold their pool and host buffers for nothing); the graphs of
     another input stay."""
-    model, frames = model_(), frames_()
+    model = model_()
     policy = graphed(warmup=0, max_graphs=3, checkpoint=True)  # room for all three: none goes for lack of it
     apply_memory_policy(model, policy)
     graphs, blocks = policy.graphs, list(model.blocks)
