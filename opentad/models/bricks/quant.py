@@ -141,7 +141,9 @@ def _nf4_layer_class():
     bitsandbytes' float32 output there doubles the activations), but it never
     saves its input for backward, never changes its own tensors in forward
     (bitsandbytes' casts the bias in place and, in eval mode on some CPUs,
-    repacks the weight) and never trains the weight.
+    repacks the weight) and never trains the weight. Its subclass
+    ``Linear4bitHooked`` (``.hooked_class``) is the same layer with a product hook
+    installed (:func:`set_frozen_matmul`).
     """
     global _NF4_CLASS
     if _NF4_CLASS is None:
