@@ -56,7 +56,7 @@ from opentad.models.memory.profile import measure_costs, profile_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH", "CARD_RESERVE_GIB", "card_budget"]
+__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH", "CARD_RESERVE_GIB", "card_budget", "graph_buffer_bytes"]
 
 #: share of the budget kept for what the backbone does not see (the head, the loss, allocator slack)
 RESERVE_FRACTION = 0.08
@@ -135,20 +135,20 @@ class BudgetPlanner:
         key = (tuple(frames.shape), frames.dtype, frames.device, free, backbone.training, trains)
         known = self._plans.get(key)
         if known is not None and frames.is_cuda and known[3] < 2:
-            held = sum(_held_bytes(b) for b in backbone.blocks) + _graph_bytes(policy)
+            held = sum(_held_bytes(b) for b in backbone.blocks) + _graph_bytes(policy, known[4])
             if torch.cuda.memory_allocated(frames.device) - held > known[2] + REPLAN_GROWTH * self.budget:
                 known = None  # e.g. the optimizer's state, allocated after the first step (not graph buffers)
         if known is None:
             replans = self._plans[key][3] + 1 if key in self._plans else 0
             try:
-                plans, plan, in_use = self._choose(backbone, blocks, frames, policy)
+                plans, plan, in_use, graphed_shape = self._choose(backbone, blocks, frames, policy)
             except BudgetError as error:
                 if self._lowered_for is None:
                     raise
                 raise BudgetError(f"{error} (memory_budget_gib={self.budget_gib:g} was lowered to "
                                   f"{self.budget / GiB:.2f} GiB: what {self._lowered_for} holds less "
                                   f"{CARD_RESERVE_GIB} GiB)", needed=error.needed) from None
-            known = self._plans[key] = (plans, plan, in_use, replans)
+            known = self._plans[key] = (plans, plan, in_use, replans, graphed_shape)
         plans, plan = known[0], known[1]
         dtype = _hold_dtype(frames)
         for block in blocks:
@@ -170,29 +170,34 @@ class BudgetPlanner:
             self.budget = int(fitted * GiB)
             self._lowered_for = torch.cuda.get_device_name(device)
 
-    def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor, policy: Any) -> Tuple[int, int]:
+    def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor, blocks: List[nn.Module],
+               policy: Any) -> Tuple[int, int]:
         """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them). With
-        ``cuda_graphs`` the graphs' static input, output and incoming gradient (``[rows, n, C]`` each, in the
-        stream dtype) are counted once, ahead of their capture; the buffers of graphs captured already are left
-        out of the bytes in use (those of older plans go when the new plans' graphs come)."""
+        ``cuda_graphs`` what the graphs of ``blocks`` on this input keep allocated (:func:`graph_buffer_bytes`)
+        is counted once, ahead of their capture, and the buffers of this input's graphs captured already are
+        left out of the bytes in use (those of older plans go when the new plans' graphs come)."""
         reserve = max(GiB // 4, int(RESERVE_FRACTION * self.budget))
         rows = frames.shape[0]
         # after the blocks: the last output (stream dtype) and the final norm's float32 input copy and output
         after = rows * tokens.shape[1] * tokens.shape[2] * (tokens.element_size() + 8)
-        graphs = 3 * rows * tokens.shape[1] * tokens.shape[2] * tokens.element_size() if policy.cuda_graphs else 0
+        graphs = graph_buffer_bytes(backbone, blocks, (rows, *tokens.shape[1:]), tokens.dtype) \
+            if policy.cuda_graphs else 0
         if frames.is_cuda:
             for block in backbone.blocks:
                 hold_dequantized(block, False)
-            in_use = torch.cuda.memory_allocated(frames.device) - _graph_bytes(policy)
+            in_use = torch.cuda.memory_allocated(frames.device) - _graph_bytes(policy, (rows, *tokens.shape[1:]))
         else:
             in_use = sum(p.numel() * p.element_size() for p in backbone.parameters()) + frames.numel() * 4
         return in_use + after + graphs + reserve, in_use
 
-    def _choose(self, backbone, blocks: List[nn.Module], frames: Tensor, policy) -> Tuple[Dict[int, BlockPlan], Plan, int]:
+    def _choose(self, backbone, blocks: List[nn.Module], frames: Tensor,
+                policy) -> Tuple[Dict[int, BlockPlan], Plan, int, Tuple[int, ...]]:
+        """``(plans by block id, the plan, bytes in use at planning, the blocks' input shape [rows, n, C])``."""
         started = time.perf_counter()
         with torch.no_grad():
             tokens, grid = backbone.embed(frames[:1])
-        fixed, in_use = self._fixed(backbone, frames, tokens.to(policy.stream_dtype(frames)), policy)
+        stream = tokens.to(policy.stream_dtype(frames))
+        fixed, in_use = self._fixed(backbone, frames, stream, blocks, policy)
         if fixed > self.budget:
             raise BudgetError(f"memory_budget_gib={self.budget / GiB:.2f}: weights, frames and reserve alone take "
                               f"{fixed / GiB:.2f} GiB; raise the budget, lower the batch or frames")
@@ -232,7 +237,7 @@ class BudgetPlanner:
             "profiled" if frames.is_cuda else "modelled (CPU)", sum(map(len, costs_of.values())),
             len(groups), time.perf_counter() - started,
         )
-        return {id(b): p for b, p in zip(blocks, plan.plans)}, plan, in_use
+        return {id(b): p for b, p in zip(blocks, plan.plans)}, plan, in_use, (frames.shape[0], *stream.shape[1:])
 
     def _costs(self, backbone: nn.Module, groups: Dict[Tuple[Any, ...], nn.Module], frames: Tensor, shape, policy, *,
                hold: Set[bool]) -> Dict[Tuple[Any, ...], Dict[BlockPlan, Any]]:
@@ -314,7 +319,20 @@ def _held_bytes(block: nn.Module) -> int:
     return total
 
 
-def _graph_bytes(policy: Any) -> int:
-    """Bytes the policy's captured CUDA graphs keep allocated (0 without graphs)."""
+def _graph_bytes(policy: Any, shape: Tuple[int, ...]) -> int:
+    """Bytes the policy's captured CUDA graphs of inputs of ``shape`` keep allocated (0 without graphs)."""
     graphs = getattr(policy, "graphs", None) if getattr(policy, "cuda_graphs", False) else None
-    return graphs.held_bytes() if graphs is not None else 0
+    return graphs.held_bytes(shape) if graphs is not None else 0
+
+
+def graph_buffer_bytes(backbone: nn.Module, blocks: List[nn.Module], shape: Tuple[int, ...],
+                       dtype: torch.dtype) -> int:
+    """What the CUDA graphs of ``blocks`` on an input ``shape`` (``[rows, n, C]``, ``dtype``) keep allocated
+    between replays: static input, output and incoming gradient, a gradient buffer per trained parameter of the
+    blocks, and one for the input when a backbone parameter outside the blocks trains (the patch embedding's
+    gradient needs the input's; a trained final norm counts it too: an overestimate)."""
+    tokens = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+    inside = {id(p): p for b in blocks for p in b.parameters() if p.requires_grad}
+    grads = sum(p.numel() * p.element_size() for p in inside.values())
+    outside = any(p.requires_grad and id(p) not in inside for p in backbone.parameters())
+    return 3 * tokens + grads + (tokens if outside else 0)

@@ -39,8 +39,9 @@ gradient accumulation; warned). Each input is captured anew when anything
 the graphs depend on changes: the policy's settings and per-block plans,
 which parameters train, any module's ``training`` flag, or the address of
 any tensor the blocks hold (:func:`tensors_read`); graphs of the same
-input made stale by moved weights or changed plans are dropped then. A
-capture that fails raises, naming the key that turns graphs off.
+input made stale by moved weights or changed plans are dropped at the
+first call that finds them stale, before the new key's eager warm-up
+calls. A capture that fails raises, naming the key that turns graphs off.
 
 Offloading blocks (``offload_activations``, a plan that offloads) offload
 inside the graphs too: their saved tensors are copied into host buffers
@@ -51,7 +52,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any, Callable, Dict, Hashable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -136,12 +137,19 @@ class BlockGraphs:
     def __len__(self) -> int:
         return len(self._captured)
 
-    def held_bytes(self) -> int:
+    def held_bytes(self, shape: Optional[Tuple[int, ...]] = None) -> int:
         """Bytes of the tensors the captured graphs keep allocated between replays: each input's static input,
-        output and incoming gradient and the gradient buffers. (Their pool's working memory, free between
-        replays but reserved for them, is not counted.)"""
+        output and incoming gradient and the gradient buffers (of the trained parameters, then of the input
+        when it needs one). (Their pool's working memory, free between replays but reserved for them, is not
+        counted.)
+
+        Args:
+            shape: only the graphs of inputs of this shape (``[B, N, C]``); None: all.
+        """
         storages: Dict[int, int] = {}
         for c in self._captured.values():
+            if shape is not None and tuple(c.static_in.shape) != tuple(shape):
+                continue
             for t in (c.static_in, c.static_out, c.static_grad_out, *c.grads):
                 if t is not None:
                     storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
@@ -219,7 +227,8 @@ class BlockGraphs:
 
     def _capture(self, key: Tuple[Any, ...], blocks: Sequence[nn.Module], x: Tensor, params: Tuple[Tensor, ...],
                  eager: RunBlocks) -> Captured:
-        """Capture the graphs for ``key``, drop those it makes stale or that exceed :attr:`max_graphs`.
+        """Capture the graphs for ``key`` and drop the least recently used beyond :attr:`max_graphs` (stale ones
+        went before, :meth:`_drop_stale`).
 
         Raises:
             RuntimeError: the backend's capture failed.

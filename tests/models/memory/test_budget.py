@@ -55,7 +55,7 @@ class _Fixed(BudgetPlanner):
         self.given = plans
 
     def _choose(self, backbone, blocks, frames, policy):
-        return {id(b): p for b, p in zip(blocks, self.given)}, None, 0
+        return {id(b): p for b, p in zip(blocks, self.given)}, None, 0, None
 
 
 @pytest.mark.parametrize("plans", [
@@ -128,20 +128,30 @@ def test_budget_on_the_cpu_uses_the_modelled_costs(caplog):
         _step(tiny_qlora_vit(), MemoryPolicy(checkpoint=True, memory_budget_gib=0.01))
 
 
-def test_with_cuda_graphs_the_graphs_buffers_are_counted_once_ahead():
-    """The graphs keep a static input, output and incoming gradient (``[rows, n, C]`` each, stream dtype) beside
-    what the plans count: the fixed memory counts them before their capture (else a capture grew the memory in
-    use, which re-planned: g's graphed row, 2026-12-07), and leaves the buffers of graphs already captured out
-    of the memory in use (they are the same buffers, or older plans' that go)."""
+def test_with_cuda_graphs_what_the_graphs_hold_is_counted_once_ahead(monkeypatch):
+    """The graphs keep a static input, output and incoming gradient and a gradient buffer per trained parameter
+    beside what the plans count: the fixed memory counts that before their capture (else a capture grew the
+    memory in use, which re-planned: g's graphed row, 2026-12-07). The count ahead is checked against what
+    emulated graphs of the same blocks and input then hold (``BlockGraphs.held_bytes``)."""
+    from opentad.models.memory import cuda_graphs
+    from opentad.models.memory.graph_capture import EmulatedGraphBackend
+
+    monkeypatch.setattr(cuda_graphs, "CudaGraphBackend", lambda: EmulatedGraphBackend(min_bytes=0))
     model = tiny_qlora_vit()
-    frames = torch.randn(4, 3, 4, 32, 32)
+    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        tokens, _ = model.embed(frames[:1])  # [1, n, C]: 8 tokens of width 64 per row
+        tokens, _ = model.embed(frames[:1])  # [1, n, C]
     planner = BudgetPlanner(budget_gib=8.0)
-    plain = planner._fixed(model, frames, tokens, MemoryPolicy(checkpoint=True))
-    graphed = planner._fixed(model, frames, tokens, MemoryPolicy(checkpoint=True, cuda_graphs=True))
-    assert tokens.shape == (1, 8, 64) and graphed[1] == plain[1]
-    assert graphed[0] - plain[0] == 3 * 4 * 8 * 64 * 4  # three [4, 8, 64] float32 buffers
+    recording = list(model.blocks)[model.graph_free_blocks():]
+    plain = planner._fixed(model, frames, tokens, recording, MemoryPolicy(checkpoint=True))
+    policy = MemoryPolicy(checkpoint=True, cuda_graphs=True)
+    graphed = planner._fixed(model, frames, tokens, recording, policy)
+    assert graphed[1] == plain[1]
+    apply_memory_policy(model, policy)
+    for _ in range(policy.graphs.warmup + 1):  # the eager warm-up calls, then the capture
+        policy.run_backbone(model, frames).sum().backward()
+    assert len(policy.graphs) == 1
+    assert graphed[0] - plain[0] == policy.graphs.held_bytes((4, *tokens.shape[1:])) > 3 * tokens.numel() * 4 * 4
 
 
 @pytest.mark.parametrize("compiled", [False, True])
