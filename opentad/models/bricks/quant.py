@@ -188,7 +188,6 @@ def _nf4_layer_class():
                 return out.to(out_dtype)
 
         Linear4bitFrozen.hooked_class = Linear4bitHooked
-        Linear4bitFrozen.plain_class = Linear4bitHooked.plain_class = Linear4bitFrozen
         _NF4_CLASS = Linear4bitFrozen
     return _NF4_CLASS
 
@@ -205,7 +204,7 @@ def set_frozen_matmul(layer: nn.Module, hook: Optional[Callable]) -> None:
         raise TypeError(f"set_frozen_matmul: {type(layer).__name__} is not a frozen 4-bit layer (Linear4bitFrozen)")
     if hook is None:
         layer.__dict__.pop("frozen_matmul", None)
-        layer.__class__ = frozen.plain_class
+        layer.__class__ = frozen
     else:
         layer.frozen_matmul = hook
         layer.__class__ = frozen.hooked_class
