@@ -12,7 +12,7 @@ Three tables, each with the median of ``--repeat`` timed calls after warm-up cal
   fastest bf16 product) against its fp8 product (the row quantizer plus ``torch._scaled_mm``), with the
   relative error (Frobenius norm) of each against the float32 product of the same weight; then the forward
   with the input's gradient: bf16, fp8 forward (``"forward"``), fp8 forward and backward (``"all"``).
-* **row quantizer**: :func:`~opentad.models.memory.fp8_matmul.quantize_rows` (the Triton kernel) against the
+* **row quantizer**: :func:`~opentad.models.memory.fp8_rows.quantize_rows` (the Triton kernel) against the
   PyTorch reference, per block input width.
 * **fused adapter residual** (``custom.fused_residual``): forward and backward of ``up * gamma + x`` cast to
   bf16, eager against the kernel on ``[clips, tokens, C]``, and the host time per forward call on a tiny
@@ -34,6 +34,7 @@ from torch import nn
 from benchmarks.ops import timed  # median ms, the device synchronised around each call
 from opentad.models.bricks.quant import QuantSpec, quantize_linear
 from opentad.models.memory import fp8_matmul as F8
+from opentad.models.memory import fp8_rows as R8
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.fused_residual import fused_scaled_residual
 
@@ -83,8 +84,8 @@ def quantizer_rows(size: str, rows: int, device: torch.device, repeat: int) -> L
     out = []
     for k in (width, hidden):
         x = torch.randn(rows, k, device=device).to(torch.bfloat16)
-        out.append(dict(size=size, k=k, rows=rows, kernel_ms=timed(lambda: F8.quantize_rows(x), repeat, device),
-                        reference_ms=timed(lambda: F8.quantize_rows_reference(x), repeat, device)))
+        out.append(dict(size=size, k=k, rows=rows, kernel_ms=timed(lambda: R8.quantize_rows(x), repeat, device),
+                        reference_ms=timed(lambda: R8.quantize_rows_reference(x), repeat, device)))
     return out
 
 
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> Dict[str, List[Dict[str, object]]]:
     result = dict(fp8=[], quantizer=[], residual=[])
     for size in args.sizes:
         rows = args.rows or SIZES[size][2]
-        if F8.fp8_supported(device):
+        if R8.fp8_supported(device):
             result["fp8"] += fp8_rows(size, rows, device, args.repeat)
         result["quantizer"] += quantizer_rows(size, rows, device, args.repeat)
         result["residual"].append(residual_rows(size, rows, device, args.repeat))

@@ -278,10 +278,13 @@ class Block(nn.Module):
         )
         self.adapter = adapter
 
-    def residual(self, x: Tensor, scales: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None)) -> Tensor:
-        """Attention and MLP with their residuals (no adapter); ``scales``: stochastic-depth factors, or drawn."""
+    def residual(self, x: Tensor, scales: Tuple[Optional[Tensor], Optional[Tensor]] = (None, None),
+                 mlp: Optional[Callable[[nn.Module, Tensor], Tensor]] = None) -> Tensor:
+        """Attention and MLP with their residuals (no adapter); ``scales``: stochastic-depth factors, or drawn;
+        ``mlp``: computes the MLP branch as ``mlp(self.mlp, h)`` instead of ``self.mlp(h)`` (a memory option's)."""
         x = x + self.drop_path(self.attn(self.norm1(x)), scales[0])
-        return x + self.drop_path(self.mlp(self.norm2(x)), scales[1])
+        h = self.norm2(x)
+        return x + self.drop_path(self.mlp(h) if mlp is None else mlp(self.mlp, h), scales[1])
 
     def residual_dropout(self) -> bool:
         """Whether the attention and MLP draw random numbers now besides stochastic depth (active dropout)."""

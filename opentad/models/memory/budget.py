@@ -28,10 +28,10 @@
    With ``compile_blocks``, a quantized block's held plans are profiled and
    chosen among first (a compiled block with unheld 4-bit layers breaks its
    graph at each one, and each piece compiles on its own); all plans only
-   when the held ones do not fit. With ``frozen_fp8`` the fp8 hook breaks the
-   graph at each 4-bit layer anyway: all plans at once. With
-   ``frozen_fp8="all"``, whose fp8 products read no bf16 weight, no plan
-   holds dequantized copies.
+   when the held ones do not fit; with ``frozen_fp8=True`` too (the fp8
+   products trace into the compiled block where their bf16 backward has a
+   held copy to multiply with). With ``frozen_fp8="all"``, whose fp8 products
+   read no bf16 weight, no plan holds dequantized copies.
 
 :meth:`plan_of` then tells the policy how each block runs.
 """
@@ -207,11 +207,10 @@ class BudgetPlanner:
             groups.setdefault(signature, block)
         shape = (tokens, grid, fixed)
         # compiled blocks: a 4-bit layer without a held copy breaks the graph (compiling each piece, slower);
-        # try the held plans alone first, and the others (profiled then, not before) only when those do not fit.
-        # Not with fp8 products: their hook breaks the graph at each 4-bit layer, held copy or not
+        # try the held plans alone first, and the others (profiled then, not before) only when those do not fit
+        # (fp8 forward products too: their bf16 backward traces with a held copy, and breaks the graph without)
         holders = {sig: b for sig, b in groups.items() if _holds(b, frames)}  # blocks with held plans
-        held_first = (policy.compile_blocks is not False and not policy.frozen_fp8 and bool(holders)
-                      and self.pinned is None)
+        held_first = policy.compile_blocks is not False and bool(holders) and self.pinned is None
         costs_of = self._costs(backbone, groups, frames, shape, policy, hold={True} if held_first else {False, True})
         _log_costs(costs_of, frames.is_cuda)
 

@@ -13,7 +13,12 @@ numbers, cast to the branch's dtype: ``DropPath.scales_ahead``), so they are
 the same; a block whose attention or MLP itself
 uses dropout keeps its draws inside, in eager order, at one compilation per
 drop probability. The two pieces the chunked backward calls on their own,
-``block.residual`` and ``block.adapter``, are compiled as well. Whatever the
+``block.residual`` and ``block.adapter``, are compiled as well; the
+residual's recomputation, whose output only carries autograd's graph, in a
+variant of its own that leaves out the frozen MLP's ``fc2`` product, as the
+eager recomputation does (:func:`~.frozen_mlp.unused_output_mlp`: where
+``fc2``'s input gradient has its operands as tensors, a held copy or fp8
+"all"'s weights). Whatever the
 policy does around a block (non-reentrant checkpointing, the chunked
 backward, offloading hooks, ``frozen_dtype``) stays outside the compiled code
 and works unchanged.
@@ -58,6 +63,7 @@ import torch._inductor.config  # noqa: F401  (torch._inductor.config below)
 from torch import nn
 
 from opentad.models.bricks.vit import Block
+from opentad.models.memory.frozen_mlp import input_grad_only, recomputing_unused_output, unused_output_mlp
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +151,13 @@ def _adapter_body(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) ->
     return type(adapter).forward(adapter, x, grid)
 
 
-_BODIES = {"block": block_body, "residual": Block.residual, "adapter": _adapter_body}
+def _unused_residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torch.Tensor:
+    """``block.residual`` for a recomputation whose output only carries the graph: ``fc2``'s product left out."""
+    return Block.residual(block, x, scales, mlp=unused_output_mlp)
+
+
+_BODIES = {"block": block_body, "residual": Block.residual, "adapter": _adapter_body,
+           "unused_residual": _unused_residual_body}
 
 
 def _compiled(key: Tuple[Union[bool, str], str], name: str) -> Callable:
@@ -175,8 +187,10 @@ def _compiled_forward(block: Block, x: torch.Tensor, grid: Tuple[int, int]) -> t
 
 
 def _compiled_residual(block: Block, x: torch.Tensor, scales: Scales = (None, None)) -> torch.Tensor:
-    """A compiled block's ``residual`` (the chunked backward calls it on row groups)."""
-    return _compiled(block._compile_key, "residual")(block, x, scales)
+    """A compiled block's ``residual`` (the chunked backward calls it on row groups; inside its recomputation,
+    :func:`~.frozen_mlp.output_unused`, a frozen MLP leaves out ``fc2``'s product, as the eager one does)."""
+    unused = recomputing_unused_output() and input_grad_only(block.mlp)
+    return _compiled(block._compile_key, "unused_residual" if unused else "residual")(block, x, scales)
 
 
 def _compiled_adapter(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from opentad.models.bricks.quant import is_quantized
-from opentad.models.memory.frozen_mlp import FrozenMLP
+from opentad.models.memory.frozen_mlp import input_grad_only
 from opentad.models.memory.planner import BlockPlan, PlanCost
 
 __all__ = ["modelled_costs", "vit_block_costs"]
@@ -75,8 +75,8 @@ def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tok
                     dtype: torch.dtype) -> Dict[BlockPlan, PlanCost]:
     """:func:`modelled_costs` of a ViT block, times in units of one multiply-add: the forward's linear
     layers ``rows * tokens * (4 C^2 + 2 C hidden)``, the chunked recomputation's ``rows * tokens *
-    (4 C^2 + C hidden)`` when the block's MLP is a :class:`~.frozen_mlp.FrozenMLP` that skips ``fc2`` there
-    (else a whole forward), a dequantization about 8 per weight.
+    (4 C^2 + C hidden)`` when the block's MLP needs only its input gradient, so that the recomputation skips
+    ``fc2`` (:func:`~.frozen_mlp.input_grad_only`; else a whole forward), a dequantization about 8 per weight.
 
     Args:
         block: the ViT block (its MLP's width and its 4-bit layers' weights are read).
@@ -88,7 +88,7 @@ def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tok
     weights = sum(m.in_features * m.out_features for m in block.modules() if is_quantized(m))
     size = torch.empty((), dtype=dtype).element_size()
     mlp = getattr(block, "mlp", None)
-    skips = isinstance(mlp, FrozenMLP) and mlp.takes_function()  # the chunked recomputation skips fc2
+    skips = mlp is not None and input_grad_only(mlp)  # the chunked recomputation skips fc2 (eager or compiled)
     recomputed_mlp = width * hidden if skips else 2 * width * hidden
     return modelled_costs(
         plans, rows=rows, tokens=tokens, width=width, hidden=hidden, element_bytes=size,

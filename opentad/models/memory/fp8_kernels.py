@@ -1,9 +1,9 @@
-"""Triton kernel of :mod:`.fp8_matmul`: rows of a bf16 matrix to fp8 e4m3 with one scale per row (needs Triton).
+"""Triton kernel of :mod:`.fp8_rows`: rows of a bf16 matrix to fp8 e4m3 with one scale per row (needs Triton).
 
 One program per row, the whole row in registers (rows of up to a few
 thousand values: a ViT's width or its MLP's). The arithmetic is that of
-:func:`.fp8_matmul.quantize_rows_reference`, step for step: the row's
-largest magnitude ``amax`` (at least :data:`~.fp8_matmul.TINY`),
+:func:`.fp8_rows.quantize_rows_reference`, step for step: the row's
+largest magnitude ``amax`` (at least :data:`~.fp8_rows.TINY`),
 ``inv = 448 / amax`` and ``scale = amax / 448`` each one correctly rounded
 float32 division, ``q = e4m3(clamp(x * inv, -448, 448))`` rounded to nearest,
 ties to even. The rounding to e4m3 is written in integer arithmetic, as

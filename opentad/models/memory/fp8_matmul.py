@@ -5,7 +5,7 @@ weight. With this option its forward product runs on the fp8 tensor cores
 instead (about 1.5x the bf16 rate of an H100 or H200 at a ViT-g's shapes)::
 
     W  [M, K] -> Wq fp8 e4m3 [M, K], sw [1, M]   once per weight (cached on the layer, not in the state dict)
-    x  [R, K] -> xq fp8 e4m3 [R, K], sx [R, 1]   at every call (one Triton kernel on CUDA)
+    x  [R, K] -> xq fp8 e4m3 [R, K], sx [R, 1]   at every call (fp8_rows.quantize_rows)
     y = (xq * sx) @ (Wq * sw).T + b               torch._scaled_mm: float32 accumulation, bf16 result
 
 Each row of ``x`` and of ``W`` is scaled so that its largest magnitude maps
@@ -16,7 +16,16 @@ one of at most 2^-10 of the row's scale below it (e4m3 subnormals).
 against 0.2% for bf16), so the option is off by default and its change in
 synthetic mAP is reported (docs/qlora.md). The backward product stays bf16:
 ``grad_x = grad @ W`` with the layer's bf16 weight (held or dequantized), so
-gradients see the fp8 forward's values but no fp8 rounding of their own.
+gradients see the fp8 forward's values but no fp8 rounding of their own;
+with ``"all"`` it is fp8 too (the gradient's rows and ``W.T``'s rows quantized).
+
+Inside a compiled block (``compile_blocks``) the product is traced with the
+block, no graph break, wherever its tensors exist before the step: the fp8
+weights (:func:`quantize_fp8_weights`, which the memory policy calls before
+every backbone forward) and, for a bf16 backward, a held bf16 copy of the
+weight (the memory planner's ``hold``). The rows' quantization is then
+PyTorch's ops, which the compiler fuses with the norm or activation before
+it. Elsewhere the product runs eagerly (one graph break per layer).
 
 Only layers whose two dims are multiples of 16 (``_scaled_mm``'s rule) and
 calls in bf16 (autocast or ``compute_dtype``) take the fp8 path, on CUDA
@@ -27,10 +36,7 @@ layers' ``frozen_matmul`` hook: :func:`set_fp8_products`.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import os
 import weakref
 from typing import Optional, Tuple
 
@@ -38,92 +44,18 @@ import torch
 from torch import Tensor, nn
 
 from opentad.models.bricks.quant import frozen_weight_as, is_quantized, set_frozen_matmul
+from opentad.models.memory.fp8_rows import fp8_supported, quantize_rows_reference, rows_product
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FP8_MAX", "TINY", "MODES", "quantize_rows", "quantize_rows_reference", "fp8_weight", "fp8_frozen_linear",
-           "fp8_frozen_linear_all", "fp8_supported", "quantize_fp8_weights", "check_mode", "set_fp8_products",
-           "fp8_takes_every_product"]
-
-FP8 = torch.float8_e4m3fn
-#: e4m3's largest finite value: each row's largest magnitude is scaled to it
-FP8_MAX = 448.0
-#: the smallest row maximum used for a scale (an all-zero row quantizes to zeros, not NaN)
-TINY = 2.0**-100
-
-
-def quantize_rows_reference(x: Tensor) -> Tuple[Tensor, Tensor]:
-    """Each row of ``x`` in fp8 e4m3 with its own float32 scale, in PyTorch ops (the CPU path and the tests' reference).
-
-    Args:
-        x: ``[R, K]`` floating point.
-
-    Returns:
-        ``(q, scale)``: ``q`` ``[R, K]`` e4m3, contiguous, with ``q * scale ~ x``, ``scale`` ``[R, 1]`` float32
-        ``= max(amax_r, TINY) / 448``; ``q = e4m3(clamp(x * (448 / max(amax_r, TINY)), -448, 448))``.
-    """
-    x32 = x.float().contiguous()  # a transposed weight too: ``q`` takes this layout
-    amax = x32.abs().amax(dim=1, keepdim=True).clamp(min=TINY)
-    inv = torch.full_like(amax, FP8_MAX) / amax
-    q = (x32 * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8)
-    # tensor by tensor: CUDA divides a tensor by a Python scalar as a product with its rounded reciprocal
-    return q, amax / torch.full_like(amax, FP8_MAX)
-
-
-@functools.lru_cache(maxsize=None)
-def _kernel():
-    """The Triton kernel and the device type it runs on, or None without Triton (imported on first use)."""
-    try:
-        from opentad.models.memory.fp8_kernels import quantize_rows_kernel
-    except Exception:  # noqa: BLE001  (no Triton, or one that fails to import: PyTorch ops)
-        return None
-    return quantize_rows_kernel, ("cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda")
-
-
-def quantize_rows(x: Tensor) -> Tuple[Tensor, Tensor]:
-    """:func:`quantize_rows_reference` in one Triton kernel where it runs (CUDA; CPU under ``TRITON_INTERPRET=1``).
-
-    Args:
-        x: ``[R, K]`` with unit stride along K.
-
-    Returns:
-        ``(q [R, K] e4m3 contiguous, scale [R, 1] float32)``.
-    """
-    kernel = _kernel()
-    if (kernel is None or x.device.type != kernel[1] or x.stride(1) != 1 or x.shape[1] > 16384
-            or torch.compiler.is_compiling()):
-        return quantize_rows_reference(x)
-    rows, cols = x.shape
-    q = torch.empty((rows, cols), dtype=FP8, device=x.device)
-    scale = torch.empty((rows, 1), dtype=torch.float32, device=x.device)
-    if rows:
-        block = max(16, 1 << (cols - 1).bit_length())
-        with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-            kernel[0][(rows,)](x, q.view(torch.uint8), scale, cols, x.stride(0), TINY, BLOCK=block,
-                               num_warps=8 if block >= 4096 else 4)
-    return q, scale
-
-
-@functools.lru_cache(maxsize=None)
-def fp8_supported(device: torch.device) -> bool:
-    """Whether ``torch._scaled_mm`` with row scales runs on ``device`` (the CPU; CUDA of capability >= 8.9).
-
-    Logs a warning, once per device, where it does not: the layers then keep their bf16 products.
-    """
-    ok = hasattr(torch, "_scaled_mm") and (
-        device.type == "cpu" or (device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)))
-    if not ok:
-        logger.warning("frozen_fp8: %s has no fp8 matrix products (CUDA compute capability 8.9 or more, or the CPU); "
-                       "the frozen 4-bit layers keep their bf16 products there", device)
-    return ok
+__all__ = ["MODES", "fp8_weight", "fp8_frozen_linear", "fp8_frozen_linear_all", "fp8_input_grad", "fp8_backward_operands",
+           "quantize_fp8_weights", "check_mode", "set_fp8_products", "fp8_takes_every_product"]
 
 
 class _FP8Cache:
     """One layer's fp8 weight and the weight it was made from (by identity: weak references to the weight
     parameter and its quantization state, its version counter, the device). Never pickled or deep-copied
     with the layer: a copy starts empty and quantizes its own weight on first use."""
-
-    __slots__ = ("weight", "state", "version", "device", "q", "scale")
 
     def __init__(self) -> None:
         self.weight = self.state = self.version = self.device = self.q = self.scale = None
@@ -182,29 +114,47 @@ def fp8_weight(layer: nn.Module, device: torch.device, transposed: bool = False)
 
 
 class _FP8FrozenMatmul(torch.autograd.Function):
-    """``[R, K] -> [R, M]``: fp8 forward (module docstring); backward to ``x`` only, in bf16 or (``fp8_backward``)
-    as ``e4m3(grad) @ e4m3(W)`` with row scales for the gradient and input-channel scales for ``W``."""
+    """``[R, K] -> [R, M]`` of a frozen layer, eagerly: the fp8 forward (module docstring); backward to ``x``
+    only, in bf16 with the layer's weight (held or dequantized) or (``fp8_backward``) as ``e4m3(grad) @
+    e4m3(W)``, with row scales for the gradient and input-channel scales for ``W``."""
 
     @staticmethod
     def forward(ctx, x: Tensor, layer: nn.Module, bias: Optional[Tensor], fp8_backward: bool) -> Tensor:  # noqa: D102
-        ctx.layer, ctx.in_dtype, ctx.fp8_backward = layer, x.dtype, fp8_backward
-        weight_q, weight_scale = fp8_weight(layer, x.device)
-        x_q, x_scale = quantize_rows(x)
-        with torch.autocast(x.device.type, enabled=False):
-            return torch._scaled_mm(x_q, weight_q.t(), scale_a=x_scale, scale_b=weight_scale, bias=bias,
-                                    out_dtype=torch.bfloat16)
+        ctx.layer, ctx.fp8_backward = layer, fp8_backward
+        return rows_product(x, *fp8_weight(layer, x.device), bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
+        grad = grad.to(torch.bfloat16)
+        if ctx.fp8_backward:
+            return rows_product(grad, *fp8_weight(ctx.layer, grad.device, transposed=True)), None, None, None
         with torch.autocast(grad.device.type, enabled=False):
-            if ctx.fp8_backward:
-                weight_q, weight_scale = fp8_weight(ctx.layer, grad.device, transposed=True)  # [K, M], [1, K]
-                grad_q, grad_scale = quantize_rows(grad.to(torch.bfloat16).contiguous())
-                grad_x = torch._scaled_mm(grad_q, weight_q.t(), scale_a=grad_scale, scale_b=weight_scale,
-                                          out_dtype=torch.bfloat16)
-            else:
-                grad_x = grad.to(torch.bfloat16) @ frozen_weight_as(ctx.layer, torch.bfloat16)
-        return grad_x.to(ctx.in_dtype), None, None, None
+            return grad @ frozen_weight_as(ctx.layer, torch.bfloat16), None, None, None
+
+
+class _FP8TensorMatmul(torch.autograd.Function):
+    """:class:`_FP8FrozenMatmul` from tensors alone, for compiled blocks (Dynamo traces it: no graph break).
+
+    ``apply(x [R, K] bf16, weight_q [M, K], weight_scale [1, M], bias [M] or None, back [K, M] e4m3 or [M, K]
+    bf16, back_scale [1, K] or None) -> [R, M]``: the forward of :func:`rows_product`; the input's gradient
+    ``rows_product(grad, back, back_scale)`` (fp8) or, without ``back_scale``, ``grad @ back`` in bf16.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight_q, weight_scale, bias, back, back_scale):  # noqa: D102
+        ctx.save_for_backward(back, back_scale)
+        return rows_product(x, weight_q, weight_scale, bias)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        back, back_scale = ctx.saved_tensors
+        grad = grad.to(torch.bfloat16)
+        if back_scale is not None:
+            grad_x = rows_product(grad, back, back_scale)
+        else:
+            with torch.autocast(grad.device.type, enabled=False):
+                grad_x = grad @ back
+        return grad_x, None, None, None, None, None
 
 
 def _fp8_dims(in_features: int, out_features: int) -> bool:
@@ -212,19 +162,71 @@ def _fp8_dims(in_features: int, out_features: int) -> bool:
     return in_features % 16 == 0 and out_features % 16 == 0
 
 
-def _fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backward: bool) -> Optional[Tensor]:
-    if (dtype != torch.bfloat16 or not _fp8_dims(x.shape[-1], layer.out_features) or x.numel() == 0
-            or not fp8_supported(x.device)):
-        return None
+def _rows(layer: nn.Module, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+    """``x`` as ``[R, K]`` bf16 with unit stride along K, and the layer's bias in bf16."""
     flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
     if flat.stride(1) != 1:
         flat = flat.contiguous()
-    bias = layer.bias.to(torch.bfloat16) if layer.bias is not None else None
+    return flat, (layer.bias.to(torch.bfloat16) if layer.bias is not None else None)
+
+
+@torch.compiler.disable  # quantizes and caches weights, an autograd Function holding a module: eager only
+def _eager_fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backward: bool) -> Optional[Tensor]:
+    if (dtype != torch.bfloat16 or not _fp8_dims(x.shape[-1], layer.out_features) or x.numel() == 0
+            or not fp8_supported(x.device)):
+        return None
+    flat, bias = _rows(layer, x)
     out = _FP8FrozenMatmul.apply(flat, layer, bias, fp8_backward)
     return out.reshape(*x.shape[:-1], layer.out_features)
 
 
-@torch.compiler.disable  # an autograd Function holding a module: one graph break in compiled blocks
+def _made(layer: nn.Module, name: str, device: torch.device) -> Optional[_FP8Cache]:
+    """The layer's cache ``name`` where it holds a copy for ``device`` (read as is: traceable)."""
+    cache = layer.__dict__.get(name)
+    return cache if cache is not None and cache.q is not None and cache.device == device else None
+
+
+def fp8_backward_operands(layer: nn.Module, device: torch.device) -> Optional[Tuple[Tensor, Tensor]]:
+    """``(W.T in e4m3 [K, M], its scales [1, K])`` of a layer whose backward product is fp8 (``"all"``), where
+    they are made already for ``device`` (:func:`quantize_fp8_weights`); else None. Traceable."""
+    if layer.__dict__.get("frozen_matmul") is not fp8_frozen_linear_all or not _fp8_dims(
+            layer.in_features, layer.out_features):
+        return None
+    back = _made(layer, "_fp8_cache_t", device)
+    return None if back is None else (back.q, back.scale)
+
+
+def _made_weights(layer: nn.Module, x: Tensor, fp8_backward: bool) -> Optional[Tuple[Tensor, ...]]:
+    """The tensors :class:`_FP8TensorMatmul` needs, where they exist already for ``x``'s device: the fp8 weight
+    (made before the step: :func:`quantize_fp8_weights`), and the transposed fp8 weight or a held bf16 copy."""
+    cache = _made(layer, "_fp8_cache", x.device)
+    if cache is None:
+        return None
+    if fp8_backward:
+        back = _made(layer, "_fp8_cache_t", x.device)
+        return None if back is None else (cache.q, cache.scale, back.q, back.scale)
+    held = layer.held_weight
+    return None if held is None or held.dtype != torch.bfloat16 else (cache.q, cache.scale, held, None)
+
+
+def _fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backward: bool) -> Optional[Tensor]:
+    """The hooks' product. Eagerly: :func:`_eager_fp8_linear`. Inside a compiled block: :class:`_FP8TensorMatmul`
+    on the weights made before the step, traced with the block (the rows' quantization fused with what precedes
+    it); without them (no :func:`quantize_fp8_weights` for this device, or a bf16 backward without a held copy)
+    the eager product, at one graph break."""
+    if not torch.compiler.is_compiling():
+        return _eager_fp8_linear(layer, x, dtype, fp8_backward)
+    if dtype != torch.bfloat16 or not _fp8_dims(x.shape[-1], layer.out_features):
+        return None
+    weights = _made_weights(layer, x, fp8_backward)
+    if weights is None:
+        return _eager_fp8_linear(layer, x, dtype, fp8_backward)
+    flat, bias = _rows(layer, x)
+    weight_q, weight_scale, back, back_scale = weights
+    out = _FP8TensorMatmul.apply(flat, weight_q, weight_scale, bias, back, back_scale)
+    return out.reshape(*x.shape[:-1], layer.out_features)
+
+
 def fp8_frozen_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype) -> Optional[Tensor]:
     """``x @ W.T + b`` of a frozen 4-bit ``layer`` with the fp8 forward product, or None where it does not apply.
 
@@ -240,10 +242,28 @@ def fp8_frozen_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype) -> Option
     return _fp8_linear(layer, x, dtype, fp8_backward=False)
 
 
-@torch.compiler.disable
 def fp8_frozen_linear_all(layer: nn.Module, x: Tensor, dtype: torch.dtype) -> Optional[Tensor]:
     """:func:`fp8_frozen_linear` whose backward product is fp8 too (``frozen_fp8="all"``); same Args and Returns."""
     return _fp8_linear(layer, x, dtype, fp8_backward=True)
+
+
+def fp8_input_grad(layer: nn.Module, grad: Tensor, dtype: torch.dtype) -> Optional[Tensor]:
+    """``grad @ W`` in fp8 where ``layer``'s own backward is fp8 (``frozen_fp8="all"``), for code that
+    backpropagates through a frozen layer without calling it (:class:`~.frozen_mlp.FrozenMLPFunction`).
+
+    Args:
+        layer: any module; only a frozen 4-bit layer with the "all" hook qualifies.
+        grad: ``[R, M]`` the gradient of the layer's output.
+        dtype: the dtype of the backward product (only bfloat16 takes the fp8 path).
+
+    Returns:
+        ``[R, K]`` bf16, or None where the layer's backward product is not fp8 (the caller multiplies by ``W``).
+    """
+    if (vars(layer).get("frozen_matmul") is not fp8_frozen_linear_all or dtype != torch.bfloat16
+            or not _fp8_dims(layer.in_features, layer.out_features) or grad.numel() == 0
+            or not fp8_supported(grad.device)):
+        return None
+    return rows_product(grad.to(torch.bfloat16), *fp8_weight(layer, grad.device, transposed=True))
 
 
 #: ``frozen_fp8`` values -> the hook installed (None: removed)

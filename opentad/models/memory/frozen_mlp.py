@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +37,11 @@ from torch import Tensor, nn
 
 from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 from opentad.models.bricks.vit import FFN
+from opentad.models.memory.fp8_matmul import fp8_backward_operands, fp8_input_grad
+from opentad.models.memory.fp8_rows import rows_product
 
-__all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused"]
+__all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused",
+           "input_grad_only", "unused_output_mlp", "recomputing_unused_output"]
 
 #: target size of one chunk of the hidden activation
 CHUNK_BYTES = 64 * 2**20
@@ -123,14 +126,23 @@ class FrozenMLPFunction(torch.autograd.Function):
         (hidden,) = ctx.saved_tensors
         fc1, fc2 = ctx.layers
         dtype = hidden.dtype
-        w1, w2 = frozen_weight(fc1, dtype), frozen_weight(fc2, dtype)
+        weights = {}  # dequantized (or held) only for a layer whose backward product is not fp8
+
+        def input_grad(layer: nn.Module, grad: Tensor) -> Tensor:  # as the layer's own backward computes it
+            out = fp8_input_grad(layer, grad, dtype)
+            if out is None:
+                if layer not in weights:
+                    weights[layer] = frozen_weight(layer, dtype)
+                out = grad.to(dtype) @ weights[layer]
+            return out
+
         grad = grad_out.reshape(-1, grad_out.shape[-1])
         grad_in = grad.new_empty((hidden.shape[0], ctx.in_shape[-1]), dtype=ctx.in_dtype)
         for start in range(0, hidden.shape[0], ctx.step):
             end = start + ctx.step
-            grad_act = grad[start:end].to(dtype) @ w2
-            grad_h = torch.ops.aten.gelu_backward(grad_act, hidden[start:end])
-            grad_in[start:end] = grad_h @ w1
+            grad_act = input_grad(fc2, grad[start:end])
+            grad_h = torch.ops.aten.gelu_backward(grad_act.to(dtype), hidden[start:end])
+            grad_in[start:end] = input_grad(fc1, grad_h)
         return grad_in.view(ctx.in_shape), None, None
 
 
@@ -143,14 +155,9 @@ class FrozenMLP(FFN):
     """
 
     def takes_function(self) -> bool:
-        """Whether :class:`FrozenMLPFunction` runs this MLP whenever its input needs a gradient: an exact GELU,
-        no active dropout, both linears frozen (and then the chunked recomputation skips ``fc2``)."""
-        fc1, act, drop = self.layers[0]
-        if not isinstance(act, nn.GELU) or act.approximate != "none":
-            return False
-        if self.training and (drop.p > 0 or self.layers[2].p > 0):
-            return False
-        return is_frozen_linear(fc1) and is_frozen_linear(self.layers[1])
+        """Whether :class:`FrozenMLPFunction` runs this MLP whenever its input needs a gradient
+        (:func:`input_grad_only`; and then the chunked recomputation skips ``fc2``)."""
+        return input_grad_only(self)
 
     def _chunkable(self, x: Tensor) -> bool:
         return torch.is_grad_enabled() and x.requires_grad and self.takes_function()
@@ -165,3 +172,81 @@ class FrozenMLP(FFN):
 @torch.compiler.disable  # Dynamo cannot trace this Function (modules as arguments, writes into buffers)
 def _frozen_mlp(x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
     return FrozenMLPFunction.apply(x, fc1, fc2)
+
+
+def input_grad_only(mlp: nn.Module) -> bool:
+    """Whether backward through ``mlp`` (an :class:`~opentad.models.bricks.vit.FFN`) needs only its input's
+    gradient and ``fc1(x)``: an exact GELU, no active dropout, both linears frozen (plain or quantized)."""
+    fc1, act, drop = mlp.layers[0]
+    if not isinstance(act, nn.GELU) or act.approximate != "none":
+        return False
+    if mlp.training and (drop.p > 0 or mlp.layers[2].p > 0):
+        return False
+    return is_frozen_linear(fc1) and is_frozen_linear(mlp.layers[1])
+
+
+class _UnusedOutputLinear(torch.autograd.Function):
+    """``[..., K] -> [..., M]`` left uninitialised (nothing reads it) whose backward is a frozen linear's input
+    gradient, from tensors alone (compiled blocks trace it): ``grad @ back`` (``back`` ``[M, K]``) or, with
+    ``back_scale``, fp8's ``rows_product(grad, back, back_scale)`` (``back`` ``[K, M]`` e4m3)."""
+
+    @staticmethod
+    def forward(ctx, z, back, back_scale, width, dtype):  # noqa: D102
+        ctx.save_for_backward(back, back_scale)
+        ctx.z_dtype = z.dtype
+        return z.new_empty((*z.shape[:-1], width), dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        back, back_scale = ctx.saved_tensors
+        if back_scale is not None:
+            flat = rows_product(grad.reshape(-1, grad.shape[-1]).to(torch.bfloat16), back, back_scale)
+            grad_z = flat.view(*grad.shape[:-1], flat.shape[-1])
+        else:
+            with torch.autocast(grad.device.type, enabled=False):
+                grad_z = grad.to(back.dtype) @ back
+        return grad_z.to(ctx.z_dtype), None, None, None, None
+
+
+def _fc2_operands(fc2: nn.Module, z: Tensor) -> Optional[Tuple[Tensor, Optional[Tensor], torch.dtype]]:
+    """(back, back_scale, output dtype) of :class:`_UnusedOutputLinear` for ``fc2`` called on ``z``, where its
+    input gradient's operands exist as tensors: fp8 "all"'s transposed weight, a held copy in the product's
+    dtype, or a frozen ``nn.Linear``'s weight; None for a packed 4-bit weight without a held copy."""
+    device = z.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else z.dtype
+    if dtype == torch.bfloat16:
+        fp8 = fp8_backward_operands(fc2, z.device)
+        if fp8 is not None:
+            return fp8[0], fp8[1], dtype
+    if type(fc2) is nn.Linear:
+        return fc2.weight.to(dtype), None, dtype
+    held = getattr(fc2, "held_weight", None)
+    return (held, None, dtype) if held is not None and held.dtype == dtype else None
+
+
+def unused_output_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
+    """``mlp(x)`` for a recomputation whose output nobody reads (:func:`output_unused`), traceable: ``fc1`` and
+    the GELU as ``mlp`` computes them, ``fc2``'s product left out but not its backward (what the chunked
+    recomputation of a compiled block calls; :class:`FrozenMLPFunction` does the same eagerly). ``mlp`` must
+    satisfy :func:`input_grad_only`; where ``fc2``'s weight is a packed 4-bit one without a held copy, the whole
+    ``mlp(x)`` is computed.
+
+    Args:
+        mlp: an :class:`~opentad.models.bricks.vit.FFN`.
+        x: ``[..., C]``.
+
+    Returns:
+        ``[..., C]`` whose values are undefined and whose gradient to ``x`` is ``mlp``'s.
+    """
+    fc1, act, _ = mlp.layers[0]
+    fc2 = mlp.layers[1]
+    z = act(fc1(x))
+    operands = _fc2_operands(fc2, z)
+    if operands is None:
+        return mlp.layers[2](fc2(z))
+    return _UnusedOutputLinear.apply(z, operands[0], operands[1], fc2.out_features, operands[2])
+
+
+def recomputing_unused_output() -> bool:
+    """Whether this thread is inside :func:`output_unused`."""
+    return getattr(_STATE, "output_unused", False)

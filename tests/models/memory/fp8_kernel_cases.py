@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from opentad.models.memory import fp8_matmul as F8
+from opentad.models.memory import fp8_rows as R8
 
 CHECKS = [0]
 
@@ -25,7 +25,7 @@ def check(name: str, ok: bool) -> None:
 
 def e4m3_neighbours(v: torch.Tensor):
     """The e4m3 values just below and just above each float32 ``v`` (|v| <= 448), as float32."""
-    grid = torch.arange(256, dtype=torch.uint8).view(F8.FP8).float()
+    grid = torch.arange(256, dtype=torch.uint8).view(R8.FP8).float()
     grid = torch.unique(grid[torch.isfinite(grid)])  # sorted, one zero
     idx = torch.searchsorted(grid, v.contiguous())
     above = grid[idx.clamp(max=len(grid) - 1)]
@@ -36,7 +36,7 @@ def e4m3_neighbours(v: torch.Tensor):
 def sweep_rows() -> torch.Tensor:
     """Rows whose maximum is 448 (so the scaled values are the values): the e4m3 grid, its midpoints and their
     float32 neighbours, both signs."""
-    grid = torch.arange(256, dtype=torch.uint8).view(F8.FP8).float()
+    grid = torch.arange(256, dtype=torch.uint8).view(R8.FP8).float()
     grid = torch.unique(grid[torch.isfinite(grid) & (grid >= 0)])
     mids = (grid[1:] + grid[:-1]) / 2  # exact in float32
     values = torch.cat([grid, mids, torch.nextafter(mids, torch.zeros_like(mids)),
@@ -54,7 +54,7 @@ AMAX = 1.0001000165939331
 def midpoint_rows() -> torch.Tensor:
     """Rows whose maximum is :data:`AMAX`: values whose scaled value falls on, or within two float32 steps of,
     every e4m3 midpoint, so that an ``inv`` off by one step rounds some of them the other way."""
-    grid = torch.arange(256, dtype=torch.uint8).view(F8.FP8).float()
+    grid = torch.arange(256, dtype=torch.uint8).view(R8.FP8).float()
     grid = torch.unique(grid[torch.isfinite(grid) & (grid >= 0)])
     mids = ((grid[1:] + grid[:-1]) / 2).double()
     amax = torch.tensor(AMAX, dtype=torch.float32)
@@ -78,15 +78,15 @@ def same_scales(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def check_reference(x: torch.Tensor, q: torch.Tensor, name: str) -> None:
     """The reference's e4m3 values against the value grid (independent of PyTorch's cast)."""
-    amax = x.float().abs().amax(dim=1, keepdim=True).clamp(min=F8.TINY)
-    scaled = (x.float() * (torch.full_like(amax, F8.FP8_MAX) / amax)).clamp(-F8.FP8_MAX, F8.FP8_MAX).cpu()
+    amax = x.float().abs().amax(dim=1, keepdim=True).clamp(min=R8.TINY)
+    scaled = (x.float() * (torch.full_like(amax, R8.FP8_MAX) / amax)).clamp(-R8.FP8_MAX, R8.FP8_MAX).cpu()
     below, above = e4m3_neighbours(scaled)
     got = q.float().cpu()
     check(f"{name}: the reference gives an e4m3 neighbour", bool(((got == below) | (got == above)).all()))
     d_below, d_above = (scaled - below).abs(), (above - scaled).abs()
     nearer = torch.where(d_below < d_above, below, above)
     # the even neighbour: the last bit of its e4m3 code (an exact conversion: ``below`` is on the grid)
-    even = torch.where((below.to(F8.FP8).view(torch.uint8) & 1) == 0, below, above)
+    even = torch.where((below.to(R8.FP8).view(torch.uint8) & 1) == 0, below, above)
     want = torch.where(d_below == d_above, even, nearer)
     check(f"{name}: the reference rounds to nearest, ties to even", torch.equal(got, want))
 
@@ -105,50 +105,50 @@ def run(device: str) -> None:
     nan_rows[2, 9] = -float("inf")
     for x in rows:
         x = x.to(torch.bfloat16).to(device)
-        q, scale = F8.quantize_rows(x)
-        q_ref, scale_ref = F8.quantize_rows_reference(x)
+        q, scale = R8.quantize_rows(x)
+        q_ref, scale_ref = R8.quantize_rows_reference(x)
         name = f"{tuple(x.shape)}"
-        check(f"{name}: shapes and dtypes", q.shape == x.shape and q.dtype == F8.FP8
+        check(f"{name}: shapes and dtypes", q.shape == x.shape and q.dtype == R8.FP8
               and scale.shape == (x.shape[0], 1) and scale.dtype == torch.float32 and q.is_contiguous())
         check(f"{name}: the scales, bitwise", torch.equal(scale, scale_ref))
         check(f"{name}: the e4m3 values, bitwise", torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8)))
         check_reference(x, q_ref, name)
-    q, scale = F8.quantize_rows(nan_rows.to(torch.bfloat16).to(device))
-    q_ref, scale_ref = F8.quantize_rows_reference(nan_rows.to(torch.bfloat16).to(device))
+    q, scale = R8.quantize_rows(nan_rows.to(torch.bfloat16).to(device))
+    q_ref, scale_ref = R8.quantize_rows_reference(nan_rows.to(torch.bfloat16).to(device))
     check("NaN and infinite values: the scales as the reference's (NaN, inf, inf)", same_scales(scale, scale_ref)
           and bool(scale[0].isnan()) and bool(scale[1:].isinf().all()))
     nan = q_ref.float().isnan()  # NaN's sign is the arithmetic's own: NaN for NaN, bitwise elsewhere
     check("NaN and infinite values: NaN where the reference has NaN, its e4m3 bits elsewhere",
           torch.equal(q.float().isnan(), nan) and bool(nan[0].all()) and int(nan[1:].sum()) == 2
           and torch.equal(q.view(torch.uint8)[~nan], q_ref.view(torch.uint8)[~nan]))
-    tie = F8.quantize_rows(rows[-1].to(torch.bfloat16).to(device))[0][2, :4].float().cpu()
+    tie = R8.quantize_rows(rows[-1].to(torch.bfloat16).to(device))[0][2, :4].float().cpu()
     check("hand-worked ties to even: 17 -> 16, 19 -> 20", tie.tolist() == [448.0, 16.0, 20.0, -16.0])
     # float32 inputs (the reference takes any float): the grid, midpoints and their neighbours exactly
     sweep = sweep_rows().to(device)
-    q_ref, _ = F8.quantize_rows_reference(sweep)
+    q_ref, _ = R8.quantize_rows_reference(sweep)
     check_reference(sweep, q_ref, "e4m3 grid sweep")
     check("e4m3 grid sweep: the kernel's rounding, bitwise", torch.equal(
         _kernel_round(sweep, device).view(torch.uint8).cpu(), q_ref.view(torch.uint8).cpu()))
     near = midpoint_rows().to(device)
-    q_ref, _ = F8.quantize_rows_reference(near)
+    q_ref, _ = R8.quantize_rows_reference(near)
     check_reference(near, q_ref, "midpoints at an inexact scale")
     check("midpoints at an inexact scale: the kernel, bitwise", torch.equal(
         _kernel_round(near, device).view(torch.uint8).cpu(), q_ref.view(torch.uint8).cpu()))
     strided = torch.randn(8, 64, generator=gen).to(torch.bfloat16).to(device)[:, :32]
-    q, scale = F8.quantize_rows(strided)
-    q_ref, scale_ref = F8.quantize_rows_reference(strided)
+    q, scale = R8.quantize_rows(strided)
+    q_ref, scale_ref = R8.quantize_rows_reference(strided)
     check("a row stride other than the width, bitwise", torch.equal(scale, scale_ref) and q.is_contiguous()
           and torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8)))
-    empty = F8.quantize_rows(torch.zeros(0, 32, dtype=torch.bfloat16, device=device))
+    empty = R8.quantize_rows(torch.zeros(0, 32, dtype=torch.bfloat16, device=device))
     check("no rows", empty[0].shape == (0, 32) and empty[1].shape == (0, 1))
 
 
 def _kernel_round(x: torch.Tensor, device: str) -> torch.Tensor:
     """The kernel on float32 rows (it loads any float and computes in float32)."""
-    kernel, _ = F8._kernel()
-    q = torch.empty(x.shape, dtype=F8.FP8, device=device)
+    kernel, _ = R8._kernel()
+    q = torch.empty(x.shape, dtype=R8.FP8, device=device)
     scale = torch.empty((x.shape[0], 1), dtype=torch.float32, device=device)
-    kernel[(x.shape[0],)](x, q.view(torch.uint8), scale, x.shape[1], x.stride(0), F8.TINY, BLOCK=64)
+    kernel[(x.shape[0],)](x, q.view(torch.uint8), scale, x.shape[1], x.stride(0), R8.TINY, BLOCK=64)
     return q
 
 

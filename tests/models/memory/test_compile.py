@@ -282,39 +282,6 @@ def test_a_new_row_count_compiles_no_new_graph(dynamo_only):
         torch._dynamo.reset()
 
 
-def test_compiled_models_with_and_without_fp8_products_each_compute_their_own(dynamo_only, monkeypatch):
-    """Every model of a process shares the compiled bodies, and Dynamo's cached code for a 4-bit layer checks the
-    layer's type, not its plain attributes. Models compiled one after another with ``frozen_fp8`` "all", off and
-    "forward" (as the benchmark's rows run): each makes exactly its own fp8 calls, with its own backward. Before
-    the hooked layers had a class of their own, the model without fp8 products ran the first model's decision
-    and raised "'NoneType' object is not callable" (H100 benchmark, 2026-12-07)."""
-    from opentad.models.memory import fp8_matmul as F8
-
-    calls = []
-    real = F8._FP8FrozenMatmul.apply
-    monkeypatch.setattr(F8._FP8FrozenMatmul, "apply", lambda *a: calls.append(a[3]) or real(*a))
-    torch._dynamo.reset()
-    try:
-        for fp8 in ("all", False, "forward"):
-            calls.clear()
-            model = tiny_qlora_vit()
-            policy = MemoryPolicy(frozen_dtype=torch.bfloat16, compile_blocks=True, frozen_fp8=fp8, checkpoint=True)
-            apply_memory_policy(model, policy)
-            hooked = [m for m in model.modules() if vars(m).get("frozen_matmul") is not None]
-            assert len(hooked) == (16 if fp8 else 0), len(hooked)  # all frozen 4-bit layers, widths 16 to 192
-            assert {type(m).__name__ for m in hooked} <= {"Linear4bitHooked"}
-            frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = policy.run_backbone(model, frames)
-            out.float().sum().backward()
-            # the 16 frozen layers (4 per block, 2 per adapter) once in forward, and the 12 of blocks 1 and 2
-            # once more in their recomputation (block 0's input needs no gradient: it is not recomputed)
-            assert len(calls) == (16 + 12 if fp8 else 0), (fp8, len(calls))
-            assert set(calls) == ({fp8 == "all"} if fp8 else set())
-    finally:
-        torch._dynamo.reset()
-
-
 @pytest.mark.parametrize("bad", ["fast", "", 1, 0, None, "Default", "reduce-overhead", "max-autotune"])
 def test_bad_values_are_refused(bad):
     why = "captures CUDA graphs" if bad in compile_module.CUDA_GRAPH_MODES else "valid values: False, True, 'default'"

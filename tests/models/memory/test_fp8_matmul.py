@@ -20,6 +20,7 @@ from torch import nn
 
 from opentad.models.bricks.quant import dequantize_weight
 from opentad.models.memory import fp8_matmul as F8
+from opentad.models.memory import fp8_rows as R8
 from tests.models.memory.fp8_layers import BF16, frozen_layer, spread_inputs
 from tests.models.memory.kernel_cases import run_cases
 
@@ -61,15 +62,15 @@ def cublaslt_layouts(monkeypatch):
 
 def test_hand_worked_rows():
     x = torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [448.0, 17.0, 19.0, -17.0]])
-    q, scale = F8.quantize_rows_reference(x)
+    q, scale = R8.quantize_rows_reference(x)
     # row 0: amax 2, every value times 224 is on the e4m3 grid; row 1: all zero, no NaN; row 2: ties to even
     assert q.float().tolist() == [[224.0, -448.0, 112.0, 0.0], [0.0] * 4, [448.0, 16.0, 20.0, -16.0]]
-    assert torch.equal(scale.flatten(), torch.tensor([2.0, F8.TINY, 448.0]) / 448.0)  # float32 divisions
+    assert torch.equal(scale.flatten(), torch.tensor([2.0, R8.TINY, 448.0]) / 448.0)  # float32 divisions
 
 
 def test_quantized_rows_stay_within_the_error_model():
     x = spread_inputs(64, 256).float()
-    q, scale = F8.quantize_rows_reference(x)
+    q, scale = R8.quantize_rows_reference(x)
     err = (q.double() * scale.double() - x.double()).abs()
     bound = (U8 + 4 * U32) * x.double().abs() + 2.0**-10 * scale.double() * (1 + 4 * U32)
     assert bool((err <= bound).all())
@@ -78,7 +79,7 @@ def test_quantized_rows_stay_within_the_error_model():
     # exact rounding: 53 >= 2 * 24 + 2), as the kernel's div_rn; CUDA's tensor-by-scalar division is not
     amax = x.abs().amax(dim=1, keepdim=True)
     assert torch.equal(scale, (amax.double() / 448.0).float())
-    assert q.is_contiguous() and F8.quantize_rows_reference(x.t())[0].is_contiguous()
+    assert q.is_contiguous() and R8.quantize_rows_reference(x.t())[0].is_contiguous()
 
 
 class _CudaScalarDivision(torch.overrides.TorchFunctionMode):
@@ -100,7 +101,7 @@ def test_the_reference_scale_does_not_depend_on_how_the_device_divides_by_a_numb
     want = (amax.double() / 448.0).float()
     with _CudaScalarDivision():
         reciprocal = amax / 448.0
-        _, scale = F8.quantize_rows_reference(x)
+        _, scale = R8.quantize_rows_reference(x)
     assert not torch.equal(reciprocal, want)  # the emulation really rounds differently
     assert torch.equal(scale, want)
 
@@ -108,8 +109,8 @@ def test_the_reference_scale_does_not_depend_on_how_the_device_divides_by_a_numb
 def _emulated(x: torch.Tensor, layer: nn.Module):
     """float64 product of the quantized operands, the exact product, and magnitudes for the bounds."""
     w = dequantize_weight(layer).double()
-    qx, sx = F8.quantize_rows_reference(x)
-    qw, sw = F8.quantize_rows_reference(w.float())
+    qx, sx = R8.quantize_rows_reference(x)
+    qw, sw = R8.quantize_rows_reference(w.float())
     xs, ws = qx.double() * sx.double(), qw.double() * sw.double()
     bias = layer.bias.to(BF16).double()
     stored = xs @ ws.t()
@@ -195,8 +196,8 @@ def test_the_fp8_backward_is_within_its_error_model(cublaslt_layouts):
     y.backward(grad)
     w = dequantize_weight(layer).double()
     g = grad.double()
-    qg, sg = F8.quantize_rows_reference(grad)
-    qw, sw = F8.quantize_rows_reference(w.float().t())  # [K, M], one scale per input channel
+    qg, sg = R8.quantize_rows_reference(grad)
+    qw, sw = R8.quantize_rows_reference(w.float().t())  # [K, M], one scale per input channel
     stored = (qg.double() * sg.double()) @ (qw.double() * sw.double()).t()
     mags = (qg.double() * sg.double()).abs() @ (qw.double() * sw.double()).abs().t()
     tight = m * U32 * mags + UB * (stored.abs() + m * U32 * mags) + 1e-30

@@ -7,6 +7,7 @@ import torch
 
 from opentad.models.backbones.wrapper_options import WrapperOptions
 from opentad.models.memory import fp8_matmul as F8
+from opentad.models.memory import fp8_rows as R8
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
 from opentad.registry import ConfigError
 from tests.models.memory.fp8_layers import BF16, frozen_layer, spread_inputs
@@ -104,10 +105,10 @@ def test_the_fp8_weights_are_quantized_before_the_step_for_the_memory_plan(monke
 
 
 def test_a_device_without_fp8_products_is_named_once(caplog):
-    F8.fp8_supported.cache_clear()
+    R8.fp8_supported.cache_clear()
     with caplog.at_level("WARNING", logger="opentad.models.memory.fp8_matmul"):
-        assert not F8.fp8_supported(torch.device("meta")) and not F8.fp8_supported(torch.device("meta"))
-        assert F8.fp8_supported(torch.device("cpu"))
+        assert not R8.fp8_supported(torch.device("meta")) and not R8.fp8_supported(torch.device("meta"))
+        assert R8.fp8_supported(torch.device("cpu"))
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "meta has no fp8 matrix products" in warnings[0] and "bf16" in warnings[0]
 
