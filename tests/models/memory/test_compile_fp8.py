@@ -16,7 +16,6 @@ import copy
 import pytest
 import torch
 
-from opentad.models.memory import compile as compile_module
 from opentad.models.memory import fp8_matmul as F8
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
