@@ -8,7 +8,10 @@
 * :mod:`.offload`: what autograd saves waits in host memory;
 * :mod:`.dequant_cache`: one dequantization of a frozen 4-bit weight per stretch of work;
 * :mod:`.planner`, :mod:`.profile`, :mod:`.budget`: ``memory_budget_gib``, the fastest
-  per-block plans within a budget, from a measured profile.
+  per-block plans within a budget, from a measured profile;
+* :mod:`.compile`, :mod:`.cuda_graphs`: compiled blocks and CUDA graphs of the blocks;
+* :mod:`.fp8_matmul` (with :mod:`.fp8_rows`, :mod:`.fp8_weights`, :mod:`.fp8_kernels`): the frozen
+  layers' fp8 products (``frozen_fp8``, approximate).
 
 Import the modules themselves: this package's ``__init__`` imports nothing, so
 that the quantized layers can use :mod:`.dequant_cache` without an import circle.

@@ -37,80 +37,19 @@ layers' ``frozen_matmul`` hook: :func:`set_fp8_products`.
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from opentad.models.bricks.quant import frozen_weight_as, is_quantized, set_frozen_matmul
-from opentad.models.memory.fp8_rows import fp8_supported, quantize_rows_reference, rows_product
+from opentad.models.memory.fp8_rows import fp8_supported, rows_product
+from opentad.models.memory.fp8_weights import fp8_weight, made_copy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MODES", "fp8_weight", "fp8_frozen_linear", "fp8_frozen_linear_all", "fp8_input_grad", "fp8_backward_operands",
+__all__ = ["MODES", "fp8_frozen_linear", "fp8_frozen_linear_all", "fp8_input_grad", "fp8_backward_operands",
            "quantize_fp8_weights", "check_mode", "set_fp8_products", "fp8_takes_every_product"]
-
-
-class _FP8Cache:
-    """One layer's fp8 weight and the weight it was made from (by identity: weak references to the weight
-    parameter and its quantization state, its version counter, the device). Never pickled or deep-copied
-    with the layer: a copy starts empty and quantizes its own weight on first use."""
-
-    def __init__(self) -> None:
-        self.weight = self.state = self.version = self.device = self.q = self.scale = None
-
-    def __reduce__(self):
-        return (_FP8Cache, ())
-
-    def __deepcopy__(self, memo) -> "_FP8Cache":
-        return _FP8Cache()
-
-    @staticmethod
-    def _ref(obj):
-        try:
-            return weakref.ref(obj)
-        except TypeError:  # not weak-referenceable: hold it
-            return lambda: obj
-
-    def holds(self, weight: Tensor, state: object, device: torch.device) -> bool:
-        """Whether the cached copy was made from this very weight (and state), unchanged, on ``device``."""
-        return (self.q is not None and self.weight() is weight and self.state() is state
-                and self.version == weight._version and self.device == device)
-
-    def fill(self, weight: Tensor, state: object, device: torch.device, q: Tensor, scale: Tensor) -> None:
-        self.weight, self.state = self._ref(weight), self._ref(state)
-        self.version, self.device = weight._version, device
-        self.q, self.scale = q, scale
-
-
-def fp8_weight(layer: nn.Module, device: torch.device, transposed: bool = False) -> Tuple[Tensor, Tensor]:
-    """The layer's weight in e4m3 with its row scales, quantized once and cached on the layer (``_fp8_cache``;
-    ``_fp8_cache_t`` for the transposed copy the fp8 backward multiplies with).
-
-    A new weight parameter or quantization state (loading quantized weights replaces them), an in-place copy
-    into the parameter (``load_state_dict``) or another device quantizes again. (A change through
-    ``weight.data`` bumps no version: call :func:`set_fp8_products` again after one.)
-
-    Args:
-        layer: a frozen 4-bit layer ``[M, K]``.
-        device: where the copy is needed.
-        transposed: quantize ``W.T`` instead: one scale per input channel.
-
-    Returns:
-        ``(q [M, K] e4m3, scale [1, M] float32)``; transposed: ``(q [K, M], scale [1, K])``.
-    """
-    weight, state = layer.weight, getattr(layer.weight, "quant_state", None)
-    name = "_fp8_cache_t" if transposed else "_fp8_cache"
-    cache = layer.__dict__.get(name)
-    if cache is None:
-        cache = layer.__dict__[name] = _FP8Cache()
-    if not cache.holds(weight, state, device):
-        w = frozen_weight_as(layer, torch.float32).to(device)
-        # ``q`` is contiguous: ``q.t()`` is column-major, the only second operand ``_scaled_mm`` takes on CUDA
-        q, scale = quantize_rows_reference(w.t() if transposed else w)
-        cache.fill(weight, state, device, q, scale.reshape(1, -1).contiguous())
-    return cache.q, cache.scale
 
 
 class _FP8FrozenMatmul(torch.autograd.Function):
@@ -180,30 +119,24 @@ def _eager_fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backw
     return out.reshape(*x.shape[:-1], layer.out_features)
 
 
-def _made(layer: nn.Module, name: str, device: torch.device) -> Optional[_FP8Cache]:
-    """The layer's cache ``name`` where it holds a copy for ``device`` (read as is: traceable)."""
-    cache = layer.__dict__.get(name)
-    return cache if cache is not None and cache.q is not None and cache.device == device else None
-
-
 def fp8_backward_operands(layer: nn.Module, device: torch.device) -> Optional[Tuple[Tensor, Tensor]]:
     """``(W.T in e4m3 [K, M], its scales [1, K])`` of a layer whose backward product is fp8 (``"all"``), where
     they are made already for ``device`` (:func:`quantize_fp8_weights`); else None. Traceable."""
     if layer.__dict__.get("frozen_matmul") is not fp8_frozen_linear_all or not _fp8_dims(
             layer.in_features, layer.out_features):
         return None
-    back = _made(layer, "_fp8_cache_t", device)
+    back = made_copy(layer, "_fp8_cache_t", device)
     return None if back is None else (back.q, back.scale)
 
 
 def _made_weights(layer: nn.Module, x: Tensor, fp8_backward: bool) -> Optional[Tuple[Tensor, ...]]:
     """The tensors :class:`_FP8TensorMatmul` needs, where they exist already for ``x``'s device: the fp8 weight
     (made before the step: :func:`quantize_fp8_weights`), and the transposed fp8 weight or a held bf16 copy."""
-    cache = _made(layer, "_fp8_cache", x.device)
+    cache = made_copy(layer, "_fp8_cache", x.device)
     if cache is None:
         return None
     if fp8_backward:
-        back = _made(layer, "_fp8_cache_t", x.device)
+        back = made_copy(layer, "_fp8_cache_t", x.device)
         return None if back is None else (cache.q, cache.scale, back.q, back.scale)
     held = layer.held_weight
     return None if held is None or held.dtype != torch.bfloat16 else (cache.q, cache.scale, held, None)
