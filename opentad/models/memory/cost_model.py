@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from opentad.models.bricks.quant import is_quantized
-from opentad.models.memory.frozen_mlp import input_grad_only
+from opentad.models.memory.compile import is_compiled
+from opentad.models.memory.frozen_mlp import FrozenMLP, input_grad_only
 from opentad.models.memory.planner import BlockPlan, PlanCost
 
 __all__ = ["modelled_costs", "vit_block_costs"]
@@ -75,8 +76,9 @@ def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tok
                     dtype: torch.dtype) -> Dict[BlockPlan, PlanCost]:
     """:func:`modelled_costs` of a ViT block, times in units of one multiply-add: the forward's linear
     layers ``rows * tokens * (4 C^2 + 2 C hidden)``, the chunked recomputation's ``rows * tokens *
-    (4 C^2 + C hidden)`` when the block's MLP needs only its input gradient, so that the recomputation skips
-    ``fc2`` (:func:`~.frozen_mlp.input_grad_only`; else a whole forward), a dequantization about 8 per weight.
+    (4 C^2 + C hidden)`` where the recomputation skips ``fc2`` (a frozen MLP, :func:`~.frozen_mlp.input_grad_only`,
+    run as a :class:`~.frozen_mlp.FrozenMLP` or in a compiled block; else a whole forward), a dequantization
+    about 8 per weight.
 
     Args:
         block: the ViT block (its MLP's width and its 4-bit layers' weights are read).
@@ -88,7 +90,9 @@ def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tok
     weights = sum(m.in_features * m.out_features for m in block.modules() if is_quantized(m))
     size = torch.empty((), dtype=dtype).element_size()
     mlp = getattr(block, "mlp", None)
-    skips = mlp is not None and input_grad_only(mlp)  # the chunked recomputation skips fc2 (eager or compiled)
+    # the chunked recomputation skips fc2: eagerly a FrozenMLP's, compiled any frozen MLP's (where fc2's weight is a
+    # tensor: held, fp8 or float; a packed 4-bit fc2 without a held copy computes it all, which this model ignores)
+    skips = mlp is not None and input_grad_only(mlp) and (isinstance(mlp, FrozenMLP) or is_compiled(block))
     recomputed_mlp = width * hidden if skips else 2 * width * hidden
     return modelled_costs(
         plans, rows=rows, tokens=tokens, width=width, hidden=hidden, element_bytes=size,

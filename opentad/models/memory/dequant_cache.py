@@ -26,6 +26,8 @@ from typing import Callable, Dict, Iterator, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from .offload import keep_on_device
+
 __all__ = ["reuse_dequantized", "dequantized", "cached_weights", "hold_dequantized"]
 
 _Key = Tuple[int, int, Tuple[int, ...], Tuple[int, ...], torch.device, torch.dtype]
@@ -110,6 +112,6 @@ def hold_dequantized(module: nn.Module, hold: bool, dtype: Optional[torch.dtype]
         want = dtype or getattr(layer, "compute_dtype", None) or torch.float32
         current = getattr(layer, "held_weight", None)
         if current is None or current.dtype != want:
-            layer.held_weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(want)
+            layer.held_weight = keep_on_device(dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(want))
         total += layer.held_weight.numel() * layer.held_weight.element_size()
     return total

@@ -103,7 +103,6 @@ def fp8_supported(device: torch.device) -> bool:
     return ok
 
 
-
 def rows_product(a: Tensor, weight_q: Tensor, weight_scale: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """``a @ (weight_q * weight_scale).T + bias`` with the rows of ``a`` quantized to e4m3 (:func:`quantize_rows`).
 

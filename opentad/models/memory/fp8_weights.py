@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from opentad.models.bricks.quant import frozen_weight_as
 from opentad.models.memory.fp8_rows import quantize_rows_reference
+from opentad.models.memory.offload import keep_on_device
 
 __all__ = ["fp8_weight", "made_copy"]
 
@@ -48,7 +49,7 @@ class _FP8Cache:
     def fill(self, weight: Tensor, state: object, device: torch.device, q: Tensor, scale: Tensor) -> None:
         self.weight, self.state = self._ref(weight), self._ref(state)
         self.version, self.device = weight._version, device
-        self.q, self.scale = q, scale
+        self.q, self.scale = keep_on_device(q), keep_on_device(scale)  # saved by compiled blocks: never offloaded
 
 
 def fp8_weight(layer: nn.Module, device: torch.device, transposed: bool = False) -> Tuple[Tensor, Tensor]:
@@ -57,7 +58,7 @@ def fp8_weight(layer: nn.Module, device: torch.device, transposed: bool = False)
 
     A new weight parameter or quantization state (loading quantized weights replaces them), an in-place copy
     into the parameter (``load_state_dict``) or another device quantizes again. (A change through
-    ``weight.data`` bumps no version: call :func:`set_fp8_products` again after one.)
+    ``weight.data`` bumps no version: call :func:`~.fp8_matmul.set_fp8_products` again after one.)
 
     Args:
         layer: a frozen 4-bit layer ``[M, K]``.

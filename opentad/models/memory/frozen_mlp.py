@@ -119,6 +119,9 @@ class FrozenMLPFunction(torch.autograd.Function):
             out[start : start + step] = y
         ctx.save_for_backward(hidden)
         ctx.layers, ctx.step, ctx.in_shape, ctx.in_dtype = (fc1, fc2), step, x.shape, x.dtype
+        # each layer's product dtype under this forward's autocast state: its backward product is fp8 only where
+        # its forward's is (bf16 products of an fp8 "all" layer)
+        ctx.product_dtypes = (_product_dtype(fc1, flat), _product_dtype(fc2, hidden[:1]))
         return out.view(*x.shape[:-1], out.shape[-1])
 
     @staticmethod
@@ -129,7 +132,7 @@ class FrozenMLPFunction(torch.autograd.Function):
         weights = {}  # dequantized (or held) only for a layer whose backward product is not fp8
 
         def input_grad(layer: nn.Module, grad: Tensor) -> Tensor:  # as the layer's own backward computes it
-            out = fp8_input_grad(layer, grad, dtype)
+            out = fp8_input_grad(layer, grad, ctx.product_dtypes[layer is fc2])
             if out is None:
                 if layer not in weights:
                     weights[layer] = frozen_weight(layer, dtype)
@@ -174,6 +177,15 @@ def _frozen_mlp(x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
     return FrozenMLPFunction.apply(x, fc1, fc2)
 
 
+def _product_dtype(layer: nn.Module, x: Tensor) -> torch.dtype:
+    """The dtype ``layer`` multiplies ``x`` in: a frozen 4-bit layer's ``product_dtypes`` (autocast's, else its
+    ``compute_dtype``), else autocast's or ``x``'s."""
+    if hasattr(layer, "product_dtypes"):
+        return layer.product_dtypes(x)[0]
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+
 def input_grad_only(mlp: nn.Module) -> bool:
     """Whether backward through ``mlp`` (an :class:`~opentad.models.bricks.vit.FFN`) needs only its input's
     gradient and ``fc1(x)``: an exact GELU, no active dropout, both linears frozen (plain or quantized)."""
@@ -212,16 +224,16 @@ def _fc2_operands(fc2: nn.Module, z: Tensor) -> Optional[Tuple[Tensor, Optional[
     """(back, back_scale, output dtype) of :class:`_UnusedOutputLinear` for ``fc2`` called on ``z``, where its
     input gradient's operands exist as tensors: fp8 "all"'s transposed weight, a held copy in the product's
     dtype, or a frozen ``nn.Linear``'s weight; None for a packed 4-bit weight without a held copy."""
-    device = z.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else z.dtype
+    dtype = _product_dtype(fc2, z)
+    out_dtype = fc2.product_dtypes(z)[1] if hasattr(fc2, "product_dtypes") else dtype
     if dtype == torch.bfloat16:
         fp8 = fp8_backward_operands(fc2, z.device)
         if fp8 is not None:
-            return fp8[0], fp8[1], dtype
+            return fp8[0], fp8[1], out_dtype
     if type(fc2) is nn.Linear:
-        return fc2.weight.to(dtype), None, dtype
+        return fc2.weight.to(dtype), None, out_dtype
     held = getattr(fc2, "held_weight", None)
-    return (held, None, dtype) if held is not None and held.dtype == dtype else None
+    return (held, None, out_dtype) if held is not None and held.dtype == dtype else None
 
 
 def unused_output_mlp(mlp: nn.Module, x: Tensor) -> Tensor:

@@ -14,7 +14,9 @@ The values are bit-identical: only where they wait changes, and each comes
 back with the shape and strides it was saved with (views with gaps, such as
 ``q``, ``k`` and ``v`` of one ``qkv``, as views into one buffer no larger
 than their base). Parameters (and
-views of them), broadcast views, empty tensors and tensors smaller than
+views of them), tensors marked :func:`keep_on_device` (frozen weights' held
+and fp8 copies, which live the whole step; autograd saves them as a compiled
+block's inputs), broadcast views, empty tensors and tensors smaller than
 ``min_bytes`` stay where they are. On the CPU nothing is
 offloaded unless ``force=True`` (which copies them to fresh CPU tensors: the
 tests use it to check the bookkeeping without a GPU).
@@ -27,7 +29,29 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["OffloadSavedTensors", "offloadable"]
+__all__ = ["OffloadSavedTensors", "offloadable", "keep_on_device"]
+
+#: storage address -> weak reference to the tensor marked there by :func:`keep_on_device`
+_RESIDENT: Dict[int, "weakref.ReferenceType[Tensor]"] = {}
+
+
+def keep_on_device(tensor: Tensor) -> Tensor:
+    """Mark ``tensor`` (a copy of a frozen weight that lives as long as its layer) so that neither it nor a view of
+    it is ever offloaded when autograd saves it; the mark goes with the tensor. Returns ``tensor``."""
+    if tensor.numel():
+        address = tensor.untyped_storage().data_ptr()
+
+        def forget(ref, address=address):
+            if _RESIDENT.get(address) is ref:
+                del _RESIDENT[address]
+
+        _RESIDENT[address] = weakref.ref(tensor, forget)
+    return tensor
+
+
+def _resident(tensor: Tensor) -> bool:
+    ref = _RESIDENT.get(tensor.untyped_storage().data_ptr())
+    return ref is not None and ref() is not None
 
 
 def _span(shape, stride) -> int:
@@ -57,12 +81,12 @@ def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = Fals
 
 def offloadable(tensor: Tensor, min_bytes: int, force: bool = False) -> bool:
     """Whether a saved tensor goes to host memory: a strided CUDA tensor (a CPU one with ``force``) of at least
-    ``min_bytes``, not a parameter or a view of one, whose elements do not overlap (a broadcast view's layout
+    ``min_bytes``, not a parameter, a :func:`keep_on_device` tensor or a view of one, whose elements do not overlap (a broadcast view's layout
     could not be refilled)."""
     if tensor.layout != torch.strided or not (tensor.device.type == "cuda" or (force and tensor.device.type == "cpu")):
         return False
     weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``
-    if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < min_bytes:
+    if weight or tensor.numel() == 0 or tensor.numel() * tensor.element_size() < min_bytes or _resident(tensor):
         return False
     return _separate(tensor.shape, tensor.stride())
 

@@ -222,6 +222,9 @@ class MemoryPolicy:
         Returns:
             ``[B, N, C]``.
         """
+        if self.frozen_fp8 and self.compile_blocks is not False:  # compiled blocks read the fp8 copies as made
+            for block in blocks:  # remade here for a changed weight (the backbone may be called directly)
+                quantize_fp8_weights(block, x.device)
         if self.graphs is not None:
             plans = None if self.planner is None else tuple(self.planner.plan_of(b) for b in blocks)
             return self.graphs.run(blocks, x, grid, self.run_block, signature=plans)

@@ -80,3 +80,44 @@ def test_the_recomputation_leaves_out_fc2_where_its_backward_has_tensors(held):
     want = torch.autograd.grad(type(block).residual(block, x), x, grad)[0]  # eager, the plain MLP
     assert counts == ({False: 4, True: 3} if held else {False: 0, True: 0}), counts
     assert _close(input_grads[True], want) and _close(input_grads[False], want)
+
+
+def _nodes(graphs, kind: str, target) -> int:
+    """Nodes of ``kind`` calling ``target`` in the graphs and their subgraphs (an autograd Function's forward and
+    backward bodies)."""
+    return sum(node.op == kind and node.target == target for gm in graphs for sub in gm.modules()
+               if isinstance(sub, torch.fx.GraphModule) for node in sub.graph.nodes)
+
+
+def test_with_fp8_products_the_recomputation_leaves_out_fc2s_fp8_forward():
+    """``frozen_fp8="all"`` under bf16 autocast: the residual's graphs hold 8 fp8 products (forward and backward of
+    qkv, proj, fc1, fc2); the unused-output residual's 7 (fc2's forward left out, its backward from the transposed
+    fp8 weight) and the one uninitialised output; its input gradient is the plain compiled residual's."""
+    from opentad.models.memory.fp8_matmul import quantize_fp8_weights
+
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    model = tiny_qlora_vit().eval()
+    with compile_backend("eager"):
+        compile_module.BACKEND = recording
+        apply_memory_policy(model, MemoryPolicy(compile_blocks=True, frozen_dtype=torch.bfloat16, frozen_fp8="all"))
+        quantize_fp8_weights(model, torch.device("cpu"))
+        block = model.blocks[1]
+        x = torch.randn(8, 8, 64, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16).requires_grad_(True)
+        grad = torch.randn(8, 8, 64, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
+        found, input_grads = {}, {}
+        for unused in (False, True):
+            torch._dynamo.reset()
+            graphs.clear()
+            with torch.autocast("cpu", dtype=torch.bfloat16), (output_unused() if unused else torch.enable_grad()):
+                out = block.residual(x)
+            input_grads[unused] = torch.autograd.grad(out, x, grad)[0].float()
+            found[unused] = (_nodes(graphs, "call_function", torch._scaled_mm), _nodes(graphs, "call_method", "new_empty"))
+        torch._dynamo.reset()
+    assert found == {False: (8, 0), True: (7, 1)}, found
+    # the same fp8 products in the same order: a tenth of a bf16 rounding of the gradient at most
+    assert float((input_grads[True] - input_grads[False]).norm()) <= 0.1 * 2.0**-8 * float(input_grads[False].norm())

@@ -106,7 +106,7 @@ def test_the_fp8_weights_are_quantized_before_the_step_for_the_memory_plan(monke
 
 def test_a_device_without_fp8_products_is_named_once(caplog):
     R8.fp8_supported.cache_clear()
-    with caplog.at_level("WARNING", logger="opentad.models.memory.fp8_matmul"):
+    with caplog.at_level("WARNING", logger="opentad.models.memory.fp8_rows"):
         assert not R8.fp8_supported(torch.device("meta")) and not R8.fp8_supported(torch.device("meta"))
         assert R8.fp8_supported(torch.device("cpu"))
     warnings = [r.getMessage() for r in caplog.records]

@@ -68,6 +68,30 @@ def test_small_tensors_and_parameters_stay():
     assert not OffloadSavedTensors(min_bytes=0, force=True)._wanted(torch.eye(64).to_sparse())
 
 
+def test_weight_copies_kept_on_device_stay_and_their_mark_goes_with_them():
+    """A frozen weight's held or fp8 copy is a plain tensor that a linear saves for its input gradient (a compiled
+    block saves it as a graph input): marked with ``keep_on_device`` it stays, as a view of it does, and nothing
+    else changes; unmarked, it would travel to the host and back every step."""
+    from opentad.models.memory import offload as offload_module
+
+    big = torch.randn(32, 64, requires_grad=True)
+    moved = {}
+    for marked in (False, True):
+        weight = torch.randn(48, 64)
+        if marked:
+            assert offload_module.keep_on_device(weight) is weight
+        offload = OffloadSavedTensors(min_bytes=1, force=True)
+        with offload:
+            y = torch.nn.functional.linear(big, weight).sum() + (big @ weight.t()[:, :16]).sum()
+        y.backward()
+        moved[marked] = offload.offloaded_tensors
+    assert moved == {False: 2, True: 0}, moved  # the weight and its transposed view
+    address = weight.untyped_storage().data_ptr()
+    assert address in offload_module._RESIDENT
+    del weight
+    assert address not in offload_module._RESIDENT
+
+
 def test_cpu_tensors_stay_without_force():
     model = _Chain(depth=2)
     offload = OffloadSavedTensors(min_bytes=0)
