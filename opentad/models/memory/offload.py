@@ -81,8 +81,8 @@ def _empty_like_on(tensor: Tensor, device: torch.device, pin_memory: bool = Fals
 
 def offloadable(tensor: Tensor, min_bytes: int, force: bool = False) -> bool:
     """Whether a saved tensor goes to host memory: a strided CUDA tensor (a CPU one with ``force``) of at least
-    ``min_bytes``, not a parameter, a :func:`keep_on_device` tensor or a view of one, whose elements do not overlap (a broadcast view's layout
-    could not be refilled)."""
+    ``min_bytes``, not a parameter, a :func:`keep_on_device` tensor or a view of either, whose elements do not
+    overlap (a broadcast view's layout could not be refilled)."""
     if tensor.layout != torch.strided or not (tensor.device.type == "cuda" or (force and tensor.device.type == "cpu")):
         return False
     weight = isinstance(tensor, nn.Parameter) or isinstance(tensor._base, nn.Parameter)  # e.g. ``W.t()``

@@ -116,7 +116,8 @@ def test_with_fp8_products_the_recomputation_leaves_out_fc2s_fp8_forward():
             with torch.autocast("cpu", dtype=torch.bfloat16), (output_unused() if unused else torch.enable_grad()):
                 out = block.residual(x)
             input_grads[unused] = torch.autograd.grad(out, x, grad)[0].float()
-            found[unused] = (_nodes(graphs, "call_function", torch._scaled_mm), _nodes(graphs, "call_method", "new_empty"))
+            found[unused] = (_nodes(graphs, "call_function", torch._scaled_mm),
+                             _nodes(graphs, "call_method", "new_empty"))
         torch._dynamo.reset()
     assert found == {False: (8, 0), True: (7, 1)}, found
     # the same fp8 products in the same order: a tenth of a bf16 rounding of the gradient at most
