@@ -52,11 +52,12 @@ def _run(model, fp8, hold: bool, compiled: bool, monkeypatch, chunks: int = 1):
     if hold:
         hold_dequantized(model, True, BF16)
     breaks = sum(torch._dynamo.utils.counters["graph_break"].values())
-    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    device = next(model.parameters()).device
+    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
     torch.manual_seed(5)  # LoRA dropout
-    with torch.autocast("cpu", dtype=BF16):
+    with torch.autocast(device.type, dtype=BF16):
         out = policy.run_backbone(model, frames)
-    (out.float() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    (out.float() * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
     grads = {n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None}
     monkeypatch.undo()
     return out.float().detach(), grads, calls, sum(torch._dynamo.utils.counters["graph_break"].values()) - breaks
@@ -90,6 +91,22 @@ def test_fp8_products_trace_into_the_compiled_block(model, fp8, hold, chunks, mo
     got = _run(model, fp8, hold, True, monkeypatch, chunks)
     assert got[2] == [] and got[3] == 0, (got[2], got[3])  # compiled: traced, not one eager call or graph break
     assert set(got[1]) == set(fp8_ref[1]) and got[1]
+    _check_own(got, fp8_ref, bf16_ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
+                    reason="fp8 products on CUDA need compute capability 8.9 or more")
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_on_cuda_inductor_compiles_the_fp8_products_into_the_block(chunks, monkeypatch):
+    """The benchmark's path at a tiny size: Inductor on CUDA (cuBLASLt's fp8 products, the quantization fused by
+    Inductor) against the eager CUDA run (the Triton quantizer), with fp8 "all", checkpointed and chunked."""
+    cuda_model = tiny_qlora_vit("cuda")
+    with compile_backend("inductor"):
+        torch._dynamo.reset()
+        bf16_ref = _run(cuda_model, False, False, False, monkeypatch, chunks)
+        fp8_ref = _run(cuda_model, "all", False, False, monkeypatch, chunks)
+        got = _run(cuda_model, "all", False, True, monkeypatch, chunks)
+    assert got[2] == [] and got[3] == 0, (got[2], got[3])
     _check_own(got, fp8_ref, bf16_ref)
 
 
