@@ -49,7 +49,7 @@ from opentad.models.memory.fp8_weights import fp8_weight, made_copy
 logger = logging.getLogger(__name__)
 
 __all__ = ["MODES", "fp8_frozen_linear", "fp8_frozen_linear_all", "fp8_input_grad", "fp8_backward_operands",
-           "quantize_fp8_weights", "check_mode", "set_fp8_products", "fp8_takes_every_product"]
+           "input_grad_product", "quantize_fp8_weights", "check_mode", "set_fp8_products", "fp8_takes_every_product"]
 
 
 class _FP8FrozenMatmul(torch.autograd.Function):
@@ -87,13 +87,25 @@ class _FP8TensorMatmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         back, back_scale = ctx.saved_tensors
-        grad = grad.to(torch.bfloat16)
-        if back_scale is not None:
-            grad_x = rows_product(grad, back, back_scale)
-        else:
-            with torch.autocast(grad.device.type, enabled=False):
-                grad_x = grad @ back
-        return grad_x, None, None, None, None, None
+        return input_grad_product(grad, back, back_scale), None, None, None, None, None
+
+
+def input_grad_product(grad: Tensor, back: Tensor, back_scale: Optional[Tensor] = None) -> Tensor:
+    """A frozen linear's input gradient ``grad @ W`` from tensors alone (traceable).
+
+    Args:
+        grad: ``[..., M]`` the gradient of the layer's output.
+        back: ``W.T`` in e4m3 ``[K, M]`` (with ``back_scale``), else ``W`` ``[M, K]`` in the product's dtype.
+        back_scale: ``[1, K]`` float32 scales of ``back``'s rows, or None.
+
+    Returns:
+        ``[..., K]``: fp8's ``rows_product`` (bf16) with ``back_scale``, else ``grad @ back`` in ``back``'s dtype.
+    """
+    if back_scale is not None:
+        flat = rows_product(grad.reshape(-1, grad.shape[-1]).to(torch.bfloat16), back, back_scale)
+        return flat.view(*grad.shape[:-1], flat.shape[-1])
+    with torch.autocast(grad.device.type, enabled=False):
+        return grad.to(back.dtype) @ back
 
 
 def _fp8_dims(in_features: int, out_features: int) -> bool:
@@ -196,7 +208,7 @@ def fp8_input_grad(layer: nn.Module, grad: Tensor, dtype: torch.dtype) -> Option
             or not _fp8_dims(layer.in_features, layer.out_features) or grad.numel() == 0
             or not fp8_supported(grad.device)):
         return None
-    return rows_product(grad.to(torch.bfloat16), *fp8_weight(layer, grad.device, transposed=True))
+    return input_grad_product(grad, *fp8_weight(layer, grad.device, transposed=True))
 
 
 #: ``frozen_fp8`` values -> the hook installed (None: removed)

@@ -37,8 +37,7 @@ from torch import Tensor, nn
 
 from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 from opentad.models.bricks.vit import FFN
-from opentad.models.memory.fp8_matmul import fp8_backward_operands, fp8_input_grad
-from opentad.models.memory.fp8_rows import rows_product
+from opentad.models.memory.fp8_matmul import fp8_backward_operands, fp8_input_grad, input_grad_product
 
 __all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused",
            "input_grad_only", "unused_output_mlp", "recomputing_unused_output"]
@@ -199,8 +198,7 @@ def input_grad_only(mlp: nn.Module) -> bool:
 
 class _UnusedOutputLinear(torch.autograd.Function):
     """``[..., K] -> [..., M]`` left uninitialised (nothing reads it) whose backward is a frozen linear's input
-    gradient, from tensors alone (compiled blocks trace it): ``grad @ back`` (``back`` ``[M, K]``) or, with
-    ``back_scale``, fp8's ``rows_product(grad, back, back_scale)`` (``back`` ``[K, M]`` e4m3)."""
+    gradient, from tensors alone (compiled blocks trace it): :func:`~.fp8_matmul.input_grad_product`."""
 
     @staticmethod
     def forward(ctx, z, back, back_scale, width, dtype):  # noqa: D102
@@ -211,13 +209,7 @@ class _UnusedOutputLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         back, back_scale = ctx.saved_tensors
-        if back_scale is not None:
-            flat = rows_product(grad.reshape(-1, grad.shape[-1]).to(torch.bfloat16), back, back_scale)
-            grad_z = flat.view(*grad.shape[:-1], flat.shape[-1])
-        else:
-            with torch.autocast(grad.device.type, enabled=False):
-                grad_z = grad.to(back.dtype) @ back
-        return grad_z.to(ctx.z_dtype), None, None, None, None
+        return input_grad_product(grad, back, back_scale).to(ctx.z_dtype), None, None, None, None
 
 
 def _fc2_operands(fc2: nn.Module, z: Tensor) -> Optional[Tuple[Tensor, Optional[Tensor], torch.dtype]]:
