@@ -5,7 +5,7 @@ Usage:
     python tools/benchmark_kernels.py --sizes s,g --repeat 20
     python tools/benchmark_kernels.py --device cpu --sizes tiny --repeat 2   # a smoke run
 
-Three tables, each with the median of ``--repeat`` timed calls after warm-up calls:
+Three tables (five with those below), each with the median of ``--repeat`` timed calls after warm-up calls:
 
 * **fp8 products** (``custom.frozen_fp8``): each frozen 4-bit layer of one block (``qkv``, ``proj``,
   ``fc1``, ``fc2``) called on ``[rows, K]`` bf16 tokens without autograd, with its bf16 weight held (the
@@ -17,6 +17,8 @@ Three tables, each with the median of ``--repeat`` timed calls after warm-up cal
 * **fused adapter residual** (``custom.fused_residual``): forward and backward of ``up * gamma + x`` cast to
   bf16, eager against the kernel on ``[clips, tokens, C]``, and the host time per forward call on a tiny
   tensor (what a launch-bound step pays per call).
+
+Then the attention backends and (``--fusions``) the compiled fp8 row fusions: :mod:`benchmarks.kernels_fused`.
 
 Rows: ``clips x tokens`` of a THUMOS config's step (96 clips of 8 x 10 x 10 tokens at 160 px, patch 16;
 11 x 11 for the g ViT's patch 14), or ``--rows``.
@@ -31,6 +33,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import nn
 
+from benchmarks import kernels_fused
 from benchmarks.ops import timed  # median ms, the device synchronised around each call
 from opentad.models.bricks.quant import QuantSpec, quantize_linear
 from opentad.models.memory import fp8_matmul as F8
@@ -124,9 +127,13 @@ def run(args: argparse.Namespace) -> Dict[str, List[Dict[str, object]]]:
     """Measure and print the three tables for ``args`` (the tool's options); returns their rows."""
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
-    result = dict(fp8=[], quantizer=[], residual=[])
+    result = dict(fp8=[], quantizer=[], residual=[], attention=[], fusions=[])
     for size in args.sizes:
         rows = args.rows or SIZES[size][2]
+        width, hidden, _ = SIZES[size]
+        result["attention"] += kernels_fused.attention_rows(size, width, rows, device, args.repeat)
+        if getattr(args, "fusions", False):
+            result["fusions"] += kernels_fused.fusion_rows(size, width, hidden, rows, device, args.repeat)
         if R8.fp8_supported(device):
             result["fp8"] += fp8_rows(size, rows, device, args.repeat)
         result["quantizer"] += quantizer_rows(size, rows, device, args.repeat)
@@ -150,4 +157,5 @@ def run(args: argparse.Namespace) -> Dict[str, List[Dict[str, object]]]:
     for r in result["residual"]:
         print(f"| {r['size']} | [{r['rows']}, {r['width']}] | {r['eager_ms']:.3f} | {r['fused_ms']:.3f} | "
               f"{r['eager_host_us']:.1f} | {r['fused_host_us']:.1f} |")
+    kernels_fused.print_tables(result["attention"], result["fusions"])
     return result

@@ -1,4 +1,5 @@
-"""Command line of :mod:`benchmarks.kernels` (fp8 forward products, the row quantizer, the fused residual)."""
+"""Command line of :mod:`benchmarks.kernels` (fp8 products, the row quantizer, the fused residual, attention's
+backends, the compiled fp8 row fusions)."""
 import argparse
 import sys
 
@@ -14,6 +15,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="g", help=f"comma-separated, from {list(kernels.SIZES)}")
     parser.add_argument("--rows", type=int, default=None, help="tokens per call (default: a THUMOS step's)")
     parser.add_argument("--repeat", type=int, default=10, help="timed calls (median reported)")
+    parser.add_argument("--fusions", action="store_true",
+                        help="also the compiled fp8 row fusions per compile mode (Inductor: minutes on a CPU)")
     args = parser.parse_args(argv)
     args.sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     bad = [s for s in args.sizes if s not in kernels.SIZES]

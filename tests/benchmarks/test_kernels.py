@@ -29,3 +29,30 @@ def test_bad_options_are_refused(capsys, load_tool):
     with pytest.raises(SystemExit):
         main(["--device", "cpu", "--rows", "0"])
     assert "--rows must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_attention_table_times_each_cpu_backend(load_tool):
+    main = load_tool("benchmark_kernels")["main"]
+    result = main(["--device", "cpu", "--sizes", "tiny", "--rows", "128", "--repeat", "1"])
+    # tiny: 2 heads of 64 / 2 dims, 64 tokens a clip: 128 rows are 2 clips
+    assert [(r["backend"], r["shape"]) for r in result["attention"]] == [
+        ("flash", (2, 2, 64, 32)), ("math", (2, 2, 64, 32))]
+    assert all(r["forward_ms"] > 0 and r["both_ms"] > 0 for r in result["attention"])
+    assert result["fusions"] == []
+
+
+def test_fusion_rows_compare_each_mode_with_eager(monkeypatch):
+    """The fusion table's own check, with a stand-in compiler: an exact one matches, one that moves GELU's
+    output by 1% does not (the table would say NO)."""
+    import torch
+    from benchmarks import kernels_fused
+    exact = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1, compile_fn=lambda fn, mode: fn)
+    assert [r["fusion"] for r in exact] == ["layer norm + fp8 rows, 64", "GELU + fp8 rows, 256",
+                                            "gelu_backward + fp8 rows, 256"]
+    assert all(r[f"{m}_matches"] and r[f"{m}_ms"] > 0 for r in exact for m in kernels_fused.FUSION_MODES)
+
+    def off(fn, mode):
+        return lambda *a: tuple(t * 1.01 if t.dtype == torch.bfloat16 else t for t in fn(*a))
+
+    wrong = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1, compile_fn=off)
+    assert [r["default_matches"] for r in wrong] == [True, False, True]  # only GELU returns a bf16 output

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from opentad.models.backbones.video_backbone import AdapterForBlock, BlockSlot, VideoBackbone, layer_norm_eps
-from opentad.models.bricks.attention_backend import log_attention_backend
+from opentad.models.bricks.attention_backend import log_attention_backend, prefer_attention_kernels
 from opentad.models.bricks.vit import (
     Block,
     LinearFactory,
@@ -221,6 +221,7 @@ class VideoViT(VideoBackbone):
         """Frames ``[B, 3, T, H, W]`` -> ``[B, C, t, h, w]`` (``return_feat_map``) or ``[B, C]``."""
         free = self.graph_free_blocks() if torch.is_grad_enabled() else 0
         run = self.memory_policy.run_block
+        prefer_attention_kernels(x.device, self.memory_policy.attention_kernels)
         with torch.no_grad() if free else contextlib.nullcontext():
             x, grid = self.embed(x)
             if len(self.blocks):

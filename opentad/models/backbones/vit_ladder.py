@@ -19,6 +19,7 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from opentad.models.backbones.vit import VideoViT
+from opentad.models.bricks.attention_backend import prefer_attention_kernels
 from opentad.models.bricks.vit_adapter import AdapterSpec, tia_adapter_factory
 from opentad.registry import BACKBONES
 
@@ -122,6 +123,7 @@ class VisionTransformerLadder(VideoViT):
     @torch.no_grad()
     def forward_vit(self, x: Tensor) -> Tuple[List[Tensor], Tuple[int, int, int]]:
         """Run the frozen ViT; return the tapped block outputs ``[B, N, C]`` and the grid."""
+        prefer_attention_kernels(x.device, self.memory_policy.attention_kernels)
         x, grid = self.embed(x)
         feats = []
         for i, block in enumerate(self.blocks):

@@ -76,6 +76,9 @@ class WrapperOptions:
             graphs captured after two eager steps (default False; for launch-bound small ViTs; offloading blocks
             offload inside the graphs; not with temporal checkpointing; :mod:`opentad.models.memory.cuda_graphs`,
             docs/qlora.md). Not part of upstream's keys.
+        attention_kernels: ``"torch"`` (default): torch's order of attention backends; ``"cudnn"``: cuDNN's
+            kernel first, process-wide (faster than flash at the ViTs' shapes in isolation; docs/qlora.md;
+            :func:`opentad.models.bricks.attention_backend.prefer_attention_kernels`). Not part of upstream's keys.
 
     The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`
     (:meth:`memory_policy`).
@@ -100,6 +103,7 @@ class WrapperOptions:
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
     cuda_graphs: bool = False
+    attention_kernels: Literal["torch", "cudnn"] = "torch"
 
     @classmethod
     def from_mapping(cls, custom: Optional[Mapping[str, Any]]) -> "WrapperOptions":
@@ -139,4 +143,5 @@ class WrapperOptions:
             fused_residual=self.fused_residual,
             frozen_fp8=self.frozen_fp8,
             cuda_graphs=self.cuda_graphs,
+            attention_kernels=self.attention_kernels,
         )

@@ -14,14 +14,20 @@ where it does not.
 from __future__ import annotations
 
 import logging
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import torch
 from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["sdpa_backend", "log_attention_backend"]
+__all__ = ["ATTENTION_KERNELS", "check_attention_kernels", "sdpa_backend", "log_attention_backend", "prefer_attention_kernels"]
+
+#: the ``attention_kernels`` settings: ``"torch"`` keeps torch's order of backends, ``"cudnn"`` puts cuDNN's first
+ATTENTION_KERNELS = ("torch", "cudnn")
+_CUDNN = 3
+#: whether :func:`prefer_attention_kernels` has looked at the order in this process (it changes it at most once)
+_PREFERRED = [False]
 
 #: torch's default CUDA order (``SDPBackend`` values: 1 flash, 2 efficient, 0 math, 3 cuDNN)
 _DEFAULT_ORDER = (1, 2, 0, 3)
@@ -128,3 +134,49 @@ def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Option
         _LOGGED.add(line)
         logger.info("attention: %s (heads %d, head dim %d, %s, %d tokens)", *line[:5])
     return backend
+
+
+def check_attention_kernels(setting: str) -> None:
+    """Raises ValueError unless ``setting`` is one of :data:`ATTENTION_KERNELS` (the message lists them)."""
+    if setting not in ATTENTION_KERNELS:
+        raise ValueError(f"attention_kernels={setting!r} is not valid; valid values: "
+                         f"{', '.join(map(repr, ATTENTION_KERNELS))}")
+
+
+def prefer_attention_kernels(device: torch.device, setting: str = "torch") -> Optional[List[int]]:
+    """With ``"cudnn"`` on CUDA, put cuDNN's attention kernel first in torch's order of SDPA backends.
+
+    Torch tries cuDNN's kernel last. At ViT-g's shapes on an H100 (``[96, 16, 968, 88]`` bf16) it took 6.0 ms
+    for forward and backward where flash, first in torch's order, took 9.7 ms (docs/benchmarks.md, run 28);
+    what it changes in a whole training step is not measured yet (docs/qlora.md). The order is process-wide
+    (the recomputation and the backward, which autograd runs on a thread of its own, use it too) and set at
+    most once per process, at the first CUDA forward, logged; later changes (``sdpa_kernel``) are left alone.
+    Inputs cuDNN refuses run on the next backend, as before.
+
+    Args:
+        device: where the attention runs.
+        setting: one of :data:`ATTENTION_KERNELS` (``"torch"``: nothing changes).
+
+    Returns:
+        the order set (``SDPBackend`` values), or None where nothing changed.
+
+    Raises:
+        ValueError: ``setting`` not in :data:`ATTENTION_KERNELS`.
+    """
+    check_attention_kernels(setting)
+    if setting == "torch" or device.type != "cuda" or _PREFERRED[0]:
+        return None
+    _PREFERRED[0] = True
+    get_order = getattr(torch._C, "_get_sdp_priority_order", None)
+    set_order = getattr(torch._C, "_set_sdp_priority_order", None)
+    if get_order is None or set_order is None:
+        logger.warning("attention_kernels=%r: this torch (%s) cannot reorder its attention backends; torch's order "
+                       "stays", setting, torch.__version__)
+        return None
+    order = [int(i) for i in get_order()]
+    if order and order[0] == _CUDNN:
+        return None
+    order = [_CUDNN] + [i for i in order if i != _CUDNN]
+    set_order(order)
+    logger.info("attention_kernels=%r: cuDNN's attention first (process-wide SDPA backend order %s)", setting, order)
+    return order

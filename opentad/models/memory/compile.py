@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -67,11 +68,20 @@ from opentad.models.memory.frozen_mlp import input_grad_only, recomputing_unused
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks",
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "OPTION_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks",
            "compile_blocks", "configure_compiler", "is_compiled", "rows_vary"]
 
-#: the ``mode`` strings of ``torch.compile`` that ``compile_blocks`` accepts (besides False and True)
-COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
+#: modes of this project: ``torch.compile``'s default mode with these Inductor options. ``"multi-kernel"``: each
+#: reduction over up to 16384 values a row (norms, the fp8 rows' maxima over 1408 and 6144 channels) is generated
+#: both with the row held in registers (one pass over it) and looped (two), and the faster one measured at the
+#: first run is kept (Inductor's ``triton.multi_kernel``; by default it keeps rows in registers up to 1024 values)
+OPTION_MODES: Dict[str, Dict[str, object]] = {"multi-kernel": {"triton.multi_kernel": 1}}
+
+_MULTI_KERNEL_CACHE = "TORCHINDUCTOR_DISABLE_MULTI_KERNEL_CACHE"
+
+#: the ``mode`` strings that ``compile_blocks`` accepts (besides False and True): ``torch.compile``'s and
+#: :data:`OPTION_MODES`
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs") + tuple(OPTION_MODES)
 
 #: modes that capture CUDA graphs, refused: a graph's outputs live in buffers that its next run overwrites, and
 #: a checkpointed block runs again (recomputation) while its first outputs are still in use (H100, torch 2.11:
@@ -166,8 +176,23 @@ def _compiled(key: Tuple[Union[bool, str], str], name: str) -> Callable:
     setting, backend = key
     mode = None if setting in (True, "default") else setting
     if (mode, backend) not in _COMPILED:
-        _COMPILED[(mode, backend)] = {n: torch.compile(fn, backend=backend, mode=mode) for n, fn in _BODIES.items()}
+        _COMPILED[(mode, backend)] = {n: _compile(fn, mode, backend) for n, fn in _BODIES.items()}
     return _COMPILED[(mode, backend)][name]
+
+
+def _compile(fn: Callable, mode: Optional[str], backend: str) -> Callable:
+    """``torch.compile(fn)`` in ``mode``; an :data:`OPTION_MODES` name as Inductor options (other backends: as
+    ``torch.compile``'s default mode, since they take no Inductor options)."""
+    if mode in OPTION_MODES:
+        options = dict(OPTION_MODES[mode]) if backend == "inductor" else None
+        if options and options.get("triton.multi_kernel") and _MULTI_KERNEL_CACHE not in os.environ:
+            # torch 2.11: reading the file of a multi-kernel's pick fails with its Triton (TypeError in
+            # MultiKernelCall.cache_file_path); without it each process measures its picks again
+            logger.info("compile_blocks=%r: %s=1 (multi-kernel picks measured in each process)", mode,
+                        _MULTI_KERNEL_CACHE)
+            os.environ[_MULTI_KERNEL_CACHE] = "1"
+        return torch.compile(fn, backend=backend, options=options)
+    return torch.compile(fn, backend=backend, mode=mode)
 
 
 def _hooked(module: nn.Module) -> bool:

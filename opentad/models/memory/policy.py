@@ -30,6 +30,7 @@ import torch
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from opentad.models.bricks.attention_backend import check_attention_kernels
 from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
@@ -95,6 +96,10 @@ class MemoryPolicy:
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
             after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
             inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.
+        attention_kernels: ``"torch"`` (default): torch's order of ``scaled_dot_product_attention`` backends;
+            ``"cudnn"``: cuDNN's kernel first, process-wide, set at the first CUDA forward (faster than flash at
+            the ViTs' shapes in isolation; the whole step's change is not measured yet: docs/qlora.md;
+            :func:`~opentad.models.bricks.attention_backend.prefer_attention_kernels`).
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
@@ -102,7 +107,7 @@ class MemoryPolicy:
     Raises:
         ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1, a budget that is not
             positive, a budget with ``temporal_chunks``, a ``memory_plan`` that is not a plan name or has no
-            budget, or ``cuda_graphs`` with ``temporal_chunks``.
+            budget, ``cuda_graphs`` with ``temporal_chunks``, or an ``attention_kernels`` not listed above.
     """
 
     checkpoint: bool = False
@@ -120,11 +125,13 @@ class MemoryPolicy:
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
     cuda_graphs: bool = False
+    attention_kernels: str = "torch"
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
     graphs: Optional[BlockGraphs] = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_compile_blocks(self.compile_blocks)
+        check_attention_kernels(self.attention_kernels)
         for key in ("backward_chunks", "temporal_chunks"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

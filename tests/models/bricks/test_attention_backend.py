@@ -147,3 +147,93 @@ def test_cuda_answer_matches_torch(dtype, head_dim):
     for dropout in (0.0, 0.1):
         want = CUDA_NAMES[int(torch._fused_sdp_choice(q, q, q, dropout_p=dropout))]
         assert sdpa_backend(q, q, q, dropout_p=dropout) == want
+
+
+@pytest.fixture
+def fresh_order(monkeypatch):
+    """torch's backend order as a list the test reads, its setter recorded, and this process's once-flag reset."""
+    state = dict(order=[1, 2, 0, 3, 4], sets=[])
+    monkeypatch.setattr(torch._C, "_get_sdp_priority_order", lambda: list(state["order"]))
+    monkeypatch.setattr(torch._C, "_set_sdp_priority_order", lambda order: state["sets"].append(list(order)))
+    monkeypatch.setattr(ab, "_PREFERRED", [False])
+    return state
+
+
+def test_cudnn_goes_first_once_per_process_keeping_the_others_in_order(fresh_order, caplog):
+    cuda = torch.device("cuda")
+    with caplog.at_level(logging.INFO, logger=ab.__name__):
+        assert ab.prefer_attention_kernels(cuda, "cudnn") == [3, 1, 2, 0, 4]
+        fresh_order["order"] = [1, 3, 2, 0, 4]  # the user reordered since: left alone
+        assert ab.prefer_attention_kernels(cuda, "cudnn") is None
+    assert fresh_order["sets"] == [[3, 1, 2, 0, 4]]
+    assert [r.getMessage() for r in caplog.records if r.name == ab.__name__] == [
+        "attention_kernels='cudnn': cuDNN's attention first (process-wide SDPA backend order [3, 1, 2, 0, 4])"]
+
+
+@pytest.mark.parametrize("device, setting, order", [
+    ("cuda", "torch", [1, 2, 0, 3, 4]),  # torch's order asked for
+    ("cpu", "cudnn", [1, 2, 0, 3, 4]),  # no CUDA attention here
+    ("cuda", "cudnn", [3, 1, 2, 0, 4]),  # already first
+])
+def test_nothing_changes_where_nothing_is_to_change(fresh_order, device, setting, order):
+    fresh_order["order"] = order
+    assert ab.prefer_attention_kernels(torch.device(device), setting) is None
+    assert fresh_order["sets"] == []
+
+
+def test_a_torch_that_cannot_reorder_is_told(fresh_order, monkeypatch, caplog):
+    monkeypatch.delattr(torch._C, "_set_sdp_priority_order")
+    with caplog.at_level(logging.WARNING, logger=ab.__name__):
+        assert ab.prefer_attention_kernels(torch.device("cuda"), "cudnn") is None
+    assert "cannot reorder its attention backends" in caplog.text
+
+
+@pytest.mark.parametrize("bad", ["auto", "flash", "", None])
+def test_bad_settings_are_refused_with_the_valid_ones(bad):
+    from opentad.models.backbones.wrapper_options import WrapperOptions
+    from opentad.models.memory.policy import MemoryPolicy
+    from opentad.registry import ConfigError
+    with pytest.raises(ValueError, match="valid values: 'torch', 'cudnn'"):
+        ab.prefer_attention_kernels(torch.device("cuda"), bad)
+    with pytest.raises(ValueError, match="valid values: 'torch', 'cudnn'"):
+        MemoryPolicy(attention_kernels=bad)
+    with pytest.raises(ConfigError, match="attention_kernels"):
+        WrapperOptions.from_mapping(dict(attention_kernels=bad))
+
+
+def test_the_vit_asks_with_its_policys_setting_before_its_blocks_run(monkeypatch):
+    from opentad.models.backbones import vit as vit_module
+    from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
+    calls = []
+    monkeypatch.setattr(vit_module, "prefer_attention_kernels", lambda device, setting: calls.append((device, setting)))
+    tiny = dict(img_size=32, patch_size=16, embed_dims=16, depth=1, num_heads=2, num_frames=4, return_feat_map=True)
+    model = VisionTransformerCP(**tiny).eval()
+    model(torch.zeros(1, 3, 4, 32, 32))
+    apply_memory_policy(model, MemoryPolicy(attention_kernels="cudnn"))
+    model(torch.zeros(1, 3, 4, 32, 32))
+    assert calls == [(torch.device("cpu"), "torch"), (torch.device("cpu"), "cudnn")]
+
+
+_CUDNN_FIRST = """
+import torch, torch.nn.functional as F
+from opentad.models.bricks.attention_backend import prefer_attention_kernels
+q = torch.zeros(2, 4, 128, 64, device="cuda", dtype=torch.bfloat16)
+usable = torch.backends.cuda.can_use_cudnn_attention(torch.backends.cuda.SDPAParams(q, q, q, None, 0.0, False, False))
+prefer_attention_kernels(q.device, "cudnn")
+F.scaled_dot_product_attention(q, q, q)  # torch's first call: its order stays ours
+print(int(usable), int(torch._fused_sdp_choice(q, q, q)))
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_dispatch_runs_cudnn_once_first():
+    """torch's own dispatcher picks cuDNN's kernel after ``"cudnn"`` where cuDNN takes the inputs (a process of
+    its own: the order is process-wide)."""
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", _CUDNN_FIRST], capture_output=True, text=True, check=True,
+                         cwd=root).stdout
+    usable, choice = map(int, out.split()[-2:])
+    assert choice == (3 if usable else 1), out

@@ -68,7 +68,7 @@ def _step(model, policy, dtype, apply=True):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _compare(pair, option, dtype, n, monkeypatch):
+def _compare(pair, option, dtype, n, monkeypatch, setting=True):
     eager, compiled = pair
     chunked = []
     real = ChunkedResidualFunction.apply
@@ -77,7 +77,7 @@ def _compare(pair, option, dtype, n, monkeypatch):
     eager_chunked = len(chunked)
     torch._dynamo.reset()  # compiled now, whatever ran before
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    loss, grads = _step(compiled, MemoryPolicy(**OPTIONS[option], compile_blocks=True), dtype)
+    loss, grads = _step(compiled, MemoryPolicy(**OPTIONS[option], compile_blocks=setting), dtype)
     assert all(compile_module.is_compiled(b) and "forward" in vars(b) for b in compiled.blocks)
     assert len(chunked) == 2 * eager_chunked and (eager_chunked > 0) == ("chunked" in option)  # same path ran
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs
@@ -92,6 +92,40 @@ def _compare(pair, option, dtype, n, monkeypatch):
 @pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])  # stochastic depth drawn ahead: both paths
 def test_compiled_adapter_vit_keeps_the_seeded_loss_and_gradients(adapter_pair, option, monkeypatch):
     _compare(adapter_pair, option, torch.float64, 10**3, monkeypatch)
+
+
+def test_multi_kernel_mode_keeps_the_seeded_loss_and_gradients(adapter_pair, monkeypatch):
+    """``"multi-kernel"`` is the default mode plus Inductor options; other backends (aot_eager here) take none."""
+    _compare(adapter_pair, "checkpoint", torch.float64, 10**3, monkeypatch, setting="multi-kernel")
+    assert all(b._compile_key == ("multi-kernel", "aot_eager") for b in adapter_pair[1].blocks)
+
+
+@pytest.mark.parametrize("mode, want", [
+    ("multi-kernel", dict(backend="inductor", options={"triton.multi_kernel": 1})),
+    ("max-autotune-no-cudagraphs", dict(backend="inductor", mode="max-autotune-no-cudagraphs")),
+    (None, dict(backend="inductor", mode=None)),
+])
+def test_each_mode_reaches_torch_compile_as_a_mode_or_as_inductor_options(mode, want, monkeypatch, caplog):
+    """What ``torch.compile`` receives per mode; the multi-kernel mode also turns off the file of multi-kernel
+    picks (torch 2.11 fails reading it), once, logged; a variable the user set is left alone."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: calls.append(kwargs) or fn)
+    monkeypatch.delenv(compile_module._MULTI_KERNEL_CACHE, raising=False)
+    with caplog.at_level(logging.INFO, logger=compile_module.__name__):
+        compile_module._compile(lambda x: x, mode, "inductor")
+        compile_module._compile(lambda x: x, mode, "inductor")
+    assert calls == [want, want]
+    lines = [r.getMessage() for r in caplog.records if "MULTI_KERNEL" in r.getMessage()]
+    if mode == "multi-kernel":
+        assert compile_module.os.environ[compile_module._MULTI_KERNEL_CACHE] == "1" and len(lines) == 1
+        monkeypatch.setenv(compile_module._MULTI_KERNEL_CACHE, "0")
+        compile_module._compile(lambda x: x, mode, "inductor")
+        assert compile_module.os.environ[compile_module._MULTI_KERNEL_CACHE] == "0"
+    else:
+        assert compile_module._MULTI_KERNEL_CACHE not in compile_module.os.environ and not lines
+    compile_module._compile(lambda x: x, mode, "aot_eager")
+    assert calls[-1] == dict(backend="aot_eager", options=None) if mode == "multi-kernel" else \
+        calls[-1] == dict(backend="aot_eager", mode=mode)
 
 
 @pytest.mark.parametrize("option", ["checkpoint", "chunked backward 2"])

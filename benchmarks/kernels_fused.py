@@ -1,0 +1,134 @@
+"""Two tables of :mod:`benchmarks.kernels`: attention's backends and the compiled fp8 row fusions.
+
+* **attention** (``custom.attention_kernels``): ``scaled_dot_product_attention`` on ``[clips, heads, tokens,
+  head dim]`` bf16 (a THUMOS step's clips, or as many as ``--rows`` holds), forward and forward + backward,
+  with each backend forced (``sdpa_kernel``): flash, cuDNN, memory-efficient on CUDA; flash and math on the
+  CPU. A backend that refuses the inputs is reported as such, not timed.
+* **compiled fusions** (``compile_blocks`` with ``frozen_fp8``; ``--fusions``): what Inductor fuses the fp8
+  rows' quantization with inside a compiled block (the layer norm before ``qkv`` and ``fc1``, GELU before
+  ``fc2``, ``gelu_backward`` before ``fc1``'s input gradient), compiled in ``torch.compile``'s default mode and
+  in ``compile_blocks="multi-kernel"``'s Inductor options; each compiled output is checked against the eager
+  one (a compiled kernel must compute the same values within bf16 / fp8 rounding).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.ops import timed
+from opentad.models.memory.compile import OPTION_MODES
+from opentad.models.memory.fp8_rows import quantize_rows_reference
+
+#: size -> (heads, tokens of one clip): 8 x 10 x 10 at 160 px and patch 16; 8 x 11 x 11 for g's patch 14
+ATTENTION: Dict[str, Tuple[int, int]] = {"tiny": (2, 64), "s": (6, 800), "b": (12, 800), "l": (16, 800),
+                                         "h": (16, 800), "g": (16, 968)}
+#: the compile modes of the fusion table: torch.compile's default and this project's Inductor-option modes
+FUSION_MODES = ("default",) + tuple(OPTION_MODES)
+
+
+def _backends(device: torch.device) -> List[Tuple[str, object]]:
+    from torch.nn.attention import SDPBackend
+    names = ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION") if device.type == "cuda" else \
+        ("FLASH_ATTENTION", "MATH")
+    return [(n.split("_")[0].lower(), getattr(SDPBackend, n)) for n in names if hasattr(SDPBackend, n)]
+
+
+def attention_rows(size: str, width: int, rows: int, device: torch.device, repeat: int) -> List[Dict[str, object]]:
+    """One row per backend: forward and forward + backward times (ms), or ``refused``."""
+    from torch.nn.attention import sdpa_kernel
+    heads, tokens = ATTENTION[size]
+    clips = max(1, rows // tokens)
+    q, k, v = (torch.randn(clips, heads, tokens, width // heads, device=device).to(torch.bfloat16).requires_grad_()
+               for _ in range(3))
+    grad = torch.randn_like(q)
+    out = []
+    for name, backend in _backends(device):
+        row = dict(size=size, backend=name, shape=(clips, heads, tokens, width // heads))
+
+        def forward():
+            with sdpa_kernel([backend]):
+                return F.scaled_dot_product_attention(q, k, v)
+
+        def both():
+            torch.autograd.grad(forward(), (q, k, v), grad)
+
+        try:
+            with torch.no_grad():
+                row["forward_ms"] = timed(forward, repeat, device)
+            row["both_ms"] = timed(both, repeat, device)
+        except RuntimeError as error:  # "No available kernel": the backend refuses these inputs here
+            row["refused"] = str(error).splitlines()[0][:80]
+        out.append(row)
+    return out
+
+
+def _fusions(width: int, hidden: int) -> Dict[str, Callable]:
+    def norm(x, w, b):
+        return quantize_rows_reference(F.layer_norm(x, (width,), w, b))
+
+    def gelu(h):
+        y = F.gelu(h)
+        return (y,) + quantize_rows_reference(y)  # fc2's input rows, and GELU's output kept for its backward
+
+    def gelu_backward(g, h):
+        return quantize_rows_reference(torch.ops.aten.gelu_backward(g, h))
+
+    return {f"layer norm + fp8 rows, {width}": norm, f"GELU + fp8 rows, {hidden}": gelu,
+            f"gelu_backward + fp8 rows, {hidden}": gelu_backward}
+
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Equal within rounding: e4m3 values within one step (2^-3 relative: a near-tie rounds either way when the
+    row's scale moved by an ulp), bf16 and float32 values (outputs, row scales) within 2 bf16 ulps (2^-7)."""
+    rtol = 2.0**-3 if want.dtype == torch.float8_e4m3fn else 2.0**-7
+    return got.dtype == want.dtype and torch.allclose(got.float(), want.float(), rtol=rtol, atol=2.0**-6 * rtol)
+
+
+def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.device, repeat: int,
+                compile_fn: Optional[Callable] = None) -> List[Dict[str, object]]:
+    """One row per fusion: its time (ms) per compile mode and whether the compiled outputs match eager's.
+
+    ``compile_fn(fn, mode)`` compiles (default: ``torch.compile`` with the mode's Inductor options, no FX graph
+    cache, so each mode compiles anew); the tests pass their own."""
+    if compile_fn is None:
+        def compile_fn(fn, mode):
+            options = {"fx_graph_cache": False, **OPTION_MODES.get(mode, {})}
+            return torch.compile(fn, options=options, dynamic=False)
+    gen = torch.Generator().manual_seed(0)
+
+    def make(*shape):
+        return torch.randn(*shape, generator=gen).to(device=device, dtype=torch.bfloat16)
+
+    inputs = {"norm": (make(rows, width), make(width), make(width)), "gelu": (make(rows, hidden),),
+              "gelu_backward": (make(rows, hidden), make(rows, hidden))}
+    out = []
+    for (name, fn), args in zip(_fusions(width, hidden).items(), inputs.values()):
+        want = fn(*args)
+        row = dict(size=size, fusion=name, rows=rows)
+        for mode in FUSION_MODES:
+            torch._dynamo.reset()
+            compiled = compile_fn(fn, mode)
+            row[f"{mode}_matches"] = all(_close(g, w) for g, w in zip(compiled(*args), want))
+            row[f"{mode}_ms"] = timed(lambda: compiled(*args), repeat, device)
+        out.append(row)
+    torch._dynamo.reset()
+    return out
+
+
+def print_tables(attention: List[Dict[str, object]], fusions: List[Dict[str, object]]) -> None:
+    """The two tables in Markdown."""
+    print("\n| size | [clips, heads, tokens, head dim] | backend | forward (ms) | forward + backward (ms) |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in attention:
+        timing = f"refused: {r['refused']} | |" if "refused" in r else f"{r['forward_ms']:.3f} | {r['both_ms']:.3f} |"
+        print(f"| {r['size']} | {list(r['shape'])} | {r['backend']} | {timing}")
+    if not fusions:
+        return
+    print("\n| size | compiled fusion | rows | " + " | ".join(f"{m} (ms)" for m in FUSION_MODES) + " | same values |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in FUSION_MODES) + " | --- |")
+    for r in fusions:
+        same = all(r[f"{m}_matches"] for m in FUSION_MODES)
+        print(f"| {r['size']} | {r['fusion']} | {r['rows']} | "
+              + " | ".join(f"{r[f'{m}_ms']:.3f}" for m in FUSION_MODES) + f" | {'yes' if same else 'NO'} |")
