@@ -124,7 +124,7 @@ def residual_rows(size: str, rows: int, device: torch.device, repeat: int) -> Di
 
 
 def run(args: argparse.Namespace) -> Dict[str, List[Dict[str, object]]]:
-    """Measure and print the three tables for ``args`` (the tool's options); returns their rows."""
+    """Measure and print the tables for ``args`` (the tool's options); returns their rows."""
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     result = dict(fp8=[], quantizer=[], residual=[], attention=[], fusions=[])

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.ops import timed
-from opentad.models.memory.compile import OPTION_MODES
+from opentad.models.memory.compile import OPTION_MODES, compile_kwargs
 from opentad.models.memory.fp8_rows import quantize_rows_reference
 
 #: size -> (heads, tokens of one clip): 8 x 10 x 10 at 160 px and patch 16; 8 x 11 x 11 for g's patch 14
@@ -90,12 +90,14 @@ def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.dev
                 compile_fn: Optional[Callable] = None) -> List[Dict[str, object]]:
     """One row per fusion: its time (ms) per compile mode and whether the compiled outputs match eager's.
 
-    ``compile_fn(fn, mode)`` compiles (default: ``torch.compile`` with the mode's Inductor options, no FX graph
+    ``compile_fn(fn, mode)`` compiles (default: ``torch.compile`` with the mode's Inductor options as
+    ``compile_blocks`` passes them, :func:`~opentad.models.memory.compile.compile_kwargs`, and no FX graph
     cache, so each mode compiles anew); the tests pass their own."""
     if compile_fn is None:
         def compile_fn(fn, mode):
-            options = {"fx_graph_cache": False, **OPTION_MODES.get(mode, {})}
-            return torch.compile(fn, options=options, dynamic=False)
+            kwargs = compile_kwargs(None if mode == "default" else mode, "inductor")
+            options = {"fx_graph_cache": False, **(kwargs.pop("options", None) or {})}
+            return torch.compile(fn, backend="inductor", options=options, dynamic=False)
     gen = torch.Generator().manual_seed(0)
 
     def make(*shape):

@@ -70,7 +70,7 @@ class WrapperOptions:
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
             upstream's keys.
         compile_blocks: ``torch.compile`` each transformer block: False (default), True, or a mode
-            (``"default"``, ``"max-autotune-no-cudagraphs"``; the CUDA-graph modes are refused;
+            (``"default"``, ``"max-autotune-no-cudagraphs"``, ``"multi-kernel"``; the CUDA-graph modes are refused;
             :mod:`opentad.models.memory.compile`, docs/qlora.md). Not part of upstream's keys.
         cuda_graphs: in training on CUDA, replay the transformer blocks' forward and backward from two CUDA
             graphs captured after two eager steps (default False; for launch-bound small ViTs; offloading blocks

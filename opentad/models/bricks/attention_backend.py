@@ -109,8 +109,9 @@ def sdpa_backend(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0) -> 
 def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Optional[torch.dtype] = None) -> str:
     """Log at INFO, once per distinct line, the backend ``attention`` runs on for ``tokens``.
 
-    The probe tensors are views of one head-dim row (no activation-sized allocation); each input shape,
-    dtype, device and dropout is probed once, later forwards look the answer up.
+    The probe is laid out as the ViT's q, k and v (views of one clip's ``qkv`` output ``[1, N, 3, heads, d]``,
+    permuted, the clips dimension expanded: one clip's memory, not the batch's); each input shape, dtype,
+    device, dropout and backend order is probed once, later forwards look the answer up.
 
     Args:
         tokens: ``[B, N, C]``, the attention's input (only its shape and device are read).
@@ -124,11 +125,14 @@ def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Option
     b, n, c = tokens.shape
     heads, dtype = attention.num_heads, dtype or tokens.dtype
     dropout = attention.attn_drop_rate if attention.training else 0.0
-    key = (b, n, c, heads, dtype, tokens.device, dropout)
+    get_order = getattr(torch._C, "_get_sdp_priority_order", None)
+    order = tuple(get_order()) if get_order is not None and tokens.device.type == "cuda" else ()
+    key = (b, n, c, heads, dtype, tokens.device, dropout, order)
     backend = _PROBED.get(key)
     if backend is None:
-        probe = torch.empty(c // heads, device=tokens.device, dtype=dtype).expand(b, heads, n, c // heads)
-        backend = _PROBED[key] = sdpa_backend(probe, probe, probe, dropout_p=dropout)
+        qkv = torch.empty(1, n, 3, heads, c // heads, device=tokens.device, dtype=dtype).permute(2, 0, 3, 1, 4)
+        q, k, v = (t.expand(b, heads, n, c // heads) for t in qkv)
+        backend = _PROBED[key] = sdpa_backend(q, k, v, dropout_p=dropout)
     line = (backend, heads, c // heads, str(dtype).replace("torch.", ""), n, tokens.device.type)
     if line not in _LOGGED:
         _LOGGED.add(line)
@@ -136,22 +140,25 @@ def log_attention_backend(tokens: Tensor, attention: nn.Module, *, dtype: Option
     return backend
 
 
-def check_attention_kernels(setting: str) -> None:
-    """Raises ValueError unless ``setting`` is one of :data:`ATTENTION_KERNELS` (the message lists them)."""
+def check_attention_kernels(setting: str, owner: str = "") -> None:
+    """Raises ValueError unless ``setting`` is one of :data:`ATTENTION_KERNELS` (the message, after ``owner``,
+    lists them)."""
     if setting not in ATTENTION_KERNELS:
-        raise ValueError(f"attention_kernels={setting!r} is not valid; valid values: "
+        raise ValueError(f"{owner}attention_kernels={setting!r} is not valid; valid values: "
                          f"{', '.join(map(repr, ATTENTION_KERNELS))}")
 
 
 def prefer_attention_kernels(device: torch.device, setting: str = "torch") -> Optional[List[int]]:
     """With ``"cudnn"`` on CUDA, put cuDNN's attention kernel first in torch's order of SDPA backends.
 
-    Torch tries cuDNN's kernel last. At ViT-g's shapes on an H100 (``[96, 16, 968, 88]`` bf16) it took 6.0 ms
-    for forward and backward where flash, first in torch's order, took 9.7 ms (docs/benchmarks.md, run 28);
-    what it changes in a whole training step is not measured yet (docs/qlora.md). The order is process-wide
-    (the recomputation and the backward, which autograd runs on a thread of its own, use it too) and set at
-    most once per process, at the first CUDA forward, logged; later changes (``sdpa_kernel``) are left alone.
-    Inputs cuDNN refuses run on the next backend, as before.
+    Torch's order puts the math kernel, which takes any input, before cuDNN's, so by default cuDNN's never
+    runs. At ViT-g's shapes on an H100 (``[96, 16, 968, 88]`` bf16) it took 6.0 ms for forward and backward
+    where flash, first in torch's order, took 9.7 ms (docs/benchmarks.md, run 28); what it changes in a whole
+    training step is not measured yet (docs/qlora.md). The order is process-wide (the recomputation and the
+    backward, which autograd runs on a thread of its own, use it too) and set at most once per process, logged;
+    later changes (``sdpa_kernel``) are left alone. It must be set before a compiled block is traced (a
+    compiled graph keeps the kernel it was traced with): the memory policy calls this before its planner
+    profiles, the ViT before its blocks run. Inputs cuDNN refuses run on the next backend, as before.
 
     Args:
         device: where the attention runs.

@@ -69,7 +69,7 @@ from opentad.models.memory.frozen_mlp import input_grad_only, recomputing_unused
 logger = logging.getLogger(__name__)
 
 __all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "OPTION_MODES", "RECOMPILE_LIMIT", "block_body", "check_compile_blocks",
-           "compile_blocks", "configure_compiler", "is_compiled", "rows_vary"]
+           "compile_blocks", "compile_kwargs", "configure_compiler", "is_compiled", "rows_vary"]
 
 #: modes of this project: ``torch.compile``'s default mode with these Inductor options. ``"multi-kernel"``: each
 #: reduction over up to 16384 values a row (norms, the fp8 rows' maxima over 1408 and 6144 channels) is generated
@@ -181,18 +181,25 @@ def _compiled(key: Tuple[Union[bool, str], str], name: str) -> Callable:
 
 
 def _compile(fn: Callable, mode: Optional[str], backend: str) -> Callable:
-    """``torch.compile(fn)`` in ``mode``; an :data:`OPTION_MODES` name as Inductor options (other backends: as
-    ``torch.compile``'s default mode, since they take no Inductor options)."""
-    if mode in OPTION_MODES:
-        options = dict(OPTION_MODES[mode]) if backend == "inductor" else None
-        if options and options.get("triton.multi_kernel") and _MULTI_KERNEL_CACHE not in os.environ:
-            # torch 2.11: reading the file of a multi-kernel's pick fails with its Triton (TypeError in
-            # MultiKernelCall.cache_file_path); without it each process measures its picks again
-            logger.info("compile_blocks=%r: %s=1 (multi-kernel picks measured in each process)", mode,
-                        _MULTI_KERNEL_CACHE)
-            os.environ[_MULTI_KERNEL_CACHE] = "1"
-        return torch.compile(fn, backend=backend, options=options)
-    return torch.compile(fn, backend=backend, mode=mode)
+    """``torch.compile(fn)`` in ``mode`` (:func:`compile_kwargs`)."""
+    return torch.compile(fn, **compile_kwargs(mode, backend))
+
+
+def compile_kwargs(mode: Optional[str], backend: str) -> Dict[str, object]:
+    """The keyword arguments of ``torch.compile`` for ``mode``: an :data:`OPTION_MODES` name as Inductor options
+    (other backends take none: ``torch.compile``'s default mode there), any other as ``torch.compile``'s mode.
+
+    For ``triton.multi_kernel`` it also sets ``TORCHINDUCTOR_DISABLE_MULTI_KERNEL_CACHE=1`` (once, logged; a value
+    already set is kept): torch 2.11 fails reading a multi-kernel's pick back from its cache file with its
+    Triton (``TypeError`` in ``MultiKernelCall.cache_file_path``), so each process measures its picks again.
+    """
+    if mode not in OPTION_MODES:
+        return dict(backend=backend, mode=mode)
+    options = dict(OPTION_MODES[mode]) if backend == "inductor" else None
+    if options and options.get("triton.multi_kernel") and _MULTI_KERNEL_CACHE not in os.environ:
+        logger.info("compile_blocks=%r: %s=1 (multi-kernel picks measured in each process)", mode, _MULTI_KERNEL_CACHE)
+        os.environ[_MULTI_KERNEL_CACHE] = "1"
+    return dict(backend=backend, options=options)
 
 
 def _hooked(module: nn.Module) -> bool:

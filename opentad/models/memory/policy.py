@@ -30,7 +30,7 @@ import torch
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
-from opentad.models.bricks.attention_backend import check_attention_kernels
+from opentad.models.bricks.attention_backend import check_attention_kernels, prefer_attention_kernels
 from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
@@ -96,9 +96,11 @@ class MemoryPolicy:
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
             after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
             inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.
-        attention_kernels: ``"torch"`` (default): torch's order of ``scaled_dot_product_attention`` backends;
-            ``"cudnn"``: cuDNN's kernel first, process-wide, set at the first CUDA forward (faster than flash at
-            the ViTs' shapes in isolation; the whole step's change is not measured yet: docs/qlora.md;
+        attention_kernels: ``"torch"`` (default): the order of ``scaled_dot_product_attention`` backends is left
+            as it is (torch's, unless a ``"cudnn"`` policy ran earlier in the process: the order is process-wide);
+            ``"cudnn"``: cuDNN's kernel first, set once per process before the first CUDA forward, before any
+            block is profiled or compiled (compiled graphs keep the kernel they were traced with). Faster than
+            flash at the ViTs' shapes in isolation; the whole step's change is not measured yet (docs/qlora.md;
             :func:`~opentad.models.bricks.attention_backend.prefer_attention_kernels`).
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),
@@ -131,7 +133,7 @@ class MemoryPolicy:
 
     def __post_init__(self) -> None:
         check_compile_blocks(self.compile_blocks)
-        check_attention_kernels(self.attention_kernels)
+        check_attention_kernels(self.attention_kernels, owner="MemoryPolicy: ")
         for key in ("backward_chunks", "temporal_chunks"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -259,6 +261,8 @@ class MemoryPolicy:
         Returns:
             what the backbone returns (a tensor, or a list of them), chunks concatenated.
         """
+        # before the planner profiles (and compiles) the blocks: a compiled graph keeps the kernel it was traced with
+        prefer_attention_kernels(frames.device, self.attention_kernels)
         if self.frozen_fp8:  # before the plan measures what stays on the device
             quantize_fp8_weights(backbone, frames.device)
         if self.planner is not None and torch.is_grad_enabled():

@@ -201,39 +201,67 @@ def test_bad_settings_are_refused_with_the_valid_ones(bad):
         WrapperOptions.from_mapping(dict(attention_kernels=bad))
 
 
-def test_the_vit_asks_with_its_policys_setting_before_its_blocks_run(monkeypatch):
+def test_the_vit_and_the_policy_ask_before_any_block_is_profiled_or_run(monkeypatch):
+    """The ViT asks with its policy's setting before its blocks run; the policy's ``run_backbone`` asks before
+    its planner profiles (and so compiles) the blocks."""
+    import dataclasses
+    import types
     from opentad.models.backbones import vit as vit_module
+    from opentad.models.memory import policy as policy_module
     from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
     calls = []
-    monkeypatch.setattr(vit_module, "prefer_attention_kernels", lambda device, setting: calls.append((device, setting)))
+    for module in (vit_module, policy_module):
+        monkeypatch.setattr(module, "prefer_attention_kernels",
+                            lambda device, setting, who=module.__name__: calls.append((who, device.type, setting)))
+    run_blocks = MemoryPolicy.run_blocks
+    monkeypatch.setattr(MemoryPolicy, "run_blocks", lambda self, *a: calls.append("blocks") or run_blocks(self, *a))
     tiny = dict(img_size=32, patch_size=16, embed_dims=16, depth=1, num_heads=2, num_frames=4, return_feat_map=True)
     model = VisionTransformerCP(**tiny).eval()
-    model(torch.zeros(1, 3, 4, 32, 32))
+    frames = torch.zeros(1, 3, 4, 32, 32)
+    model(frames)
+    assert calls == [(vit_module.__name__, "cpu", "torch"), "blocks"]
+    calls.clear()
     apply_memory_policy(model, MemoryPolicy(attention_kernels="cudnn"))
-    model(torch.zeros(1, 3, 4, 32, 32))
-    assert calls == [(torch.device("cpu"), "torch"), (torch.device("cpu"), "cudnn")]
+    planner = types.SimpleNamespace(prepare=lambda *a: calls.append("profile"), plan_of=lambda block: None)
+    policy = dataclasses.replace(model.memory_policy)
+    object.__setattr__(policy, "planner", planner)  # in a budget planner's place (which would profile here)
+    policy.run_backbone(model, frames)
+    assert calls[:4] == [(policy_module.__name__, "cpu", "cudnn"), "profile", (vit_module.__name__, "cpu", "cudnn"),
+                         "blocks"], calls
 
 
 _CUDNN_FIRST = """
 import torch, torch.nn.functional as F
 from opentad.models.bricks.attention_backend import prefer_attention_kernels
+from opentad.models.bricks.vit import Attention
 q = torch.zeros(2, 4, 128, 64, device="cuda", dtype=torch.bfloat16)
 usable = torch.backends.cuda.can_use_cudnn_attention(torch.backends.cuda.SDPAParams(q, q, q, None, 0.0, False, False))
 prefer_attention_kernels(q.device, "cudnn")
 F.scaled_dot_product_attention(q, q, q)  # torch's first call: its order stays ours
-print(int(usable), int(torch._fused_sdp_choice(q, q, q)))
+# the ViT-g attention's own q, k, v: 16 heads of 88, views of its qkv output, training
+attn = Attention(embed_dims=1408, num_heads=16, qkv_bias=True).cuda().train()
+seen = []
+real = F.scaled_dot_product_attention
+def spy(q, k, v, **kw):
+    seen.append(int(torch._fused_sdp_choice(q, k, v, **kw)))
+    return real(q, k, v, **kw)
+F.scaled_dot_product_attention = spy
+with torch.autocast("cuda", dtype=torch.bfloat16):
+    attn(torch.randn(2, 968, 1408, device="cuda", requires_grad=True)).sum().backward()
+print(int(usable), int(torch._fused_sdp_choice(q, q, q)), seen[0])
 """
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_dispatch_runs_cudnn_once_first():
-    """torch's own dispatcher picks cuDNN's kernel after ``"cudnn"`` where cuDNN takes the inputs (a process of
-    its own: the order is process-wide)."""
+    """torch's own dispatcher picks cuDNN's kernel after ``"cudnn"`` where cuDNN takes the inputs, also for the
+    ViT-g attention's permuted q, k, v under autocast with gradients (a process of its own: the order is
+    process-wide). It does not cover compiled blocks (their graphs keep the kernel traced)."""
     import pathlib
     import subprocess
     import sys
     root = pathlib.Path(__file__).resolve().parents[3]
     out = subprocess.run([sys.executable, "-c", _CUDNN_FIRST], capture_output=True, text=True, check=True,
                          cwd=root).stdout
-    usable, choice = map(int, out.split()[-2:])
-    assert choice == (3 if usable else 1), out
+    usable, choice, vit_choice = map(int, out.split()[-3:])
+    assert choice == vit_choice == (3 if usable else 1), out

@@ -94,8 +94,9 @@ def test_compiled_adapter_vit_keeps_the_seeded_loss_and_gradients(adapter_pair, 
     _compare(adapter_pair, option, torch.float64, 10**3, monkeypatch)
 
 
-def test_multi_kernel_mode_keeps_the_seeded_loss_and_gradients(adapter_pair, monkeypatch):
-    """``"multi-kernel"`` is the default mode plus Inductor options; other backends (aot_eager here) take none."""
+def test_multi_kernel_mode_on_another_backend_is_the_default_mode(adapter_pair, monkeypatch):
+    """``"multi-kernel"`` is the default mode plus Inductor options; other backends (aot_eager here) take none,
+    and compile the default mode under the setting's own key (its Inductor path: the next test and the GPU)."""
     _compare(adapter_pair, "checkpoint", torch.float64, 10**3, monkeypatch, setting="multi-kernel")
     assert all(b._compile_key == ("multi-kernel", "aot_eager") for b in adapter_pair[1].blocks)
 
@@ -110,7 +111,8 @@ def test_each_mode_reaches_torch_compile_as_a_mode_or_as_inductor_options(mode, 
     picks (torch 2.11 fails reading it), once, logged; a variable the user set is left alone."""
     calls = []
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: calls.append(kwargs) or fn)
-    monkeypatch.delenv(compile_module._MULTI_KERNEL_CACHE, raising=False)
+    monkeypatch.setenv(compile_module._MULTI_KERNEL_CACHE, "unset")  # recorded, so that undo removes what is set
+    monkeypatch.delenv(compile_module._MULTI_KERNEL_CACHE)
     with caplog.at_level(logging.INFO, logger=compile_module.__name__):
         compile_module._compile(lambda x: x, mode, "inductor")
         compile_module._compile(lambda x: x, mode, "inductor")
