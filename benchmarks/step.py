@@ -17,7 +17,7 @@ optimizer of :func:`opentad.cores.optimizer.build_optimizer` (the config's
 parameter groups) and the scheduler step; the EMA update only with ``--ema``.
 Rows: ``AdaTAD``, ``QLoRA`` (the shipped config), then each ``--variants
 NAME=key=value[,key=value]...`` applied as ``--cfg-options`` onto the QLoRA
-config. Per row: the median step time over ``--steps`` after ``--warmup``
+config; ``--common key=value[,...]`` onto every row, AdaTAD's too. Per row: the median step time over ``--steps`` after ``--warmup``
 (the device synchronised before each clock reading), the peak of
 ``torch.cuda.max_memory_allocated`` over the whole row, warm-up included (n/a
 on the CPU), both as ratios to the AdaTAD row of the size, the peak of the

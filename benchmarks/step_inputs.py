@@ -111,7 +111,8 @@ def rows_to_measure(args: argparse.Namespace) -> List[Tuple[str, str, str, Dict[
     """``(size, config label, path, overrides)`` of every row, each config loaded and validated first.
 
     Raises:
-        SystemExit: an unknown size, a bad ``--configs`` or a variant whose keys do not bind (one line).
+        SystemExit: an unknown size, a bad ``--configs``, or a variant or ``--common`` option whose keys do not
+            bind (one line).
     """
     if args.configs:
         pair = [p.strip() for p in args.configs.split(",")]
@@ -125,10 +126,11 @@ def rows_to_measure(args: argparse.Namespace) -> List[Tuple[str, str, str, Dict[
             raise SystemExit(f"--sizes: unknown {bad}; choose from {list(SIZES)}")
         pairs = {s: SIZES[s][:2] for s in sizes}
     variants = [parse_variant(v) for v in args.variants]
+    common = parse_variant(f"--common={args.common}")[1] if getattr(args, "common", None) else {}
     rows = []
     for size, (adatad, qlora) in pairs.items():
-        rows += [(size, "AdaTAD", adatad, {}), (size, "QLoRA", qlora, {})]
-        rows += [(size, name, qlora, overrides) for name, overrides in variants]
+        rows += [(size, "AdaTAD", adatad, dict(common)), (size, "QLoRA", qlora, dict(common))]
+        rows += [(size, name, qlora, {**common, **overrides}) for name, overrides in variants]
     for size, label, path, overrides in rows:
         try:
             load_row_config(path, overrides, args.frames)

@@ -18,6 +18,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="*", default=[], metavar="NAME=key=value[,key=value]",
                         help="extra rows: cfg-options applied onto the QLoRA config, "
                              "e.g. chunks2=model.backbone.custom.backward_chunks=2")
+    parser.add_argument("--common", default=None, metavar="key=value[,key=value]",
+                        help="cfg-options applied onto every row, AdaTAD's too (under a variant's own), e.g. a "
+                             "process-wide setting such as model.backbone.custom.attention_kernels=cudnn")
     parser.add_argument("--batch", type=int, default=None, help="videos per step (default 2; 1 for g224)")
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the config's)")
     parser.add_argument("--img-size", type=int, default=None, help="frame size in px (default: the config's)")

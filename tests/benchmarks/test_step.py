@@ -90,6 +90,20 @@ def test_same_seed_same_loss(load_tool):
     assert first["frames"] == 64 and first["loss"] == second["loss"]
 
 
+def test_common_options_reach_every_row_under_a_variants_own(load_tool):
+    """``--common`` binds onto AdaTAD's row too; a variant's own value for the same key wins on its row."""
+    tool = load_tool("benchmark_step")
+    key = "model.backbone.custom.attention_kernels"
+    rows = rows_to_measure(tool["parse_args"]([*FAST, "--common", f"{key}=cudnn",
+                                               "--variants", f"mine={key}=torch,model.backbone.custom.backward_chunks=2"]))
+    assert [(label, overrides) for _, label, _, overrides in rows] == [
+        ("AdaTAD", {key: "cudnn"}), ("QLoRA", {key: "cudnn"}),
+        ("mine", {key: "torch", "model.backbone.custom.backward_chunks": 2})]
+    with pytest.raises(SystemExit) as exc:
+        rows_to_measure(tool["parse_args"]([*FAST, "--common", f"{key}=fastest"]))
+    assert "attention_kernels" in str(exc.value.code) and "AdaTAD" in str(exc.value.code)
+
+
 @pytest.mark.parametrize("variant, named", [
     ("bad=model.backbone.custom.no_such_option=2", "no_such_option"),
     ("bad=model.backbone.backbone.lora_rank=2", "lora_rank"),
