@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from opentad.models.bricks.quant import is_quantized
-from opentad.models.memory.cost_model import vit_block_costs
+from opentad.models.memory.cost_model import graph_buffer_bytes, graph_bytes, held_copy_bytes, vit_block_costs
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.fp8_matmul import fp8_takes_every_product
 from opentad.models.memory.offload import OffloadSavedTensors
@@ -56,7 +56,7 @@ from opentad.models.memory.profile import measure_costs, profile_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH", "CARD_RESERVE_GIB", "card_budget", "graph_buffer_bytes"]
+__all__ = ["BudgetPlanner", "RESERVE_FRACTION", "REPLAN_GROWTH", "CARD_RESERVE_GIB", "card_budget"]
 
 #: share of the budget kept for what the backbone does not see (the head, the loss, allocator slack)
 RESERVE_FRACTION = 0.08
@@ -135,7 +135,7 @@ class BudgetPlanner:
         key = (tuple(frames.shape), frames.dtype, frames.device, free, backbone.training, trains)
         known = self._plans.get(key)
         if known is not None and frames.is_cuda and known[3] < 2:
-            held = sum(_held_bytes(b) for b in backbone.blocks) + _graph_bytes(policy, known[4])
+            held = sum(held_copy_bytes(b) for b in backbone.blocks) + graph_bytes(policy, known[4])
             if torch.cuda.memory_allocated(frames.device) - held > known[2] + REPLAN_GROWTH * self.budget:
                 known = None  # e.g. the optimizer's state, allocated after the first step (not graph buffers)
         if known is None:
@@ -173,7 +173,7 @@ class BudgetPlanner:
     def _fixed(self, backbone: nn.Module, frames: Tensor, tokens: Tensor, blocks: List[nn.Module],
                policy: Any) -> Tuple[int, int]:
         """``(fixed bytes, bytes in use now)``; held copies are released first (the plans count them). With
-        ``cuda_graphs`` what the graphs of ``blocks`` on this input keep allocated (:func:`graph_buffer_bytes`)
+        ``cuda_graphs`` what the graphs of ``blocks`` on this input keep allocated (:func:`~.cost_model.graph_buffer_bytes`)
         is counted once, ahead of their capture, and the buffers of this input's graphs captured already are
         left out of the bytes in use (those of older plans go when the new plans' graphs come)."""
         reserve = max(GiB // 4, int(RESERVE_FRACTION * self.budget))
@@ -185,7 +185,7 @@ class BudgetPlanner:
         if frames.is_cuda:
             for block in backbone.blocks:
                 hold_dequantized(block, False)
-            in_use = torch.cuda.memory_allocated(frames.device) - _graph_bytes(policy, (rows, *tokens.shape[1:]))
+            in_use = torch.cuda.memory_allocated(frames.device) - graph_bytes(policy, (rows, *tokens.shape[1:]))
         else:
             in_use = sum(p.numel() * p.element_size() for p in backbone.parameters()) + frames.numel() * 4
         return in_use + after + graphs + reserve, in_use
@@ -307,31 +307,3 @@ def _hold_dtype(frames: Tensor) -> Optional[torch.dtype]:
     """The dtype held copies are made in: autocast's when on; else None, each layer's own compute dtype."""
     device = frames.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-
-
-def _held_bytes(block: nn.Module) -> int:
-    total = 0
-    for module in block.modules():
-        held = getattr(module, "held_weight", None)
-        if isinstance(held, Tensor):
-            total += held.numel() * held.element_size()
-    return total
-
-
-def _graph_bytes(policy: Any, shape: Tuple[int, ...]) -> int:
-    """Bytes the policy's captured CUDA graphs of inputs of ``shape`` keep allocated (0 without graphs)."""
-    graphs = getattr(policy, "graphs", None) if getattr(policy, "cuda_graphs", False) else None
-    return graphs.held_bytes(shape) if graphs is not None else 0
-
-
-def graph_buffer_bytes(backbone: nn.Module, blocks: List[nn.Module], shape: Tuple[int, ...],
-                       dtype: torch.dtype) -> int:
-    """What the CUDA graphs of ``blocks`` on an input ``shape`` (``[rows, n, C]``, ``dtype``) keep allocated
-    between replays: static input, output and incoming gradient, a gradient buffer per trained parameter of the
-    blocks, and one for the input when a backbone parameter outside the blocks trains (the patch embedding's
-    gradient needs the input's; a trained final norm counts it too: an overestimate)."""
-    tokens = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
-    inside = {id(p): p for b in blocks for p in b.parameters() if p.requires_grad}
-    grads = sum(p.numel() * p.element_size() for p in inside.values())
-    outside = any(p.requires_grad and id(p) not in inside for p in backbone.parameters())
-    return 3 * tokens + grads + (tokens if outside else 0)

@@ -2,21 +2,24 @@
 
 On a GPU the budget measures its costs (:mod:`.profile`); on the CPU,
 where timing one block says nothing about a GPU step, :func:`vit_block_costs`
-models them from the block's shapes, in units of one multiply-add.
+models them from the block's shapes, in units of one multiply-add. Beside
+them, what a plan keeps allocated outside the blocks' activations, counted
+from the tensors themselves: held weight copies (:func:`held_copy_bytes`) and
+CUDA graphs' buffers (:func:`graph_buffer_bytes`, :func:`graph_bytes`).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from opentad.models.bricks.quant import is_quantized
 from opentad.models.memory.compile import is_compiled
 from opentad.models.memory.frozen_mlp import FrozenMLP, input_grad_only
 from opentad.models.memory.planner import BlockPlan, PlanCost
 
-__all__ = ["modelled_costs", "vit_block_costs"]
+__all__ = ["graph_buffer_bytes", "graph_bytes", "held_copy_bytes", "modelled_costs", "vit_block_costs"]
 
 
 def modelled_costs(
@@ -100,3 +103,32 @@ def vit_block_costs(block: nn.Module, plans: Sequence[BlockPlan], rows: int, tok
         recompute_seconds=float(rows * tokens * (4 * width * width + recomputed_mlp)),
         dequant_seconds=8.0 * weights, held_bytes=weights * size,
     )
+
+
+def held_copy_bytes(block: nn.Module) -> int:
+    """Bytes of the dequantized weight copies ``block``'s layers hold (``held_weight``)."""
+    total = 0
+    for module in block.modules():
+        held = getattr(module, "held_weight", None)
+        if isinstance(held, Tensor):
+            total += held.numel() * held.element_size()
+    return total
+
+
+def graph_bytes(policy: Any, shape: Tuple[int, ...]) -> int:
+    """Bytes the policy's captured CUDA graphs of inputs of ``shape`` keep allocated (0 without graphs)."""
+    graphs = getattr(policy, "graphs", None) if getattr(policy, "cuda_graphs", False) else None
+    return graphs.held_bytes(shape) if graphs is not None else 0
+
+
+def graph_buffer_bytes(backbone: nn.Module, blocks: List[nn.Module], shape: Tuple[int, ...],
+                       dtype: torch.dtype) -> int:
+    """What the CUDA graphs of ``blocks`` on an input ``shape`` (``[rows, n, C]``, ``dtype``) keep allocated
+    between replays: static input, output and incoming gradient, a gradient buffer per trained parameter of the
+    blocks, and one for the input when a backbone parameter outside the blocks trains (the patch embedding's
+    gradient needs the input's; a trained final norm counts it too: an overestimate)."""
+    tokens = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+    inside = {id(p): p for b in blocks for p in b.parameters() if p.requires_grad}
+    grads = sum(p.numel() * p.element_size() for p in inside.values())
+    outside = any(p.requires_grad and id(p) not in inside for p in backbone.parameters())
+    return 3 * tokens + grads + (tokens if outside else 0)
