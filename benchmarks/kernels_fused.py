@@ -64,7 +64,8 @@ def attention_rows(size: str, width: int, rows: int, device: torch.device, repea
     return out
 
 
-def _fusions(width: int, hidden: int) -> Dict[str, Callable]:
+def _fusions(width: int, hidden: int, rows: int, make: Callable) -> List[Tuple[str, Callable, Tuple[torch.Tensor, ...]]]:
+    """Each fusion as (name, function, its inputs at g's shapes), made by ``make(*shape)``."""
     def norm(x, w, b):
         return quantize_rows_reference(F.layer_norm(x, (width,), w, b))
 
@@ -75,8 +76,9 @@ def _fusions(width: int, hidden: int) -> Dict[str, Callable]:
     def gelu_backward(g, h):
         return quantize_rows_reference(torch.ops.aten.gelu_backward(g, h))
 
-    return {f"layer norm + fp8 rows, {width}": norm, f"GELU + fp8 rows, {hidden}": gelu,
-            f"gelu_backward + fp8 rows, {hidden}": gelu_backward}
+    return [(f"layer norm + fp8 rows, {width}", norm, (make(rows, width), make(width), make(width))),
+            (f"GELU + fp8 rows, {hidden}", gelu, (make(rows, hidden),)),
+            (f"gelu_backward + fp8 rows, {hidden}", gelu_backward, (make(rows, hidden), make(rows, hidden)))]
 
 
 def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
@@ -103,10 +105,8 @@ def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.dev
     def make(*shape):
         return torch.randn(*shape, generator=gen).to(device=device, dtype=torch.bfloat16)
 
-    inputs = {"norm": (make(rows, width), make(width), make(width)), "gelu": (make(rows, hidden),),
-              "gelu_backward": (make(rows, hidden), make(rows, hidden))}
     out = []
-    for (name, fn), args in zip(_fusions(width, hidden).items(), inputs.values()):
+    for name, fn, args in _fusions(width, hidden, rows, make):
         want = fn(*args)
         row = dict(size=size, fusion=name, rows=rows)
         for mode in FUSION_MODES:
