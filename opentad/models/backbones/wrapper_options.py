@@ -77,7 +77,7 @@ class WrapperOptions:
             offload inside the graphs; not with temporal checkpointing; :mod:`opentad.models.memory.cuda_graphs`,
             docs/qlora.md). Not part of upstream's keys.
         attention_kernels: ``"torch"`` (default): torch's order of attention backends; ``"cudnn"``: cuDNN's
-            kernel first, process-wide (faster than flash at the ViTs' shapes in isolation; docs/qlora.md;
+            kernel first, process-wide (torch 2.9+ does so itself on sm90/sm100 cards; for older torch; docs/qlora.md;
             :func:`opentad.models.bricks.attention_backend.prefer_attention_kernels`). Not part of upstream's keys.
 
     The memory keys become one :class:`~opentad.models.memory.policy.MemoryPolicy`

@@ -1,15 +1,20 @@
 """Which kernel ``F.scaled_dot_product_attention`` runs for given inputs, and a log line saying so.
 
-On CUDA torch tries its backends in its priority order (by default flash,
-memory-efficient, math, cuDNN) and runs the first that is enabled
-(``torch.backends.cuda.*_sdp_enabled``) and whose constraints the inputs meet
-(``torch.backends.cuda.can_use_*_attention``). On CPU it runs its own flash
-kernel when the inputs allow it (enabled, no dropout, dense 4-D tensors of
-float, double, bf16 or fp16 with equal head dims, non-empty sequences,
-contiguous last dim), else the math path. Which 3-D inputs its flash kernel
-takes changed between torch releases, so on CPU torch's own dispatcher
-(``torch._fused_sdp_choice``) answers where it exists, and the rule above only
-where it does not.
+Torch answers itself where it can: its dispatcher (``torch._fused_sdp_choice``)
+returns the backend it would run. On CUDA that answer includes what no
+Python query shows before the first attention call: since torch 2.9, the
+dispatcher's first call puts cuDNN's kernel first on sm90 and sm100 cards
+(H100, H200, B200; torch 2.11 ran cuDNN's kernels in every profiled step of
+docs/benchmarks.md), while ``torch._C._get_sdp_priority_order`` still returns
+the order flash, memory-efficient, math, cuDNN until then. Where the
+dispatcher is missing or refuses the call's arguments, the answer is worked
+out from the flags (``torch.backends.cuda.*_sdp_enabled``), the constraint
+checks (``torch.backends.cuda.can_use_*_attention``) and the priority order:
+the first backend enabled and usable. On CPU torch runs its own flash kernel
+when the inputs allow it (enabled, no dropout, dense 4-D tensors of float,
+double, bf16 or fp16 with equal head dims, non-empty sequences, contiguous
+last dim), else the math path; which 3-D inputs its flash kernel takes
+changed between torch releases.
 """
 from __future__ import annotations
 
@@ -37,20 +42,29 @@ _LOGGED: Set[Tuple] = set()
 _PROBED: Dict[Tuple, str] = {}
 
 
-#: torch's CPU choices (``SDPBackend`` values) as this module's names
-_CPU_CHOICES = {0: "math", 1: "cpu-flash"}
+#: torch's choices (``SDPBackend`` values) as this module's names, per device type
+_CHOICES = {"cpu": {0: "math", 1: "cpu-flash"}, "cuda": {0: "math", 1: "flash", 2: "efficient", 3: "cudnn"}}
+
+
+def _dispatcher_choice(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Optional[str]:
+    """Torch's own answer (``torch._fused_sdp_choice``): a backend name, ``"none"`` where torch finds no usable
+    backend, ``"unknown"`` for a value this module has no name for; None where torch has no dispatcher query or
+    it refuses the arguments (the caller works the answer out)."""
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return None
+    try:
+        choice = int(choose(q, k, v, dropout_p=dropout_p))
+    except RuntimeError:  # torch itself found no usable backend
+        return "none"
+    except TypeError:  # another signature, or not tensors
+        return None
+    return _CHOICES[q.device.type].get(choice, "unknown")
 
 
 def _cpu_backend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
-    choose = getattr(torch, "_fused_sdp_choice", None)
-    if choose is not None:
-        try:
-            return _CPU_CHOICES.get(int(choose(q, k, v, dropout_p=dropout_p)), "none")
-        except RuntimeError:  # torch itself found no usable backend
-            return "none"
-        except TypeError:  # another signature: the rule below
-            pass
-    return _cpu_rule(q, k, v, dropout_p)
+    choice = _dispatcher_choice(q, k, v, dropout_p)
+    return _cpu_rule(q, k, v, dropout_p) if choice is None else choice
 
 
 def _cpu_rule(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
@@ -87,6 +101,13 @@ def sdpa_backend(q: Tensor, k: Tensor, v: Tensor, *, dropout_p: float = 0.0) -> 
         return _cpu_backend(q, k, v, dropout_p)
     if q.device.type != "cuda":
         return "unknown"
+    choice = _dispatcher_choice(q, k, v, dropout_p)
+    return _cuda_rule(q, k, v, dropout_p) if choice is None else choice
+
+
+def _cuda_rule(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> str:
+    """The first backend enabled and usable in torch's priority order (for a torch without a dispatcher query);
+    before torch's first attention call on an sm90/sm100 card this order lacks its preference for cuDNN."""
     cuda = torch.backends.cuda
     try:
         params = cuda.SDPAParams(q, k, v, None, dropout_p, False, False)
@@ -151,14 +172,16 @@ def check_attention_kernels(setting: str, owner: str = "") -> None:
 def prefer_attention_kernels(device: torch.device, setting: str = "torch") -> Optional[List[int]]:
     """With ``"cudnn"`` on CUDA, put cuDNN's attention kernel first in torch's order of SDPA backends.
 
-    Torch's order puts the math kernel, which takes any input, before cuDNN's, so by default cuDNN's never
-    runs. At ViT-g's shapes on an H100 (``[96, 16, 968, 88]`` bf16) it took 6.0 ms for forward and backward
-    where flash, first in torch's order, took 9.7 ms (docs/benchmarks.md, run 28); what it changes in a whole
-    training step is not measured yet (docs/qlora.md). The order is process-wide (the recomputation and the
-    backward, which autograd runs on a thread of its own, use it too) and set at most once per process, logged;
-    later changes (``sdpa_kernel``) are left alone. It must be set before a compiled block is traced (a
-    compiled graph keeps the kernel it was traced with): the memory policy calls this before its planner
-    profiles, the ViT before its blocks run. Inputs cuDNN refuses run on the next backend, as before.
+    Torch 2.9 and later already put cuDNN first on sm90 and sm100 cards (H100, H200, B200) at their first
+    attention call: there this changes nothing that torch would not do (the H100 runs of docs/benchmarks.md,
+    torch 2.11, ran cuDNN's kernels with and without it). It matters on older torch releases, whose order
+    puts flash, memory-efficient and math first (at ViT-g's shapes on an H100, ``[96, 16, 968, 88]`` bf16,
+    cuDNN took 6.0 ms for forward and backward, flash 9.7 ms: run 28), and on other cards, where cuDNN's
+    kernel can be slower than flash. The order is process-wide (the recomputation and the backward, which
+    autograd runs on a thread of its own, use it too) and set at most once per process, logged; later
+    changes (``sdpa_kernel``) are left alone. It must be set before a compiled block is traced (a compiled
+    graph keeps the kernel it was traced with): the memory policy calls this before its planner profiles,
+    the ViT before its blocks run. Inputs cuDNN refuses run on the next backend, as before.
 
     Args:
         device: where the attention runs.

@@ -99,8 +99,8 @@ class MemoryPolicy:
         attention_kernels: ``"torch"`` (default): the order of ``scaled_dot_product_attention`` backends is left
             as it is (torch's, unless a ``"cudnn"`` policy ran earlier in the process: the order is process-wide);
             ``"cudnn"``: cuDNN's kernel first, set once per process before the first CUDA forward, before any
-            block is profiled or compiled (compiled graphs keep the kernel they were traced with). Faster than
-            flash at the ViTs' shapes in isolation; the whole step's change is not measured yet (docs/qlora.md;
+            block is profiled or compiled (compiled graphs keep the kernel they were traced with). Torch 2.9+
+            does so itself on sm90/sm100 cards (H100: cuDNN ran in every profiled step; docs/qlora.md;
             :func:`~opentad.models.bricks.attention_backend.prefer_attention_kernels`).
         memory_plan: with ``memory_budget_gib``, every block runs this one plan, named as the budget's log
             names plans (``"checkpoint+chunks4+offload+hold"``, ``"keep"``; :meth:`.BlockPlan.from_name`),

@@ -1,5 +1,6 @@
 """Which SDPA backend runs: on CPU against torch's own dispatcher (``torch._fused_sdp_choice``), on CUDA the
-priority logic with torch's query functions replaced, and the ViT's log line."""
+dispatcher's answer first and the priority logic (torch's query functions replaced) where there is none, and
+the ViT's log line; on a GPU, that the first answer of a process names the kernel that then runs."""
 import logging
 import types
 
@@ -78,8 +79,39 @@ def fake_cuda(monkeypatch):
                         ("cudnn", "can_use_cudnn_attention")]:
         monkeypatch.setattr(cuda, check, lambda params, debug=False, name=name: state["usable"][name])
     monkeypatch.setattr(torch._C, "_get_sdp_priority_order", lambda: state["order"])
+    monkeypatch.delattr(torch, "_fused_sdp_choice")  # a torch without the dispatcher query: the rule answers
     q = types.SimpleNamespace(device=torch.device("cuda"))
     return state, q
+
+
+@pytest.mark.parametrize("answer, want", [(3, "cudnn"), (1, "flash"), (2, "efficient"), (0, "math"), (4, "unknown"),
+                                          (RuntimeError("No viable backend"), "none")])
+def test_cuda_dispatcher_answer_wins_over_the_order(fake_cuda, monkeypatch, answer, want):
+    """torch 2.9+ puts cuDNN first on sm90/sm100 inside its dispatcher's first call, while the priority query
+    still says flash first: the dispatcher's answer is the one given."""
+    state, q = fake_cuda
+    asked = []
+
+    def choose(*args, **kwargs):
+        asked.append(kwargs)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(torch, "_fused_sdp_choice", choose, raising=False)
+    assert sdpa_backend(q, q, q, dropout_p=0.5) == want
+    assert asked == [dict(dropout_p=0.5)] and state["params"] == []  # the rule was not asked
+
+
+def test_cuda_dispatcher_refusing_the_arguments_leaves_the_rule(fake_cuda, monkeypatch):
+    state, q = fake_cuda
+
+    def other_signature(*args, **kwargs):
+        raise TypeError("incompatible function arguments")
+
+    monkeypatch.setattr(torch, "_fused_sdp_choice", other_signature, raising=False)
+    state["enabled"]["flash"] = False
+    assert sdpa_backend(q, q, q) == "efficient"
 
 
 def test_cuda_first_enabled_and_usable_backend_in_priority_order(fake_cuda):
@@ -143,10 +175,12 @@ def test_vit_logs_the_backend_once_per_line(caplog, monkeypatch):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("head_dim", [64, 88, 96, 128, 256])
 def test_cuda_answer_matches_torch(dtype, head_dim):
+    """The answer, and the written-out rule once torch's order is set up by a first call, are the dispatcher's."""
     q = torch.zeros(2, 4, 100, head_dim, device="cuda", dtype=dtype)
     for dropout in (0.0, 0.1):
         want = CUDA_NAMES[int(torch._fused_sdp_choice(q, q, q, dropout_p=dropout))]
         assert sdpa_backend(q, q, q, dropout_p=dropout) == want
+        assert ab._cuda_rule(q, q, q, dropout) == want
 
 
 @pytest.fixture
@@ -265,3 +299,38 @@ def test_cuda_dispatch_runs_cudnn_once_first():
                          cwd=root).stdout
     usable, choice, vit_choice = map(int, out.split()[-3:])
     assert choice == vit_choice == (3 if usable else 1), out
+
+
+_FIRST_ANSWER = """
+import torch, torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+from opentad.models.bricks.attention_backend import sdpa_backend
+qkv = torch.randn(1, 968, 3, 16, 88, device="cuda", dtype=torch.bfloat16).permute(2, 0, 3, 1, 4)
+q, k, v = (t.expand(4, 16, 968, 88) for t in qkv)  # the ViT-g attention's layout, before any attention call
+name = sdpa_backend(q, k, v)
+with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    F.scaled_dot_product_attention(q, k, v)
+    torch.cuda.synchronize()
+kernels = [e.name.lower() for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+print(name, int(any("cudnn" in n for n in kernels)), int(any("flash" in n for n in kernels)))
+"""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_first_answer_of_a_process_names_the_kernel_that_runs():
+    """Asked before any attention call (as the ViT's log line is), the answer names the kernels the profiler
+    then sees: cuDNN's (``cudnn_*``) or torch's flash kernels (``*flash*``, not cuDNN's). Torch 2.11 on an H100
+    runs cuDNN's while its priority query still said flash first (the log line said flash before this test)."""
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", _FIRST_ANSWER], capture_output=True, text=True, check=True,
+                         cwd=root).stdout.split()
+    name, cudnn, flash = out[-3], int(out[-2]), int(out[-1])
+    if name == "cudnn":
+        assert cudnn, out
+    elif name == "flash":
+        assert flash and not cudnn, out
+    else:
+        assert not cudnn, out
