@@ -7,8 +7,9 @@
 * **compiled fusions** (``compile_blocks`` with ``frozen_fp8``; ``--fusions``): what Inductor fuses the fp8
   rows' quantization with inside a compiled block (the layer norm before ``qkv`` and ``fc1``, GELU before
   ``fc2``, ``gelu_backward`` before ``fc1``'s input gradient), compiled in ``torch.compile``'s default mode and
-  in ``compile_blocks="multi-kernel"``'s Inductor options; each compiled output is checked against the eager
-  one (a compiled kernel must compute the same values within bf16 / fp8 rounding).
+  in ``compile_blocks="multi-kernel"``'s Inductor options, and on CUDA the one-pass Triton kernels of
+  :mod:`benchmarks.onepass_kernels` (a candidate, not used by the blocks); each fusion returns the quantized
+  rows and their scales, and each output is checked against the eager one (within bf16 / fp8 rounding).
 """
 from __future__ import annotations
 
@@ -64,37 +65,58 @@ def attention_rows(size: str, width: int, rows: int, device: torch.device, repea
     return out
 
 
-def _fusions(width: int, hidden: int, rows: int, make: Callable) -> List[Tuple[str, Callable, Tuple[torch.Tensor, ...]]]:
-    """Each fusion as (name, function, its inputs at g's shapes), made by ``make(*shape)``."""
+def _onepass() -> Dict[str, Callable]:
+    """The one-pass Triton kernels by fusion (:mod:`benchmarks.onepass_kernels`), or {} without Triton."""
+    try:
+        from benchmarks import onepass_kernels as K
+    except ImportError:
+        return {}
+    return {"norm": lambda x, w, b: K.layer_norm_rows(x, w, b, EPS), "gelu": K.gelu_rows,
+            "gelu_backward": K.gelu_backward_rows}
+
+
+#: the ViTs' layer-norm epsilon
+EPS = 1e-6
+
+
+def _fusions(width: int, hidden: int, rows: int, make: Callable) -> List[Tuple[str, str, Callable, Tuple]]:
+    """Each fusion as (name, key, function, its inputs at g's shapes), made by ``make(*shape)``; each returns
+    what the block's next product takes: the quantized rows and their scales (the block keeps neither the
+    norm's nor GELU's bf16 output: the frozen products' input gradients need only their weights)."""
     def norm(x, w, b):
-        return quantize_rows_reference(F.layer_norm(x, (width,), w, b))
+        return quantize_rows_reference(F.layer_norm(x, (width,), w, b, EPS))
 
     def gelu(h):
-        y = F.gelu(h)
-        return (y,) + quantize_rows_reference(y)  # fc2's input rows, and GELU's output kept for its backward
+        return quantize_rows_reference(F.gelu(h))
 
     def gelu_backward(g, h):
         return quantize_rows_reference(torch.ops.aten.gelu_backward(g, h))
 
-    return [(f"layer norm + fp8 rows, {width}", norm, (make(rows, width), make(width), make(width))),
-            (f"GELU + fp8 rows, {hidden}", gelu, (make(rows, hidden),)),
-            (f"gelu_backward + fp8 rows, {hidden}", gelu_backward, (make(rows, hidden), make(rows, hidden)))]
+    return [(f"layer norm + fp8 rows, {width}", "norm", norm, (make(rows, width), make(width), make(width))),
+            (f"GELU + fp8 rows, {hidden}", "gelu", gelu, (make(rows, hidden),)),
+            (f"gelu_backward + fp8 rows, {hidden}", "gelu_backward", gelu_backward,
+             (make(rows, hidden), make(rows, hidden)))]
 
 
 def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
-    """Equal within rounding: e4m3 values within one step (2^-3 relative: a near-tie rounds either way when the
-    row's scale moved by an ulp), bf16 and float32 values (outputs, row scales) within 2 bf16 ulps (2^-7)."""
-    rtol = 2.0**-3 if want.dtype == torch.float8_e4m3fn else 2.0**-7
-    return got.dtype == want.dtype and torch.allclose(got.float(), want.float(), rtol=rtol, atol=2.0**-6 * rtol)
+    """Equal within rounding: e4m3 values within one step (2^-3 relative, 2^-9 among subnormals: a near-tie
+    rounds either way when the row's scale moved by an ulp), float32 row scales and bf16 values within 2 bf16
+    ulps (2^-7 relative)."""
+    fp8 = want.dtype == torch.float8_e4m3fn
+    rtol, atol = (2.0**-3, 2.0**-9) if fp8 else (2.0**-7, 0.0)
+    return got.dtype == want.dtype and torch.allclose(got.float(), want.float(), rtol=rtol, atol=atol)
 
 
 def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.device, repeat: int,
-                compile_fn: Optional[Callable] = None) -> List[Dict[str, object]]:
+                compile_fn: Optional[Callable] = None,
+                onepass: Optional[Dict[str, Callable]] = None) -> List[Dict[str, object]]:
     """One row per fusion: its time (ms) per compile mode and whether the compiled outputs match eager's.
 
     ``compile_fn(fn, mode)`` compiles (default: ``torch.compile`` with the mode's Inductor options as
     ``compile_blocks`` passes them, :func:`~opentad.models.memory.compile.compile_kwargs`, and no FX graph
-    cache, so each mode compiles anew); the tests pass their own."""
+    cache, so each mode compiles anew); ``onepass``: a function per fusion key (``norm``, ``gelu``,
+    ``gelu_backward``) timed and checked as a column of its own (default: the one-pass Triton kernels on CUDA,
+    none elsewhere: Triton's CPU interpreter is too slow to time); the tests pass their own."""
     if compile_fn is None:
         def compile_fn(fn, mode):
             kwargs = compile_kwargs(None if mode == "default" else mode, "inductor")
@@ -105,8 +127,10 @@ def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.dev
     def make(*shape):
         return torch.randn(*shape, generator=gen).to(device=device, dtype=torch.bfloat16)
 
+    if onepass is None:
+        onepass = _onepass() if device.type == "cuda" else {}
     out = []
-    for name, fn, args in _fusions(width, hidden, rows, make):
+    for name, key, fn, args in _fusions(width, hidden, rows, make):
         want = fn(*args)
         row = dict(size=size, fusion=name, rows=rows)
         for mode in FUSION_MODES:
@@ -114,6 +138,9 @@ def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.dev
             compiled = compile_fn(fn, mode)
             row[f"{mode}_matches"] = all(_close(g, w) for g, w in zip(compiled(*args), want))
             row[f"{mode}_ms"] = timed(lambda: compiled(*args), repeat, device)
+        if key in onepass:
+            row["onepass_matches"] = all(_close(g, w) for g, w in zip(onepass[key](*args), want))
+            row["onepass_ms"] = timed(lambda: onepass[key](*args), repeat, device)
         out.append(row)
     torch._dynamo.reset()
     return out
@@ -128,9 +155,11 @@ def print_tables(attention: List[Dict[str, object]], fusions: List[Dict[str, obj
         print(f"| {r['size']} | {list(r['shape'])} | {r['backend']} | {timing}")
     if not fusions:
         return
-    print("\n| size | compiled fusion | rows | " + " | ".join(f"{m} (ms)" for m in FUSION_MODES) + " | same values |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in FUSION_MODES) + " | --- |")
+    modes = FUSION_MODES + (("onepass",) if any("onepass_ms" in r for r in fusions) else ())
+    print("\n| size | compiled fusion | rows | " + " | ".join(f"{m} (ms)" for m in modes) + " | same values |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in modes) + " | --- |")
     for r in fusions:
-        same = all(r[f"{m}_matches"] for m in FUSION_MODES)
+        same = all(r.get(f"{m}_matches", True) for m in modes)
         print(f"| {r['size']} | {r['fusion']} | {r['rows']} | "
-              + " | ".join(f"{r[f'{m}_ms']:.3f}" for m in FUSION_MODES) + f" | {'yes' if same else 'NO'} |")
+              + " | ".join(f"{r[f'{m}_ms']:.3f}" if f"{m}_ms" in r else "-" for m in modes)
+              + f" | {'yes' if same else 'NO'} |")

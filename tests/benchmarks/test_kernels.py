@@ -41,18 +41,35 @@ def test_attention_table_times_each_cpu_backend(load_tool):
     assert result["fusions"] == []
 
 
-def test_fusion_rows_compare_each_mode_with_eager(monkeypatch):
-    """The fusion table's own check, with a stand-in compiler: an exact one matches, one that moves GELU's
-    output by 1% does not (the table would say NO)."""
+def test_fusion_rows_compare_each_mode_with_eager(monkeypatch, capsys):
+    """The fusion table's own check, with stand-in compilers: an exact one matches, one that moves the row
+    scales by 1% does not (the table would say NO), one that moves them by 0.1% (within a bf16 step) does; the
+    one-pass column the same way."""
     import torch
     from benchmarks import kernels_fused
     exact = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1, compile_fn=lambda fn, mode: fn)
     assert [r["fusion"] for r in exact] == ["layer norm + fp8 rows, 64", "GELU + fp8 rows, 256",
                                             "gelu_backward + fp8 rows, 256"]
     assert all(r[f"{m}_matches"] and r[f"{m}_ms"] > 0 for r in exact for m in kernels_fused.FUSION_MODES)
+    assert not any("onepass_ms" in r for r in exact)  # none on the CPU by default
 
-    def off(fn, mode):
-        return lambda *a: tuple(t * 1.01 if t.dtype == torch.bfloat16 else t for t in fn(*a))
+    def moved(by):
+        def scaled(fn):
+            return lambda *a: tuple(t * (1 + by) if t.dtype == torch.float32 else t for t in fn(*a))
+        return scaled
 
-    wrong = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1, compile_fn=off)
-    assert [r["default_matches"] for r in wrong] == [True, False, True]  # only GELU returns a bf16 output
+    wrong = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1,
+                                      compile_fn=lambda fn, mode: moved(0.01)(fn))
+    assert [r["default_matches"] for r in wrong] == [False, False, False]
+    close = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1,
+                                      compile_fn=lambda fn, mode: moved(0.001)(fn))
+    assert all(r["default_matches"] for r in close)
+
+    eager = {f[1]: f[2] for f in kernels_fused._fusions(64, 256, 32, lambda *s: torch.zeros(s))}
+    onepass = dict(norm=eager["norm"], gelu=moved(0.01)(eager["gelu"]), gelu_backward=eager["gelu_backward"])
+    rows = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1, compile_fn=lambda fn, mode: fn,
+                                     onepass=onepass)
+    assert [r["onepass_matches"] for r in rows] == [True, False, True] and all(r["onepass_ms"] > 0 for r in rows)
+    kernels_fused.print_tables([], rows)
+    table = capsys.readouterr().out
+    assert "| onepass (ms) | same values |" in table and table.count("| NO |") == 1
