@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from opentad.models.memory.fp8_kernels import round_e4m3
+from opentad.models.memory.fp8_kernels import store_quantized_row
 from opentad.models.memory.fp8_rows import FP8, TINY
 
 __all__ = ["gelu_rows", "gelu_backward_rows", "layer_norm_rows"]
@@ -47,25 +47,13 @@ def _round_bf16(v):
 
 
 @triton.jit
-def _store_row(y, offs, mask, q_ptr, scale_ptr, row, cols, tiny):
-    """Quantize the float32 row ``y`` (zero where ``mask`` is off) into ``q_ptr`` (e4m3 bits) and ``scale_ptr``."""
-    amax = tl.max(tl.abs(y), axis=0)
-    has_nan = tl.max(tl.where(y != y, 1, 0), axis=0) > 0
-    amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
-    scaled = y * tl.div_rn(448.0, amax)
-    scaled = tl.where(scaled > 448.0, 448.0, tl.where(scaled < -448.0, -448.0, scaled))
-    tl.store(q_ptr + row * cols + offs, round_e4m3(scaled), mask=mask)
-    tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
-
-
-@triton.jit
 def _gelu_kernel(h_ptr, q_ptr, scale_ptr, cols, h_stride, tiny, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
     h = tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0).to(tl.float32)
     y = 0.5 * h * (1.0 + tl.math.erf(h * 0.7071067811865476))
-    _store_row(_round_bf16(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(_round_bf16(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
 
 
 @triton.jit
@@ -78,7 +66,7 @@ def _gelu_backward_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stri
     cdf = 0.5 * (1.0 + tl.math.erf(h * 0.7071067811865476))
     pdf = tl.exp(-0.5 * h * h) * 0.3989422804014327
     d = g * (cdf + h * pdf)
-    _store_row(_round_bf16(d), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(_round_bf16(d), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
 
 
 @triton.jit
@@ -93,7 +81,7 @@ def _layer_norm_kernel(x_ptr, w_ptr, b_ptr, q_ptr, scale_ptr, cols, x_stride, ep
     w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     y = tl.where(mask, diff * rstd * w + b, 0.0)
-    _store_row(_round_bf16(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(_round_bf16(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
 
 
 def _outputs(rows: int, cols: int, device: torch.device) -> Tuple[Tensor, Tensor, int, int]:

@@ -40,6 +40,22 @@ def round_e4m3(v):
 
 
 @triton.jit
+def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny):
+    """Quantize the float32 row ``x`` (zeros where ``mask`` is off) into row ``row`` of ``q_ptr`` (e4m3 bits,
+    ``cols`` a row, contiguous) and ``scale_ptr[row]``: ``amax`` at least ``tiny`` (NaN if the row has one),
+    ``q = e4m3(clamp(x * (448 / amax)))``, ``scale = amax / 448``. Also the one-pass fusion kernels' last step
+    (``benchmarks/onepass_kernels.py``)."""
+    amax = tl.max(tl.abs(x), axis=0)
+    has_nan = tl.max(tl.where(x != x, 1, 0), axis=0) > 0
+    amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
+    inv = tl.div_rn(448.0, amax)
+    y = x * inv
+    scaled = tl.where(y > 448.0, 448.0, tl.where(y < -448.0, -448.0, y))  # NaN stays NaN
+    tl.store(q_ptr + row * cols + offs, round_e4m3(scaled), mask=mask)
+    tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
+
+
+@triton.jit
 def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOCK: tl.constexpr):
     """``q[r] = e4m3(clamp(x[r] * (448 / amax_r)))`` (as uint8 bits) and ``scale[r] = amax_r / 448`` for row
     ``r`` = the program id.
@@ -55,11 +71,4 @@ def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOC
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
     x = tl.load(x_ptr + row * x_row_stride + offs, mask=mask, other=0.0).to(tl.float32)
-    amax = tl.max(tl.abs(x), axis=0)
-    has_nan = tl.max(tl.where(x != x, 1, 0), axis=0) > 0
-    amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
-    inv = tl.div_rn(448.0, amax)
-    y = x * inv
-    scaled = tl.where(y > 448.0, 448.0, tl.where(y < -448.0, -448.0, y))  # NaN stays NaN
-    tl.store(q_ptr + row * cols + offs, round_e4m3(scaled), mask=mask)
-    tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
+    store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny)
