@@ -197,7 +197,7 @@ def compile_kwargs(mode: Optional[str], backend: str) -> Dict[str, object]:
         return dict(backend=backend, mode=mode)
     options = dict(OPTION_MODES[mode]) if backend == "inductor" else None
     if options and options.get("triton.multi_kernel") and _MULTI_KERNEL_CACHE not in os.environ:
-        logger.info("compile_blocks=%r: %s=1 (multi-kernel picks measured in each process)", mode, _MULTI_KERNEL_CACHE)
+        logger.info("compile mode %r: %s=1 (multi-kernel picks measured in each process)", mode, _MULTI_KERNEL_CACHE)
         os.environ[_MULTI_KERNEL_CACHE] = "1"
     return dict(backend=backend, options=options)
 
