@@ -7,6 +7,8 @@ copies the float weight into a ``Params4bit``/``Int8Params`` and moves the new
 layer to the float layer's device, which performs the quantization on CPU
 too. Biases stay float.
 
+The float weight a quantized layer computes with (``dequantize_weight``,
+``frozen_weight_as``, ``int8_scales``, re-exported here): :mod:`.quant_weights`.
 Saving and restoring a quantized layer's packed bytes: :mod:`.quant_io`.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 
 from .bnb import import_bitsandbytes
 from .dequant_4bit import dequantize_4bit
+from .quant_weights import dequantize_weight, frozen_weight_as, int8_scales
 from opentad.models.memory.dequant_cache import dequantized
 
 __all__ = [
@@ -293,47 +296,3 @@ def quantize_linear(linear: nn.Linear, spec: QuantSpec) -> nn.Module:
     if has_bias:
         layer.bias = nn.Parameter(linear.bias.detach().clone().cpu(), requires_grad=False)
     return layer.to(device)  # the move is what quantizes
-
-
-def int8_scales(layer: nn.Module) -> torch.Tensor:
-    """The fp32 row scales of an 8-bit layer (``absmax`` per output row).
-
-    Raises:
-        RuntimeError: the layer has none (it was loaded but not moved to a device).
-    """
-    # bitsandbytes moves the row scales from the weight to the layer state on first use
-    scales = layer.weight.SCB if getattr(layer.weight, "SCB", None) is not None else layer.state.SCB
-    if scales is None:
-        raise RuntimeError("8-bit layer has no row scales: was it moved to a device after loading?")
-    return scales
-
-
-def dequantize_weight(layer: nn.Module) -> torch.Tensor:
-    """The float32 weight ``[out, in]`` a quantized layer computes with.
-
-    Raises:
-        TypeError: ``layer`` is not a bitsandbytes quantized linear.
-    """
-    bnb = _bnb()
-    if isinstance(layer, bnb.nn.Linear4bit):
-        return dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()  # right on every CPU
-    if isinstance(layer, bnb.nn.Linear8bitLt):
-        return layer.weight.data.float() * int8_scales(layer).float()[:, None] / 127.0
-    raise TypeError(f"not a quantized layer: {type(layer).__name__}")
-
-
-def frozen_weight_as(layer: nn.Module, dtype: torch.dtype) -> torch.Tensor:
-    """:func:`dequantize_weight` in ``dtype`` (the same values), dequantized once for several calls inside
-    :func:`~.dequant_cache.reuse_dequantized` (4-bit layers).
-
-    Raises:
-        TypeError: ``layer`` is not a bitsandbytes quantized linear.
-    """
-    held = getattr(layer, "held_weight", None)
-    if held is not None and held.dtype == dtype:
-        return held
-    bnb = _bnb()
-    if isinstance(layer, bnb.nn.Linear4bit):
-        packed, state = layer.weight.data, layer.weight.quant_state
-        return dequantized(packed, dtype, lambda: dequantize_4bit(packed, state))
-    return dequantize_weight(layer).to(dtype)

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from opentad.models.bricks import quant
+from opentad.models.bricks import quant, quant_weights
 from opentad.models.memory import chunked_residual
 from opentad.models.memory.chunked_residual import chunk_bounds
 from opentad.models.memory.dequant_cache import cached_weights, dequantized, reuse_dequantized
@@ -92,13 +92,15 @@ def _step(model, monkeypatch):
     from opentad.models.utils.qlora import quantized_modules
 
     names = {m.weight.data_ptr(): n for n, m in quantized_modules(model).items()}
-    counts, original = collections.Counter(), quant.dequantize_4bit  # every 4-bit dequantization goes through it
+    counts, original = collections.Counter(), quant.dequantize_4bit  # every 4-bit dequantization goes through it,
+    # called from the layers' products (quant) or from their weights (quant_weights)
 
     def counting(packed, *args, **kwargs):
         counts[names[packed.data_ptr()]] += 1
         return original(packed, *args, **kwargs)
 
     monkeypatch.setattr(quant, "dequantize_4bit", counting)
+    monkeypatch.setattr(quant_weights, "dequantize_4bit", counting)
     x = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))  # 4 clips of 4 frames
     model.zero_grad(set_to_none=True)
     model(x).square().mean().backward()
