@@ -100,8 +100,8 @@ def _fusions(width: int, hidden: int, rows: int, make: Callable) -> List[Tuple[s
 
 def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
     """Equal within rounding: e4m3 values within one step (2^-3 relative, 2^-9 among subnormals: a near-tie
-    rounds either way when the row's scale moved by an ulp), float32 row scales and bf16 values within 2 bf16
-    ulps (2^-7 relative)."""
+    rounds either way when the row's scale moved by an ulp), float32 row scales and bf16 values within one bf16
+    step (2^-7 relative: a step at the bottom of a binade)."""
     fp8 = want.dtype == torch.float8_e4m3fn
     rtol, atol = (2.0**-3, 2.0**-9) if fp8 else (2.0**-7, 0.0)
     return got.dtype == want.dtype and torch.allclose(got.float(), want.float(), rtol=rtol, atol=atol)

@@ -14,7 +14,8 @@ them beside Inductor's on CUDA; the blocks do not use them.
 
 Arithmetic (each step as the eager ops compute it, so that the rows agree to
 within one e4m3 step): the activation in float32, rounded to bf16 (eager's
-bf16 output; in integer arithmetic, as the e4m3 rounding), then the row quantization of :mod:`opentad.models.memory.fp8_kernels`
+bf16 output; in integer arithmetic, as the e4m3 rounding), then the row
+quantization of :mod:`opentad.models.memory.fp8_kernels`
 (``amax`` at least ``tiny``, ``448 / amax`` and ``amax / 448`` correctly
 rounded, e4m3 to nearest, ties to even). GELU is the exact one,
 ``0.5 h (1 + erf(h / sqrt 2))``; its derivative ``cdf(h) + h pdf(h)`` with
@@ -34,7 +35,7 @@ from torch import Tensor
 from opentad.models.memory.fp8_kernels import store_quantized_row
 from opentad.models.memory.fp8_rows import FP8, TINY
 
-__all__ = ["gelu_rows", "gelu_backward_rows", "layer_norm_rows"]
+__all__ = ["gelu_rows", "gelu_backward_rows", "layer_norm_rows", "round_bf16"]
 
 @triton.jit
 def _round_bf16(v):
@@ -84,6 +85,27 @@ def _layer_norm_kernel(x_ptr, w_ptr, b_ptr, q_ptr, scale_ptr, cols, x_stride, ep
     store_quantized_row(_round_bf16(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
 
 
+@triton.jit
+def _round_kernel(v_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(out_ptr + offs, _round_bf16(tl.load(v_ptr + offs, mask=mask, other=0.0)), mask=mask)
+
+
+def round_bf16(v: Tensor) -> Tensor:
+    """The kernels' rounding of float32 values to bf16 (returned as float32), for the tests.
+
+    Raises:
+        ValueError: ``v`` not a contiguous float32 tensor.
+    """
+    if v.dtype != torch.float32 or not v.is_contiguous():
+        raise ValueError(f"contiguous float32 values expected, got {v.dtype}, contiguous={v.is_contiguous()}")
+    out = torch.empty_like(v)
+    if v.numel():
+        _round_kernel[(triton.cdiv(v.numel(), 1024),)](v, out, v.numel(), BLOCK=1024)
+    return out
+
+
 def _outputs(rows: int, cols: int, device: torch.device) -> Tuple[Tensor, Tensor, int, int]:
     """Empty ``q [rows, cols]`` e4m3 and ``scale [rows, 1]`` float32, the block size and warps for ``cols``."""
     block = max(16, 1 << (cols - 1).bit_length())
@@ -94,9 +116,9 @@ def _outputs(rows: int, cols: int, device: torch.device) -> Tuple[Tensor, Tensor
 
 def _check(*tensors: Tensor) -> None:
     for t in tensors:
-        if t.dim() != 2 or t.stride(1) != 1 or t.shape[1] > 16384:
-            raise ValueError(f"rows [R, K] with unit stride along K and K <= 16384 expected, got shape "
-                             f"{tuple(t.shape)} strides {t.stride()}")
+        if t.dim() != 2 or t.stride(1) != 1 or t.shape[1] > 16384 or t.dtype != torch.bfloat16:
+            raise ValueError(f"bf16 rows [R, K] with unit stride along K and K <= 16384 expected, got {t.dtype} "
+                             f"shape {tuple(t.shape)} strides {t.stride()}")
 
 
 def gelu_rows(h: Tensor) -> Tuple[Tensor, Tensor]:
@@ -106,7 +128,7 @@ def gelu_rows(h: Tensor) -> Tuple[Tensor, Tensor]:
         ``(q [R, K] e4m3, scale [R, 1] float32)``.
 
     Raises:
-        ValueError: ``h`` not ``[R, K]`` with unit stride along K and ``K <= 16384``.
+        ValueError: ``h`` not bf16 ``[R, K]`` with unit stride along K and ``K <= 16384``.
     """
     _check(h)
     q, scale, block, warps = _outputs(*h.shape, h.device)
@@ -136,11 +158,13 @@ def layer_norm_rows(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-6) 
     """``quantize_rows_reference(F.layer_norm(x, (K,), weight, bias, eps))`` for bf16 ``x [R, K]`` in one pass.
 
     Raises:
-        ValueError: as :func:`gelu_rows`, or ``weight``/``bias`` not ``[K]``.
+        ValueError: as :func:`gelu_rows`, or ``weight``/``bias`` not contiguous ``[K]``.
     """
     _check(x)
-    if weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
-        raise ValueError(f"weight {tuple(weight.shape)} and bias {tuple(bias.shape)} must be [{x.shape[1]}]")
+    if weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],) or not (weight.is_contiguous()
+                                                                           and bias.is_contiguous()):
+        raise ValueError(f"weight {tuple(weight.shape)} and bias {tuple(bias.shape)} must be contiguous "
+                         f"[{x.shape[1]}]")
     q, scale, block, warps = _outputs(*x.shape, x.device)
     if x.shape[0]:
         _layer_norm_kernel[(x.shape[0],)](x, weight, bias, q.view(torch.uint8), scale, x.shape[1], x.stride(0),

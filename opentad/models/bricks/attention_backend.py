@@ -4,8 +4,10 @@ Torch answers itself where it can: its dispatcher (``torch._fused_sdp_choice``)
 returns the backend it would run. On CUDA that answer includes what no
 Python query shows before the first attention call: since torch 2.9, the
 dispatcher's first call puts cuDNN's kernel first on sm90 and sm100 cards
-(H100, H200, B200; torch 2.11 ran cuDNN's kernels in every profiled step of
-docs/benchmarks.md), while ``torch._C._get_sdp_priority_order`` still returns
+(H100, H200, B200) where torch's cuDNN is recent enough and no environment
+variable turns the preference off (``check_prefer_cudnn_attention`` in
+torch's ``sdp_utils.cpp``; torch 2.11 ran cuDNN's kernels in every profiled
+step of docs/benchmarks.md), while ``torch._C._get_sdp_priority_order`` still returns
 the order flash, memory-efficient, math, cuDNN until then. Where the
 dispatcher is missing or refuses the call's arguments, the answer is worked
 out from the flags (``torch.backends.cuda.*_sdp_enabled``), the constraint
@@ -173,8 +175,9 @@ def prefer_attention_kernels(device: torch.device, setting: str = "torch") -> Op
     """With ``"cudnn"`` on CUDA, put cuDNN's attention kernel first in torch's order of SDPA backends.
 
     Torch 2.9 and later already put cuDNN first on sm90 and sm100 cards (H100, H200, B200) at their first
-    attention call: there this changes nothing that torch would not do (the H100 runs of docs/benchmarks.md,
-    torch 2.11, ran cuDNN's kernels with and without it). It matters on older torch releases, whose order
+    attention call (with a recent enough cuDNN, unless an environment variable turns it off; the ViT's
+    attention log line says what runs): there this changes nothing that torch would not do (the H100 runs of
+    docs/benchmarks.md, torch 2.11, ran cuDNN's kernels with and without it). It matters on older torch releases, whose order
     puts flash, memory-efficient and math first (at ViT-g's shapes on an H100, ``[96, 16, 968, 88]`` bf16,
     cuDNN took 6.0 ms for forward and backward, flash 9.7 ms: run 28), and on other cards, where cuDNN's
     kernel can be slower than flash. The order is process-wide (the recomputation and the backward, which

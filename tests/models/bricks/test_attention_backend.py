@@ -105,13 +105,16 @@ def test_cuda_dispatcher_answer_wins_over_the_order(fake_cuda, monkeypatch, answ
 
 def test_cuda_dispatcher_refusing_the_arguments_leaves_the_rule(fake_cuda, monkeypatch):
     state, q = fake_cuda
+    asked = []
 
     def other_signature(*args, **kwargs):
+        asked.append(kwargs)
         raise TypeError("incompatible function arguments")
 
     monkeypatch.setattr(torch, "_fused_sdp_choice", other_signature, raising=False)
     state["enabled"]["flash"] = False
     assert sdpa_backend(q, q, q) == "efficient"
+    assert asked == [dict(dropout_p=0.0)] and len(state["params"]) == 1  # asked first, then the rule
 
 
 def test_cuda_first_enabled_and_usable_backend_in_priority_order(fake_cuda):

@@ -18,7 +18,7 @@ import torch.utils.checkpoint as cp
 pytest.importorskip("bitsandbytes")
 
 from opentad.models.backbones.backbone_wrapper import WrapperOptions  # noqa: E402
-from opentad.models.bricks import quant  # noqa: E402
+from opentad.models.bricks import quant, quant_weights  # noqa: E402
 from opentad.models.memory import policy as policy_module  # noqa: E402
 from opentad.models.memory.budget import BudgetPlanner  # noqa: E402
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction  # noqa: E402
@@ -76,7 +76,8 @@ def test_plans_per_block_keep_the_seeded_loss_and_gradients(plans, monkeypatch):
 
     monkeypatch.setattr(policy_module.cp, "checkpoint", spy("checkpoint", cp.checkpoint))
     monkeypatch.setattr(ChunkedResidualFunction, "apply", spy("chunked", ChunkedResidualFunction.apply))
-    monkeypatch.setattr(quant, "dequantize_4bit", spy("dequantize", quant.dequantize_4bit))
+    for module in (quant, quant_weights):  # the layers' products and their weights dequantize through it
+        monkeypatch.setattr(module, "dequantize_4bit", spy("dequantize", quant.dequantize_4bit))
     policy = MemoryPolicy(checkpoint=True, memory_budget_gib=1.0, planner=_Fixed(plans))
     loss, grads = _step(model, policy)
     assert model.graph_free_blocks() == 1  # block 0 has no adapter: plans for blocks 1 and 2
