@@ -174,17 +174,17 @@ def check_attention_kernels(setting: str, owner: str = "") -> None:
 def prefer_attention_kernels(device: torch.device, setting: str = "torch") -> Optional[List[int]]:
     """With ``"cudnn"`` on CUDA, put cuDNN's attention kernel first in torch's order of SDPA backends.
 
-    Torch 2.9 and later already put cuDNN first on sm90 and sm100 cards (H100, H200, B200) at their first
-    attention call (with a recent enough cuDNN, unless an environment variable turns it off; the ViT's
-    attention log line says what runs): there this changes nothing that torch would not do (the H100 runs of
-    docs/benchmarks.md, torch 2.11, ran cuDNN's kernels with and without it). It matters on older torch
-    releases, whose order puts flash, memory-efficient and math first (at ViT-g's shapes on an H100,
-    ``[96, 16, 968, 88]`` bf16, cuDNN took 6.0 ms for forward and backward, flash 9.7 ms: run 28), and on
-    other cards, where cuDNN's kernel can be slower than flash. The order is process-wide (the recomputation and the backward, which
-    autograd runs on a thread of its own, use it too) and set at most once per process, logged; later
-    changes (``sdpa_kernel``) are left alone. It must be set before a compiled block is traced (a compiled
-    graph keeps the kernel it was traced with): the memory policy calls this before its planner profiles,
-    the ViT before its blocks run. Inputs cuDNN refuses run on the next backend, as before.
+    Torch 2.9 and later already put cuDNN first on sm90 and sm100 cards (H100, H200, B200) at their first attention
+    call (with a recent enough cuDNN, unless an environment variable turns it off; the ViT's attention log line says
+    what runs): there this changes nothing that torch would not do (the H100 runs of docs/benchmarks.md, torch 2.11,
+    ran cuDNN's kernels with and without it). It matters on older torch releases, whose order puts flash,
+    memory-efficient and math first (at ViT-g's shapes on an H100, ``[96, 16, 968, 88]`` bf16, cuDNN took 6.0 ms for
+    forward and backward, flash 9.7 ms: run 28), and on other cards, where cuDNN's kernel can be slower than flash.
+    The order is process-wide (the recomputation and the backward, which autograd runs on a thread of its own, use
+    it too) and set at most once per process, logged; later changes (``sdpa_kernel``) are left alone. It must be set
+    before a compiled block is traced (a compiled graph keeps the kernel it was traced with): the memory policy
+    calls this before its planner profiles, the ViT before its blocks run. Inputs cuDNN refuses run on the next
+    backend, as before.
 
     Args:
         device: where the attention runs.
