@@ -20,15 +20,7 @@ import torch.nn.functional as F
 
 from benchmarks import onepass_kernels as K
 from opentad.models.memory.fp8_rows import quantize_rows_reference
-
-CHECKS = [0]
-
-
-def check(name: str, ok: bool) -> None:
-    if not ok:
-        raise SystemExit(f"FAILED {name}")
-    CHECKS[0] += 1
-    print(f"ok {name}", flush=True)
+from tests.models.memory.kernel_cases import CHECKS, check
 
 
 def compare(name: str, got, want, exact: torch.Tensor, inputs: torch.Tensor, need: float = 0.999) -> None:

@@ -12,15 +12,7 @@ import argparse
 import torch
 
 from opentad.models.memory import fp8_rows as R8
-
-CHECKS = [0]
-
-
-def check(name: str, ok: bool) -> None:
-    if not ok:
-        raise SystemExit(f"FAILED {name}")
-    CHECKS[0] += 1
-    print(f"ok {name}", flush=True)
+from tests.models.memory.kernel_cases import CHECKS, check
 
 
 def e4m3_neighbours(v: torch.Tensor):

@@ -14,12 +14,13 @@ Run with ``TRITON_INTERPRET=1`` (Triton's CPU interpreter, CPU tensors) or witho
 Prints ``ok <check>`` per check and exits non-zero on the first mismatch.
 """
 import argparse
-import sys
 
 import torch
 
 from opentad.models.memory.fused_residual import fused_scaled_residual, fusable
 from tests.models.memory.wrappers import wrapper_config
+from tests.models.memory.kernel_cases import CHECKS, check
+
 
 BF16 = torch.bfloat16
 
@@ -44,17 +45,6 @@ def bf16_nearest_even(y32: torch.Tensor) -> torch.Tensor:
 
 def fl32(v64: torch.Tensor) -> torch.Tensor:
     return v64.to(torch.float32)
-
-
-CHECKS = [0]
-
-
-def check(name: str, ok: bool) -> None:
-    CHECKS[0] += 1
-    if not ok:
-        print(f"FAILED {name}", flush=True)
-        sys.exit(1)
-    print(f"ok {name}", flush=True)
 
 
 def same(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -9,6 +9,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+#: checks passed so far in a check script (its last line reports the count, which :func:`run_cases` compares)
+CHECKS = [0]
+
+
+def check(name: str, ok: bool) -> None:
+    """One check of a check script: prints ``ok <name>``, or exits with status 1 and ``FAILED <name>``."""
+    if not ok:
+        raise SystemExit(f"FAILED {name}")
+    CHECKS[0] += 1
+    print(f"ok {name}", flush=True)
 
 
 def run_cases(script: Path, device: str, interpret: bool, at_least: int) -> str:
