@@ -65,6 +65,10 @@ def attention_rows(size: str, width: int, rows: int, device: torch.device, repea
     return out
 
 
+#: the ViTs' layer-norm epsilon
+EPS = 1e-6
+
+
 def _onepass() -> Dict[str, Callable]:
     """The one-pass Triton kernels by fusion (:mod:`benchmarks.onepass_kernels`), or {} without Triton."""
     try:
@@ -73,10 +77,6 @@ def _onepass() -> Dict[str, Callable]:
         return {}
     return {"norm": lambda x, w, b: K.layer_norm_rows(x, w, b, EPS), "gelu": K.gelu_rows,
             "gelu_backward": K.gelu_backward_rows}
-
-
-#: the ViTs' layer-norm epsilon
-EPS = 1e-6
 
 
 def _fusions(width: int, hidden: int, rows: int, make: Callable) -> List[Tuple[str, str, Callable, Tuple]]:
