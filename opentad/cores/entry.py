@@ -10,11 +10,16 @@ A run has two stages, and they fail differently:
   :class:`CheckpointError` or :class:`VideoReadError`) fails every rank the
   same way. Rank 0 prints ONE line, ``PROG: error: MESSAGE``, on stderr (and
   ``X failed on rank 0 of N: MESSAGE`` into the run's log file); the other
-  ranks exit quietly with the same status, 1. They first wait
-  :data:`GRACE_S` seconds: torchrun ends every worker as soon as one exits,
-  so rank 0 gets the time to print its line, and a rank whose failure is its
-  own (rank 0 went on) is still alive afterwards and prints its line itself,
-  ``PROG: error: [rank R] MESSAGE``: a failure is never silent.
+  ranks exit quietly with the same status, 1. They first wait for rank 0's
+  set-up outcome, which rank 0 publishes in the process group's key-value
+  store (:data:`SETUP_KEY`): ``"failed"`` once its line is printed (the other
+  ranks then exit quietly), ``"ok"`` when its set-up ended well (a failure
+  that is a rank's own: that rank prints its line itself,
+  ``PROG: error: [rank R] MESSAGE``): a failure is never silent, and no
+  rank's speed matters. Without a process group (bad input met before
+  ``init_distributed``, where every rank does the same little work), the
+  other ranks wait :data:`GRACE_S` seconds instead: torchrun ends every
+  worker as soon as one exits, so rank 0 gets the time to print its line.
 * **Running** (epochs, inference, evaluation): a failure can be one rank's
   own (a missing or damaged video in its shard), so every rank that fails
   logs it, once: one line for bad input (the ``user_errors`` of the caller:
@@ -36,12 +41,16 @@ import logging
 import os
 import sys
 import time
-from typing import Iterator, Optional, Tuple, Type
+from datetime import timedelta
+from typing import Any, Iterator, Optional, Tuple, Type
+
+import torch.distributed as dist
 
 from opentad.datasets.video_reader import VideoReadError
 from opentad.utils.checkpoint import CheckpointError
 
-__all__ = ["SETUP_MISTAKES", "RunStage", "reported_failures", "failure_exit_code", "one_line"]
+__all__ = ["SETUP_MISTAKES", "SETUP_KEY", "RunStage", "reported_failures", "failure_exit_code", "one_line",
+           "publish_setup_outcome"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,19 +59,72 @@ SETUP_MISTAKES: Tuple[Type[BaseException], ...] = (ValueError, FileNotFoundError
 #: set on an exception once reported: "setup" (rank 0 prints one line) or "logged" (nothing more to print)
 _REPORTED = "_opentad_reported"
 EXIT_FAILURE = 1
-#: seconds a rank other than 0 waits before reporting a set-up failure (module docstring)
+#: seconds a rank other than 0 waits before reporting a set-up failure met without a process group (docstring)
 GRACE_S = 5.0
+#: the store key where rank 0 publishes how its set-up ended: "ok" or "failed" (module docstring)
+SETUP_KEY = "opentad/setup_outcome_of_rank_0"
+#: seconds a rank other than 0 waits for rank 0's outcome (a bound for a hung rank 0, not a race: see docstring)
+OUTCOME_TIMEOUT_S = 1800.0
+
+
+def _run_store() -> Optional[Any]:
+    """The process group's key-value store (torchrun's), or None without a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    getter = getattr(dist.distributed_c10d, "_get_default_store", None)
+    if getter is None:
+        return None
+    try:
+        return getter()
+    except (RuntimeError, ValueError):
+        return None
+
+
+def publish_setup_outcome(outcome: str) -> None:
+    """Rank 0: publish ``"ok"`` or ``"failed"`` (its set-up) for the other ranks; a no-op without a store.
+
+    Raises:
+        ValueError: ``outcome`` is neither.
+    """
+    if outcome not in ("ok", "failed"):
+        raise ValueError(f"outcome must be 'ok' or 'failed', got {outcome!r}")
+    store = _run_store()
+    if store is None:
+        return
+    try:
+        store.set(SETUP_KEY, outcome)
+    except RuntimeError as exc:  # the store is gone: the other ranks report for themselves
+        logger.debug("could not publish the set-up outcome %r: %s", outcome, exc)
+
+
+def _rank_0_failed_too() -> Optional[bool]:
+    """A rank other than 0 after its set-up failed: whether rank 0's set-up failed (and was reported).
+
+    Returns:
+        True or False from the store (waiting up to :data:`OUTCOME_TIMEOUT_S` for rank 0), None without a store.
+    """
+    store = _run_store()
+    if store is None:
+        return None
+    try:
+        store.wait([SETUP_KEY], timedelta(seconds=OUTCOME_TIMEOUT_S))
+        return store.get(SETUP_KEY) == b"failed"
+    except RuntimeError:  # timed out, or the store went away with rank 0: report this rank's own failure
+        return False
 
 
 class RunStage:
     """The stage of a run (:func:`reported_failures` yields one); call :meth:`running` when set-up is over."""
 
-    def __init__(self) -> None:
+    def __init__(self, rank: int = 0) -> None:
         self.setup = True
+        self.rank = rank
 
     def running(self) -> None:
-        """From now on, every rank that fails reports its failure (module docstring)."""
+        """From now on, every rank that fails reports its failure; rank 0 tells the others (module docstring)."""
         self.setup = False
+        if self.rank == 0:
+            publish_setup_outcome("ok")
 
 
 def one_line(exc: BaseException) -> str:
@@ -103,7 +165,7 @@ def reported_failures(
     Yields:
         The :class:`RunStage`; the block calls ``stage.running()`` once set-up is done.
     """
-    stage = RunStage()
+    stage = RunStage(rank)
     try:
         yield stage
     except Exception as exc:
@@ -119,6 +181,8 @@ def reported_failures(
         else:
             logger.exception(message)
             setattr(exc, _REPORTED, "logged")
+            if stage.setup and rank == 0:  # its traceback is out: the other ranks need not print theirs
+                publish_setup_outcome("failed")
         raise
 
 
@@ -147,7 +211,14 @@ def failure_exit_code(
     if reported == "setup" or isinstance(exc, tuple(user_errors)):
         rank = _launch_rank()
         if rank != 0:
-            time.sleep(GRACE_S)  # under torchrun, rank 0's own failure ends this process meanwhile
+            rank_0_failed = _rank_0_failed_too()
+            if rank_0_failed:
+                return EXIT_FAILURE  # rank 0 printed the line
+            if rank_0_failed is None:
+                time.sleep(GRACE_S)  # no store: under torchrun, rank 0's own failure ends this process meanwhile
         sys.stderr.write(f"{prog}: error: {'' if rank == 0 else f'[rank {rank}] '}{one_line(exc)}\n")
+        if rank == 0:
+            sys.stderr.flush()
+            publish_setup_outcome("failed")
         return EXIT_FAILURE
     return None

@@ -8,6 +8,7 @@ torchrun in two CPU processes with the batch error of issue #16 (a global
 batch of 1 over 2 processes) and counts what is printed.
 """
 import glob
+import io
 import logging
 import os
 import subprocess
@@ -68,13 +69,99 @@ def test_setup_mistake_is_one_line_from_rank_0_and_in_the_log_file(rank, tmp_pat
     assert "Training failed on rank 0 of 2: batch_size 1 must be a multiple" in log and "Traceback" not in log
 
 
-def test_other_ranks_wait_then_speak_only_if_still_alive(rank, capsys):
-    """Under torchrun rank 0's exit ends them during the wait; a rank still alive reports its own failure."""
+def test_without_a_process_group_other_ranks_wait_then_speak_only_if_still_alive(rank, capsys):
+    """No store to read rank 0's outcome from: under torchrun rank 0's exit ends them during the grace wait."""
     waits = rank(1)
     code = run_cli(failing_run(FileNotFoundError("features/v3.npy not found"), in_setup=True), [], prog="train.py")
     out, err = capsys.readouterr()
     assert code == 1 and waits == [entry.GRACE_S] and out == ""
     assert err == "train.py: error: [rank 1] features/v3.npy not found\n"
+
+
+class RecordingStore:
+    """A real in-process store (``HashStore``) that records each ``set`` with what stderr held at that moment.
+
+    ``arrives``: the value rank 0 publishes while this rank waits (set inside ``wait``, before waiting).
+    """
+
+    def __init__(self, stderr, arrives=None):
+        self.inner, self.stderr, self.arrives = torch.distributed.HashStore(), stderr, arrives
+        self.sets, self.waits = [], 0
+
+    def set(self, key, value):
+        self.sets.append((key, value, self.stderr.getvalue()))
+        self.inner.set(key, value)
+
+    def wait(self, keys, timeout):
+        self.waits += 1
+        if self.arrives is not None:
+            self.inner.set(entry.SETUP_KEY, self.arrives)
+        self.inner.wait(keys, timeout)
+
+    def get(self, key):
+        return self.inner.get(key)
+
+
+@pytest.fixture
+def store(monkeypatch):
+    """Make a :class:`RecordingStore` the run's store; stderr goes to a StringIO it can read."""
+
+    def make(arrives=None, published=None):
+        stderr = io.StringIO()  # set in the test's body: pytest's capture replaces sys.stderr after fixtures
+        monkeypatch.setattr(entry.sys, "stderr", stderr)
+        made = RecordingStore(stderr, arrives)
+        if published is not None:
+            made.inner.set(entry.SETUP_KEY, published)
+        monkeypatch.setattr(entry, "_run_store", lambda: made)
+        return made
+
+    return make
+
+
+def test_rank_0_publishes_failed_only_after_its_line_is_printed(rank, store):
+    waits, made = rank(0), store()
+    code = run_cli(failing_run(ValueError("batch_size 1 must be a multiple of world_size 2"), in_setup=True), [],
+                   prog="train.py")
+    line = "train.py: error: batch_size 1 must be a multiple of world_size 2\n"
+    assert code == 1 and waits == [] and made.sets == [(entry.SETUP_KEY, "failed", line)]
+
+
+def test_rank_0_publishes_ok_when_its_setup_ends_and_failed_after_a_setup_bug(rank, store):
+    rank(0)
+    made = store()
+    with pytest.raises(RuntimeError, match="later"):
+        with reported_failures(rank=0, world_size=2, what="Training", user_errors=USER_ERRORS) as stage:
+            assert made.sets == []
+            stage.running()
+            assert [s[:2] for s in made.sets] == [(entry.SETUP_KEY, "ok")]
+            raise RuntimeError("later")
+    assert len(made.sets) == 1  # a failure while running publishes nothing more
+    made = store()
+    assert run_cli(failing_run(TypeError("unsupported operand"), in_setup=True), [], prog="train.py") == 1
+    assert [s[:2] for s in made.sets] == [(entry.SETUP_KEY, "failed")]
+    with pytest.raises(ValueError, match="'ok' or 'failed'"):
+        entry.publish_setup_outcome("done")
+
+
+@pytest.mark.parametrize("published,arrives,printed", [
+    ("failed", None, False),  # rank 0 reported before this rank looked
+    (None, "failed", False),  # rank 0 reported while this rank waited
+    ("ok", None, True),  # rank 0's set-up went on: this failure is this rank's own
+    (None, "ok", True),
+], ids=["failed-before", "failed-while-waiting", "ok-before", "ok-while-waiting"])
+def test_other_ranks_follow_rank_0s_published_outcome_not_a_clock(rank, store, published, arrives, printed):
+    waits, made = rank(1), store(arrives=arrives, published=published)
+    code = run_cli(failing_run(FileNotFoundError("features/v3.npy not found"), in_setup=True), [], prog="train.py")
+    assert code == 1 and waits == [] and made.waits == 1 and made.sets == []
+    assert made.stderr.getvalue() == ("train.py: error: [rank 1] features/v3.npy not found\n" if printed else "")
+
+
+def test_a_rank_whose_wait_for_rank_0_times_out_reports_its_own_failure(rank, store, monkeypatch):
+    waits, made = rank(1), store()
+    monkeypatch.setattr(entry, "OUTCOME_TIMEOUT_S", 0.01)
+    code = run_cli(failing_run(FileNotFoundError("features/v3.npy not found"), in_setup=True), [], prog="train.py")
+    assert code == 1 and waits == [] and made.waits == 1
+    assert made.stderr.getvalue() == "train.py: error: [rank 1] features/v3.npy not found\n"
 
 
 def test_a_failure_while_running_is_logged_once_with_its_traceback(rank, capsys):
