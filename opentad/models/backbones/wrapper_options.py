@@ -65,6 +65,9 @@ class WrapperOptions:
             the backward products in fp8 too
             (:mod:`opentad.models.memory.fp8_matmul`; the change in synthetic mAP: docs/qlora.md). Not part of
             upstream's keys.
+        fused_fp8_mlp: with ``frozen_fp8="all"`` (default False; approximate as it): the frozen MLPs' GELU and
+            its backward fused with the fp8 products' row quantization, one pass over the rows
+            (:mod:`opentad.models.memory.fp8_mlp`; docs/qlora.md). Not part of upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
             (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
@@ -102,6 +105,7 @@ class WrapperOptions:
     stream_norms: bool = True
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
+    fused_fp8_mlp: bool = False
     cuda_graphs: bool = False
     attention_kernels: Literal["torch", "cudnn"] = "torch"
 
@@ -142,6 +146,7 @@ class WrapperOptions:
             stream_norms=self.stream_norms,
             fused_residual=self.fused_residual,
             frozen_fp8=self.frozen_fp8,
+            fused_fp8_mlp=self.fused_fp8_mlp,
             cuda_graphs=self.cuda_graphs,
             attention_kernels=self.attention_kernels,
         )

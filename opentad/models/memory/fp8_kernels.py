@@ -1,4 +1,5 @@
-"""Triton kernel of :mod:`.fp8_rows`: rows of a bf16 matrix to fp8 e4m3 with one scale per row (needs Triton).
+"""Triton kernels of :mod:`.fp8_rows` and :mod:`.fp8_activations`: rows to fp8 e4m3 with one scale per row,
+alone or after GELU or its backward (needs Triton).
 
 One program per row, the whole row in registers (rows of up to a few
 thousand values: a ViT's width or its MLP's). The arithmetic is that of
@@ -11,9 +12,17 @@ PyTorch's cast rounds, so that Triton's CPU interpreter (whose own float8
 cast does not carry a rounded-up significand into the exponent) computes
 what the GPU computes. A NaN in a row makes its scale and every value NaN, as
 in the reference (Triton's min/max would drop it: comparisons are used instead).
+
+The activation kernels compute GELU (the exact one, ``0.5 h (1 + erf(h /
+sqrt 2))``) or its backward (``g (cdf(h) + h pdf(h))``, ``pdf(h) = exp(-h^2 /
+2) / sqrt(2 pi)``) in float32 from bf16 inputs, round it to bf16 as the eager
+op's output is rounded, and quantize that row: one read of each input, one
+write of the e4m3 row and its scale.
 """
 import triton
 import triton.language as tl
+
+from opentad.models.memory.fused_residual_kernels import round_bf16, widen_bf16
 
 
 @triton.jit
@@ -44,7 +53,7 @@ def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny):
     """Quantize the float32 row ``x`` (zeros where ``mask`` is off) into row ``row`` of ``q_ptr`` (e4m3 bits,
     ``cols`` a row, contiguous) and ``scale_ptr[row]``: ``amax`` at least ``tiny`` (NaN if the row has one),
     ``q = e4m3(clamp(x * (448 / amax)))``, ``scale = amax / 448``. Also the one-pass fusion kernels' last step
-    (``benchmarks/onepass_kernels.py``)."""
+    (the activation kernels below, ``benchmarks/onepass_kernels.py``)."""
     amax = tl.max(tl.abs(x), axis=0)
     has_nan = tl.max(tl.where(x != x, 1, 0), axis=0) > 0
     amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
@@ -72,3 +81,44 @@ def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOC
     mask = offs < cols
     x = tl.load(x_ptr + row * x_row_stride + offs, mask=mask, other=0.0).to(tl.float32)
     store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+
+
+@triton.jit
+def bf16_value(v):
+    """float32 -> its nearest bf16 value (ties to even), kept in float32."""
+    return widen_bf16(round_bf16(v))
+
+
+@triton.jit
+def gelu_rows_kernel(h_ptr, q_ptr, scale_ptr, cols, h_stride, tiny, BLOCK: tl.constexpr):
+    """Row ``r`` (the program id) of ``quantize(bf16(gelu(h)))``: ``h_ptr`` bf16 ``[R, cols]`` (unit stride
+    along a row), ``q_ptr`` uint8 ``[R, cols]`` contiguous, ``scale_ptr`` float32 ``[R]``; ``BLOCK >= cols``."""
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    mask = offs < cols
+    h = widen_bf16(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0))
+    y = 0.5 * h * (1.0 + tl.math.erf(h * 0.7071067811865476))
+    store_quantized_row(bf16_value(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+
+
+@triton.jit
+def gelu_backward_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stride, tiny,
+                              BLOCK: tl.constexpr):
+    """Row ``r`` of ``quantize(bf16(gelu_backward(g, h)))``; ``g_ptr`` and ``h_ptr`` bf16, else as
+    :func:`gelu_rows_kernel`."""
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    mask = offs < cols
+    g = widen_bf16(tl.load(g_ptr + row * g_stride + offs, mask=mask, other=0.0))
+    h = widen_bf16(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0))
+    cdf = 0.5 * (1.0 + tl.math.erf(h * 0.7071067811865476))
+    pdf = tl.exp(-0.5 * h * h) * 0.3989422804014327
+    store_quantized_row(bf16_value(g * (cdf + h * pdf)), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+
+
+@triton.jit
+def bf16_value_kernel(v_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    """``out = bf16(v)`` as float32, elementwise over ``n`` float32 values (the kernels' rounding, for tests)."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(out_ptr + offs, bf16_value(tl.load(v_ptr + offs, mask=mask, other=0.0)), mask=mask)

@@ -27,7 +27,8 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FP8", "FP8_MAX", "TINY", "quantize_rows_reference", "quantize_rows", "fp8_supported", "rows_product"]
+__all__ = ["FP8", "FP8_MAX", "TINY", "quantize_rows_reference", "quantize_rows", "fp8_supported", "rows_product",
+           "scaled_rows_product", "kernel_device", "row_kernel_shape", "empty_rows"]
 
 FP8 = torch.float8_e4m3fn
 #: e4m3's largest finite value: each row's largest magnitude is scaled to it
@@ -55,13 +56,26 @@ def quantize_rows_reference(x: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel():
-    """The Triton kernel and the device type it runs on, or None without Triton (imported on first use)."""
+def kernel_device() -> Optional[str]:
+    """The device type the Triton kernels of :mod:`.fp8_kernels` run on: ``"cuda"``, ``"cpu"`` under
+    ``TRITON_INTERPRET=1`` (Triton's interpreter), or None without a working Triton (imported on first use)."""
     try:
-        from opentad.models.memory.fp8_kernels import quantize_rows_kernel
+        import opentad.models.memory.fp8_kernels  # noqa: F401
     except Exception:  # noqa: BLE001  (no Triton, or one that fails to import: PyTorch ops)
         return None
-    return quantize_rows_kernel, ("cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda")
+    return "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+
+
+def row_kernel_shape(cols: int) -> Tuple[int, int]:
+    """``(BLOCK, num_warps)`` of a kernel of :mod:`.fp8_kernels` that holds a row of ``cols`` values."""
+    block = max(16, 1 << (cols - 1).bit_length())
+    return block, (8 if block >= 4096 else 4)
+
+
+def empty_rows(rows: int, cols: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """Uninitialised ``(q [rows, cols] e4m3, scale [rows, 1] float32)``."""
+    return (torch.empty((rows, cols), dtype=FP8, device=device),
+            torch.empty((rows, 1), dtype=torch.float32, device=device))
 
 
 def quantize_rows(x: Tensor) -> Tuple[Tensor, Tensor]:
@@ -75,17 +89,17 @@ def quantize_rows(x: Tensor) -> Tuple[Tensor, Tensor]:
     """
     if torch.compiler.is_compiling():  # traced: PyTorch ops, which the compiler fuses
         return quantize_rows_reference(x)
-    kernel = _kernel()
-    if kernel is None or x.device.type != kernel[1] or x.stride(1) != 1 or x.shape[1] > 16384:
+    if kernel_device() != x.device.type or x.stride(1) != 1 or x.shape[1] > 16384:
         return quantize_rows_reference(x)
+    from opentad.models.memory.fp8_kernels import quantize_rows_kernel
+
     rows, cols = x.shape
-    q = torch.empty((rows, cols), dtype=FP8, device=x.device)
-    scale = torch.empty((rows, 1), dtype=torch.float32, device=x.device)
+    q, scale = empty_rows(rows, cols, x.device)
     if rows:
-        block = max(16, 1 << (cols - 1).bit_length())
+        block, warps = row_kernel_shape(cols)
         with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
-            kernel[0][(rows,)](x, q.view(torch.uint8), scale, cols, x.stride(0), TINY, BLOCK=block,
-                               num_warps=8 if block >= 4096 else 4)
+            quantize_rows_kernel[(rows,)](x, q.view(torch.uint8), scale, cols, x.stride(0), TINY, BLOCK=block,
+                                          num_warps=warps)
     return q, scale
 
 
@@ -117,7 +131,21 @@ def rows_product(a: Tensor, weight_q: Tensor, weight_scale: Tensor, bias: Option
     """
     if a.stride(-1) != 1:
         a = a.contiguous()
-    a_q, a_scale = quantize_rows(a)
-    with torch.autocast(a.device.type, enabled=False):
+    return scaled_rows_product(*quantize_rows(a), weight_q, weight_scale, bias)
+
+
+def scaled_rows_product(a_q: Tensor, a_scale: Tensor, weight_q: Tensor, weight_scale: Tensor,
+                        bias: Optional[Tensor] = None) -> Tensor:
+    """:func:`rows_product` of rows quantized already: ``(a_q * a_scale) @ (weight_q * weight_scale).T + bias``.
+
+    Args:
+        a_q: ``[R, K]`` e4m3, contiguous.
+        a_scale: ``[R, 1]`` float32.
+        weight_q, weight_scale, bias: as :func:`rows_product`.
+
+    Returns:
+        ``[R, M]`` bf16, computed with autocast off.
+    """
+    with torch.autocast(a_q.device.type, enabled=False):
         return torch._scaled_mm(a_q, weight_q.t(), scale_a=a_scale, scale_b=weight_scale, bias=bias,
                                 out_dtype=torch.bfloat16)

@@ -21,8 +21,10 @@ uninitialised output: ``gelu(h)`` and the ``fc2`` product, a third of the
 linear multiply-adds of a ViT block, are skipped, since backward never reads them.
 
 The memory policy (:mod:`.policy`) switches a block's
-:class:`~opentad.models.bricks.vit.FFN` to its subclass :class:`FrozenMLP`,
-which differs only in ``forward``: same state, same state-dict keys.
+:class:`~opentad.models.bricks.vit.FFN` to its subclass :class:`FrozenMLP`
+(or :class:`FrozenFP8MLP`, ``fused_fp8_mlp``: GELU fused with the fp8
+products' row quantization, :mod:`.fp8_mlp`), which differs only in
+``forward``: same state, same state-dict keys.
 """
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ from torch import Tensor, nn
 from opentad.models.bricks.quant import frozen_weight_as, is_quantized
 from opentad.models.bricks.vit import FFN
 from opentad.models.memory.fp8_matmul import fp8_backward_operands, fp8_input_grad, input_grad_product
+from opentad.models.memory.fp8_mlp import fp8_mlp, fp8_mlp_weights, mlp_input_grad, mlp_output
 
-__all__ = ["FrozenMLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused",
+__all__ = ["FrozenMLP", "FrozenFP8MLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused",
            "input_grad_only", "unused_output_mlp", "recomputing_unused_output"]
 
 #: target size of one chunk of the hidden activation
@@ -94,12 +97,15 @@ def chunk_rows(rows: int, hidden: int, element_size: int) -> int:
 class FrozenMLPFunction(torch.autograd.Function):
     """``fc2(gelu(fc1(x)))`` for frozen ``fc1``/``fc2``, keeping only ``fc1(x)`` for backward.
 
-    ``apply(x [..., C], fc1, fc2) -> [..., C_out]``; gradients flow to ``x`` only.
+    ``apply(x [..., C], fc1, fc2, fused) -> [..., C_out]``; gradients flow to ``x`` only. ``fused``: where both
+    layers' products are fp8 "all" in bf16, GELU and its backward fused with the quantization
+    (:mod:`.fp8_mlp`).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
+    def forward(ctx, x: Tensor, fc1: nn.Module, fc2: nn.Module, fused: bool = False) -> Tensor:
         flat = x.reshape(-1, x.shape[-1])
+        ctx.fused = fp8_mlp_weights(fc1, fc2, x, made_only=False) if fused else None
         rows = flat.shape[0]
         width = getattr(fc2, "out_features", None)
         unused = getattr(_STATE, "output_unused", False) and isinstance(width, int)
@@ -112,7 +118,7 @@ class FrozenMLPFunction(torch.autograd.Function):
             hidden[start : start + step] = h
             if unused:
                 continue
-            y = fc2(F.gelu(h))
+            y = fc2(F.gelu(h)) if ctx.fused is None else mlp_output(ctx.fused, h)
             if out is None:
                 out = flat.new_empty((rows, y.shape[-1]), dtype=y.dtype)
             out[start : start + step] = y
@@ -142,10 +148,13 @@ class FrozenMLPFunction(torch.autograd.Function):
         grad_in = grad.new_empty((hidden.shape[0], ctx.in_shape[-1]), dtype=ctx.in_dtype)
         for start in range(0, hidden.shape[0], ctx.step):
             end = start + ctx.step
+            if ctx.fused is not None:
+                grad_in[start:end] = mlp_input_grad(grad[start:end], hidden[start:end], *ctx.fused.backs())
+                continue
             grad_act = input_grad(fc2, grad[start:end])
             grad_h = torch.ops.aten.gelu_backward(grad_act.to(dtype), hidden[start:end])
             grad_in[start:end] = input_grad(fc1, grad_h)
-        return grad_in.view(ctx.in_shape), None, None
+        return grad_in.view(ctx.in_shape), None, None, None
 
 
 class FrozenMLP(FFN):
@@ -171,9 +180,27 @@ class FrozenMLP(FFN):
         return self.layers(x)
 
 
+class FrozenFP8MLP(FrozenMLP):
+    """:class:`FrozenMLP` whose GELU and its backward are fused with the fp8 products' row quantization
+    (``fused_fp8_mlp``, with ``frozen_fp8="all"``: :mod:`.fp8_mlp`) wherever the MLP is frozen: eagerly in
+    :class:`FrozenMLPFunction`'s chunks (or whole, without a gradient), compiled through
+    :class:`~.fp8_mlp.FP8MLPFunction`; elsewhere (a layer not fp8 "all", not bf16) as :class:`FrozenMLP`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[..., C] -> [..., C]``."""
+        if not self.takes_function():
+            return self.layers(x)
+        fc1, fc2 = self.layers[0][0], self.layers[1]
+        compiling = torch.compiler.is_compiling()
+        if not compiling and self._chunkable(x):
+            return _frozen_mlp(x, fc1, fc2, True)
+        out = fp8_mlp(fc1, fc2, x, made_only=compiling)
+        return self.layers(x) if out is None else out
+
+
 @torch.compiler.disable  # Dynamo cannot trace this Function (modules as arguments, writes into buffers)
-def _frozen_mlp(x: Tensor, fc1: nn.Module, fc2: nn.Module) -> Tensor:
-    return FrozenMLPFunction.apply(x, fc1, fc2)
+def _frozen_mlp(x: Tensor, fc1: nn.Module, fc2: nn.Module, fused: bool = False) -> Tensor:
+    return FrozenMLPFunction.apply(x, fc1, fc2, fused)
 
 
 def _product_dtype(layer: nn.Module, x: Tensor) -> torch.dtype:
@@ -244,6 +271,10 @@ def unused_output_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
     """
     fc1, act, _ = mlp.layers[0]
     fc2 = mlp.layers[1]
+    if isinstance(mlp, FrozenFP8MLP):  # fc1's product alone, the fused input gradient
+        out = fp8_mlp(fc1, fc2, x, unused=True, made_only=True)
+        if out is not None:
+            return out
     z = act(fc1(x))
     operands = _fc2_operands(fc2, z)
     if operands is None:

@@ -36,7 +36,7 @@ from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
 from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
 from opentad.models.memory.cuda_graphs import BlockGraphs
-from opentad.models.memory.frozen_mlp import FrozenMLP
+from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP
 from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
 from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.graph_offload import staging
@@ -93,6 +93,10 @@ class MemoryPolicy:
         frozen_fp8: with ``frozen_dtype`` bf16, the frozen 4-bit layers' forward products (True or
             ``"forward"``), or their forward and backward products (``"all"``), run in fp8 e4m3 with row scales
             (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
+        fused_fp8_mlp: with ``frozen_fp8="all"``, each frozen MLP's GELU and its backward fused with the fp8
+            row quantization of the product after them (:mod:`.fp8_mlp`, one pass over the rows instead of
+            writing the bf16 activation and reading it again; eager and compiled). Approximate as
+            ``frozen_fp8``; a value moves by at most one e4m3 step.
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
             after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
             inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.
@@ -107,7 +111,8 @@ class MemoryPolicy:
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
 
     Raises:
-        ValueError: ``backward_chunks`` or ``temporal_chunks`` not an int >= 1, a budget that is not
+        ValueError: ``fused_fp8_mlp`` without ``frozen_fp8="all"``; ``backward_chunks`` or ``temporal_chunks``
+            not an int >= 1, a budget that is not
             positive, a budget with ``temporal_chunks``, a ``memory_plan`` that is not a plan name or has no
             budget, ``cuda_graphs`` with ``temporal_chunks``, or an ``attention_kernels`` not listed above.
     """
@@ -126,6 +131,7 @@ class MemoryPolicy:
     stream_norms: bool = True
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
+    fused_fp8_mlp: bool = False
     cuda_graphs: bool = False
     attention_kernels: str = "torch"
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
@@ -142,6 +148,9 @@ class MemoryPolicy:
         if self.frozen_fp8 and self.frozen_dtype != torch.bfloat16:
             raise ValueError(f"MemoryPolicy: frozen_fp8={self.frozen_fp8!r} computes the frozen products in fp8 from "
                              f"bf16 inputs; it needs frozen_dtype bf16, got {self.frozen_dtype}")
+        if self.fused_fp8_mlp and self.frozen_fp8 != "all":
+            raise ValueError(f"MemoryPolicy: fused_fp8_mlp=True fuses GELU with the fp8 products of both directions; "
+                             f"it needs frozen_fp8='all', got frozen_fp8={self.frozen_fp8!r}")
         budget = self.memory_budget_gib
         pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
         self._check_graphs()
@@ -305,8 +314,8 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
 
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
-    (``frozen_mlp`` without ``compile_blocks``; same state and state-dict keys, only ``forward``
-    differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
+    (``frozen_mlp`` without ``compile_blocks``; :class:`FrozenFP8MLP` with ``fused_fp8_mlp``; same state and
+    state-dict keys, only ``forward`` differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
     ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
     with ``frozen_dtype``, without ``compile_blocks``), the frozen 4-bit layers' forward products to fp8 or
     back (``frozen_fp8``, approximate), compiles the blocks or not
@@ -320,7 +329,7 @@ def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
     chunked_mlp = policy.frozen_mlp and policy.compile_blocks is False
     for module in backbone.modules():
         if isinstance(module, FFN):
-            module.__class__ = FrozenMLP if chunked_mlp else FFN
+            module.__class__ = FrozenFP8MLP if policy.fused_fp8_mlp else FrozenMLP if chunked_mlp else FFN
     set_stream_norms([m for m in backbone.modules() if isinstance(m, Block)],
                      policy.stream_norms and policy.frozen_dtype is not None)
     set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None

@@ -1,0 +1,161 @@
+"""GELU and its backward fused with the fp8 row quantization that follows them (``custom.fused_fp8_mlp``).
+
+In a frozen MLP with fp8 products in both directions (``frozen_fp8="all"``)
+GELU's output is read only by ``fc2``'s product and ``gelu_backward``'s only by
+``fc1``'s input-gradient product, each of which first quantizes its rows to
+e4m3 (:func:`~.fp8_rows.quantize_rows`). These ops compute the activation
+and quantize it in one pass over the rows: the bf16 activation is never
+written, and each input row is read once::
+
+    gelu_fp8_rows(h)                  = quantize_rows(gelu(h))                     h    [R, K] bf16
+    gelu_backward_fp8_rows(grad, h)   = quantize_rows(gelu_backward(grad, h))     grad [R, K] bf16
+                                      -> (q [R, K] e4m3, scale [R, 1] float32)
+
+On CUDA (and on the CPU under ``TRITON_INTERPRET=1``) one Triton kernel of
+:mod:`.fp8_kernels` computes each, one program per row; elsewhere, or for
+rows it does not take (not bf16, not unit stride along K, K > 16384), the
+reference: PyTorch's op, then :func:`~.fp8_rows.quantize_rows_reference`.
+The kernel evaluates the activation in float32 with its own ``erf`` and
+``exp``, rounds it to bf16 as PyTorch's op rounds its output, then quantizes
+as the reference does: a value can differ from the reference by one e4m3
+step where the two float32 evaluations straddle a bf16 rounding boundary
+(tests/models/memory/fp8_activation_cases.py states the error model).
+
+Both are registered as PyTorch custom ops (``opentad::gelu_fp8_rows``,
+``opentad::gelu_backward_fp8_rows``, where ``torch.library.custom_op``
+exists: torch 2.4 and later), so a compiled block calls them as they are
+instead of tracing into them: Inductor's own fusion of GELU with the
+quantization reads each row twice (docs/benchmarks.md, runs 28 to 30).
+"""
+import contextlib
+import logging
+from typing import Callable, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quantize_rows_reference, row_kernel_shape
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["gelu_fp8_rows", "gelu_backward_fp8_rows", "gelu_rows_reference", "gelu_backward_rows_reference",
+           "bf16_values", "CUSTOM_OPS"]
+
+#: whether the ops are torch custom ops (else plain functions: compiled blocks then keep Inductor's fusion)
+CUSTOM_OPS = hasattr(torch.library, "custom_op")
+
+
+def gelu_rows_reference(h: Tensor) -> Tuple[Tensor, Tensor]:
+    """``quantize_rows_reference(F.gelu(h))``: what :func:`gelu_fp8_rows` computes, in PyTorch ops."""
+    return quantize_rows_reference(F.gelu(h))
+
+
+def gelu_backward_rows_reference(grad: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
+    """``quantize_rows_reference(gelu_backward(grad, h))``: :func:`gelu_backward_fp8_rows` in PyTorch ops."""
+    return quantize_rows_reference(torch.ops.aten.gelu_backward(grad, h))
+
+
+def _check_rows(*tensors: Tensor) -> None:
+    """Raises ValueError unless every tensor is ``[R, K]`` and all have one shape."""
+    if any(t.dim() != 2 for t in tensors) or any(t.shape != tensors[0].shape for t in tensors[1:]):
+        raise ValueError(f"rows [R, K] of one shape expected, got shapes {[tuple(t.shape) for t in tensors]}")
+
+
+def _kernel_takes(*tensors: Tensor) -> bool:
+    """Whether the Triton kernels take these rows: bf16, unit stride along K, K <= 16384, on their device."""
+    return kernel_device() == tensors[0].device.type and all(
+        t.dtype == torch.bfloat16 and t.stride(1) == 1 and t.shape[1] <= 16384 for t in tensors)
+
+
+def _gelu(h: Tensor) -> Tuple[Tensor, Tensor]:
+    _check_rows(h)
+    if not _kernel_takes(h):
+        return gelu_rows_reference(h)
+    from opentad.models.memory.fp8_kernels import gelu_rows_kernel
+
+    q, scale = empty_rows(*h.shape, h.device)
+    if h.shape[0]:
+        block, warps = row_kernel_shape(h.shape[1])
+        with torch.cuda.device(h.device) if h.is_cuda else contextlib.nullcontext():
+            gelu_rows_kernel[(h.shape[0],)](h, q.view(torch.uint8), scale, h.shape[1], h.stride(0), TINY,
+                                            BLOCK=block, num_warps=warps)
+    return q, scale
+
+
+def _gelu_backward(grad: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
+    _check_rows(grad, h)
+    if not _kernel_takes(grad, h):
+        return gelu_backward_rows_reference(grad, h)
+    from opentad.models.memory.fp8_kernels import gelu_backward_rows_kernel
+
+    q, scale = empty_rows(*h.shape, h.device)
+    if h.shape[0]:
+        block, warps = row_kernel_shape(h.shape[1])
+        with torch.cuda.device(h.device) if h.is_cuda else contextlib.nullcontext():
+            gelu_backward_rows_kernel[(h.shape[0],)](grad, h, q.view(torch.uint8), scale, h.shape[1],
+                                                     grad.stride(0), h.stride(0), TINY, BLOCK=block,
+                                                     num_warps=warps)
+    return q, scale
+
+
+def _fake_rows(*tensors: Tensor) -> Tuple[Tensor, Tensor]:
+    """The outputs' shapes and dtypes, for tracing (no data)."""
+    _check_rows(*tensors)
+    h = tensors[-1]
+    return h.new_empty(h.shape, dtype=torch.float8_e4m3fn), h.new_empty((h.shape[0], 1), dtype=torch.float32)
+
+
+def _register(name: str, impl: Callable) -> Callable:
+    """``impl`` as the custom op ``opentad::name`` (with a fake for tracing), or as it is without custom ops."""
+    if not CUSTOM_OPS:
+        return impl
+    op = torch.library.custom_op(f"opentad::{name}", mutates_args=())(impl)
+    op.register_fake(_fake_rows)
+    return op
+
+
+def _gelu_op(h: Tensor) -> Tuple[Tensor, Tensor]:
+    return _gelu(h)
+
+
+def _gelu_backward_op(grad: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
+    return _gelu_backward(grad, h)
+
+
+gelu_fp8_rows = _register("gelu_fp8_rows", _gelu_op)
+gelu_fp8_rows.__doc__ = """``quantize_rows(gelu(h))`` for ``h [R, K]`` in one pass (module docstring).
+
+    Returns:
+        ``(q [R, K] e4m3 contiguous, scale [R, 1] float32)``.
+
+    Raises:
+        ValueError: ``h`` is not ``[R, K]``.
+    """
+gelu_backward_fp8_rows = _register("gelu_backward_fp8_rows", _gelu_backward_op)
+gelu_backward_fp8_rows.__doc__ = """``quantize_rows(gelu_backward(grad, h))`` for ``grad``, ``h`` ``[R, K]`` in one
+    pass (module docstring).
+
+    Returns:
+        ``(q [R, K] e4m3 contiguous, scale [R, 1] float32)``.
+
+    Raises:
+        ValueError: ``grad`` and ``h`` not ``[R, K]`` of one shape.
+    """
+
+
+def bf16_values(v: Tensor) -> Tensor:
+    """The kernels' rounding of float32 values to bf16, returned as float32 (for the tests).
+
+    Raises:
+        ValueError: ``v`` is not a contiguous float32 tensor, or no Triton kernel runs on its device.
+    """
+    if v.dtype != torch.float32 or not v.is_contiguous() or kernel_device() != v.device.type:
+        raise ValueError(f"contiguous float32 values on the kernels' device ({kernel_device()}) expected, got "
+                         f"{v.dtype} on {v.device}, contiguous={v.is_contiguous()}")
+    from opentad.models.memory.fp8_kernels import bf16_value_kernel
+
+    out = torch.empty_like(v)
+    if v.numel():
+        bf16_value_kernel[((v.numel() + 1023) // 1024,)](v, out, v.numel(), BLOCK=1024)
+    return out

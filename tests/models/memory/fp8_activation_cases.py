@@ -1,0 +1,114 @@
+"""The fused activation ops of ``opentad/models/memory/fp8_activations.py`` against the eager ops; run by
+test_fp8_activations.py in a fresh process (``--device cpu``: Triton's interpreter; ``cuda``: the GPU).
+
+Error model: the kernels compute the activation in float32 with the eager op's formula but their own ``erf``,
+``exp`` and products, then round to bf16. Where the formula cancels (GELU's derivative of a negative input:
+``cdf + h pdf`` near 0) two float32 evaluations differ by a few units of ``2^-24 max|h|`` in absolute terms,
+elsewhere by a few units in the last place, so a bf16 value can land one bf16 step (at most 2^-7 of it) from
+eager's; a row's scale moves by at most that, a scaled value by about 2^-6 relative, which can round to the
+neighbouring e4m3 value (2^-3 of the value apart at most; 2^-9 among subnormals) and no further. Against the
+activation in float64 each stored value ``q s`` is within ``(2^-4 + 2^-6) |y| + 2^-10 s + 2^-20 max|input|``
+(e4m3's and bf16's rounding, e4m3's subnormal half step, float32's evaluation). Flips are rare: at least 99.9%
+of GELU's values must be eager's bit for bit, at least 95% of ``gelu_backward``'s (about 2% flip where the
+CPU's vectorised ``exp`` and ``erf`` and Triton's differ under cancellation). The bf16 rounding itself is
+checked value by value (ties both ways, overflow, inf, NaN, subnormals).
+"""
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from opentad.models.memory import fp8_activations as A
+from opentad.models.memory.fp8_rows import kernel_device
+from tests.models.memory.kernel_cases import CHECKS, check
+
+
+def compare(name: str, got, want, exact: torch.Tensor, inputs: torch.Tensor, need: float = 0.999) -> None:
+    """``got`` and ``want``: (q, scale) of the op and of eager; ``exact``: the activation in float64;
+    ``need``: the share of values that must be eager's bit for bit."""
+    (q, s), (q_ref, s_ref) = got, want
+    check(f"{name}: shapes and dtypes", q.shape == q_ref.shape and q.dtype == q_ref.dtype
+          and s.shape == s_ref.shape and s.dtype == torch.float32 and q.is_contiguous())
+    check(f"{name}: scales within one bf16 step", bool(((s - s_ref).abs() <= 2.0**-7 * s_ref.abs()).all()))
+    qf, rf = q.float().cpu(), q_ref.float().cpu()
+    check(f"{name}: values within one e4m3 step", bool(((qf - rf).abs() <= 2.0**-3 * rf.abs() + 2.0**-9).all()))
+    stored, y = (qf * s.cpu()).double(), exact.cpu()
+    bound = (2.0**-4 + 2.0**-6) * y.abs() + 2.0**-10 * s.cpu().double() + 2.0**-20 * inputs.abs().max().item()
+    check(f"{name}: within the error model of the float64 activation", bool(((stored - y).abs() <= bound).all()))
+    same = (q.view(torch.uint8) == q_ref.view(torch.uint8)).float().mean().item()
+    check(f"{name}: {same:.4f} of the values bit for bit (at least {need})", same >= need)
+
+
+def check_bf16_rounding(device: str) -> None:
+    """The kernels' rounding to bf16 against PyTorch's cast (to nearest, ties to even), value by value."""
+    bits = [0x3F808000, 0x3F818000, 0x3F808001, 0x3F817FFF, 0xBF808000, 0xBF818000, 0x7F7F7FFF, 0x7F7F8000,
+            0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000, 0x00008000, 0x00018000, 0x00000001, 0x80000000, 0]
+    v = torch.tensor(bits, dtype=torch.int64).to(torch.int32).view(torch.float32).to(device)
+    got = A.bf16_values(v).cpu()
+    want = v.to(torch.bfloat16).float().cpu()
+    same = (got.view(torch.int32) == want.view(torch.int32)) | (got.isnan() & want.isnan())
+    check("bf16 rounding: ties to even, overflow to inf, inf, NaN, subnormals, as PyTorch's cast", bool(same.all()))
+    check("hand-worked ties: 0x3F808000 -> 0x3F800000, 0x3F818000 -> 0x3F820000",
+          got.view(torch.int32)[:2].tolist() == [0x3F800000, 0x3F820000])
+
+
+def f32_quotient(a: float, b: float) -> float:
+    """``a / b`` correctly rounded to float32 (what the kernels' scale is for a row maximum ``a``)."""
+    return (torch.tensor(a) / torch.tensor(b)).item()
+
+
+def hand_worked(device: str) -> None:
+    """GELU(0) = 0, GELU(8) = 8 in bf16 (erf(8/sqrt 2) = 1 in float32); gelu'(0) = 1/2, so the row [g, g, ...] at
+    h = 0 has every value g/2: all at 448 after scaling."""
+    h = torch.tensor([[0.0, 8.0, 0.0, 8.0]], dtype=torch.bfloat16, device=device)
+    q, s = A.gelu_fp8_rows(h)
+    check("hand-worked GELU row [0, 8, 0, 8] -> [0, 448, 0, 448], scale 8/448",
+          q.float().cpu().tolist() == [[0.0, 448.0, 0.0, 448.0]] and s.item() == f32_quotient(8.0, 448.0))
+    q, s = A.gelu_backward_fp8_rows(torch.full((1, 4), 3.0, dtype=torch.bfloat16, device=device),
+                                    torch.zeros_like(h))
+    check("hand-worked gelu_backward at 0: 3 * 1/2 everywhere -> 448, scale 1.5/448",
+          q.float().cpu().tolist() == [[448.0] * 4] and s.item() == f32_quotient(1.5, 448.0))
+
+
+def run(device: str) -> None:
+    check(f"the Triton kernels run on {device}", kernel_device() == device)
+    gen = torch.Generator().manual_seed(0)
+
+    def make(*shape, spread=3.0):
+        return (torch.randn(*shape, generator=gen) * spread).to(torch.bfloat16).to(device)
+
+    for rows, cols in [(37, 100), (5, 1408), (3, 6144)]:
+        h, g = make(rows, cols), make(rows, cols, spread=1e-3)
+        compare(f"GELU [{rows}, {cols}]", A.gelu_fp8_rows(h), A.gelu_rows_reference(h), F.gelu(h.double()), h)
+        compare(f"gelu_backward [{rows}, {cols}]", A.gelu_backward_fp8_rows(g, h),
+                A.gelu_backward_rows_reference(g, h), torch.ops.aten.gelu_backward(g.double(), h.double()), g * h,
+                need=0.95)
+    check_bf16_rounding(device)
+    hand_worked(device)
+    strided = make(4, 64)[:, :32]
+    compare("a row stride other than the width", A.gelu_fp8_rows(strided), A.gelu_rows_reference(strided),
+            F.gelu(strided.double()), strided)
+    g, h = make(6, 64)[:, 32:], make(6, 48)[:, :32]
+    compare("gelu_backward, two row strides", A.gelu_backward_fp8_rows(g, h), A.gelu_backward_rows_reference(g, h),
+            torch.ops.aten.gelu_backward(g.double(), h.double()), g * h, need=0.95)
+    empty = A.gelu_fp8_rows(make(0, 32))
+    check("no rows", empty[0].shape == (0, 32) and empty[1].shape == (0, 1))
+    wide = make(2, 8).float()  # float32 rows: not the kernel's; the reference, bit for bit
+    q, s = A.gelu_fp8_rows(wide)
+    q_ref, s_ref = A.gelu_rows_reference(wide)
+    check("float32 rows take the reference", torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8))
+          and torch.equal(s, s_ref))
+    for bad, call in [("three dims", lambda: A.gelu_fp8_rows(make(2, 3, 8))),
+                      ("two shapes", lambda: A.gelu_backward_fp8_rows(make(2, 8), make(2, 16)))]:
+        try:
+            call()
+            check(f"{bad} refused", False)
+        except ValueError:
+            check(f"{bad} refused", True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    run(parser.parse_args().device)
+    print(f"all {CHECKS[0]} checks passed", flush=True)

@@ -1,0 +1,64 @@
+"""The fused activation ops (GELU or its backward, then the fp8 row quantization): their Triton kernels against
+the eager ops (checks in ``fp8_activation_cases.py``, a fresh process each: Triton picks its CPU interpreter
+when first imported), and the ops as custom ops, reference path, in a compiled function."""
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from opentad.models.memory import fp8_activations as A
+from opentad.models.memory.fp8_rows import quantize_rows_reference
+from tests.models.memory.kernel_cases import run_cases
+
+CASES = Path(__file__).with_name("fp8_activation_cases.py")
+#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, 2 hand-worked rows, 2 strided cases' 10,
+#: no rows, float32 rows, 2 refusals
+AT_LEAST = 1 + 30 + 2 + 2 + 10 + 1 + 1 + 2
+
+
+def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
+    pytest.importorskip("triton")
+    run_cases(CASES, "cpu", interpret=True, at_least=AT_LEAST)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_kernels_on_cuda_follow_the_eager_ops():
+    run_cases(CASES, "cuda", interpret=False, at_least=AT_LEAST)
+
+
+def test_without_a_kernel_the_ops_are_the_eager_ops_bit_for_bit():
+    """On the CPU without Triton's interpreter: exactly PyTorch's activation, then the reference quantizer."""
+    gen = torch.Generator().manual_seed(0)
+    h = (torch.randn(7, 48, generator=gen) * 3).bfloat16()
+    g = (torch.randn(7, 48, generator=gen) * 1e-3).bfloat16()
+    for (q, s), (q_ref, s_ref) in [(A.gelu_fp8_rows(h), quantize_rows_reference(F.gelu(h))),
+                                   (A.gelu_backward_fp8_rows(g, h),
+                                    quantize_rows_reference(torch.ops.aten.gelu_backward(g, h)))]:
+        assert torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8)) and torch.equal(s, s_ref)
+
+
+@pytest.mark.skipif(not A.CUSTOM_OPS, reason="torch.library.custom_op: torch 2.4 or later")
+def test_a_compiled_function_calls_the_ops_as_they_are():
+    """Dynamo keeps each op one node of the graph (its fake gives the shapes), and the compiled function computes
+    what the eager one does."""
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    def f(g, h):
+        q, s = A.gelu_fp8_rows(h)
+        qb, sb = A.gelu_backward_fp8_rows(g, h)
+        return q.float() * s + qb.float() * sb
+
+    gen = torch.Generator().manual_seed(1)
+    h, g = (torch.randn(5, 32, generator=gen) * 2).bfloat16(), torch.randn(5, 32, generator=gen).bfloat16()
+    torch._dynamo.reset()
+    got = torch.compile(f, backend=recording, fullgraph=True)(g, h)
+    torch._dynamo.reset()
+    targets = [node.target for gm in graphs for node in gm.graph.nodes if node.op == "call_function"]
+    assert torch.ops.opentad.gelu_fp8_rows.default in targets
+    assert torch.ops.opentad.gelu_backward_fp8_rows.default in targets
+    assert torch.equal(got, f(g, h))
