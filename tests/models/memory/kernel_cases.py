@@ -21,6 +21,17 @@ def check(name: str, ok: bool) -> None:
     print(f"ok {name}", flush=True)
 
 
+def check_refused(cases) -> None:
+    """One check per ``(name, call)``: ``call()`` raises ValueError (``"<name> refused"``)."""
+    for name, call in cases:
+        try:
+            call()
+        except ValueError:
+            check(f"{name} refused", True)
+        else:
+            check(f"{name} refused", False)
+
+
 def run_cases(script: Path, device: str, interpret: bool, at_least: int) -> str:
     """Run ``script --device device`` and assert it passed at least ``at_least`` checks; returns its stdout.
 
