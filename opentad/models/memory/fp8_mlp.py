@@ -67,9 +67,9 @@ class FP8MLPWeights(NamedTuple):
 
 def _all_fp8(layer: nn.Module) -> bool:
     """A frozen 4-bit layer whose products are fp8 both ways (``frozen_fp8="all"``), of dims ``_scaled_mm``
-    takes."""
+    takes, and whose bias (if any) does not train (the hook is installed on frozen 4-bit layers only)."""
     return (layer.__dict__.get("frozen_matmul") is fp8_frozen_linear_all and layer.in_features % 16 == 0
-            and layer.out_features % 16 == 0)
+            and layer.out_features % 16 == 0 and (layer.bias is None or not layer.bias.requires_grad))
 
 
 def _product_dtype(layer: nn.Module, x: Tensor) -> torch.dtype:

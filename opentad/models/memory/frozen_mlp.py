@@ -188,13 +188,15 @@ class FrozenFP8MLP(FrozenMLP):
 
     def forward(self, x: Tensor) -> Tensor:
         """``[..., C] -> [..., C]``."""
+        fc1, fc2 = self.layers[0][0], self.layers[1]
+        if torch.compiler.is_compiling():  # fp8_mlp's checks (the hooks mark frozen 4-bit layers): no parameter walk
+            out = fp8_mlp(fc1, fc2, x, made_only=True) if _exact_gelu_without_dropout(self) else None
+            return self.layers(x) if out is None else out
         if not self.takes_function():
             return self.layers(x)
-        fc1, fc2 = self.layers[0][0], self.layers[1]
-        compiling = torch.compiler.is_compiling()
-        if not compiling and self._chunkable(x):
+        if self._chunkable(x):
             return _frozen_mlp(x, fc1, fc2, True)
-        out = fp8_mlp(fc1, fc2, x, made_only=compiling)
+        out = fp8_mlp(fc1, fc2, x, made_only=False)
         return self.layers(x) if out is None else out
 
 
@@ -215,12 +217,15 @@ def _product_dtype(layer: nn.Module, x: Tensor) -> torch.dtype:
 def input_grad_only(mlp: nn.Module) -> bool:
     """Whether backward through ``mlp`` (an :class:`~opentad.models.bricks.vit.FFN`) needs only its input's
     gradient and ``fc1(x)``: an exact GELU, no active dropout, both linears frozen (plain or quantized)."""
-    fc1, act, drop = mlp.layers[0]
+    return _exact_gelu_without_dropout(mlp) and is_frozen_linear(mlp.layers[0][0]) and is_frozen_linear(mlp.layers[1])
+
+
+def _exact_gelu_without_dropout(mlp: nn.Module) -> bool:
+    """``mlp``'s activation is the exact GELU and no dropout is active (traceable)."""
+    _, act, drop = mlp.layers[0]
     if not isinstance(act, nn.GELU) or act.approximate != "none":
         return False
-    if mlp.training and (drop.p > 0 or mlp.layers[2].p > 0):
-        return False
-    return is_frozen_linear(fc1) and is_frozen_linear(mlp.layers[1])
+    return not (mlp.training and (drop.p > 0 or mlp.layers[2].p > 0))
 
 
 class _UnusedOutputLinear(torch.autograd.Function):
