@@ -36,7 +36,6 @@ import time
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 
 from benchmarks.common import sync
 from benchmarks.detectors import _rss_bytes

@@ -12,7 +12,7 @@ State-dict names as upstream: ``ladders.adapters.{i}.{down_proj,up_proj,dwconv,c
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import torch
 import torch.utils.checkpoint as cp

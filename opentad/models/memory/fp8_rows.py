@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import logging
 import os
 from typing import Optional, Tuple
@@ -60,7 +61,7 @@ def kernel_device() -> Optional[str]:
     """The device type the Triton kernels of :mod:`.fp8_kernels` run on: ``"cuda"``, ``"cpu"`` under
     ``TRITON_INTERPRET=1`` (Triton's interpreter), or None without a working Triton (imported on first use)."""
     try:
-        import opentad.models.memory.fp8_kernels  # noqa: F401
+        importlib.import_module("opentad.models.memory.fp8_kernels")
     except Exception:  # noqa: BLE001  (no Triton, or one that fails to import: PyTorch ops)
         return None
     return "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"

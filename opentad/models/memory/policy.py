@@ -31,19 +31,17 @@ import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
 from opentad.models.bricks.attention_backend import check_attention_kernels, prefer_attention_kernels
-from opentad.models.bricks.vit import FFN, Block
+from opentad.models.bricks.vit import Block
 from opentad.models.memory.budget import BudgetPlanner
 from opentad.models.memory.chunked_residual import chunked_block_forward, residual_chunkable
-from opentad.models.memory.compile import check_compile_blocks, compile_blocks, rows_vary
+from opentad.models.memory.apply import apply_memory_policy, store_frozen_in
+from opentad.models.memory.compile import check_compile_blocks, rows_vary
 from opentad.models.memory.cuda_graphs import BlockGraphs
-from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP
-from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights, set_fp8_products
-from opentad.models.memory.fused_residual import set_fused_residuals
+from opentad.models.memory.fp8_matmul import check_mode, quantize_fp8_weights
 from opentad.models.memory.graph_offload import staging
 from opentad.models.memory.graph_rng import checkpoint_bound
 from opentad.models.memory.offload import OffloadSavedTensors
 from opentad.models.memory.planner import BlockPlan
-from opentad.models.memory.stream_norm import set_stream_norms
 
 logger = logging.getLogger(__name__)
 
@@ -285,58 +283,3 @@ class MemoryPolicy:
         if isinstance(outs[0], (tuple, list)):
             return [torch.cat([o[i] for o in outs], dim=dim) for i in range(len(outs[0]))]
         return torch.cat(outs, dim=dim)
-
-
-def store_frozen_in(module: nn.Module, dtype: torch.dtype) -> int:
-    """Cast ``module``'s frozen floating-point parameters and floating-point buffers to ``dtype`` in place.
-
-    Parameters that require grad keep their dtype (float32 master weights
-    for the optimizer); integer tensors (quantized weights) are untouched.
-
-    Returns:
-        the number of elements cast.
-    """
-    count = 0
-    for sub in module.modules():
-        for param in sub.parameters(recurse=False):
-            if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
-                param.data = param.data.to(dtype)
-                count += param.numel()
-        for name, buf in sub.named_buffers(recurse=False):
-            if buf is not None and buf.is_floating_point() and buf.dtype != dtype:
-                sub._buffers[name] = buf.to(dtype)
-                count += buf.numel()
-    return count
-
-
-def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
-    """Apply ``policy`` to a built backbone whose trainable parameters are decided.
-
-    Casts the frozen values to ``policy.frozen_dtype``, switches every
-    :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
-    (``frozen_mlp`` without ``compile_blocks``; :class:`FrozenFP8MLP` with ``fused_fp8_mlp``; same state and
-    state-dict keys, only ``forward`` differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
-    ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
-    with ``frozen_dtype``, without ``compile_blocks``), the frozen 4-bit layers' forward products to fp8 or
-    back (``frozen_fp8``, approximate), compiles the blocks or not
-    (``compile_blocks``) and hands the policy to ``backbone.set_memory_policy`` when the
-    backbone has one (the ViTs run their blocks through it).
-
-    Returns:
-        the number of values cast to ``frozen_dtype``.
-    """
-    cast = store_frozen_in(backbone, policy.frozen_dtype) if policy.frozen_dtype is not None else 0
-    chunked_mlp = policy.frozen_mlp and policy.compile_blocks is False
-    for module in backbone.modules():
-        if isinstance(module, FFN):
-            module.__class__ = FrozenFP8MLP if policy.fused_fp8_mlp else FrozenMLP if chunked_mlp else FFN
-    set_stream_norms([m for m in backbone.modules() if isinstance(m, Block)],
-                     policy.stream_norms and policy.frozen_dtype is not None)
-    set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None
-                        and policy.compile_blocks is False)
-    set_fp8_products(backbone, policy.frozen_fp8)
-    compile_blocks(backbone, policy.compile_blocks)
-    setter = getattr(backbone, "set_memory_policy", None)
-    if setter is not None:
-        setter(policy)
-    return cast

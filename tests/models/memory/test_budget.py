@@ -19,6 +19,7 @@ pytest.importorskip("bitsandbytes")
 
 from opentad.models.backbones.backbone_wrapper import WrapperOptions  # noqa: E402
 from opentad.models.bricks import quant, quant_weights  # noqa: E402
+from opentad.models.memory import apply as apply_module  # noqa: E402
 from opentad.models.memory import policy as policy_module  # noqa: E402
 from opentad.models.memory.budget import BudgetPlanner  # noqa: E402
 from opentad.models.memory.chunked_residual import ChunkedResidualFunction  # noqa: E402
@@ -336,7 +337,7 @@ def test_no_plan_holds_weights_that_fp8_products_would_not_read(monkeypatch, off
     model = tiny_qlora_vit()
     policy = MemoryPolicy(checkpoint=True, frozen_dtype=torch.bfloat16, frozen_fp8=mode, memory_budget_gib=64.0,
                           compile_blocks=True)
-    monkeypatch.setattr(policy_module, "compile_blocks", lambda *a: None)  # the planner's choice only
+    monkeypatch.setattr(apply_module, "compile_blocks", lambda *a: None)  # the planner's choice only
     apply_memory_policy(model, policy)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         policy.run_backbone(model, torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)))
