@@ -69,14 +69,33 @@ def attention_rows(size: str, width: int, rows: int, device: torch.device, repea
 EPS = 1e-6
 
 
-def _onepass() -> Dict[str, Callable]:
-    """The one-pass Triton kernels by fusion (:mod:`benchmarks.onepass_kernels`), or {} without Triton."""
+def _onepass() -> Dict[str, Dict[str, Callable]]:
+    """Columns of one-pass Triton kernels, each a function per fusion key, or {} without Triton:
+    ``onepass``, the kernels as the library launches them (:mod:`benchmarks.onepass_kernels`); ``native``,
+    GELU's and ``gelu_backward``'s with the GPU's own bf16 and e4m3 conversions instead of integer arithmetic;
+    ``4 warps`` and ``16 warps``, the library's with other warps a program; ``floor``, a plain cast of the
+    inputs to e4m3 (reads and writes what a fusion must, computes nothing: the bandwidth floor; not compared)."""
     try:
         from benchmarks import onepass_kernels as K
+        from opentad.models.memory.fp8_activations import launch_gelu_rows
     except ImportError:
         return {}
-    return {"norm": lambda x, w, b: K.layer_norm_rows(x, w, b, EPS), "gelu": K.gelu_rows,
-            "gelu_backward": K.gelu_backward_rows}
+
+    def gelu_columns(**launch):
+        return {"gelu": lambda h: launch_gelu_rows(h, **launch),
+                "gelu_backward": lambda g, h: launch_gelu_rows(h, grad=g, **launch)}
+
+    return {"onepass": {"norm": lambda x, w, b: K.layer_norm_rows(x, w, b, EPS), "gelu": K.gelu_rows,
+                        "gelu_backward": K.gelu_backward_rows},
+            "native": gelu_columns(native_casts=True),
+            "4 warps": gelu_columns(num_warps=4),
+            "16 warps": gelu_columns(num_warps=16),
+            FLOOR: {"norm": lambda x, w, b: x.to(torch.float8_e4m3fn), "gelu": lambda h: h.to(torch.float8_e4m3fn),
+                    "gelu_backward": lambda g, h: torch.add(g, h).to(torch.float8_e4m3fn)}}
+
+
+#: the column of :func:`_onepass` whose values are not compared (a cast, not the fusion)
+FLOOR = "floor"
 
 
 def _fusions(width: int, hidden: int, rows: int, make: Callable) -> List[Tuple[str, str, Callable, Tuple]]:
@@ -109,14 +128,14 @@ def _close(got: torch.Tensor, want: torch.Tensor) -> bool:
 
 def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.device, repeat: int,
                 compile_fn: Optional[Callable] = None,
-                onepass: Optional[Dict[str, Callable]] = None) -> List[Dict[str, object]]:
+                onepass: Optional[Dict[str, Dict[str, Callable]]] = None) -> List[Dict[str, object]]:
     """One row per fusion: its time (ms) per compile mode and whether the compiled outputs match eager's.
 
     ``compile_fn(fn, mode)`` compiles (default: ``torch.compile`` with the mode's Inductor options as
     ``compile_blocks`` passes them, :func:`~opentad.models.memory.compile.compile_kwargs`, and no FX graph
-    cache, so each mode compiles anew); ``onepass``: a function per fusion key (``norm``, ``gelu``,
-    ``gelu_backward``) timed and checked as a column of its own (default: the one-pass Triton kernels on CUDA,
-    none elsewhere: Triton's CPU interpreter is too slow to time); the tests pass their own."""
+    cache, so each mode compiles anew); ``onepass``: columns of their own, each a function per fusion key
+    (``norm``, ``gelu``, ``gelu_backward``) timed and checked (default: :func:`_onepass`'s Triton kernels on
+    CUDA, none elsewhere: Triton's CPU interpreter is too slow to time); the tests pass their own."""
     if compile_fn is None:
         def compile_fn(fn, mode):
             kwargs = compile_kwargs(None if mode == "default" else mode, "inductor")
@@ -138,9 +157,13 @@ def fusion_rows(size: str, width: int, hidden: int, rows: int, device: torch.dev
             compiled = compile_fn(fn, mode)
             row[f"{mode}_matches"] = all(_close(g, w) for g, w in zip(compiled(*args), want))
             row[f"{mode}_ms"] = timed(lambda: compiled(*args), repeat, device)
-        if key in onepass:
-            row["onepass_matches"] = all(_close(g, w) for g, w in zip(onepass[key](*args), want))
-            row["onepass_ms"] = timed(lambda: onepass[key](*args), repeat, device)
+        for column, functions in onepass.items():
+            if key not in functions:
+                continue
+            if column != FLOOR:
+                row[f"{column}_matches"] = all(_close(g, w) for g, w in zip(functions[key](*args), want))
+            row[f"{column}_ms"] = timed(lambda: functions[key](*args), repeat, device)
+        row["columns"] = list(FUSION_MODES) + [c for c in onepass if f"{c}_ms" in row]
         out.append(row)
     torch._dynamo.reset()
     return out
@@ -155,7 +178,9 @@ def print_tables(attention: List[Dict[str, object]], fusions: List[Dict[str, obj
         print(f"| {r['size']} | {list(r['shape'])} | {r['backend']} | {timing}")
     if not fusions:
         return
-    modes = FUSION_MODES + (("onepass",) if any("onepass_ms" in r for r in fusions) else ())
+    modes = []
+    for r in fusions:
+        modes += [c for c in r.get("columns", FUSION_MODES) if c not in modes]
     print("\n| size | compiled fusion | rows | " + " | ".join(f"{m} (ms)" for m in modes) + " | same values |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in modes) + " | --- |")
     for r in fusions:

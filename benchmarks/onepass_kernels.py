@@ -49,7 +49,7 @@ def _layer_norm_kernel(x_ptr, w_ptr, b_ptr, q_ptr, scale_ptr, cols, x_stride, ep
     w = widen_bf16(tl.load(w_ptr + offs, mask=mask, other=0.0))
     b = widen_bf16(tl.load(b_ptr + offs, mask=mask, other=0.0))
     y = tl.where(mask, diff * rstd * w + b, 0.0)
-    store_quantized_row(bf16_value(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(bf16_value(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny, False)
 
 
 def layer_norm_rows(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-6) -> Tuple[Tensor, Tensor]:

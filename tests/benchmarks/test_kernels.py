@@ -51,7 +51,8 @@ def test_fusion_rows_compare_each_mode_with_eager(monkeypatch, capsys):
     assert [r["fusion"] for r in exact] == ["layer norm + fp8 rows, 64", "GELU + fp8 rows, 256",
                                             "gelu_backward + fp8 rows, 256"]
     assert all(r[f"{m}_matches"] and r[f"{m}_ms"] > 0 for r in exact for m in kernels_fused.FUSION_MODES)
-    assert not any("onepass_ms" in r for r in exact)  # none on the CPU by default
+    assert not any("onepass_ms" in r for r in exact) and all(r["columns"] == ["default", "multi-kernel"]
+                                                             for r in exact)  # no one-pass kernels on the CPU
 
     def moved(by):
         def scaled(fn):
@@ -67,9 +68,12 @@ def test_fusion_rows_compare_each_mode_with_eager(monkeypatch, capsys):
 
     eager = {f[1]: f[2] for f in kernels_fused._fusions(64, 256, 32, lambda *s: torch.zeros(s))}
     onepass = dict(norm=eager["norm"], gelu=moved(0.01)(eager["gelu"]), gelu_backward=eager["gelu_backward"])
+    floor = dict(gelu=moved(0.5)(eager["gelu"]))  # not compared: its values never make a row NO
     rows = kernels_fused.fusion_rows("tiny", 64, 256, 32, torch.device("cpu"), 1, compile_fn=lambda fn, mode: fn,
-                                     onepass=onepass)
+                                     onepass={"onepass": onepass, kernels_fused.FLOOR: floor})
     assert [r["onepass_matches"] for r in rows] == [True, False, True] and all(r["onepass_ms"] > 0 for r in rows)
+    assert [f"{kernels_fused.FLOOR}_ms" in r for r in rows] == [False, True, False]
+    assert not any(f"{kernels_fused.FLOOR}_matches" in r for r in rows)
     kernels_fused.print_tables([], rows)
     table = capsys.readouterr().out
-    assert "| onepass (ms) | same values |" in table and table.count("| NO |") == 1
+    assert "| onepass (ms) | floor (ms) | same values |" in table and table.count("| NO |") == 1

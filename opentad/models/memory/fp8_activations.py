@@ -29,7 +29,7 @@ quantization reads each row twice (docs/benchmarks.md, runs 28 to 30).
 """
 import contextlib
 import logging
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,7 @@ from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quan
 logger = logging.getLogger(__name__)
 
 __all__ = ["gelu_fp8_rows", "gelu_backward_fp8_rows", "gelu_rows_reference", "gelu_backward_rows_reference",
-           "bf16_values", "CUSTOM_OPS"]
+           "launch_gelu_rows", "bf16_values", "CUSTOM_OPS"]
 
 #: whether the ops are torch custom ops (else plain functions: compiled blocks then keep Inductor's fusion)
 CUSTOM_OPS = hasattr(torch.library, "custom_op")
@@ -68,35 +68,46 @@ def _kernel_takes(*tensors: Tensor) -> bool:
         t.dtype == torch.bfloat16 and t.stride(1) == 1 and t.shape[1] <= 16384 for t in tensors)
 
 
-def _gelu(h: Tensor) -> Tuple[Tensor, Tensor]:
-    _check_rows(h)
-    if not _kernel_takes(h):
-        return gelu_rows_reference(h)
-    from opentad.models.memory.fp8_kernels import gelu_rows_kernel
+def launch_gelu_rows(h: Tensor, *, native_casts: bool = False, num_warps: Optional[int] = None,
+                     grad: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """The Triton kernel of :func:`gelu_fp8_rows` (or, with ``grad``, :func:`gelu_backward_fp8_rows`) with its
+    launch settings; the ops call it with the defaults, the kernel benchmark with others.
+
+    Args:
+        h: ``[R, K]`` bf16 rows the kernel takes (``_kernel_takes``).
+        native_casts: the GPU's own bf16 and e4m3 conversions instead of integer arithmetic (the same
+            roundings; CUDA only: Triton's interpreter truncates in its own casts).
+        num_warps: warps a program (default: :func:`~.fp8_rows.row_kernel_shape`'s).
+        grad: ``[R, K]`` bf16, the gradient of GELU's output: ``gelu_backward``'s kernel.
+
+    Returns:
+        ``(q [R, K] e4m3, scale [R, 1] float32)``.
+    """
+    from opentad.models.memory.fp8_kernels import gelu_backward_rows_kernel, gelu_rows_kernel
 
     q, scale = empty_rows(*h.shape, h.device)
     if h.shape[0]:
         block, warps = row_kernel_shape(h.shape[1])
+        warps = num_warps or warps
         with torch.cuda.device(h.device) if h.is_cuda else contextlib.nullcontext():
-            gelu_rows_kernel[(h.shape[0],)](h, q.view(torch.uint8), scale, h.shape[1], h.stride(0), TINY,
-                                            BLOCK=block, num_warps=warps)
+            if grad is None:
+                gelu_rows_kernel[(h.shape[0],)](h, q.view(torch.uint8), scale, h.shape[1], h.stride(0), TINY,
+                                                BLOCK=block, NATIVE=native_casts, num_warps=warps)
+            else:
+                gelu_backward_rows_kernel[(h.shape[0],)](grad, h, q.view(torch.uint8), scale, h.shape[1],
+                                                         grad.stride(0), h.stride(0), TINY, BLOCK=block,
+                                                         NATIVE=native_casts, num_warps=warps)
     return q, scale
+
+
+def _gelu(h: Tensor) -> Tuple[Tensor, Tensor]:
+    _check_rows(h)
+    return launch_gelu_rows(h) if _kernel_takes(h) else gelu_rows_reference(h)
 
 
 def _gelu_backward(grad: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
     _check_rows(grad, h)
-    if not _kernel_takes(grad, h):
-        return gelu_backward_rows_reference(grad, h)
-    from opentad.models.memory.fp8_kernels import gelu_backward_rows_kernel
-
-    q, scale = empty_rows(*h.shape, h.device)
-    if h.shape[0]:
-        block, warps = row_kernel_shape(h.shape[1])
-        with torch.cuda.device(h.device) if h.is_cuda else contextlib.nullcontext():
-            gelu_backward_rows_kernel[(h.shape[0],)](grad, h, q.view(torch.uint8), scale, h.shape[1],
-                                                     grad.stride(0), h.stride(0), TINY, BLOCK=block,
-                                                     num_warps=warps)
-    return q, scale
+    return launch_gelu_rows(h, grad=grad) if _kernel_takes(grad, h) else gelu_backward_rows_reference(grad, h)
 
 
 def _fake_rows(*tensors: Tensor) -> Tuple[Tensor, Tensor]:

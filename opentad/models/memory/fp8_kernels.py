@@ -49,18 +49,32 @@ def round_e4m3(v):
 
 
 @triton.jit
-def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny):
+def e4m3_code(v, NATIVE: tl.constexpr):
+    """:func:`round_e4m3`, or with ``NATIVE`` the GPU's own conversion (round to nearest, ties to even; NaN
+    given ``0x7F`` with its sign, as PyTorch's cast). The integer arithmetic is what Triton's CPU interpreter
+    computes correctly; the native conversion is one instruction on the GPU (a benchmark variant: not the
+    library's default until measured and checked on a GPU)."""
+    if NATIVE:
+        code = v.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
+        sign = ((v.to(tl.uint32, bitcast=True) >> 24) & 0x80).to(tl.uint8)
+        return tl.where(v != v, sign | 0x7F, code)
+    else:
+        return round_e4m3(v)
+
+
+@triton.jit
+def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny, NATIVE: tl.constexpr):
     """Quantize the float32 row ``x`` (zeros where ``mask`` is off) into row ``row`` of ``q_ptr`` (e4m3 bits,
     ``cols`` a row, contiguous) and ``scale_ptr[row]``: ``amax`` at least ``tiny`` (NaN if the row has one),
     ``q = e4m3(clamp(x * (448 / amax)))``, ``scale = amax / 448``. Also the one-pass fusion kernels' last step
-    (the activation kernels below, ``benchmarks/onepass_kernels.py``)."""
+    (the activation kernels below, ``benchmarks/onepass_kernels.py``); ``NATIVE`` as :func:`e4m3_code`."""
     amax = tl.max(tl.abs(x), axis=0)
     has_nan = tl.max(tl.where(x != x, 1, 0), axis=0) > 0
     amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
     inv = tl.div_rn(448.0, amax)
     y = x * inv
     scaled = tl.where(y > 448.0, 448.0, tl.where(y < -448.0, -448.0, y))  # NaN stays NaN
-    tl.store(q_ptr + row * cols + offs, round_e4m3(scaled), mask=mask)
+    tl.store(q_ptr + row * cols + offs, e4m3_code(scaled, NATIVE), mask=mask)
     tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
 
 
@@ -80,7 +94,7 @@ def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOC
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
     x = tl.load(x_ptr + row * x_row_stride + offs, mask=mask, other=0.0).to(tl.float32)
-    store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny, False)
 
 
 @triton.jit
@@ -90,30 +104,50 @@ def bf16_value(v):
 
 
 @triton.jit
-def gelu_rows_kernel(h_ptr, q_ptr, scale_ptr, cols, h_stride, tiny, BLOCK: tl.constexpr):
+def _bf16_in(v, NATIVE: tl.constexpr):
+    """bf16 loaded values as float32 (exact either way; ``NATIVE``: the GPU's conversion)."""
+    if NATIVE:
+        return v.to(tl.float32)
+    else:
+        return widen_bf16(v)
+
+
+@triton.jit
+def _bf16_out(v, NATIVE: tl.constexpr):
+    """:func:`bf16_value`, or with ``NATIVE`` the GPU's conversion to bf16 and back (to nearest, ties to even)."""
+    if NATIVE:
+        return v.to(tl.bfloat16).to(tl.float32)
+    else:
+        return bf16_value(v)
+
+
+@triton.jit
+def gelu_rows_kernel(h_ptr, q_ptr, scale_ptr, cols, h_stride, tiny, BLOCK: tl.constexpr, NATIVE: tl.constexpr):
     """Row ``r`` (the program id) of ``quantize(bf16(gelu(h)))``: ``h_ptr`` bf16 ``[R, cols]`` (unit stride
-    along a row), ``q_ptr`` uint8 ``[R, cols]`` contiguous, ``scale_ptr`` float32 ``[R]``; ``BLOCK >= cols``."""
+    along a row), ``q_ptr`` uint8 ``[R, cols]`` contiguous, ``scale_ptr`` float32 ``[R]``; ``BLOCK >= cols``;
+    ``NATIVE``: the GPU's own conversions instead of integer arithmetic (:func:`e4m3_code`)."""
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
-    h = widen_bf16(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0))
+    h = _bf16_in(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0), NATIVE)
     y = 0.5 * h * (1.0 + tl.math.erf(h * 0.7071067811865476))
-    store_quantized_row(bf16_value(y), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(_bf16_out(y, NATIVE), offs, mask, q_ptr, scale_ptr, row, cols, tiny, NATIVE)
 
 
 @triton.jit
 def gelu_backward_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stride, tiny,
-                              BLOCK: tl.constexpr):
+                              BLOCK: tl.constexpr, NATIVE: tl.constexpr):
     """Row ``r`` of ``quantize(bf16(gelu_backward(g, h)))``; ``g_ptr`` and ``h_ptr`` bf16, else as
     :func:`gelu_rows_kernel`."""
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
-    g = widen_bf16(tl.load(g_ptr + row * g_stride + offs, mask=mask, other=0.0))
-    h = widen_bf16(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0))
+    g = _bf16_in(tl.load(g_ptr + row * g_stride + offs, mask=mask, other=0.0), NATIVE)
+    h = _bf16_in(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0), NATIVE)
     cdf = 0.5 * (1.0 + tl.math.erf(h * 0.7071067811865476))
     pdf = tl.exp(-0.5 * h * h) * 0.3989422804014327
-    store_quantized_row(bf16_value(g * (cdf + h * pdf)), offs, mask, q_ptr, scale_ptr, row, cols, tiny)
+    store_quantized_row(_bf16_out(g * (cdf + h * pdf), NATIVE), offs, mask, q_ptr, scale_ptr, row, cols, tiny,
+                        NATIVE)
 
 
 @triton.jit

@@ -72,6 +72,23 @@ def hand_worked(device: str) -> None:
           q.float().cpu().tolist() == [[448.0] * 4] and s.item() == f32_quotient(1.5, 448.0))
 
 
+def check_native_casts(make) -> None:
+    """CUDA: the kernels with the GPU's own conversions (``native_casts``, a benchmark variant) give the integer
+    arithmetic's bits exactly (both round to nearest, ties to even), NaN, infinity and e4m3-subnormal rows
+    included."""
+    for rows, cols in [(37, 100), (3, 6144)]:
+        h, g = make(rows, cols), make(rows, cols, spread=1e-3)
+        special = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e-30], device=h.device)
+        h[0, :4], g[1, :4] = special.to(h.dtype), special.to(g.dtype)
+        h[2] = h[2] * 1e-6  # values far below the row maximum: e4m3 subnormals after scaling
+        h[2, 0] = 1.0
+        for name, launch in [("GELU", dict()), ("gelu_backward", dict(grad=g))]:
+            (q, s), (qn, sn) = A.launch_gelu_rows(h, **launch), A.launch_gelu_rows(h, native_casts=True, **launch)
+            same = torch.equal(q.view(torch.uint8), qn.view(torch.uint8)) and torch.equal(s.isnan(), sn.isnan()) \
+                and torch.equal(s.nan_to_num(), sn.nan_to_num())
+            check(f"native casts: {name} [{rows}, {cols}] bit for bit as the integer arithmetic", same)
+
+
 def run(device: str) -> None:
     check(f"the Triton kernels run on {device}", kernel_device() == device)
     gen = torch.Generator().manual_seed(0)
@@ -87,6 +104,8 @@ def run(device: str) -> None:
                 need=0.95)
     check_bf16_rounding(device)
     hand_worked(device)
+    if device == "cuda":
+        check_native_casts(make)
     strided = make(4, 64)[:, :32]
     compare("a row stride other than the width", A.gelu_fp8_rows(strided), A.gelu_rows_reference(strided),
             F.gelu(strided.double()), strided)

@@ -24,7 +24,8 @@ def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_kernels_on_cuda_follow_the_eager_ops():
-    run_cases(CASES, "cuda", interpret=False, at_least=AT_LEAST)
+    """And (CUDA only) the native-cast variant gives the same bits: 2 shapes x 2 ops."""
+    run_cases(CASES, "cuda", interpret=False, at_least=AT_LEAST + 4)
 
 
 def test_without_a_kernel_the_ops_are_the_eager_ops_bit_for_bit():
