@@ -72,6 +72,26 @@ def hand_worked(device: str) -> None:
           q.float().cpu().tolist() == [[448.0] * 4] and s.item() == f32_quotient(1.5, 448.0))
 
 
+def check_special_rows(make) -> None:
+    """Rows holding a NaN (in ``h``, in ``grad``) or only zeros: the kernels give NaN for the whole row and its
+    scale where the reference does (the quantizer's rule: a NaN anywhere in a row makes the row NaN), the
+    reference's values elsewhere, zeros for the zero row. (At infinite inputs the kernels follow the formula,
+    GELU(inf) = inf, where PyTorch's vectorised CPU op gives NaN: either way the row is not finite.)"""
+    for name, value in [("NaN", float("nan")), ("-NaN", -float("nan"))]:
+        h, g = make(3, 64), make(3, 64, spread=1e-3)
+        h[1, 5] = value
+        g[2, 7] = value
+        h[0] = 0.0
+        for op, got, want in [("GELU", A.gelu_fp8_rows(h), A.gelu_rows_reference(h)),
+                              ("gelu_backward", A.gelu_backward_fp8_rows(g, h), A.gelu_backward_rows_reference(g, h))]:
+            (q, s), (q_ref, s_ref) = got, want
+            qf, rf = q.float().cpu(), q_ref.float().cpu()
+            same = (torch.equal(qf.isnan(), rf.isnan()) and torch.equal(qf.nan_to_num(), rf.nan_to_num())
+                    and torch.equal(s.isnan().cpu(), s_ref.isnan().cpu())
+                    and torch.equal(s.nan_to_num().cpu(), s_ref.nan_to_num().cpu()))
+            check(f"{op}: rows with {name} and an all-zero row as the reference", same)
+
+
 def check_native_casts(make) -> None:
     """CUDA: the kernels with the GPU's own conversions (``native_casts``, a benchmark variant) give the integer
     arithmetic's bits exactly (both round to nearest, ties to even), NaN, infinity and e4m3-subnormal rows
@@ -104,6 +124,7 @@ def run(device: str) -> None:
                 need=0.95)
     check_bf16_rounding(device)
     hand_worked(device)
+    check_special_rows(make)
     if device == "cuda":
         check_native_casts(make)
     strided = make(4, 64)[:, :32]

@@ -12,9 +12,9 @@ from opentad.models.memory.fp8_rows import quantize_rows_reference
 from tests.models.memory.kernel_cases import run_cases
 
 CASES = Path(__file__).with_name("fp8_activation_cases.py")
-#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, 2 hand-worked rows, 2 strided cases' 10,
-#: no rows, float32 rows, 2 refusals
-AT_LEAST = 1 + 30 + 2 + 2 + 10 + 1 + 1 + 2
+#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, 2 hand-worked rows, 2 NaNs x 2 ops,
+#: 2 strided cases' 10, no rows, float32 rows, 2 refusals
+AT_LEAST = 1 + 30 + 2 + 2 + 4 + 10 + 1 + 1 + 2
 
 
 def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
