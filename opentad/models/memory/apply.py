@@ -8,7 +8,7 @@ it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,9 +19,6 @@ from opentad.models.memory.fp8_matmul import set_fp8_products
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP
 from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.stream_norm import set_stream_norms
-
-if TYPE_CHECKING:  # the policy module imports this one
-    from opentad.models.memory.policy import MemoryPolicy
 
 __all__ = ["apply_memory_policy", "store_frozen_in"]
 
@@ -48,8 +45,9 @@ def store_frozen_in(module: nn.Module, dtype: torch.dtype) -> int:
     return count
 
 
-def apply_memory_policy(backbone: nn.Module, policy: MemoryPolicy) -> int:
-    """Apply ``policy`` to a built backbone whose trainable parameters are decided.
+def apply_memory_policy(backbone: nn.Module, policy: Any) -> int:
+    """Apply ``policy`` (a :class:`~.policy.MemoryPolicy`, which imports this module) to a built backbone whose
+    trainable parameters are decided.
 
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
