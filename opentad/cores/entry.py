@@ -16,7 +16,10 @@ A run has two stages, and they fail differently:
   ranks then exit quietly), ``"ok"`` when its set-up ended well (a failure
   that is a rank's own: that rank prints its line itself,
   ``PROG: error: [rank R] MESSAGE``): a failure is never silent, and no
-  rank's speed matters. Without a process group (bad input met before
+  rank's speed matters. A rank 0 that publishes nothing (a bug in its
+  set-up, or blocked in a set-up collective by the other rank's failure)
+  leaves the others to print their own line after
+  :data:`OUTCOME_TIMEOUT_S`, unless torchrun ends them first. Without a process group (bad input met before
   ``init_distributed``, where every rank does the same little work), the
   other ranks wait :data:`GRACE_S` seconds instead: torchrun ends every
   worker as soon as one exits, so rank 0 gets the time to print its line.
@@ -63,8 +66,11 @@ EXIT_FAILURE = 1
 GRACE_S = 5.0
 #: the store key where rank 0 publishes how its set-up ended: "ok" or "failed" (module docstring)
 SETUP_KEY = "opentad/setup_outcome_of_rank_0"
-#: seconds a rank other than 0 waits for rank 0's outcome (a bound for a hung rank 0, not a race: see docstring)
-OUTCOME_TIMEOUT_S = 1800.0
+#: seconds a rank other than 0 waits for rank 0's outcome before printing its own line: the bound for a rank 0
+#: that never publishes (blocked in a collective of set-up, e.g. DDP's, by this very failure; or failed with a
+#: bug, whose traceback it logs) and is not ended by torchrun meanwhile. Well under the process groups' own
+#: timeouts (10 min and more), so that the cause still shows; far above the spread of two ranks' set-up.
+OUTCOME_TIMEOUT_S = 120.0
 
 
 def _run_store() -> Optional[Any]:
@@ -180,9 +186,7 @@ def reported_failures(
             setattr(exc, _REPORTED, "logged")
         else:
             logger.exception(message)
-            setattr(exc, _REPORTED, "logged")
-            if stage.setup and rank == 0:  # its traceback is out: the other ranks need not print theirs
-                publish_setup_outcome("failed")
+            setattr(exc, _REPORTED, "logged")  # nothing published: another rank's own mistake still speaks
         raise
 
 
