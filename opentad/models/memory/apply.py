@@ -64,9 +64,11 @@ def apply_memory_policy(backbone: nn.Module, policy: Any) -> int:
     """
     cast = store_frozen_in(backbone, policy.frozen_dtype) if policy.frozen_dtype is not None else 0
     chunked_mlp = policy.frozen_mlp and policy.compile_blocks is False
+    # eagerly the fused MLP is FrozenMLP's function (row chunks): not where frozen_mlp=False asks for autograd's
+    fused_mlp = policy.fused_fp8_mlp and (chunked_mlp or policy.compile_blocks is not False)
     for module in backbone.modules():
         if isinstance(module, FFN):
-            module.__class__ = FrozenFP8MLP if policy.fused_fp8_mlp else FrozenMLP if chunked_mlp else FFN
+            module.__class__ = FrozenFP8MLP if fused_mlp else FrozenMLP if chunked_mlp else FFN
     set_stream_norms([m for m in backbone.modules() if isinstance(m, Block)],
                      policy.stream_norms and policy.frozen_dtype is not None)
     set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None

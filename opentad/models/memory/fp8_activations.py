@@ -40,7 +40,7 @@ from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quan
 logger = logging.getLogger(__name__)
 
 __all__ = ["gelu_fp8_rows", "gelu_backward_fp8_rows", "gelu_rows_reference", "gelu_backward_rows_reference",
-           "launch_gelu_rows", "bf16_values", "CUSTOM_OPS"]
+           "launch_gelu_rows", "kernel_roundings", "bf16_values", "CUSTOM_OPS"]
 
 #: whether the ops are torch custom ops (else plain functions: compiled blocks then keep Inductor's fusion)
 CUSTOM_OPS = hasattr(torch.library, "custom_op")
@@ -82,13 +82,20 @@ def launch_gelu_rows(h: Tensor, *, native_casts: bool = False, num_warps: Option
 
     Returns:
         ``(q [R, K] e4m3, scale [R, 1] float32)``.
+
+    Raises:
+        ValueError: ``native_casts`` off CUDA, or ``num_warps`` not a power of two.
     """
     from opentad.models.memory.fp8_kernels import gelu_backward_rows_kernel, gelu_rows_kernel
+
+    _check_native(native_casts, h)
+    if num_warps is not None and (num_warps < 1 or num_warps & (num_warps - 1)):
+        raise ValueError(f"num_warps must be a power of two, got {num_warps}")
 
     q, scale = empty_rows(*h.shape, h.device)
     if h.shape[0]:
         block, warps = row_kernel_shape(h.shape[1])
-        warps = num_warps or warps
+        warps = warps if num_warps is None else num_warps
         with torch.cuda.device(h.device) if h.is_cuda else contextlib.nullcontext():
             if grad is None:
                 gelu_rows_kernel[(h.shape[0],)](h, q.view(torch.uint8), scale, h.shape[1], h.stride(0), TINY,
@@ -155,18 +162,33 @@ gelu_backward_fp8_rows.__doc__ = """``quantize_rows(gelu_backward(grad, h))`` fo
     """
 
 
-def bf16_values(v: Tensor) -> Tensor:
-    """The kernels' rounding of float32 values to bf16, returned as float32 (for the tests).
+def kernel_roundings(v: Tensor, *, native_casts: bool = False) -> Tuple[Tensor, Tensor]:
+    """The kernels' roundings of float32 values, for the tests: ``(bf16 value as float32, e4m3 code as uint8 of
+    the value clamped to [-448, 448])``, with the integer arithmetic or (``native_casts``, CUDA) the GPU's own.
 
     Raises:
-        ValueError: ``v`` is not a contiguous float32 tensor, or no Triton kernel runs on its device.
+        ValueError: ``v`` is not a contiguous float32 tensor, no Triton kernel runs on its device, or
+            ``native_casts`` off CUDA.
     """
     if v.dtype != torch.float32 or not v.is_contiguous() or kernel_device() != v.device.type:
         raise ValueError(f"contiguous float32 values on the kernels' device ({kernel_device()}) expected, got "
                          f"{v.dtype} on {v.device}, contiguous={v.is_contiguous()}")
-    from opentad.models.memory.fp8_kernels import bf16_value_kernel
+    _check_native(native_casts, v)
+    from opentad.models.memory.fp8_kernels import roundings_kernel
 
-    out = torch.empty_like(v)
+    bf16, e4m3 = torch.empty_like(v), torch.empty(v.shape, dtype=torch.uint8, device=v.device)
     if v.numel():
-        bf16_value_kernel[((v.numel() + 1023) // 1024,)](v, out, v.numel(), BLOCK=1024)
-    return out
+        roundings_kernel[((v.numel() + 1023) // 1024,)](v, bf16, e4m3, v.numel(), BLOCK=1024, NATIVE=native_casts)
+    return bf16, e4m3
+
+
+def bf16_values(v: Tensor) -> Tensor:
+    """The kernels' rounding of float32 values to bf16, returned as float32 (for the tests; as
+    :func:`kernel_roundings`, whose Raises apply)."""
+    return kernel_roundings(v)[0]
+
+
+def _check_native(native_casts: bool, t: Tensor) -> None:
+    """Raises ValueError for ``native_casts`` off CUDA (Triton's interpreter truncates in its own casts)."""
+    if native_casts and not t.is_cuda:
+        raise ValueError(f"native_casts needs CUDA (Triton's interpreter truncates in its casts), got {t.device}")

@@ -151,8 +151,13 @@ def gelu_backward_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_
 
 
 @triton.jit
-def bf16_value_kernel(v_ptr, out_ptr, n, BLOCK: tl.constexpr):
-    """``out = bf16(v)`` as float32, elementwise over ``n`` float32 values (the kernels' rounding, for tests)."""
+def roundings_kernel(v_ptr, bf16_ptr, e4m3_ptr, n, BLOCK: tl.constexpr, NATIVE: tl.constexpr):
+    """The kernels' two roundings of ``n`` float32 values, for tests: ``bf16_ptr`` float32, the bf16 value;
+    ``e4m3_ptr`` uint8, the e4m3 code of the value clamped to [-448, 448] (NaN kept); ``NATIVE`` as
+    :func:`e4m3_code`."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
-    tl.store(out_ptr + offs, bf16_value(tl.load(v_ptr + offs, mask=mask, other=0.0)), mask=mask)
+    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+    tl.store(bf16_ptr + offs, _bf16_out(v, NATIVE), mask=mask)
+    clamped = tl.where(v > 448.0, 448.0, tl.where(v < -448.0, -448.0, v))
+    tl.store(e4m3_ptr + offs, e4m3_code(clamped, NATIVE), mask=mask)

@@ -161,8 +161,8 @@ def fp8_mlp(fc1: nn.Module, fc2: nn.Module, x: Tensor, *, unused: bool = False,
 
     Returns:
         ``[..., C_out]`` bf16, or None: not every product fp8 "all" (with its weights made before the step, for
-        ``made_only``), not bf16, or, compiling, no custom ops (torch < 2.4: the caller keeps the layers' own
-        products, which Inductor fuses itself).
+        ``made_only``), not bf16, or, for ``made_only`` (the traced callers), no custom ops (torch < 2.4: the
+        caller keeps the layers' own products, which Inductor fuses itself).
     """
     if made_only and not CUSTOM_OPS:
         return None

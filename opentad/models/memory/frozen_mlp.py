@@ -42,8 +42,8 @@ from opentad.models.bricks.vit import FFN
 from opentad.models.memory.fp8_matmul import fp8_backward_operands, fp8_input_grad, input_grad_product
 from opentad.models.memory.fp8_mlp import fp8_mlp, fp8_mlp_weights, mlp_input_grad, mlp_output
 
-__all__ = ["FrozenMLP", "FrozenFP8MLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows", "output_unused",
-           "input_grad_only", "unused_output_mlp", "recomputing_unused_output"]
+__all__ = ["FrozenMLP", "FrozenFP8MLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows",
+           "output_unused", "input_grad_only", "unused_output_mlp", "recomputing_unused_output"]
 
 #: target size of one chunk of the hidden activation
 CHUNK_BYTES = 64 * 2**20

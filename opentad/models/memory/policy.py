@@ -93,8 +93,9 @@ class MemoryPolicy:
             (:mod:`.fp8_matmul`). **Approximate**: the one option that changes results; off by default.
         fused_fp8_mlp: with ``frozen_fp8="all"``, each frozen MLP's GELU and its backward fused with the fp8
             row quantization of the product after them (:mod:`.fp8_mlp`, one pass over the rows instead of
-            writing the bf16 activation and reading it again; eager and compiled). Approximate as
-            ``frozen_fp8``; a value moves by at most one e4m3 step.
+            writing the bf16 activation and reading it again): in compiled blocks, and eagerly inside
+            ``frozen_mlp``'s chunked MLP (not with ``frozen_mlp=False``). Approximate as ``frozen_fp8``; a value
+            moves by at most one e4m3 step.
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
             after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
             inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.

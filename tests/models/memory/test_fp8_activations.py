@@ -12,9 +12,9 @@ from opentad.models.memory.fp8_rows import quantize_rows_reference
 from tests.models.memory.kernel_cases import run_cases
 
 CASES = Path(__file__).with_name("fp8_activation_cases.py")
-#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, 2 hand-worked rows, 2 NaNs x 2 ops,
+#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, the sweep, 2 hand-worked rows, 2 NaNs x 2 ops,
 #: 2 strided cases' 10, no rows, float32 rows, 2 refusals
-AT_LEAST = 1 + 30 + 2 + 2 + 4 + 10 + 1 + 1 + 2
+AT_LEAST = 1 + 30 + 2 + 1 + 2 + 4 + 10 + 1 + 1 + 2
 
 
 def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
@@ -24,8 +24,9 @@ def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_kernels_on_cuda_follow_the_eager_ops():
-    """And (CUDA only) the native-cast variant gives the same bits: 2 shapes x 2 ops."""
-    run_cases(CASES, "cuda", interpret=False, at_least=AT_LEAST + 4)
+    """And (CUDA only) the native-cast variant gives the same bits: 2 shapes x 2 ops, and the rounding sweep's
+    bf16 and e4m3 checks."""
+    run_cases(CASES, "cuda", interpret=False, at_least=AT_LEAST + 6)
 
 
 def test_without_a_kernel_the_ops_are_the_eager_ops_bit_for_bit():

@@ -115,6 +115,8 @@ def test_the_policy_switches_the_mlps_and_refuses_fusion_without_fp8_all():
         MemoryPolicy(frozen_dtype=BF16, frozen_fp8=True, fused_fp8_mlp=True)
     apply_memory_policy(ffn, MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all"))
     assert type(ffn) is FrozenMLP
+    apply_memory_policy(ffn, MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all", fused_fp8_mlp=True, frozen_mlp=False))
+    assert type(ffn) is FFN  # frozen_mlp=False asks for autograd's MLP eagerly: the fused one is FrozenMLP's
 
 
 def _vit_step(model, fused: bool, compiled: bool, fp8: bool = True):
