@@ -19,7 +19,7 @@ import torch
 from opentad.models.memory import fp8_matmul as F8
 from opentad.models.memory.dequant_cache import hold_dequantized
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
-from tests.models.memory.tiny_qlora import compile_backend, tiny_qlora_vit
+from tests.models.memory.tiny_qlora import bf16_step, compile_backend, tiny_qlora_vit
 
 BF16 = torch.bfloat16
 #: the 16 frozen 4-bit layers (4 per block, 2 per adapter) once in forward, and the 12 of blocks 1 and 2 once
@@ -52,13 +52,7 @@ def _run(model, fp8, hold: bool, compiled: bool, monkeypatch, chunks: int = 1):
     if hold:
         hold_dequantized(model, True, BF16)
     breaks = sum(torch._dynamo.utils.counters["graph_break"].values())
-    device = next(model.parameters()).device
-    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
-    torch.manual_seed(5)  # LoRA dropout
-    with torch.autocast(device.type, dtype=BF16):
-        out = policy.run_backbone(model, frames)
-    (out.float() * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
-    grads = {n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None}
+    out, grads = bf16_step(model, policy)
     monkeypatch.undo()
     return out.float().detach(), grads, calls, sum(torch._dynamo.utils.counters["graph_break"].values()) - breaks
 

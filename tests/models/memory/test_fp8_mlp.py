@@ -20,7 +20,7 @@ from opentad.models.memory import compile as compile_module
 from opentad.models.memory import fp8_mlp, frozen_mlp
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP, output_unused
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
-from tests.models.memory.tiny_qlora import compile_backend, tiny_qlora_vit
+from tests.models.memory.tiny_qlora import bf16_step, compile_backend, tiny_qlora_vit
 
 BF16 = torch.bfloat16
 
@@ -126,13 +126,7 @@ def _vit_step(model, fused: bool, compiled: bool, fp8: bool = True):
     policy = MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all" if fp8 else False, fused_fp8_mlp=fused,
                           compile_blocks=compiled, checkpoint=True, backward_chunks=2)
     apply_memory_policy(model, policy)
-    device = next(model.parameters()).device
-    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
-    torch.manual_seed(5)  # LoRA dropout
-    with torch.autocast(device.type, dtype=BF16):
-        out = policy.run_backbone(model, frames)
-    (out.float() * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
-    return out.float().detach(), {n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None}
+    return bf16_step(model, policy)
 
 
 def _within_fp8_tenth(got, want, bf16) -> None:

@@ -25,6 +25,18 @@ def perturbed(model: torch.nn.Module) -> torch.nn.Module:
     return model.train()
 
 
+def bf16_step(model: torch.nn.Module, policy) -> tuple:
+    """One bf16-autocast step of ``model`` (``policy`` applied already) on seeded frames ``[4, 3, 4, 32, 32]``,
+    its features weighted by a ramp and summed as the loss: (features as float32, {name: float32 gradient})."""
+    device = next(model.parameters()).device
+    frames = torch.randn(4, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1)).to(device)
+    torch.manual_seed(5)  # LoRA dropout
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        out = policy.run_backbone(model, frames)
+    (out.float() * torch.linspace(-1, 1, out.numel(), device=device).view_as(out)).sum().backward()
+    return out.float().detach(), {n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None}
+
+
 def tiny_qlora_vit(device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
     """The :data:`TINY_QLORA` ViT from seed 0, built and quantized on ``device``, frozen and :func:`perturbed`."""
     pytest.importorskip("bitsandbytes")
