@@ -40,7 +40,7 @@ from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quan
 logger = logging.getLogger(__name__)
 
 __all__ = ["gelu_fp8_rows", "gelu_backward_fp8_rows", "gelu_rows_reference", "gelu_backward_rows_reference",
-           "launch_gelu_rows", "kernel_roundings", "bf16_values", "CUSTOM_OPS"]
+           "launch_gelu_rows", "kernel_roundings", "CUSTOM_OPS"]
 
 #: whether the ops are torch custom ops (else plain functions: compiled blocks then keep Inductor's fusion)
 CUSTOM_OPS = hasattr(torch.library, "custom_op")
@@ -133,15 +133,7 @@ def _register(name: str, impl: Callable) -> Callable:
     return op
 
 
-def _gelu_op(h: Tensor) -> Tuple[Tensor, Tensor]:
-    return _gelu(h)
-
-
-def _gelu_backward_op(grad: Tensor, h: Tensor) -> Tuple[Tensor, Tensor]:
-    return _gelu_backward(grad, h)
-
-
-gelu_fp8_rows = _register("gelu_fp8_rows", _gelu_op)
+gelu_fp8_rows = _register("gelu_fp8_rows", _gelu)
 gelu_fp8_rows.__doc__ = """``quantize_rows(gelu(h))`` for ``h [R, K]`` in one pass (module docstring).
 
     Returns:
@@ -150,7 +142,7 @@ gelu_fp8_rows.__doc__ = """``quantize_rows(gelu(h))`` for ``h [R, K]`` in one pa
     Raises:
         ValueError: ``h`` is not ``[R, K]``.
     """
-gelu_backward_fp8_rows = _register("gelu_backward_fp8_rows", _gelu_backward_op)
+gelu_backward_fp8_rows = _register("gelu_backward_fp8_rows", _gelu_backward)
 gelu_backward_fp8_rows.__doc__ = """``quantize_rows(gelu_backward(grad, h))`` for ``grad``, ``h`` ``[R, K]`` in one
     pass (module docstring).
 
@@ -180,12 +172,6 @@ def kernel_roundings(v: Tensor, *, native_casts: bool = False) -> Tuple[Tensor, 
     if v.numel():
         roundings_kernel[((v.numel() + 1023) // 1024,)](v, bf16, e4m3, v.numel(), BLOCK=1024, NATIVE=native_casts)
     return bf16, e4m3
-
-
-def bf16_values(v: Tensor) -> Tensor:
-    """The kernels' rounding of float32 values to bf16, returned as float32 (for the tests; as
-    :func:`kernel_roundings`, whose Raises apply)."""
-    return kernel_roundings(v)[0]
 
 
 def _check_native(native_casts: bool, t: Tensor) -> None:
