@@ -26,7 +26,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.common import sync
 
-__all__ = ["CATEGORIES", "category_of", "kernel_breakdown", "merged_length", "format_breakdown", "memory_recorded"]
+__all__ = ["CATEGORIES", "category_of", "kernel_breakdown", "merged_length", "idle_gaps", "format_breakdown",
+           "format_gaps", "memory_recorded"]
 
 #: (category, name fragments); the first category with a fragment in the lower-cased event name wins, after
 #: Inductor's kernels (names starting ``triton``, whatever op they fuse), which are ``compiled``
@@ -43,6 +44,10 @@ CATEGORIES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 
 #: kernels listed by name in a breakdown
 TOP = 12
+
+#: idle gaps listed in a breakdown; gaps shorter than ``GAP_FLOOR_US`` (a launch's own latency) are only counted
+GAPS = 8
+GAP_FLOOR_US = 20.0
 
 
 def category_of(name: str) -> str:
@@ -65,6 +70,37 @@ def merged_length(intervals: List[Tuple[float, float]]) -> float:
         total += stop - max(start, end)
         end = stop
     return total
+
+
+def idle_gaps(spans: List[Tuple[float, float, str]], host: List[Tuple[float, float, str]] = (),
+              top: int = GAPS) -> Dict[str, Any]:
+    """Where the device sat idle between its first and last event: the longest gaps, between which events, and
+    what the host was running meanwhile.
+
+    Args:
+        spans: device events ``(start, end, name)`` (any order; overlapping streams merged).
+        host: host operators ``(start, end, name)`` on the same clock; a gap is attributed to the shortest one
+            (the innermost) that covers its middle.
+        top: gaps listed.
+
+    Returns:
+        ``dict(count, total, gaps=[(length, before, after, host), ...])``: ``count`` and ``total`` over the gaps
+        of at least :data:`GAP_FLOOR_US` (the clock's unit: microseconds from the profiler), ``gaps`` the
+        ``top`` longest, longest first; ``before`` is the event that ended last before the gap.
+    """
+    found: List[Tuple[float, str, str, float]] = []
+    end, last = None, ""
+    for start, stop, name in sorted(spans):
+        if end is not None and start > end:
+            found.append((start - end, last, name, (start + end) / 2))
+        if end is None or stop > end:
+            end, last = stop, name
+    long = [g for g in found if g[0] >= GAP_FLOOR_US]
+    listed = []
+    for length, before, after, middle in sorted(long, key=lambda g: -g[0])[:top]:
+        covering = [(stop - start, name) for start, stop, name in host if start <= middle <= stop]
+        listed.append((length, before[:80], after[:80], min(covering)[1][:80] if covering else ""))
+    return dict(count=len(long), total=sum(g[0] for g in long), gaps=listed)
 
 
 def _device_events(prof, device: torch.device) -> List[Any]:
@@ -104,8 +140,15 @@ def kernel_breakdown(fn: Callable[[], Any], device: torch.device) -> Dict[str, A
         ms[category_of(name)] += own
     busy = merged_length([(e.time_range.start, e.time_range.end) for e in events]) / 1e3
     top = sorted(by_name.items(), key=lambda kv: -kv[1])[:TOP]
+    gaps = {}
+    if device.type == "cuda":
+        host = [(e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                if e.device_type.name == "CPU"]
+        found = idle_gaps([(e.time_range.start, e.time_range.end, e.name) for e in events], host)
+        gaps = dict(gap_count=found["count"], gap_ms=found["total"] / 1e3,
+                    gaps=[(round(length / 1e3, 3), before, after, op) for length, before, after, op in found["gaps"]])
     return dict(wall_ms=wall, busy_ms=busy, idle_ms=max(wall - busy, 0.0), kernels=len(events), ms=ms,
-                top=[(name[:160], round(t, 3)) for name, t in top])
+                top=[(name[:160], round(t, 3)) for name, t in top], **gaps)
 
 
 def format_breakdown(rows: List[Dict[str, Any]]) -> str:
@@ -120,6 +163,20 @@ def format_breakdown(rows: List[Dict[str, Any]]) -> str:
         p = r["profile"]
         lines.append(f"| {r['size']} | {r['config']} | {p['wall_ms']:.0f} | "
                      + " | ".join(f"{p['ms'][c]:.0f}" for c in cats) + f" | {p['idle_ms']:.0f} | {p['kernels']} |")
+    return "\n".join(lines)
+
+
+def format_gaps(rows: List[Dict[str, Any]]) -> str:
+    """Per profiled CUDA row, its longest idle gaps (:func:`idle_gaps`) as a markdown list."""
+    lines: List[str] = []
+    for r in rows:
+        p = r.get("profile", {})
+        if "gaps" not in p:
+            continue
+        lines += [f"- {r['size']} {r['config']}: {p['gap_count']} idle gaps of {GAP_FLOOR_US:.0f} us or more, "
+                  f"{p['gap_ms']:.1f} ms in all; the longest (ms, the event before -> the one after, the innermost host op meanwhile):"]
+        lines += [f"  - {length:.3f}: `{before}` -> `{after}`; host in `{op or '?'}`"
+                  for length, before, after, op in p["gaps"]]
     return "\n".join(lines)
 
 

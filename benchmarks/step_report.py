@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any, Dict, List
 
-from benchmarks.step_profile import format_breakdown
+from benchmarks.step_profile import format_breakdown, format_gaps
 
 __all__ = ["ratios", "format_table", "write_json"]
 
@@ -50,6 +50,8 @@ def format_table(result: Dict[str, Any]) -> str:
     if breakdown:
         lines += ["", "One profiled step (after the timed ones): device ms per kind of kernel (benchmarks/step_profile.py)",
                   "", breakdown]
+        gaps = format_gaps(result["rows"])
+        lines += ["", "Where the device sat idle in that step:", "", gaps] if gaps else []
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@ profiled CPU function whose operators are known."""
 import pytest
 import torch
 
-from benchmarks.step_profile import category_of, format_breakdown, kernel_breakdown, merged_length
+from benchmarks.step_profile import (category_of, format_breakdown, format_gaps, idle_gaps, kernel_breakdown,
+                                      merged_length)
 
 
 @pytest.mark.parametrize("name, category", [
@@ -65,3 +66,21 @@ def _check_known_operators():
     assert [t for _, t in prof["top"]] == sorted((t for _, t in prof["top"]), reverse=True)
     table = format_breakdown([dict(size="s", config="QLoRA", profile=prof), dict(size="s", config="x")])
     assert table.count("\n") == 2 and "| s | QLoRA |" in table and "| gemm |" in table
+
+
+def test_idle_gaps_by_hand():
+    """Device events on two streams (overlaps merged) with gaps of 30, 5 and 100 us; the host ops cover the gaps'
+    middles at two depths, and the shortest covering one names each gap."""
+    spans = [(0.0, 50.0, "gemm"), (10.0, 70.0, "memcpy"),  # merged to [0, 70]: last to end is memcpy
+             (100.0, 120.0, "gelu"),  # gap 30 after memcpy
+             (125.0, 130.0, "norm"),  # gap 5: under the floor, not counted
+             (230.0, 240.0, "attn")]  # gap 100
+    host = [(0.0, 300.0, "step"), (160.0, 200.0, "aten::item"), (80.0, 90.0, "aten::add")]
+    found = idle_gaps(spans[::-1], host, top=5)  # order given does not matter
+    assert found["count"] == 2 and found["total"] == 130.0
+    assert found["gaps"] == [(100.0, "norm", "attn", "aten::item"), (30.0, "memcpy", "gelu", "aten::add")]
+    assert idle_gaps(spans, host, top=1)["gaps"] == [(100.0, "norm", "attn", "aten::item")]
+    assert idle_gaps(spans[:1])["count"] == 0 and idle_gaps([])["gaps"] == []
+    row = dict(size="g", config="QLoRA", profile=dict(gap_count=2, gap_ms=0.13, gaps=[(0.1, "norm", "attn", "")]))
+    text = format_gaps([row, dict(size="g", config="AdaTAD")])
+    assert text.count("\n") == 1 and "2 idle gaps" in text and "`norm` -> `attn`; host in `?`" in text
