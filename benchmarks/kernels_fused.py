@@ -71,10 +71,11 @@ EPS = 1e-6
 
 def _onepass() -> Dict[str, Dict[str, Callable]]:
     """Columns of one-pass Triton kernels, each a function per fusion key, or {} without Triton:
-    ``onepass``, the kernels as the library launches them (:mod:`benchmarks.onepass_kernels`); ``native``,
-    GELU's and ``gelu_backward``'s with the GPU's own bf16 and e4m3 conversions instead of integer arithmetic;
-    ``4 warps`` and ``16 warps``, the library's with other warps a program; ``floor``, :func:`traffic_copy`
-    (moves as many bytes as the fusion must and computes nothing: the bandwidth floor; not compared)."""
+    ``onepass``, the kernels as the library launches them (:mod:`benchmarks.onepass_kernels`; on CUDA with the
+    GPU's own bf16 and e4m3 conversions); ``integer``, GELU's and ``gelu_backward``'s with the conversions in
+    integer arithmetic (what Triton's CPU interpreter runs); ``2 warps`` and ``8 warps``, the library's with other
+    warps a program; ``floor``, :func:`traffic_copy` (moves as many bytes as the fusion must and computes
+    nothing: the bandwidth floor; not compared)."""
     try:
         from benchmarks import onepass_kernels as K
         from opentad.models.memory.fp8_activations import launch_gelu_rows
@@ -87,9 +88,9 @@ def _onepass() -> Dict[str, Dict[str, Callable]]:
 
     return {"onepass": {"norm": lambda x, w, b: K.layer_norm_rows(x, w, b, EPS), "gelu": K.gelu_rows,
                         "gelu_backward": K.gelu_backward_rows},
-            "native": gelu_columns(native_casts=True),
-            "4 warps": gelu_columns(num_warps=4),
-            "16 warps": gelu_columns(num_warps=16),
+            "integer": gelu_columns(native_casts=False),
+            "2 warps": gelu_columns(num_warps=2),
+            "8 warps": gelu_columns(num_warps=8),
             FLOOR: {"norm": traffic_copy, "gelu": traffic_copy, "gelu_backward": traffic_copy}}
 
 

@@ -35,12 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quantize_rows_reference, row_kernel_shape
+from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quantize_rows_reference
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["gelu_fp8_rows", "gelu_backward_fp8_rows", "gelu_rows_reference", "gelu_backward_rows_reference",
-           "launch_gelu_rows", "kernel_roundings", "CUSTOM_OPS"]
+           "launch_gelu_rows", "activation_parts", "kernel_roundings", "CUSTOM_OPS"]
 
 #: whether the ops are torch custom ops (else plain functions: compiled blocks then keep Inductor's fusion)
 CUSTOM_OPS = hasattr(torch.library, "custom_op")
@@ -68,16 +68,26 @@ def _kernel_takes(*tensors: Tensor) -> bool:
         t.dtype == torch.bfloat16 and t.stride(1) == 1 and t.shape[1] <= 16384 for t in tensors)
 
 
-def launch_gelu_rows(h: Tensor, *, native_casts: bool = False, num_warps: Optional[int] = None,
+def activation_parts(cols: int) -> Tuple[int, int, int]:
+    """``(PART, PARTS, num_warps)`` of :func:`~.fp8_activation_kernels.gelu_rows_kernel` for rows of ``cols``
+    values: one piece or three (``PART`` a power of two), whichever leaves fewer lanes idle (one on a tie), and
+    about 16 values a thread in each piece (g's 6144: three pieces of 2048, 4 warps)."""
+    one = max(16, 1 << (cols - 1).bit_length())
+    third = max(16, 1 << (-(-cols // 3) - 1).bit_length())
+    part, parts = (third, 3) if 3 * third < one else (one, 1)
+    return part, parts, max(1, min(8, part // 512))
+
+
+def launch_gelu_rows(h: Tensor, *, native_casts: Optional[bool] = None, num_warps: Optional[int] = None,
                      grad: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """The Triton kernel of :func:`gelu_fp8_rows` (or, with ``grad``, :func:`gelu_backward_fp8_rows`) with its
-    launch settings; the ops call it with the defaults, the kernel benchmark with others.
+    launch settings; the ops call it with the defaults, the tests and the kernel benchmark with others.
 
     Args:
         h: ``[R, K]`` bf16 rows the kernel takes (``_kernel_takes``).
-        native_casts: the GPU's own bf16 and e4m3 conversions instead of integer arithmetic (the same
-            roundings; CUDA only: Triton's interpreter truncates in its own casts).
-        num_warps: warps a program (default: :func:`~.fp8_rows.row_kernel_shape`'s).
+        native_casts: the GPU's own bf16 and e4m3 conversions (default on CUDA) or the integer arithmetic
+            (the same bits but for a NaN's sign; the only choice in Triton's CPU interpreter, whose casts truncate).
+        num_warps: warps a program (default: :func:`activation_parts`'s).
         grad: ``[R, K]`` bf16, the gradient of GELU's output: ``gelu_backward``'s kernel.
 
     Returns:
@@ -86,24 +96,22 @@ def launch_gelu_rows(h: Tensor, *, native_casts: bool = False, num_warps: Option
     Raises:
         ValueError: ``native_casts`` off CUDA, or ``num_warps`` not a power of two.
     """
-    from opentad.models.memory.fp8_kernels import gelu_backward_rows_kernel, gelu_rows_kernel
+    from opentad.models.memory.fp8_activation_kernels import gelu_rows_kernel
 
-    _check_native(native_casts, h)
+    native = h.is_cuda if native_casts is None else native_casts
+    _check_native(native, h)
     if num_warps is not None and (num_warps < 1 or num_warps & (num_warps - 1)):
         raise ValueError(f"num_warps must be a power of two, got {num_warps}")
 
-    q, scale = empty_rows(*h.shape, h.device)
-    if h.shape[0]:
-        block, warps = row_kernel_shape(h.shape[1])
-        warps = warps if num_warps is None else num_warps
+    rows, cols = h.shape
+    q, scale = empty_rows(rows, cols, h.device)
+    if rows:
+        part, parts, warps = activation_parts(cols)
+        g = h if grad is None else grad
         with torch.cuda.device(h.device) if h.is_cuda else contextlib.nullcontext():
-            if grad is None:
-                gelu_rows_kernel[(h.shape[0],)](h, q.view(torch.uint8), scale, h.shape[1], h.stride(0), TINY,
-                                                BLOCK=block, NATIVE=native_casts, num_warps=warps)
-            else:
-                gelu_backward_rows_kernel[(h.shape[0],)](grad, h, q.view(torch.uint8), scale, h.shape[1],
-                                                         grad.stride(0), h.stride(0), TINY, BLOCK=block,
-                                                         NATIVE=native_casts, num_warps=warps)
+            gelu_rows_kernel[(rows,)](g, h, q.view(torch.uint8), scale, cols, g.stride(0), h.stride(0), TINY,
+                                      PART=part, PARTS=parts, EVEN=part * parts == cols, BACKWARD=grad is not None,
+                                      NATIVE=native, num_warps=warps if num_warps is None else num_warps)
     return q, scale
 
 

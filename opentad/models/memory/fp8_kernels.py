@@ -1,5 +1,5 @@
-"""Triton kernels of :mod:`.fp8_rows` and :mod:`.fp8_activations`: rows to fp8 e4m3 with one scale per row,
-alone or after GELU or its backward (needs Triton).
+"""Triton kernels of :mod:`.fp8_rows`: rows to fp8 e4m3 with one scale per row, and the conversions that
+:mod:`.fp8_activation_kernels` shares (needs Triton).
 
 One program per row, the whole row in registers (rows of up to a few
 thousand values: a ViT's width or its MLP's). The arithmetic is that of
@@ -11,13 +11,7 @@ ties to even. The rounding to e4m3 is written in integer arithmetic, as
 PyTorch's cast rounds, so that Triton's CPU interpreter (whose own float8
 cast does not carry a rounded-up significand into the exponent) computes
 what the GPU computes. A NaN in a row makes its scale and every value NaN, as
-in the reference (Triton's min/max would drop it: comparisons are used instead).
-
-The activation kernels compute GELU (the exact one, ``0.5 h (1 + erf(h /
-sqrt 2))``) or its backward (``g (cdf(h) + h pdf(h))``, ``pdf(h) = exp(-h^2 /
-2) / sqrt(2 pi)``) in float32 from bf16 inputs, round it to bf16 as the eager
-op's output is rounded, and quantize that row: one read of each input, one
-write of the e4m3 row and its scale.
+in the reference (the row maximum propagates NaN, where Triton's plain one drops it).
 """
 import triton
 import triton.language as tl
@@ -50,16 +44,25 @@ def round_e4m3(v):
 
 @triton.jit
 def e4m3_code(v, NATIVE: tl.constexpr):
-    """:func:`round_e4m3`, or with ``NATIVE`` the GPU's own conversion (round to nearest, ties to even; NaN
-    given ``0x7F`` with its sign, as PyTorch's cast). The integer arithmetic is what Triton's CPU interpreter
-    computes correctly; the native conversion is one instruction on the GPU (a benchmark variant: not the
-    library's default until measured and checked on a GPU)."""
+    """float32 -> the e4m3fn bits (uint8) of ``clamp(v, -448, 448)``, to nearest, ties to even: :func:`round_e4m3`
+    after the clamp, or with ``NATIVE`` the GPU's own saturating conversion (one instruction; a NaN's code is
+    ``0x7F`` whatever its sign, where the integer arithmetic keeps the sign)."""
     if NATIVE:
-        code = v.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
-        sign = ((v.to(tl.uint32, bitcast=True) >> 24) & 0x80).to(tl.uint8)
-        return tl.where(v != v, sign | 0x7F, code)
+        return v.to(tl.float8e4nv).to(tl.uint8, bitcast=True)
     else:
-        return round_e4m3(v)
+        return round_e4m3(tl.where(v > 448.0, 448.0, tl.where(v < -448.0, -448.0, v)))  # NaN stays NaN
+
+
+@triton.jit
+def max_nan(a, b):
+    """The larger of ``a`` and ``b``, NaN if either is (one instruction on the GPU)."""
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def row_amax(x):
+    """``max |x|`` over a 1-D block, NaN if it holds one."""
+    return tl.reduce(tl.abs(x), 0, max_nan)
 
 
 @triton.jit
@@ -67,14 +70,11 @@ def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny, NATIVE
     """Quantize the float32 row ``x`` (zeros where ``mask`` is off) into row ``row`` of ``q_ptr`` (e4m3 bits,
     ``cols`` a row, contiguous) and ``scale_ptr[row]``: ``amax`` at least ``tiny`` (NaN if the row has one),
     ``q = e4m3(clamp(x * (448 / amax)))``, ``scale = amax / 448``. Also the one-pass fusion kernels' last step
-    (the activation kernels below, ``benchmarks/onepass_kernels.py``); ``NATIVE`` as :func:`e4m3_code`."""
-    amax = tl.max(tl.abs(x), axis=0)
-    has_nan = tl.max(tl.where(x != x, 1, 0), axis=0) > 0
-    amax = tl.where(has_nan, float("nan"), tl.where(amax < tiny, tiny, amax))
+    (``benchmarks/onepass_kernels.py``); ``NATIVE`` as :func:`e4m3_code`."""
+    amax = row_amax(x)
+    amax = tl.where(amax < tiny, tiny, amax)  # NaN stays NaN
     inv = tl.div_rn(448.0, amax)
-    y = x * inv
-    scaled = tl.where(y > 448.0, 448.0, tl.where(y < -448.0, -448.0, y))  # NaN stays NaN
-    tl.store(q_ptr + row * cols + offs, e4m3_code(scaled, NATIVE), mask=mask)
+    tl.store(q_ptr + row * cols + offs, e4m3_code(x * inv, NATIVE), mask=mask)
     tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
 
 
@@ -104,7 +104,7 @@ def bf16_value(v):
 
 
 @triton.jit
-def _bf16_in(v, NATIVE: tl.constexpr):
+def bf16_in(v, NATIVE: tl.constexpr):
     """bf16 loaded values as float32 (exact either way; ``NATIVE``: the GPU's conversion)."""
     if NATIVE:
         return v.to(tl.float32)
@@ -113,7 +113,7 @@ def _bf16_in(v, NATIVE: tl.constexpr):
 
 
 @triton.jit
-def _bf16_out(v, NATIVE: tl.constexpr):
+def bf16_out(v, NATIVE: tl.constexpr):
     """:func:`bf16_value`, or with ``NATIVE`` the GPU's conversion to bf16 and back (to nearest, ties to even)."""
     if NATIVE:
         return v.to(tl.bfloat16).to(tl.float32)
@@ -122,42 +122,11 @@ def _bf16_out(v, NATIVE: tl.constexpr):
 
 
 @triton.jit
-def gelu_rows_kernel(h_ptr, q_ptr, scale_ptr, cols, h_stride, tiny, BLOCK: tl.constexpr, NATIVE: tl.constexpr):
-    """Row ``r`` (the program id) of ``quantize(bf16(gelu(h)))``: ``h_ptr`` bf16 ``[R, cols]`` (unit stride
-    along a row), ``q_ptr`` uint8 ``[R, cols]`` contiguous, ``scale_ptr`` float32 ``[R]``; ``BLOCK >= cols``;
-    ``NATIVE``: the GPU's own conversions instead of integer arithmetic (:func:`e4m3_code`)."""
-    row = tl.program_id(0).to(tl.int64)
-    offs = tl.arange(0, BLOCK)
-    mask = offs < cols
-    h = _bf16_in(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0), NATIVE)
-    y = 0.5 * h * (1.0 + tl.math.erf(h * 0.7071067811865476))
-    store_quantized_row(_bf16_out(y, NATIVE), offs, mask, q_ptr, scale_ptr, row, cols, tiny, NATIVE)
-
-
-@triton.jit
-def gelu_backward_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stride, tiny,
-                              BLOCK: tl.constexpr, NATIVE: tl.constexpr):
-    """Row ``r`` of ``quantize(bf16(gelu_backward(g, h)))``; ``g_ptr`` and ``h_ptr`` bf16, else as
-    :func:`gelu_rows_kernel`."""
-    row = tl.program_id(0).to(tl.int64)
-    offs = tl.arange(0, BLOCK)
-    mask = offs < cols
-    g = _bf16_in(tl.load(g_ptr + row * g_stride + offs, mask=mask, other=0.0), NATIVE)
-    h = _bf16_in(tl.load(h_ptr + row * h_stride + offs, mask=mask, other=0.0), NATIVE)
-    cdf = 0.5 * (1.0 + tl.math.erf(h * 0.7071067811865476))
-    pdf = tl.exp(-0.5 * h * h) * 0.3989422804014327
-    store_quantized_row(_bf16_out(g * (cdf + h * pdf), NATIVE), offs, mask, q_ptr, scale_ptr, row, cols, tiny,
-                        NATIVE)
-
-
-@triton.jit
 def roundings_kernel(v_ptr, bf16_ptr, e4m3_ptr, n, BLOCK: tl.constexpr, NATIVE: tl.constexpr):
     """The kernels' two roundings of ``n`` float32 values, for tests: ``bf16_ptr`` float32, the bf16 value;
-    ``e4m3_ptr`` uint8, the e4m3 code of the value clamped to [-448, 448] (NaN kept); ``NATIVE`` as
-    :func:`e4m3_code`."""
+    ``e4m3_ptr`` uint8, :func:`e4m3_code` of the value; ``NATIVE`` as there."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     v = tl.load(v_ptr + offs, mask=mask, other=0.0)
-    tl.store(bf16_ptr + offs, _bf16_out(v, NATIVE), mask=mask)
-    clamped = tl.where(v > 448.0, 448.0, tl.where(v < -448.0, -448.0, v))
-    tl.store(e4m3_ptr + offs, e4m3_code(clamped, NATIVE), mask=mask)
+    tl.store(bf16_ptr + offs, bf16_out(v, NATIVE), mask=mask)
+    tl.store(e4m3_ptr + offs, e4m3_code(v, NATIVE), mask=mask)

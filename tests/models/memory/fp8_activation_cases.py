@@ -99,10 +99,16 @@ def check_special_rows(make) -> None:
             check(f"{op}: rows with {name} and an all-zero row as the reference", same)
 
 
+def same_codes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """e4m3 bits (uint8) equal, a NaN's (``0x7F`` or ``0xFF``) whatever its sign."""
+    nan_a, nan_b = (a & 0x7F) == 0x7F, (b & 0x7F) == 0x7F
+    return torch.equal(nan_a, nan_b) and torch.equal(torch.where(nan_a, 0, a), torch.where(nan_b, 0, b))
+
+
 def check_native_casts(make) -> None:
-    """CUDA: the kernels with the GPU's own conversions (``native_casts``, a benchmark variant) give the integer
-    arithmetic's bits exactly (both round to nearest, ties to even), NaN, infinity and e4m3-subnormal rows
-    included."""
+    """CUDA: the kernels with the GPU's own conversions (``native_casts``, the default there) give the integer
+    arithmetic's bits exactly (both round to nearest, ties to even; the GPU's e4m3 conversion saturates where the
+    integer arithmetic clamps first), NaN, infinity and e4m3-subnormal rows included (a NaN's sign aside)."""
     for rows, cols in [(37, 100), (3, 6144)]:
         h, g = make(rows, cols), make(rows, cols, spread=1e-3)
         special = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e-30], device=h.device)
@@ -110,21 +116,23 @@ def check_native_casts(make) -> None:
         h[2] = h[2] * 1e-6  # values far below the row maximum: e4m3 subnormals after scaling
         h[2, 0] = 1.0
         for name, launch in [("GELU", dict()), ("gelu_backward", dict(grad=g))]:
-            (q, s), (qn, sn) = A.launch_gelu_rows(h, **launch), A.launch_gelu_rows(h, native_casts=True, **launch)
-            same = torch.equal(q.view(torch.uint8), qn.view(torch.uint8)) and torch.equal(s.isnan(), sn.isnan()) \
+            (q, s), (qn, sn) = A.launch_gelu_rows(h, native_casts=False, **launch), A.launch_gelu_rows(h, **launch)
+            same = same_codes(q.view(torch.uint8), qn.view(torch.uint8)) and torch.equal(s.isnan(), sn.isnan()) \
                 and torch.equal(s.nan_to_num(), sn.nan_to_num())
             check(f"native casts: {name} [{rows}, {cols}] bit for bit as the integer arithmetic", same)
     v = rounding_sweep().to(h.device)
     (b, e), (bn, en) = A.kernel_roundings(v), A.kernel_roundings(v, native_casts=True)
     check("native casts: bf16 rounding of every e4m3 value, midpoint and midpoint neighbour as the integer "
           "arithmetic", bool(((b.view(torch.int32) == bn.view(torch.int32)) | (b.isnan() & bn.isnan())).all()))
-    check("native casts: e4m3 codes of every e4m3 value, midpoint and midpoint neighbour as the integer arithmetic "
-          "(a conversion through fp16, rounding twice, would differ at the neighbours)", torch.equal(e, en))
+    check("native casts: e4m3 codes of every e4m3 value, midpoint and midpoint neighbour, and of values past 448, as "
+          "the integer arithmetic (a conversion through fp16, rounding twice, would differ at the neighbours)",
+          same_codes(e, en))
 
 
 def rounding_sweep() -> torch.Tensor:
     """float32 values where roundings differ: every finite e4m3 value, the midpoints between neighbours, each
-    midpoint's float32 neighbours, the same for bf16 around a few binades, NaN and both zeros."""
+    midpoint's float32 neighbours, the same for bf16 around a few binades, values past e4m3's 448 (which saturate),
+    infinity, NaN and both zeros."""
     e4m3 = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(torch.float8_e4m3fn).float()
     e4m3 = e4m3[e4m3.isfinite()].unique()
     mids = (e4m3[1:] + e4m3[:-1]) / 2
@@ -133,7 +141,9 @@ def rounding_sweep() -> torch.Tensor:
     step = bf16 * 2.0**-8
     bf16_mids = torch.cat([bf16 + step / 2, bf16 + 3 * step / 2])
     bf16_near = torch.cat([torch.nextafter(bf16_mids, bf16_mids * 2), torch.nextafter(bf16_mids, bf16_mids / 2)])
-    values = torch.cat([e4m3, mids, up, down, bf16_mids, bf16_near])
+    past = torch.tensor([torch.nextafter(torch.tensor(448.0), torch.tensor(1e9)).item(), 464.0, 480.0, 1e6,
+                         float("inf")])
+    values = torch.cat([e4m3, mids, up, down, bf16_mids, bf16_near, past])
     return torch.cat([values, -values, torch.tensor([float("nan"), 0.0, -0.0])]).contiguous()
 
 

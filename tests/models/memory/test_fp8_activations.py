@@ -24,7 +24,7 @@ def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_kernels_on_cuda_follow_the_eager_ops():
-    """And (CUDA only) the native-cast variant gives the same bits: 2 shapes x 2 ops, and the rounding sweep's
+    """And (CUDA only) the integer arithmetic gives the default native casts' bits: 2 shapes x 2 ops, and the sweep's
     bf16 and e4m3 checks."""
     run_cases(CASES, "cuda", interpret=False, at_least=AT_LEAST + 6)
 

@@ -181,10 +181,18 @@ def test_a_vit_step_fused_eagerly_and_compiled_has_the_unfused_results(calls, mo
 def test_on_cuda_the_fused_kernels_eagerly_and_under_inductor_keep_the_fp8_results():
     """On CUDA the fused ops are the Triton kernels (a value may move by one e4m3 step): the eager fused step,
     and the Inductor-compiled one (the ops called as they are, no graph break), within a tenth of the
-    fp8-vs-bf16 difference of the unfused eager step."""
+    fp8-vs-bf16 difference of the unfused eager step.
+
+    The compiled step runs a ViT without LoRA dropout: Inductor fuses dropout's scaling without eager's bf16
+    rounding of its product, and any such bf16-level difference before an fp8 quantization moves a few percent of
+    the e4m3 values by a step (features about 0.4 of the fp8-vs-bf16 difference away, measured on an H100): what
+    this bound is for, the fused kernels' rare flips, would drown in it. On the CPU that compiled ViT's step is
+    eager's bit for bit."""
     model = tiny_qlora_vit("cuda")
     plain, bf16 = _vit_step(model, False, False), _vit_step(model, False, False, fp8=False)
     _within_fp8_tenth(_vit_step(model, True, False), plain, bf16)
+    model = tiny_qlora_vit("cuda", lora_dropout=0.0)
+    plain, bf16 = _vit_step(model, False, False), _vit_step(model, False, False, fp8=False)
     compiled, breaks, _ = _compiled_step(model, "inductor")
     assert breaks == 0
     _within_fp8_tenth(compiled, plain, bf16)

@@ -37,14 +37,15 @@ def bf16_step(model: torch.nn.Module, policy) -> tuple:
     return out.float().detach(), {n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def tiny_qlora_vit(device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
-    """The :data:`TINY_QLORA` ViT from seed 0, built and quantized on ``device``, frozen and :func:`perturbed`."""
+def tiny_qlora_vit(device: Union[str, torch.device] = "cpu", **changes) -> torch.nn.Module:
+    """The :data:`TINY_QLORA` ViT (with ``changes`` to its keys) from seed 0, built and quantized on ``device``,
+    frozen and :func:`perturbed`."""
     pytest.importorskip("bitsandbytes")
     from opentad.models.backbones.vit_adapter_qlora import VisionTransformerQLoRA
 
     torch.manual_seed(0)
     with torch.device(device):
-        model = VisionTransformerQLoRA(**TINY_QLORA)
+        model = VisionTransformerQLoRA(**{**TINY_QLORA, **changes})
         model.on_weights_loaded()
         model.freeze()
         return perturbed(model)
