@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -72,7 +72,7 @@ def merged_length(intervals: List[Tuple[float, float]]) -> float:
     return total
 
 
-def idle_gaps(spans: List[Tuple[float, float, str]], host: List[Tuple[float, float, str]] = (),
+def idle_gaps(spans: Sequence[Tuple[float, float, str]], host: Sequence[Tuple[float, float, str]] = (),
               top: int = GAPS) -> Dict[str, Any]:
     """Where the device sat idle between its first and last event: the longest gaps, between which events, and
     what the host was running meanwhile.
@@ -174,7 +174,8 @@ def format_gaps(rows: List[Dict[str, Any]]) -> str:
         if "gaps" not in p:
             continue
         lines += [f"- {r['size']} {r['config']}: {p['gap_count']} idle gaps of {GAP_FLOOR_US:.0f} us or more, "
-                  f"{p['gap_ms']:.1f} ms in all; the longest (ms, the event before -> the one after, the innermost host op meanwhile):"]
+                  f"{p['gap_ms']:.1f} ms in all; the longest (ms, the event before -> the one after, "
+                  "the innermost host op meanwhile):"]
         lines += [f"  - {length:.3f}: `{before}` -> `{after}`; host in `{op or '?'}`"
                   for length, before, after, op in p["gaps"]]
     return "\n".join(lines)

@@ -4,8 +4,8 @@
 One program per row. The row is held in registers as one piece or three of
 ``PART`` values (a power of two), so that a row of 6144 values (g's MLP) is
 three pieces of 2048 rather than one block of 8192 with a quarter of its
-lanes idle: these kernels are bound by the instructions they issue, not by
-memory (docs/benchmarks.md, run 33), so idle lanes cost time. (Two or four
+lanes idle: the time of these kernels tracks the instructions they issue,
+not the bytes they move (docs/benchmarks.md, run 33), so idle lanes cost time. (Two or four
 pieces never pad less than one: a power of two times two is one.)
 
 Per value: GELU (the exact one, ``0.5 h (1 + erf(h / sqrt 2))``) or its
@@ -39,8 +39,11 @@ def erf_f32(x):
     coefficients and order of operations), its two branches computed as selects so no warp diverges.
 
     ``|x| < 1.00296``: ``x + x P(x^2)``; else ``sign(x) (1 - 2^(-|x| (1 + Q(|x|))))``, ``P``, ``Q`` of degree 6
-    evaluated by Horner's rule in fused multiply-adds. The power of two is Triton's ``exp2`` (the GPU's
-    approximate one, as ``erff``'s; exact in the CPU interpreter).
+    evaluated by Horner's rule in fused multiply-adds. The power of two is Triton's ``exp2`` (on the GPU the
+    approximate ``ex2.approx.ftz`` that ``erff`` uses: the GPU computes ``erff``'s bits). Triton's CPU
+    interpreter rounds each ``tl.fma`` twice and computes ``exp2`` exactly, so there the result is the
+    algorithm's, not ``erff``'s bits: within 1.5 units in the last place of ``erf``
+    (``tests/models/memory/fp8_activation_cases.py``).
     """
     t = tl.abs(x)
     big = t >= 1.00296
@@ -107,6 +110,7 @@ def gelu_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stride, t
             ``EVEN``: ``PART * PARTS == cols`` (no masks).
         NATIVE: the GPU's conversions instead of integer arithmetic (module docstring).
     """
+    tl.static_assert((PARTS == 1) or (PARTS == 3), "PARTS must be 1 or 3")
     row = tl.program_id(0).to(tl.int64)
     g_row, h_row = g_ptr + row * g_stride, h_ptr + row * h_stride
     y0 = _part(g_row, h_row, 0, cols, PART, EVEN, BACKWARD, NATIVE)

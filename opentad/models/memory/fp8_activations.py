@@ -12,7 +12,7 @@ written, and each input row is read once::
                                       -> (q [R, K] e4m3, scale [R, 1] float32)
 
 On CUDA (and on the CPU under ``TRITON_INTERPRET=1``) one Triton kernel of
-:mod:`.fp8_kernels` computes each, one program per row; elsewhere, or for
+:mod:`.fp8_activation_kernels` computes each, one program per row; elsewhere, or for
 rows it does not take (not bf16, not unit stride along K, K > 16384), the
 reference: PyTorch's op, then :func:`~.fp8_rows.quantize_rows_reference`.
 The kernel evaluates the activation in float32 with its own ``erf`` and
@@ -69,9 +69,16 @@ def _kernel_takes(*tensors: Tensor) -> bool:
 
 
 def activation_parts(cols: int) -> Tuple[int, int, int]:
-    """``(PART, PARTS, num_warps)`` of :func:`~.fp8_activation_kernels.gelu_rows_kernel` for rows of ``cols``
-    values: one piece or three (``PART`` a power of two), whichever leaves fewer lanes idle (one on a tie), and
-    about 16 values a thread in each piece (g's 6144: three pieces of 2048, 4 warps)."""
+    """The launch shape of :func:`~.fp8_activation_kernels.gelu_rows_kernel` for rows of ``cols`` values.
+
+    Args:
+        cols: values a row (>= 1).
+
+    Returns:
+        ``(PART, PARTS, num_warps)``: one piece or three of ``PART`` values (a power of two, at least 16),
+        whichever leaves fewer lanes idle (one on a tie); a warp per 512 values of a piece, 1 to 8 (16 values a
+        thread in each piece from ``PART`` 512 up to 4096; g's 6144: three pieces of 2048, 4 warps).
+    """
     one = max(16, 1 << (cols - 1).bit_length())
     third = max(16, 1 << (-(-cols // 3) - 1).bit_length())
     part, parts = (third, 3) if 3 * third < one else (one, 1)

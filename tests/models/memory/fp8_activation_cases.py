@@ -20,8 +20,11 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
 
 from opentad.models.memory import fp8_activations as A
+from opentad.models.memory.fp8_activation_kernels import erf_f32
 from opentad.models.memory.fp8_rows import kernel_device
 from tests.models.memory.kernel_cases import CHECKS, check, check_refused
 
@@ -82,21 +85,56 @@ def hand_worked(device: str) -> None:
 def check_special_rows(make) -> None:
     """Rows holding a NaN (in ``h``, in ``grad``) or only zeros: the kernels give NaN for the whole row and its
     scale where the reference does (the quantizer's rule: a NaN anywhere in a row makes the row NaN), the
-    reference's values elsewhere, zeros for the zero row. (At infinite inputs the kernels follow the formula,
-    GELU(inf) = inf, where PyTorch's vectorised CPU op gives NaN: either way the row is not finite.)"""
-    for name, value in [("NaN", float("nan")), ("-NaN", -float("nan"))]:
-        h, g = make(3, 64), make(3, 64, spread=1e-3)
-        h[1, 5] = value
-        g[2, 7] = value
-        h[0] = 0.0
-        for op, got, want in [("GELU", A.gelu_fp8_rows(h), A.gelu_rows_reference(h)),
-                              ("gelu_backward", A.gelu_backward_fp8_rows(g, h), A.gelu_backward_rows_reference(g, h))]:
-            (q, s), (q_ref, s_ref) = got, want
-            qf, rf = q.float().cpu(), q_ref.float().cpu()
-            same = (torch.equal(qf.isnan(), rf.isnan()) and torch.equal(qf.nan_to_num(), rf.nan_to_num())
-                    and torch.equal(s.isnan().cpu(), s_ref.isnan().cpu())
-                    and torch.equal(s.nan_to_num().cpu(), s_ref.nan_to_num().cpu()))
-            check(f"{op}: rows with {name} and an all-zero row as the reference", same)
+    reference's values elsewhere, zeros for the zero row; in one piece (64 values) and in the second and third of
+    three (1408 values: the maximum across pieces must carry the NaN). (At infinite inputs the kernels follow the
+    formula, GELU(inf) = inf, where PyTorch's vectorised CPU op gives NaN: either way the row is not finite.)"""
+    for cols, (in_h, in_g) in [(64, (5, 7)), (1408, (1100, 700))]:
+        for name, value in [("NaN", float("nan")), ("-NaN", -float("nan"))]:
+            h, g = make(3, cols), make(3, cols, spread=1e-3)
+            h[1, in_h] = value
+            g[2, in_g] = value
+            h[0] = 0.0
+            for op, got, want in [("GELU", A.gelu_fp8_rows(h), A.gelu_rows_reference(h)),
+                                  ("gelu_backward", A.gelu_backward_fp8_rows(g, h),
+                                   A.gelu_backward_rows_reference(g, h))]:
+                (q, s), (q_ref, s_ref) = got, want
+                qf, rf = q.float().cpu(), q_ref.float().cpu()
+                same = (torch.equal(qf.isnan(), rf.isnan()) and torch.equal(qf.nan_to_num(), rf.nan_to_num())
+                        and torch.equal(s.isnan().cpu(), s_ref.isnan().cpu())
+                        and torch.equal(s.nan_to_num().cpu(), s_ref.nan_to_num().cpu()))
+                check(f"{op}: {cols}-value rows with {name} and an all-zero row as the reference", same)
+
+
+@triton.jit
+def erf_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    """``y = erf_f32(x)`` for ``n`` float32 values."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(y_ptr + offs, erf_f32(tl.load(x_ptr + offs, mask=offs < n)), mask=offs < n)
+
+
+def check_erf(device: str) -> None:
+    """``erf_f32`` against ``erf`` in float64, within 2 units in the last place of float32 (CUDA documents
+    ``erff``'s error as at most 2; in Triton's interpreter the algorithm with doubly rounded ``fma`` and an exact
+    ``exp2``, 1.42 measured): a dense sweep across ``erff``'s branch point 1.00296, [0, 6] (erf is 1 in float32
+    past about 3.9), tiny and subnormal inputs, both signs; ``erf(+-0) = +-0``, ``erf(+-inf) = +-1``, NaN."""
+    near = 1.00296 * (1 + torch.linspace(-2.0**-8, 2.0**-8, 4097, dtype=torch.float64))
+    x = torch.cat([near, torch.linspace(0, 6, 1 << 16, dtype=torch.float64),
+                   torch.logspace(-45, 0, 2048, dtype=torch.float64)]).float()
+    x = torch.cat([x, -x]).to(device)
+    special = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan")], device=device)
+    x = torch.cat([x, special]).contiguous()
+    y = torch.empty_like(x)
+    erf_kernel[((x.numel() + 1023) // 1024,)](x, y, x.numel(), BLOCK=1024)
+    y, x = y.cpu(), x.cpu()
+    finite = x.isfinite()
+    exact = torch.erf(x[finite].double())
+    ulp = torch.ldexp(torch.ones_like(exact), torch.frexp(exact)[1] - 24).clamp(min=2.0**-149)
+    worst = float(((y[finite].double() - exact).abs() / ulp).max())
+    check(f"erf_f32 within 2 float32 ulps of erf on {int(finite.sum())} inputs (worst {worst:.2f})", worst <= 2.0)
+    tail = y[-5:]
+    check("erf_f32: +-0 keep their sign, +-inf give +-1, NaN gives NaN",
+          tail[:2].tolist() == [0.0, 0.0] and torch.signbit(tail[:2]).tolist() == [False, True]
+          and tail[2:4].tolist() == [1.0, -1.0] and bool(tail[4].isnan()))
 
 
 def same_codes(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -113,6 +151,7 @@ def check_native_casts(make) -> None:
         h, g = make(rows, cols), make(rows, cols, spread=1e-3)
         special = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e-30], device=h.device)
         h[0, :4], g[1, :4] = special.to(h.dtype), special.to(g.dtype)
+        h[1, -4:], g[0, -4:] = special.to(h.dtype), special.to(g.dtype)  # in the last piece too
         h[2] = h[2] * 1e-6  # values far below the row maximum: e4m3 subnormals after scaling
         h[2, 0] = 1.0
         for name, launch in [("GELU", dict()), ("gelu_backward", dict(grad=g))]:
@@ -167,6 +206,7 @@ def run(device: str) -> None:
     check("the rounding sweep: bf16 values and e4m3 codes as PyTorch's casts", torch.equal(e.cpu(), want_e.cpu())
           and bool(((b.view(torch.int32) == want_b.view(torch.int32)) | (b.isnan() & want_b.isnan())).all()))
     hand_worked(device)
+    check_erf(device)
     check_special_rows(make)
     if device == "cuda":
         check_native_casts(make)

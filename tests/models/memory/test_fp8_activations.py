@@ -12,9 +12,9 @@ from opentad.models.memory.fp8_rows import quantize_rows_reference
 from tests.models.memory.kernel_cases import run_cases
 
 CASES = Path(__file__).with_name("fp8_activation_cases.py")
-#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, the sweep, 2 hand-worked rows, 2 NaNs x 2 ops,
-#: 2 strided cases' 10, no rows, float32 rows, 2 refusals
-AT_LEAST = 1 + 30 + 2 + 1 + 2 + 4 + 10 + 1 + 1 + 2
+#: the device check, 3 shapes x 2 ops x 5 checks, 2 rounding checks, the sweep, 2 hand-worked rows, 2 erf checks,
+#: 2 widths x 2 NaNs x 2 ops, 2 strided cases' 10, no rows, float32 rows, 2 refusals
+AT_LEAST = 1 + 30 + 2 + 1 + 2 + 2 + 8 + 10 + 1 + 1 + 2
 
 
 def test_the_kernels_in_tritons_interpreter_follow_the_eager_ops():
@@ -64,3 +64,25 @@ def test_a_compiled_function_calls_the_ops_as_they_are():
     assert torch.ops.opentad.gelu_fp8_rows.default in targets
     assert torch.ops.opentad.gelu_backward_fp8_rows.default in targets
     assert torch.equal(got, f(g, h))
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_the_cuda_kernel_compiles_for_hopper_with_the_gpus_own_instructions(backward):
+    """The default CUDA path (native conversions, three pieces of 2048: g's rows), compiled for sm90 without a GPU:
+    its PTX converts to e4m3 with the saturating instruction (no double rounding through fp16), takes the row
+    maximum with the NaN-propagating one, and has erf's power of two as ``erff``'s ``ex2.approx.ftz``."""
+    triton = pytest.importorskip("triton")
+    pytest.importorskip("triton.backends.nvidia")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from opentad.models.memory.fp8_activation_kernels import gelu_rows_kernel
+
+    pointers = {"g_ptr": "*bf16", "h_ptr": "*bf16", "q_ptr": "*u8", "scale_ptr": "*fp32"}
+    values = {"cols": "i32", "g_stride": "i32", "h_stride": "i32", "tiny": "fp32"}
+    shape = {"PART": 2048, "PARTS": 3, "EVEN": True, "BACKWARD": backward, "NATIVE": True}
+    source = ASTSource(fn=gelu_rows_kernel, signature={**pointers, **values, **{k: "constexpr" for k in shape}},
+                       constexprs=shape)
+    ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ptx"]
+    assert "cvt.rn.satfinite.e4m3x2.f32" in ptx and "cvt.rn.f16" not in ptx
+    assert "max.NaN.f32" in ptx and "ex2.approx.ftz.f32" in ptx
