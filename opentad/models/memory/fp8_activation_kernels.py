@@ -4,9 +4,10 @@
 One program per row. The row is held in registers as one piece or three of
 ``PART`` values (a power of two), so that a row of 6144 values (g's MLP) is
 three pieces of 2048 rather than one block of 8192 with a quarter of its
-lanes idle: the time of these kernels tracks the instructions they issue,
-not the bytes they move (docs/benchmarks.md, run 33), so idle lanes cost time. (Two or four
-pieces never pad less than one: a power of two times two is one.)
+lanes idle: the time of such kernels follows the instructions they issue
+(run 32's took 3.5 times the time their bytes need; docs/benchmarks.md, run
+33), so idle lanes cost time. (Two or four pieces never pad less than one: a
+power of two times two is one.)
 
 Per value: GELU (the exact one, ``0.5 h (1 + erf(h / sqrt 2))``) or its
 backward (``g (cdf(h) + h pdf(h))``, ``pdf(h) = exp(-h^2 / 2) / sqrt(2 pi)``)
