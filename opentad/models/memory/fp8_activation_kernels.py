@@ -97,6 +97,26 @@ def _store_part(y, inv, q_ptr, p, cols, PART: tl.constexpr, EVEN: tl.constexpr, 
 
 
 @triton.jit
+def store_quantized_pieces(y0, y1, y2, q_ptr, scale_ptr, row, cols, tiny, PART: tl.constexpr, PARTS: tl.constexpr,
+                           EVEN: tl.constexpr, NATIVE: tl.constexpr):
+    """Quantize row ``row`` held as ``PARTS`` float32 pieces ``y0`` (, ``y1``, ``y2``: ignored for one piece;
+    zeros past ``cols``) into ``q_ptr`` (uint8 e4m3 bits, ``cols`` a row, contiguous) and ``scale_ptr[row]``:
+    ``amax`` over the pieces (NaN if one holds it; at least ``tiny``), ``e4m3(clamp(y * 448 / amax))``,
+    ``scale = amax / 448``. Also the one-pass layer norm's last step (``benchmarks/onepass_kernels.py``)."""
+    amax = row_amax(y0)
+    if PARTS == 3:
+        amax = max_nan(max_nan(amax, row_amax(y1)), row_amax(y2))
+    amax = tl.where(amax < tiny, tiny, amax)  # NaN stays NaN
+    inv = tl.div_rn(448.0, amax)
+    q_row = q_ptr + row * cols
+    _store_part(y0, inv, q_row, 0, cols, PART, EVEN, NATIVE)
+    if PARTS == 3:
+        _store_part(y1, inv, q_row, 1, cols, PART, EVEN, NATIVE)
+        _store_part(y2, inv, q_row, 2, cols, PART, EVEN, NATIVE)
+    tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
+
+
+@triton.jit
 def gelu_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stride, tiny, PART: tl.constexpr,
                      PARTS: tl.constexpr, EVEN: tl.constexpr, BACKWARD: tl.constexpr, NATIVE: tl.constexpr):
     """Row ``r`` (the program id) of ``quantize(bf16(gelu(h)))``, or with ``BACKWARD`` of
@@ -115,17 +135,8 @@ def gelu_rows_kernel(g_ptr, h_ptr, q_ptr, scale_ptr, cols, g_stride, h_stride, t
     row = tl.program_id(0).to(tl.int64)
     g_row, h_row = g_ptr + row * g_stride, h_ptr + row * h_stride
     y0 = _part(g_row, h_row, 0, cols, PART, EVEN, BACKWARD, NATIVE)
-    amax = row_amax(y0)
     y1, y2 = y0, y0  # placeholders for one piece (never stored)
     if PARTS == 3:
         y1 = _part(g_row, h_row, 1, cols, PART, EVEN, BACKWARD, NATIVE)
         y2 = _part(g_row, h_row, 2, cols, PART, EVEN, BACKWARD, NATIVE)
-        amax = max_nan(max_nan(amax, row_amax(y1)), row_amax(y2))
-    amax = tl.where(amax < tiny, tiny, amax)  # NaN stays NaN
-    inv = tl.div_rn(448.0, amax)
-    q_row = q_ptr + row * cols
-    _store_part(y0, inv, q_row, 0, cols, PART, EVEN, NATIVE)
-    if PARTS == 3:
-        _store_part(y1, inv, q_row, 1, cols, PART, EVEN, NATIVE)
-        _store_part(y2, inv, q_row, 2, cols, PART, EVEN, NATIVE)
-    tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
+    store_quantized_pieces(y0, y1, y2, q_ptr, scale_ptr, row, cols, tiny, PART, PARTS, EVEN, NATIVE)
