@@ -28,9 +28,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from opentad.models.memory.fp8_activation_kernels import store_quantized_pieces
+from opentad.models.memory.fp8_activation_kernels import load_piece, store_quantized_pieces
 from opentad.models.memory.fp8_activations import activation_parts, gelu_backward_fp8_rows, gelu_fp8_rows
-from opentad.models.memory.fp8_kernels import bf16_in, bf16_out
+from opentad.models.memory.fp8_kernels import bf16_out
 from opentad.models.memory.fp8_rows import TINY, empty_rows
 
 __all__ = ["gelu_rows", "gelu_backward_rows", "layer_norm_rows"]
@@ -40,20 +40,10 @@ gelu_backward_rows = gelu_backward_fp8_rows
 
 
 @triton.jit
-def _piece(ptr, p, cols, PART: tl.constexpr, EVEN: tl.constexpr, NATIVE: tl.constexpr):
-    """Piece ``p`` of the bf16 row at ``ptr`` as float32 ``[PART]`` (zeros past ``cols``)."""
-    offs = p * PART + tl.arange(0, PART)
-    if EVEN:
-        return bf16_in(tl.load(ptr + offs), NATIVE)
-    else:
-        return bf16_in(tl.load(ptr + offs, mask=offs < cols, other=0.0), NATIVE)
-
-
-@triton.jit
 def _normed(d, rstd, w_ptr, b_ptr, p, cols, PART: tl.constexpr, EVEN: tl.constexpr, NATIVE: tl.constexpr):
     """Piece ``p`` of ``bf16(d * rstd * w + b)`` as float32 (zeros past ``cols``)."""
     offs = p * PART + tl.arange(0, PART)
-    y = d * rstd * _piece(w_ptr, p, cols, PART, EVEN, NATIVE) + _piece(b_ptr, p, cols, PART, EVEN, NATIVE)
+    y = d * rstd * load_piece(w_ptr, p, cols, PART, EVEN, NATIVE) + load_piece(b_ptr, p, cols, PART, EVEN, NATIVE)
     return bf16_out(tl.where(offs < cols, y, 0.0), NATIVE)
 
 
@@ -66,12 +56,12 @@ def _layer_norm_kernel(x_ptr, w_ptr, b_ptr, q_ptr, scale_ptr, cols, x_stride, ep
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_stride
     offs = tl.arange(0, PART)
-    x0 = _piece(x_row, 0, cols, PART, EVEN, NATIVE)
+    x0 = load_piece(x_row, 0, cols, PART, EVEN, NATIVE)
     x1, x2 = x0, x0  # placeholders for one piece
     total = tl.sum(x0, axis=0)
     if PARTS == 3:
-        x1 = _piece(x_row, 1, cols, PART, EVEN, NATIVE)
-        x2 = _piece(x_row, 2, cols, PART, EVEN, NATIVE)
+        x1 = load_piece(x_row, 1, cols, PART, EVEN, NATIVE)
+        x2 = load_piece(x_row, 2, cols, PART, EVEN, NATIVE)
         total += tl.sum(x1, axis=0) + tl.sum(x2, axis=0)
     mean = total / cols
     d0 = tl.where(offs < cols, x0 - mean, 0.0)

@@ -64,21 +64,25 @@ def erf_f32(x):
 
 
 @triton.jit
+def load_piece(ptr, p, cols, PART: tl.constexpr, EVEN: tl.constexpr, NATIVE: tl.constexpr):
+    """Piece ``p`` of the bf16 row at ``ptr`` as float32 ``[PART]``, zeros past ``cols`` (no mask with
+    ``EVEN``); ``NATIVE`` as :func:`~.fp8_kernels.bf16_in`."""
+    offs = p * PART + tl.arange(0, PART)
+    if EVEN:
+        return bf16_in(tl.load(ptr + offs), NATIVE)
+    else:
+        return bf16_in(tl.load(ptr + offs, mask=offs < cols, other=0.0), NATIVE)
+
+
+@triton.jit
 def _part(g_ptr, h_ptr, p, cols, PART: tl.constexpr, EVEN: tl.constexpr, BACKWARD: tl.constexpr,
           NATIVE: tl.constexpr):
     """Piece ``p`` of a row: the bf16-rounded activation (or its backward) as float32, ``[PART]``, zeros past
     ``cols``; ``g_ptr``, ``h_ptr`` point at the row."""
-    offs = p * PART + tl.arange(0, PART)
-    if EVEN:
-        h = bf16_in(tl.load(h_ptr + offs), NATIVE)
-    else:
-        h = bf16_in(tl.load(h_ptr + offs, mask=offs < cols, other=0.0), NATIVE)
+    h = load_piece(h_ptr, p, cols, PART, EVEN, NATIVE)
     e = erf_f32(h * SQRT_HALF)
     if BACKWARD:
-        if EVEN:
-            g = bf16_in(tl.load(g_ptr + offs), NATIVE)
-        else:
-            g = bf16_in(tl.load(g_ptr + offs, mask=offs < cols, other=0.0), NATIVE)
+        g = load_piece(g_ptr, p, cols, PART, EVEN, NATIVE)
         y = g * (0.5 * (1.0 + e) + h * (tl.exp(-0.5 * h * h) * INV_SQRT_2PI))
     else:
         y = 0.5 * h * (1.0 + e)

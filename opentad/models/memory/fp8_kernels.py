@@ -66,15 +66,16 @@ def row_amax(x):
 
 
 @triton.jit
-def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny, NATIVE: tl.constexpr):
+def store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny):
     """Quantize the float32 row ``x`` (zeros where ``mask`` is off) into row ``row`` of ``q_ptr`` (e4m3 bits,
     ``cols`` a row, contiguous) and ``scale_ptr[row]``: ``amax`` at least ``tiny`` (NaN if the row has one),
-    ``q = e4m3(clamp(x * (448 / amax)))``, ``scale = amax / 448``. Also the one-pass fusion kernels' last step
-    (``benchmarks/onepass_kernels.py``); ``NATIVE`` as :func:`e4m3_code`."""
+    ``q = e4m3(clamp(x * (448 / amax)))``, ``scale = amax / 448``, the e4m3 rounding in integer arithmetic
+    (:func:`e4m3_code`). The activation kernels' multi-piece form is
+    :func:`~.fp8_activation_kernels.store_quantized_pieces`."""
     amax = row_amax(x)
     amax = tl.where(amax < tiny, tiny, amax)  # NaN stays NaN
     inv = tl.div_rn(448.0, amax)
-    tl.store(q_ptr + row * cols + offs, e4m3_code(x * inv, NATIVE), mask=mask)
+    tl.store(q_ptr + row * cols + offs, e4m3_code(x * inv, False), mask=mask)
     tl.store(scale_ptr + row, tl.div_rn(amax, 448.0))
 
 
@@ -94,7 +95,7 @@ def quantize_rows_kernel(x_ptr, q_ptr, scale_ptr, cols, x_row_stride, tiny, BLOC
     offs = tl.arange(0, BLOCK)
     mask = offs < cols
     x = tl.load(x_ptr + row * x_row_stride + offs, mask=mask, other=0.0).to(tl.float32)
-    store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny, False)
+    store_quantized_row(x, offs, mask, q_ptr, scale_ptr, row, cols, tiny)
 
 
 @triton.jit
