@@ -7,8 +7,8 @@
 * **compiled fusions** (``compile_blocks`` with ``frozen_fp8``; ``--fusions``): what Inductor fuses the fp8
   rows' quantization with inside a compiled block (the layer norm before ``qkv`` and ``fc1``, GELU before
   ``fc2``, ``gelu_backward`` before ``fc1``'s input gradient), compiled in ``torch.compile``'s default mode and
-  in ``compile_blocks="multi-kernel"``'s Inductor options, and on CUDA the one-pass Triton kernels of
-  :mod:`benchmarks.onepass_kernels` (a candidate, not used by the blocks); each fusion returns the quantized
+  in ``compile_blocks="multi-kernel"``'s Inductor options, and on CUDA the library's one-pass Triton kernels
+  (``fused_fp8_norms``' layer norm, ``fused_fp8_mlp``'s GELU and its backward); each fusion returns the quantized
   rows and their scales, and each output is checked against the eager one (within bf16 / fp8 rounding).
 """
 from __future__ import annotations
@@ -71,26 +71,26 @@ EPS = 1e-6
 
 def _onepass() -> Dict[str, Dict[str, Callable]]:
     """Columns of one-pass Triton kernels, each a function per fusion key, or {} without Triton:
-    ``onepass``, the kernels as the library launches them (:mod:`benchmarks.onepass_kernels`; on CUDA with the
-    GPU's own bf16 and e4m3 conversions); ``integer``, GELU's and ``gelu_backward``'s with the conversions in
-    integer arithmetic (what Triton's CPU interpreter runs); ``2 warps`` and ``8 warps``, the library's with other
+    ``onepass``, the kernels as the library launches them (:mod:`opentad.models.memory.fp8_norm`,
+    :mod:`opentad.models.memory.fp8_activations`; on CUDA with the GPU's own bf16 and e4m3 conversions);
+    ``integer``, the same with the conversions in integer arithmetic (what Triton's CPU interpreter runs); ``2 warps`` and ``8 warps``, the library's with other
     warps a program; ``floor``, :func:`traffic_copy` (moves as many bytes as the fusion must and computes
     nothing: the bandwidth floor; not compared)."""
     try:
-        from benchmarks import onepass_kernels as K
         from opentad.models.memory.fp8_activations import launch_gelu_rows
+        from opentad.models.memory.fp8_norm import launch_layer_norm_rows
     except ImportError:
         return {}
 
-    def gelu_columns(**launch):
-        return {"gelu": lambda h: launch_gelu_rows(h, **launch),
+    def columns(**launch):
+        return {"norm": lambda x, w, b: launch_layer_norm_rows(x, w, b, EPS, **launch)[:2],
+                "gelu": lambda h: launch_gelu_rows(h, **launch),
                 "gelu_backward": lambda g, h: launch_gelu_rows(h, grad=g, **launch)}
 
-    return {"onepass": {"norm": lambda x, w, b: K.layer_norm_rows(x, w, b, EPS), "gelu": K.gelu_rows,
-                        "gelu_backward": K.gelu_backward_rows},
-            "integer": gelu_columns(native_casts=False),
-            "2 warps": gelu_columns(num_warps=2),
-            "8 warps": gelu_columns(num_warps=8),
+    return {"onepass": columns(),
+            "integer": columns(native_casts=False),
+            "2 warps": columns(num_warps=2),
+            "8 warps": columns(num_warps=8),
             FLOOR: {"norm": traffic_copy, "gelu": traffic_copy, "gelu_backward": traffic_copy}}
 
 

@@ -18,8 +18,8 @@ RUN_ID="${QUICKSTART_ID:-0}"
 
 bash tools/setup_env.sh
 PY="$ROOT/.venv/bin/python"
-# The same floating-point code paths on every x86-64 machine with AVX2, so that
-# the table is the same everywhere (docs/qlora.md, "Reproducibility"):
+# The same floating-point code paths every run (the table is the same each time on
+# one machine; across hosts it has still differed: docs/qlora.md, "Reproducibility"):
 # a fixed thread count, and PyTorch's, MKL's and oneDNN's kernels held to AVX2.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( NPROC > 1 ? 1 : 2 ))}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-avx2}" MKL_CBWR="${MKL_CBWR:-AVX2}"

@@ -35,6 +35,7 @@ from opentad.cores.work_dir import (
 )
 from opentad.evaluations import check_ground_truth
 from opentad.utils.checkpoint import load_checkpoint
+from opentad.utils.process import cpu_description
 
 __all__ = ["train", "test", "default_test_checkpoint"]
 
@@ -48,8 +49,8 @@ def train(argv: Optional[Sequence[str]] = None) -> Optional[Dict[str, Any]]:
                            is_main=launch_rank_and_size()[0] == 0)  # before anything is written there
     ctx = prepare_run(args, mode="train")
     tidy_work_dir(ctx.work_dir, moved=moved, is_main=ctx.env.is_main)
-    logger.info("CPU threads per process: %d (OMP_NUM_THREADS=%s)", torch.get_num_threads(),
-                os.environ.get("OMP_NUM_THREADS", "unset"))
+    logger.info("CPU threads per process: %d (OMP_NUM_THREADS=%s); CPU: %s", torch.get_num_threads(),
+                os.environ.get("OMP_NUM_THREADS", "unset"), cpu_description())
     # reported once (bad input at set-up: one line from rank 0; see opentad/cores/entry.py), then raised
     with reported_failures(rank=ctx.env.rank, world_size=ctx.env.world_size, what="Training",
                            user_errors=USER_ERRORS) as stage:

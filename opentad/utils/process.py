@@ -14,6 +14,8 @@ torch is imported (OpenMP reads its environment once, when torch loads).
   a launcher killed with ``kill -9`` would leave it training; a daemon thread
   ends the worker (SIGTERM to itself) once its parent is gone.
 * :func:`pid_alive`: whether a process id is a live (not zombie) process of this host.
+* :func:`cpu_description`: the CPU's model and vector extensions and the variables that hold the math libraries'
+  kernels to one instruction set, for the run's log (the quick start's table depends on the CPU: docs/qlora.md).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Dict, MutableMapping, Optional
 
 __all__ = [
     "LAUNCHER_PID_VAR",
+    "cpu_description",
     "cgroup_cpu_limit",
     "usable_cores",
     "local_process_count",
@@ -205,3 +208,38 @@ def watch_launcher(
     thread = threading.Thread(target=_watch, args=(parent, poll_s), name="opentad-launcher-watch", daemon=True)
     thread.start()
     return thread
+
+
+#: the variables that hold PyTorch's, MKL's and oneDNN's CPU kernels to one instruction set (tools/quickstart.sh)
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+_VECTOR_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_description(cpuinfo: str = "/proc/cpuinfo", environ: Optional[MutableMapping[str, str]] = None) -> str:
+    """``"<model name> (<vector extensions>); ATEN_CPU_CAPABILITY=..., MKL_CBWR=..., ONEDNN_MAX_CPU_ISA=..."``.
+
+    Args:
+        cpuinfo: Linux's CPU description (first processor's ``model name`` and ``flags``); where it cannot be
+            read, the model is ``platform.processor()`` and the extensions are not listed.
+        environ: the environment (default ``os.environ``).
+    """
+    env = os.environ if environ is None else environ
+    model, flags = "", None
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and flags is None:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    if not model:
+        import platform
+
+        model = platform.processor() or platform.machine() or "unknown CPU"
+    extensions = "" if flags is None else " ({})".format(", ".join(f for f in _VECTOR_FLAGS if f in flags) or "no AVX2")
+    held = ", ".join(f"{name}={env.get(name, 'unset')}" for name in ISA_VARIABLES)
+    return f"{model}{extensions}; {held}"
+

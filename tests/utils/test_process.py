@@ -1,4 +1,4 @@
-"""Thread defaults, liveness of process ids, and workers that end with their launcher."""
+"""Thread defaults, liveness of process ids, workers that end with their launcher, and the CPU description."""
 import json
 import os
 import signal
@@ -180,3 +180,20 @@ def test_a_worker_whose_launcher_died_before_it_started_ends_at_once(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == -signal.SIGTERM
     assert f"the launcher (pid {gone.pid}) died before this worker started" in result.stderr
+
+
+def test_cpu_description_names_the_model_its_vector_extensions_and_the_held_instruction_set(tmp_path):
+    """From a two-processor cpuinfo: the first model name, the extensions of interest in a fixed order, the three
+    variables as set or ``unset``; a machine without AVX2 says so; without cpuinfo the model comes from
+    ``platform`` and no extensions are listed."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512f sse avx2 avx512_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n")
+    env = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+    assert process.cpu_description(str(info), env) == (
+        "AMD EPYC 9R14 (avx2, avx512f, avx512_bf16); ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, "
+        "ONEDNN_MAX_CPU_ISA=unset")
+    info.write_text("model name\t: Old\nflags\t\t: fpu sse2\n")
+    assert process.cpu_description(str(info), {}).startswith("Old (no AVX2); ATEN_CPU_CAPABILITY=unset")
+    missing = process.cpu_description(str(tmp_path / "absent"), {})
+    assert "(" not in missing.split(";")[0] and missing.endswith("ONEDNN_MAX_CPU_ISA=unset")

@@ -68,6 +68,9 @@ class WrapperOptions:
         fused_fp8_mlp: with ``frozen_fp8="all"`` (default False; approximate as it): the frozen MLPs' GELU and
             its backward fused with the fp8 products' row quantization, one pass over the rows
             (:mod:`opentad.models.memory.fp8_mlp`; docs/qlora.md). Not part of upstream's keys.
+        fused_fp8_norms: with ``frozen_fp8="all"`` and ``compile_blocks`` (default False; approximate as it): the
+            blocks' frozen layer norms fused with the fp8 row quantization of ``qkv`` and ``fc1``, one pass over
+            the rows (:mod:`opentad.models.memory.fp8_norm`; docs/qlora.md). Not part of upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
             (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of
@@ -106,6 +109,7 @@ class WrapperOptions:
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
     fused_fp8_mlp: bool = False
+    fused_fp8_norms: bool = False
     cuda_graphs: bool = False
     attention_kernels: Literal["torch", "cudnn"] = "torch"
 
@@ -147,6 +151,7 @@ class WrapperOptions:
             fused_residual=self.fused_residual,
             frozen_fp8=self.frozen_fp8,
             fused_fp8_mlp=self.fused_fp8_mlp,
+            fused_fp8_norms=self.fused_fp8_norms,
             cuda_graphs=self.cuda_graphs,
             attention_kernels=self.attention_kernels,
         )

@@ -169,30 +169,40 @@ class Attention(nn.Module):
         self.proj = linear_factory("proj", embed_dims, embed_dims, True)
         self.proj_drop = nn.Dropout(drop_rate)
 
+    def qkv_bias(self) -> Optional[Tensor]:
+        """The ``(q_bias, 0, v_bias)`` bias ``[3C]`` of ``qkv``'s output, or None without ``qkv_bias``."""
+        if self.q_bias is None:
+            return None
+        return torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+
     def project_qkv(self, x: Tensor) -> Tensor:
-        """``[B, N, C] -> [B, N, 3C]``: ``qkv(x)`` plus the ``(q_bias, 0, v_bias)`` bias.
+        """``[B, N, C] -> [B, N, 3C]``: ``qkv(x)`` plus :meth:`qkv_bias`.
 
         A plain ``nn.Linear`` takes the bias into its product, ``F.linear(x, W, bias)``, as upstream's VideoMAE
         computes it: the sum is rounded once (in bf16, adding it to the rounded product afterwards differs in
         the last bit of about a quarter of the values). Other layers (4-bit, LoRA) add it to their output.
         """
-        if self.q_bias is None:
+        bias = self.qkv_bias()
+        if bias is None:
             return self.qkv(x)
-        bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
         if type(self.qkv) is nn.Linear and self.qkv.bias is None:
             return F.linear(x, self.qkv.weight, bias.to(self.qkv.weight.dtype))
         qkv = self.qkv(x)
         return qkv + bias.to(qkv.dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``[B, N, C] -> [B, N, C]``."""
-        b, n, c = x.shape
-        qkv = self.project_qkv(x)
+    def attend(self, qkv: Tensor) -> Tensor:
+        """``[B, N, 3C] -> [B, N, C]``: attention of the projected queries, keys and values, then ``proj``."""
+        b, n, c3 = qkv.shape
+        c = c3 // 3
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         dropout = self.attn_drop_rate if self.training else 0.0
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         x = x.transpose(1, 2).reshape(b, n, c)
         return self.proj_drop(self.proj(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, N, C] -> [B, N, C]``."""
+        return self.attend(self.project_qkv(x))
 
 
 class FFN(nn.Module):
@@ -282,9 +292,17 @@ class Block(nn.Module):
                  mlp: Optional[Callable[[nn.Module, Tensor], Tensor]] = None) -> Tensor:
         """Attention and MLP with their residuals (no adapter); ``scales``: stochastic-depth factors, or drawn;
         ``mlp``: computes the MLP branch as ``mlp(self.mlp, h)`` instead of ``self.mlp(h)`` (a memory option's)."""
-        x = x + self.drop_path(self.attn(self.norm1(x)), scales[0])
+        x = x + self.drop_path(self.attention_branch(x), scales[0])
+        return x + self.drop_path(self.mlp_branch(x, mlp), scales[1])
+
+    def attention_branch(self, x: Tensor) -> Tensor:
+        """``attn(norm1(x))``: ``[B, N, C] -> [B, N, C]`` (a hook: memory options fuse the norm with ``qkv``)."""
+        return self.attn(self.norm1(x))
+
+    def mlp_branch(self, x: Tensor, mlp: Optional[Callable[[nn.Module, Tensor], Tensor]] = None) -> Tensor:
+        """``mlp(norm2(x))``, or ``mlp(self.mlp, norm2(x))`` with ``mlp``: ``[B, N, C] -> [B, N, C]`` (a hook)."""
         h = self.norm2(x)
-        return x + self.drop_path(self.mlp(h) if mlp is None else mlp(self.mlp, h), scales[1])
+        return self.mlp(h) if mlp is None else mlp(self.mlp, h)
 
     def residual_dropout(self) -> bool:
         """Whether the attention and MLP draw random numbers now besides stochastic depth (active dropout)."""

@@ -16,6 +16,7 @@ from torch import nn
 from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.compile import compile_blocks
 from opentad.models.memory.fp8_matmul import set_fp8_products
+from opentad.models.memory.fp8_norm_block import set_fp8_norm_blocks
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP
 from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.stream_norm import set_stream_norms
@@ -52,7 +53,8 @@ def apply_memory_policy(backbone: nn.Module, policy: Any) -> int:
     Casts the frozen values to ``policy.frozen_dtype``, switches every
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp`` without ``compile_blocks``; :class:`FrozenFP8MLP` with ``fused_fp8_mlp``; same state and
-    state-dict keys, only ``forward`` differs), the blocks' layer norms to stream norms or back (``stream_norms`` with
+    state-dict keys, only ``forward`` differs), the blocks to :class:`~.fp8_norm_block.FP8NormBlock` or back
+    (``fused_fp8_norms``; the same state, only the branch hooks differ), the blocks' layer norms to stream norms or back (``stream_norms`` with
     ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
     with ``frozen_dtype``, without ``compile_blocks``), the frozen 4-bit layers' forward products to fp8 or
     back (``frozen_fp8``, approximate), compiles the blocks or not
@@ -69,8 +71,9 @@ def apply_memory_policy(backbone: nn.Module, policy: Any) -> int:
     for module in backbone.modules():
         if isinstance(module, FFN):
             module.__class__ = FrozenFP8MLP if fused_mlp else FrozenMLP if chunked_mlp else FFN
-    set_stream_norms([m for m in backbone.modules() if isinstance(m, Block)],
-                     policy.stream_norms and policy.frozen_dtype is not None)
+    blocks = [m for m in backbone.modules() if isinstance(m, Block)]
+    set_fp8_norm_blocks(blocks, policy.fused_fp8_norms)
+    set_stream_norms(blocks, policy.stream_norms and policy.frozen_dtype is not None)
     set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None
                         and policy.compile_blocks is False)
     set_fp8_products(backbone, policy.frozen_fp8)

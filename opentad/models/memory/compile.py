@@ -153,7 +153,7 @@ def block_body(block: Block, x: torch.Tensor, grid: Tuple[int, int], scales: Sca
     Returns:
         ``[B, N, C]``.
     """
-    x = Block.residual(block, x, scales)
+    x = type(block).residual(block, x, scales)  # the class's (the instance's is this compiled code)
     return x if block.adapter is None else type(block.adapter).forward(block.adapter, x, grid)
 
 
@@ -163,10 +163,14 @@ def _adapter_body(adapter: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) ->
 
 def _unused_residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torch.Tensor:
     """``block.residual`` for a recomputation whose output only carries the graph: ``fc2``'s product left out."""
-    return Block.residual(block, x, scales, mlp=unused_output_mlp)
+    return type(block).residual(block, x, scales, mlp=unused_output_mlp)
 
 
-_BODIES = {"block": block_body, "residual": Block.residual, "adapter": _adapter_body,
+def _residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torch.Tensor:
+    return type(block).residual(block, x, scales)
+
+
+_BODIES = {"block": block_body, "residual": _residual_body, "adapter": _adapter_body,
            "unused_residual": _unused_residual_body}
 
 

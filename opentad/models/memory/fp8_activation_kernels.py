@@ -106,7 +106,7 @@ def store_quantized_pieces(y0, y1, y2, q_ptr, scale_ptr, row, cols, tiny, PART: 
     """Quantize row ``row`` held as ``PARTS`` float32 pieces ``y0`` (, ``y1``, ``y2``: ignored for one piece;
     zeros past ``cols``) into ``q_ptr`` (uint8 e4m3 bits, ``cols`` a row, contiguous) and ``scale_ptr[row]``:
     ``amax`` over the pieces (NaN if one holds it; at least ``tiny``), ``e4m3(clamp(y * 448 / amax))``,
-    ``scale = amax / 448``. Also the one-pass layer norm's last step (``benchmarks/onepass_kernels.py``)."""
+    ``scale = amax / 448``. Also the fused layer norm's last step (:mod:`.fp8_norm_kernels`)."""
     amax = row_amax(y0)
     if PARTS == 3:
         amax = max_nan(max_nan(amax, row_amax(y1)), row_amax(y2))

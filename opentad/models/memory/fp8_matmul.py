@@ -49,7 +49,8 @@ from opentad.models.memory.fp8_weights import fp8_weight, made_copy
 logger = logging.getLogger(__name__)
 
 __all__ = ["MODES", "fp8_frozen_linear", "fp8_frozen_linear_all", "fp8_input_grad", "fp8_backward_operands",
-           "input_grad_product", "quantize_fp8_weights", "check_mode", "set_fp8_products", "fp8_takes_every_product"]
+           "input_grad_product", "made_fp8_operands", "quantize_fp8_weights", "check_mode", "set_fp8_products",
+           "fp8_takes_every_product"]
 
 
 class _FP8FrozenMatmul(torch.autograd.Function):
@@ -141,9 +142,15 @@ def fp8_backward_operands(layer: nn.Module, device: torch.device) -> Optional[Tu
     return None if back is None else (back.q, back.scale)
 
 
-def _made_weights(layer: nn.Module, x: Tensor, fp8_backward: bool) -> Optional[Tuple[Tensor, ...]]:
+def made_fp8_operands(layer: nn.Module, x: Tensor, fp8_backward: bool) -> Optional[Tuple[Tensor, ...]]:
     """The tensors :class:`_FP8TensorMatmul` needs, where they exist already for ``x``'s device: the fp8 weight
-    (made before the step: :func:`quantize_fp8_weights`), and the transposed fp8 weight or a held bf16 copy."""
+    (made before the step: :func:`quantize_fp8_weights`), and the transposed fp8 weight or a held bf16 copy.
+
+    Returns:
+        ``(weight_q [M, K], weight_scale [1, M], back, back_scale)``: with ``fp8_backward`` ``back`` is ``W.T``
+        in e4m3 ``[K, M]`` with ``back_scale [1, K]``, else the held bf16 ``W`` ``[M, K]`` and None; None where
+        one of them is missing. Traceable.
+    """
     cache = made_copy(layer, "_fp8_cache", x.device)
     if cache is None:
         return None
@@ -163,7 +170,7 @@ def _fp8_linear(layer: nn.Module, x: Tensor, dtype: torch.dtype, fp8_backward: b
         return _eager_fp8_linear(layer, x, dtype, fp8_backward)
     if dtype != torch.bfloat16 or not _fp8_dims(x.shape[-1], layer.out_features):
         return None
-    weights = _made_weights(layer, x, fp8_backward)
+    weights = made_fp8_operands(layer, x, fp8_backward)
     if weights is None:
         return _eager_fp8_linear(layer, x, dtype, fp8_backward)
     flat, bias = _rows(layer, x)

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from opentad.models.memory.fp8_activations import CUSTOM_OPS, gelu_backward_fp8_rows, gelu_fp8_rows
 from opentad.models.memory.fp8_matmul import fp8_frozen_linear_all
+from opentad.models.memory.fp8_norm import layer_norm_fp8_rows, layer_norm_input_grad, norm_operands
 from opentad.models.memory.fp8_rows import fp8_supported, rows_product, scaled_rows_product
 from opentad.models.memory.fp8_weights import fp8_weight, made_copy
 
@@ -129,28 +130,40 @@ def mlp_input_grad(grad: Tensor, h: Tensor, fc1_back: Tensor, fc1_back_scale: Te
 class FP8MLPFunction(torch.autograd.Function):
     """``[R, C] -> [R, C_out]`` of :func:`mlp_hidden` and :func:`mlp_output`, keeping ``h`` for
     :func:`mlp_input_grad`; from tensors alone (traceable). ``unused``: the output is left uninitialised and
-    only ``h`` is computed (a recomputation whose output nobody reads). Gradients flow to ``x`` only.
+    only ``h`` is computed (a recomputation whose output nobody reads). With a norm (``eps`` not None) the MLP
+    reads ``layer_norm(x)``, the norm fused with ``fc1``'s row quantization (:mod:`.fp8_norm`), and backward
+    ends with the norm's. Gradients flow to ``x`` only.
 
-    ``apply(x, unused, *FP8MLPWeights)``.
+    ``apply(x, unused, norm_weight, norm_bias, eps, *FP8MLPWeights)``.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, unused: bool, *weights: Optional[Tensor]) -> Tensor:  # noqa: D102
+    def forward(ctx, x: Tensor, unused: bool, norm_weight: Optional[Tensor], norm_bias: Optional[Tensor],
+                eps: Optional[float], *weights: Optional[Tensor]) -> Tensor:  # noqa: D102
         w = FP8MLPWeights(*weights)
-        h = mlp_hidden(w, x)
-        ctx.save_for_backward(h, *w.backs())
+        ctx.normed = eps is not None
+        if ctx.normed:
+            q, scale, mean, rstd = layer_norm_fp8_rows(x, norm_weight, norm_bias, eps)
+            h = scaled_rows_product(q, scale, w.fc1, w.fc1_scale, w.fc1_bias)
+            ctx.save_for_backward(h, *w.backs(), x, mean, rstd, norm_weight, norm_bias)
+        else:
+            h = mlp_hidden(w, x)
+            ctx.save_for_backward(h, *w.backs())
         if unused:
             return x.new_empty((x.shape[0], w.fc2.shape[0]))
         return mlp_output(w, h)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
-        h, *backs = ctx.saved_tensors
-        return (mlp_input_grad(grad, h, *backs), None) + (None,) * len(FP8MLPWeights._fields)
+        h, *backs = ctx.saved_tensors[:5]
+        dx = mlp_input_grad(grad, h, *backs)
+        if ctx.normed:
+            dx = layer_norm_input_grad(dx, *ctx.saved_tensors[5:])
+        return (dx, None, None, None, None) + (None,) * len(FP8MLPWeights._fields)
 
 
-def fp8_mlp(fc1: nn.Module, fc2: nn.Module, x: Tensor, *, unused: bool = False,
-            made_only: bool = True) -> Optional[Tensor]:
+def fp8_mlp(fc1: nn.Module, fc2: nn.Module, x: Tensor, *, unused: bool = False, made_only: bool = True,
+            norm: Optional[nn.Module] = None) -> Optional[Tensor]:
     """``fc2(gelu(fc1(x)))`` through :class:`FP8MLPFunction` where it applies (traceable with ``made_only``).
 
     Args:
@@ -158,19 +171,23 @@ def fp8_mlp(fc1: nn.Module, fc2: nn.Module, x: Tensor, *, unused: bool = False,
         x: ``[..., C]`` bf16.
         unused: leave the output uninitialised (its gradient to ``x`` is still the MLP's).
         made_only: as :func:`fp8_mlp_weights` (True inside a compiled block).
+        norm: a frozen layer norm the MLP reads ``x`` through (``fc2(gelu(fc1(norm(x))))``), fused with
+            ``fc1``'s row quantization (:mod:`.fp8_norm`), or None.
 
     Returns:
         ``[..., C_out]`` bf16, or None: not every product fp8 "all" (with its weights made before the step, for
-        ``made_only``), not bf16, or, for ``made_only`` (the traced callers), no custom ops (torch < 2.4: the
-        caller keeps the layers' own products, which Inductor fuses itself).
+        ``made_only``), not bf16, a ``norm`` that trains or is not a layer norm over ``C``, or, for ``made_only``
+        (the traced callers), no custom ops (torch < 2.4: the caller keeps the layers' own products, which
+        Inductor fuses itself).
     """
     if made_only and not CUSTOM_OPS:
         return None
     weights = fp8_mlp_weights(fc1, fc2, x, made_only=made_only)
-    if weights is None:
+    operands = (None, None, None) if norm is None else norm_operands(norm, x)
+    if weights is None or operands is None:
         return None
     flat = x.reshape(-1, x.shape[-1])
     if flat.stride(1) != 1:
         flat = flat.contiguous()
-    out = FP8MLPFunction.apply(flat, unused, *weights)
+    out = FP8MLPFunction.apply(flat, unused, *operands, *weights)
     return out.view(*x.shape[:-1], out.shape[-1])

@@ -43,7 +43,8 @@ from opentad.models.memory.fp8_matmul import fp8_backward_operands, fp8_input_gr
 from opentad.models.memory.fp8_mlp import fp8_mlp, fp8_mlp_weights, mlp_input_grad, mlp_output
 
 __all__ = ["FrozenMLP", "FrozenFP8MLP", "FrozenMLPFunction", "frozen_weight", "is_frozen_linear", "chunk_rows",
-           "output_unused", "input_grad_only", "unused_output_mlp", "recomputing_unused_output"]
+           "output_unused", "input_grad_only", "exact_gelu_without_dropout", "unused_output_mlp",
+           "recomputing_unused_output"]
 
 #: target size of one chunk of the hidden activation
 CHUNK_BYTES = 64 * 2**20
@@ -190,7 +191,7 @@ class FrozenFP8MLP(FrozenMLP):
         """``[..., C] -> [..., C]``."""
         fc1, fc2 = self.layers[0][0], self.layers[1]
         if torch.compiler.is_compiling():  # fp8_mlp's checks (the hooks mark frozen 4-bit layers): no parameter walk
-            out = fp8_mlp(fc1, fc2, x, made_only=True) if _exact_gelu_without_dropout(self) else None
+            out = fp8_mlp(fc1, fc2, x, made_only=True) if exact_gelu_without_dropout(self) else None
             return self.layers(x) if out is None else out
         if not self.takes_function():
             return self.layers(x)
@@ -217,10 +218,10 @@ def _product_dtype(layer: nn.Module, x: Tensor) -> torch.dtype:
 def input_grad_only(mlp: nn.Module) -> bool:
     """Whether backward through ``mlp`` (an :class:`~opentad.models.bricks.vit.FFN`) needs only its input's
     gradient and ``fc1(x)``: an exact GELU, no active dropout, both linears frozen (plain or quantized)."""
-    return _exact_gelu_without_dropout(mlp) and is_frozen_linear(mlp.layers[0][0]) and is_frozen_linear(mlp.layers[1])
+    return exact_gelu_without_dropout(mlp) and is_frozen_linear(mlp.layers[0][0]) and is_frozen_linear(mlp.layers[1])
 
 
-def _exact_gelu_without_dropout(mlp: nn.Module) -> bool:
+def exact_gelu_without_dropout(mlp: nn.Module) -> bool:
     """``mlp``'s activation is the exact GELU and no dropout is active (traceable)."""
     _, act, drop = mlp.layers[0]
     if not isinstance(act, nn.GELU) or act.approximate != "none":

@@ -96,6 +96,10 @@ class MemoryPolicy:
             writing the bf16 activation and reading it again): in compiled blocks, and eagerly inside
             ``frozen_mlp``'s chunked MLP (not with ``frozen_mlp=False``). Approximate as ``frozen_fp8``; a value
             moves by at most one e4m3 step.
+        fused_fp8_norms: with ``frozen_fp8="all"`` and ``compile_blocks``, each block's frozen layer norms fused
+            with the fp8 row quantization of the product after them (``norm1`` with ``qkv``; ``norm2`` with
+            ``fc1``, where ``fused_fp8_mlp`` makes the MLP fp8's own), one pass over the rows, in the compiled
+            blocks (:mod:`.fp8_norm_block`). Approximate as ``frozen_fp8``; a value moves by at most one e4m3 step.
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
             after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
             inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.
@@ -110,7 +114,8 @@ class MemoryPolicy:
             still checked against the budget: to reproduce a benchmark row or pin a plan. None: chosen.
 
     Raises:
-        ValueError: ``fused_fp8_mlp`` without ``frozen_fp8="all"``; ``backward_chunks`` or ``temporal_chunks``
+        ValueError: ``fused_fp8_mlp`` or ``fused_fp8_norms`` without ``frozen_fp8="all"``, ``fused_fp8_norms``
+            without ``compile_blocks``; ``backward_chunks`` or ``temporal_chunks``
             not an int >= 1, a budget that is not
             positive, a budget with ``temporal_chunks``, a ``memory_plan`` that is not a plan name or has no
             budget, ``cuda_graphs`` with ``temporal_chunks``, or an ``attention_kernels`` not listed above.
@@ -131,6 +136,7 @@ class MemoryPolicy:
     fused_residual: bool = False
     frozen_fp8: Union[bool, str] = False
     fused_fp8_mlp: bool = False
+    fused_fp8_norms: bool = False
     cuda_graphs: bool = False
     attention_kernels: str = "torch"
     planner: Optional[BudgetPlanner] = dataclasses.field(default=None, compare=False, repr=False)
@@ -147,9 +153,13 @@ class MemoryPolicy:
         if self.frozen_fp8 and self.frozen_dtype != torch.bfloat16:
             raise ValueError(f"MemoryPolicy: frozen_fp8={self.frozen_fp8!r} computes the frozen products in fp8 from "
                              f"bf16 inputs; it needs frozen_dtype bf16, got {self.frozen_dtype}")
-        if self.fused_fp8_mlp and self.frozen_fp8 != "all":
-            raise ValueError(f"MemoryPolicy: fused_fp8_mlp=True fuses GELU with the fp8 products of both directions; "
-                             f"it needs frozen_fp8='all', got frozen_fp8={self.frozen_fp8!r}")
+        for key, fused in (("fused_fp8_mlp", "GELU"), ("fused_fp8_norms", "the layer norms")):
+            if getattr(self, key) and self.frozen_fp8 != "all":
+                raise ValueError(f"MemoryPolicy: {key}=True fuses {fused} with the fp8 products of both "
+                                 f"directions; it needs frozen_fp8='all', got frozen_fp8={self.frozen_fp8!r}")
+        if self.fused_fp8_norms and self.compile_blocks is False:
+            raise ValueError("MemoryPolicy: fused_fp8_norms=True fuses the layer norms inside compiled blocks; it "
+                             "needs compile_blocks (True or a mode), got compile_blocks=False")
         budget = self.memory_budget_gib
         pinned = None if self.memory_plan is None else BlockPlan.from_name(self.memory_plan)
         self._check_graphs()

@@ -8,19 +8,17 @@ deviation, one e4m3 step, is tests/models/memory/fp8_activation_cases.py's). A c
 ``eager`` backend: the same ATen kernels) may reorder float32 sums only, which moves a value across an e4m3
 rounding boundary rarely: within a tenth of the fp8-vs-bf16 difference, as test_compile_fp8.py states.
 """
-import copy
-
 import pytest
 import torch
 
 from opentad.models.backbones.wrapper_options import WrapperOptions
 from opentad.models.bricks.vit import FFN
 from opentad.models.memory import fp8_matmul as F8
-from opentad.models.memory import compile as compile_module
 from opentad.models.memory import fp8_mlp, frozen_mlp
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP, output_unused
 from opentad.models.memory.policy import MemoryPolicy, apply_memory_policy
-from tests.models.memory.tiny_qlora import bf16_step, compile_backend, tiny_qlora_vit
+from tests.models.memory.fp8_steps import compiled_step, vit_step, within_fp8_tenth
+from tests.models.memory.tiny_qlora import tiny_qlora_vit
 
 BF16 = torch.bfloat16
 
@@ -119,61 +117,21 @@ def test_the_policy_switches_the_mlps_and_refuses_fusion_without_fp8_all():
     assert type(ffn) is FFN  # frozen_mlp=False asks for autograd's MLP eagerly: the fused one is FrozenMLP's
 
 
-def _vit_step(model, fused: bool, compiled: bool, fp8: bool = True):
-    """One checkpointed bf16 step with the chunked backward (2 row groups), fp8 "all" (``fp8``) or bf16 products,
-    on ``model``'s device: (features, adapter gradients)."""
-    model = copy.deepcopy(model)
-    policy = MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all" if fp8 else False, fused_fp8_mlp=fused,
-                          compile_blocks=compiled, checkpoint=True, backward_chunks=2)
-    apply_memory_policy(model, policy)
-    return bf16_step(model, policy)
-
-
-def _within_fp8_tenth(got, want, bf16) -> None:
-    """``got`` within a tenth of the fp8-vs-bf16 difference of ``want``, features and every gradient."""
-    assert got[1].keys() == want[1].keys() and want[1]
-    for name in ["features", *want[1]]:
-        g, w, far = ((r[0] if name == "features" else r[1][name]) for r in (got, want, bf16))
-        assert float((g - w).norm()) <= 0.1 * float((far - w).norm()), name
-
-
-def _compiled_step(model, backend: str):
-    """:func:`_vit_step` fused and compiled with ``backend``: (its results, graph breaks, targets the graphs
-    call, their subgraphs' included: an autograd Function's forward and backward bodies)."""
-    graphs = []
-
-    def recording(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    with compile_backend(backend):
-        if backend == "eager":
-            compile_module.BACKEND = recording
-        torch._dynamo.reset()
-        breaks = sum(torch._dynamo.utils.counters["graph_break"].values())
-        result = _vit_step(model, True, True)
-        breaks = sum(torch._dynamo.utils.counters["graph_break"].values()) - breaks
-        torch._dynamo.reset()
-    targets = {node.target for gm in graphs for sub in gm.modules() if isinstance(sub, torch.fx.GraphModule)
-               for node in sub.graph.nodes if node.op == "call_function"}
-    return result, breaks, targets
-
-
 def test_a_vit_step_fused_eagerly_and_compiled_has_the_unfused_results(calls, monkeypatch):
     """The tiny QLoRA ViT, checkpointed with the chunked backward: eagerly, fused equals unfused bit for bit;
     compiled (Dynamo's ``eager`` backend), the graphs call both fused ops, with no graph break (this test's op
     counter, a side effect, would break it: it is removed first), and the step is within the module's error
     model of the eager fused step."""
     model = tiny_qlora_vit()
-    plain, fused = _vit_step(model, False, False), _vit_step(model, True, False)
+    plain, fused = vit_step(model, False, False), vit_step(model, True, False)
     assert calls["gelu"] > 0 and calls["gelu_backward"] > 0
     assert torch.equal(fused[0], plain[0]) and fused[1].keys() == plain[1].keys() and fused[1]
     assert all(torch.equal(fused[1][n], plain[1][n]) for n in plain[1])
     monkeypatch.undo()  # the counter: a side effect Dynamo would break the graph for
-    compiled, breaks, targets = _compiled_step(model, "eager")
+    compiled, breaks, targets = compiled_step(model, "eager")
     assert breaks == 0
     assert {torch.ops.opentad.gelu_fp8_rows.default, torch.ops.opentad.gelu_backward_fp8_rows.default} <= targets
-    _within_fp8_tenth(compiled, fused, _vit_step(model, False, False, fp8=False))
+    within_fp8_tenth(compiled, fused, vit_step(model, False, False, fp8=False))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
@@ -190,10 +148,10 @@ def test_on_cuda_the_fused_kernels_eagerly_and_under_inductor_keep_the_fp8_resul
     in it. (On an H100 the test with dropout failed its bound at 0.42 of the fp8-vs-bf16 difference, most likely
     in the compiled half; this form has not run on a GPU yet.)"""
     model = tiny_qlora_vit("cuda")
-    plain, bf16 = _vit_step(model, False, False), _vit_step(model, False, False, fp8=False)
-    _within_fp8_tenth(_vit_step(model, True, False), plain, bf16)
+    plain, bf16 = vit_step(model, False, False), vit_step(model, False, False, fp8=False)
+    within_fp8_tenth(vit_step(model, True, False), plain, bf16)
     model = tiny_qlora_vit("cuda", lora_dropout=0.0)
-    plain, bf16 = _vit_step(model, False, False), _vit_step(model, False, False, fp8=False)
-    compiled, breaks, _ = _compiled_step(model, "inductor")
+    plain, bf16 = vit_step(model, False, False), vit_step(model, False, False, fp8=False)
+    compiled, breaks, _ = compiled_step(model, "inductor")
     assert breaks == 0
-    _within_fp8_tenth(compiled, plain, bf16)
+    within_fp8_tenth(compiled, plain, bf16)
