@@ -47,6 +47,19 @@ def test_the_activation_kernel_compiled_for_hopper(capsys, load_tool):
     assert 0 < native["instructions"] < integer["instructions"]
     assert native["per_value"] == native["instructions"] * 32 / 64
     assert native["opcodes"].get("MUFU", 0) >= 1 and native["opcodes"].get("F2FP", 0) >= 1  # ex2; e4m3 pack
-    table = load_tool("count_instructions")["main"](["--cols", "64"])
+    table = load_tool("count_instructions")["main"](["--cols", "64", "--norm-cols", "48"])
     assert table.count("| GELU | 64 |") == 1 and table.count("| gelu_backward | 64 |") == 1
+    assert table.count("| layer norm | 48 |") == 1
     assert table in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not _can_compile(), reason="needs Triton's NVIDIA backend with its cuobjdump")
+def test_the_layer_norm_kernel_compiled_for_hopper():
+    """The fused layer norm on g's 1408 values (three pieces of 512, one warp): ``per_value`` over the 1536 lanes,
+    a correctly rounded square root (no ``MUFU.RSQ`` approximation of ``rstd``), the e4m3 pack; integer
+    conversions cost more."""
+    native, integer = K.norm_instructions(1408), K.norm_instructions(1408, native=False)
+    assert (native["kernel"], native["part"], native["parts"], native["warps"]) == ("layer norm", 512, 3, 1)
+    assert native["per_value"] == native["instructions"] * 32 / 1536
+    assert 0 < native["instructions"] < integer["instructions"]
+    assert native["opcodes"].get("F2FP", 0) >= 1 and native["opcodes"].get("MUFU", 0) >= 1
