@@ -73,8 +73,8 @@ def _onepass() -> Dict[str, Dict[str, Callable]]:
     """Columns of one-pass Triton kernels, each a function per fusion key, or {} without Triton:
     ``onepass``, the kernels as the library launches them (:mod:`opentad.models.memory.fp8_norm`,
     :mod:`opentad.models.memory.fp8_activations`; on CUDA with the GPU's own bf16 and e4m3 conversions);
-    ``integer``, the same with the conversions in integer arithmetic (what Triton's CPU interpreter runs); ``2 warps`` and ``8 warps``, the library's with other
-    warps a program; ``floor``, :func:`traffic_copy` (moves as many bytes as the fusion must and computes
+    ``integer``, the same with the conversions in integer arithmetic (what Triton's CPU interpreter runs);
+    ``2 warps`` and ``8 warps``, the library's with other warps a program; ``floor``, :func:`traffic_copy` (moves as many bytes as the fusion must and computes
     nothing: the bandwidth floor; not compared)."""
     try:
         from opentad.models.memory.fp8_activations import launch_gelu_rows

@@ -69,8 +69,9 @@ class WrapperOptions:
             its backward fused with the fp8 products' row quantization, one pass over the rows
             (:mod:`opentad.models.memory.fp8_mlp`; docs/qlora.md). Not part of upstream's keys.
         fused_fp8_norms: with ``frozen_fp8="all"`` and ``compile_blocks`` (default False; approximate as it): the
-            blocks' frozen layer norms fused with the fp8 row quantization of ``qkv`` and ``fc1``, one pass over
-            the rows (:mod:`opentad.models.memory.fp8_norm`; docs/qlora.md). Not part of upstream's keys.
+            blocks' frozen layer norms fused with the fp8 row quantization of ``qkv`` and (with ``fused_fp8_mlp``)
+            ``fc1``, one pass over the rows, in the compiled blocks (:mod:`opentad.models.memory.fp8_norm`;
+            docs/qlora.md). Not part of upstream's keys.
         memory_plan: with ``memory_budget_gib``: run every block under this one plan instead of choosing
             (``"checkpoint+chunks4+offload+hold"``, ``"keep"``, ...: the names the budget's log line uses),
             still checked against the budget. To reproduce a benchmark row or pin a plan. Not part of

@@ -192,8 +192,7 @@ class Attention(nn.Module):
 
     def attend(self, qkv: Tensor) -> Tensor:
         """``[B, N, 3C] -> [B, N, C]``: attention of the projected queries, keys and values, then ``proj``."""
-        b, n, c3 = qkv.shape
-        c = c3 // 3
+        b, n, c = qkv.shape[0], qkv.shape[1], self.embed_dims
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         dropout = self.attn_drop_rate if self.training else 0.0
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)

@@ -13,7 +13,9 @@
 * :mod:`.compile`, :mod:`.cuda_graphs`: compiled blocks and CUDA graphs of the blocks;
 * :mod:`.fp8_matmul` (with :mod:`.fp8_rows`, :mod:`.fp8_weights`, :mod:`.fp8_kernels`): the frozen
   layers' fp8 products (``frozen_fp8``, approximate); :mod:`.fp8_mlp` (with :mod:`.fp8_activations`): a frozen
-  MLP's GELU fused with them (``fused_fp8_mlp``; kernels in :mod:`.fp8_activation_kernels`).
+  MLP's GELU fused with them (``fused_fp8_mlp``; kernels in :mod:`.fp8_activation_kernels`); :mod:`.fp8_norm`
+  (with :mod:`.fp8_norm_block`): the blocks' layer norms fused with them (``fused_fp8_norms``; the kernel in
+  :mod:`.fp8_norm_kernels`).
 
 Import the modules themselves: this package's ``__init__`` imports nothing, so
 that the quantized layers can use :mod:`.dequant_cache` without an import circle.

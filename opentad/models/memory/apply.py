@@ -54,8 +54,8 @@ def apply_memory_policy(backbone: nn.Module, policy: Any) -> int:
     :class:`~opentad.models.bricks.vit.FFN` to :class:`FrozenMLP` or back
     (``frozen_mlp`` without ``compile_blocks``; :class:`FrozenFP8MLP` with ``fused_fp8_mlp``; same state and
     state-dict keys, only ``forward`` differs), the blocks to :class:`~.fp8_norm_block.FP8NormBlock` or back
-    (``fused_fp8_norms``; the same state, only the branch hooks differ), the blocks' layer norms to stream norms or back (``stream_norms`` with
-    ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
+    (``fused_fp8_norms``; the same state, only the branch hooks differ), the blocks' layer norms to stream
+    norms or back (``stream_norms`` with ``frozen_dtype``), the adapters' residual to the fused kernel or back (``fused_residual``
     with ``frozen_dtype``, without ``compile_blocks``), the frozen 4-bit layers' forward products to fp8 or
     back (``frozen_fp8``, approximate), compiles the blocks or not
     (``compile_blocks``) and hands the policy to ``backbone.set_memory_policy`` when the

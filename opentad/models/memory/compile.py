@@ -167,6 +167,7 @@ def _unused_residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torc
 
 
 def _residual_body(block: Block, x: torch.Tensor, scales: Scales) -> torch.Tensor:
+    """``block.residual``: its class's (the instance's own ``residual`` is the compiled function)."""
     return type(block).residual(block, x, scales)
 
 

@@ -43,9 +43,10 @@ from opentad.models.memory.fp8_activations import CUSTOM_OPS, activation_parts
 from opentad.models.memory.fp8_matmul import fp8_frozen_linear_all, input_grad_product, made_fp8_operands
 from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quantize_rows_reference, \
     scaled_rows_product
+from opentad.models.memory.stream_norm import StreamLayerNorm
 
 __all__ = ["layer_norm_fp8_rows", "layer_norm_rows_reference", "launch_layer_norm_rows", "layer_norm_input_grad",
-           "norm_operands", "FP8NormProductFunction", "fp8_norm_linear"]
+           "hook_free", "norm_operands", "FP8NormProductFunction", "fp8_norm_linear"]
 
 BF16 = torch.bfloat16
 NormRows = Tuple[Tensor, Tensor, Tensor, Tensor]
@@ -178,12 +179,28 @@ def layer_norm_input_grad(grad: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, w
     return dx.to(x.dtype)
 
 
+def hook_free(*modules: nn.Module) -> bool:
+    """Whether none of ``modules`` has forward hooks or forward pre-hooks (a fused path that does not call a
+    module would skip them). Traceable."""
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
 def norm_operands(norm: nn.Module, x: Tensor) -> Optional[Tuple[Optional[Tensor], Optional[Tensor], float]]:
-    """``(weight, bias, eps)`` of a frozen :class:`torch.nn.LayerNorm` over ``x``'s last dim when ``x`` is bf16 (the
-    fused norms' case), else None (a norm that trains: its weight's gradient is not computed here). Traceable."""
-    if not isinstance(norm, nn.LayerNorm) or tuple(norm.normalized_shape) != (x.shape[-1],) or x.dtype != BF16:
+    """The operands of a norm the fused ops compute as it computes itself. Traceable.
+
+    Args:
+        norm: the norm before a frozen product.
+        x: ``[..., C]`` its input.
+
+    Returns:
+        ``(weight, bias, eps)`` of a frozen :class:`torch.nn.LayerNorm` or
+        :class:`~.stream_norm.StreamLayerNorm` (exactly those classes: a subclass may compute otherwise) over
+        ``C``, without hooks, when ``x`` is bf16; else None (a norm that trains: its weight's gradient is not
+        computed here).
+    """
+    if type(norm) not in (nn.LayerNorm, StreamLayerNorm) or tuple(norm.normalized_shape) != (x.shape[-1],):
         return None
-    if any(p.requires_grad for p in norm.parameters()):
+    if x.dtype != BF16 or not hook_free(norm) or any(p.requires_grad for p in norm.parameters()):
         return None
     return norm.weight, norm.bias, norm.eps
 
@@ -225,7 +242,7 @@ def fp8_norm_linear(norm: nn.Module, layer: nn.Module, x: Tensor) -> Optional[Te
         ``layer(norm(x))``).
     """
     operands = norm_operands(norm, x)
-    if operands is None or layer.__dict__.get("frozen_matmul") is not fp8_frozen_linear_all:
+    if operands is None or layer.__dict__.get("frozen_matmul") is not fp8_frozen_linear_all or not hook_free(layer):
         return None
     if layer.bias is not None and layer.bias.requires_grad:  # its gradient is not computed here
         return None

@@ -10,8 +10,10 @@ branch hooks differ). Inside a compiled block
 
 instead of ``attn(norm1(x))`` and ``mlp(norm2(x))``: each norm's bf16
 output is never written, its rows read once. Everywhere else (eager blocks,
-a norm that trains, a layer not fp8 "all", an MLP that is not
-:class:`~.frozen_mlp.FrozenFP8MLP`) a branch computes as the plain block does.
+a norm that trains or is not exactly a layer norm, a layer not fp8 "all", an
+attention that is not exactly :class:`~opentad.models.bricks.vit.Attention`,
+an MLP that is not exactly :class:`~.frozen_mlp.FrozenFP8MLP`, forward hooks
+on any of them) a branch computes as the plain block does.
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ from typing import Callable, Iterable, Optional
 import torch
 from torch import Tensor, nn
 
-from opentad.models.bricks.vit import Block
+from opentad.models.bricks.vit import Attention, Block
 from opentad.models.memory.fp8_mlp import fp8_mlp
-from opentad.models.memory.fp8_norm import fp8_norm_linear
+from opentad.models.memory.fp8_norm import fp8_norm_linear, hook_free
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, exact_gelu_without_dropout, unused_output_mlp
 
 __all__ = ["FP8NormBlock", "set_fp8_norm_blocks"]
@@ -34,7 +36,7 @@ class FP8NormBlock(Block):
 
     def attention_branch(self, x: Tensor) -> Tensor:
         """``[B, N, C] -> [B, N, C]``."""
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() and type(self.attn) is Attention and hook_free(self.attn):
             qkv = fp8_norm_linear(self.norm1, self.attn.qkv, x)
             if qkv is not None:
                 bias = self.attn.qkv_bias()
@@ -45,8 +47,8 @@ class FP8NormBlock(Block):
         """``[B, N, C] -> [B, N, C]``; ``mlp``: None, or :func:`~.frozen_mlp.unused_output_mlp` (fused too: the
         output left uninitialised), or another (computed as the plain block does)."""
         fusable = mlp is None or mlp is unused_output_mlp
-        if torch.compiler.is_compiling() and fusable and isinstance(self.mlp, FrozenFP8MLP) \
-                and exact_gelu_without_dropout(self.mlp):
+        if torch.compiler.is_compiling() and fusable and type(self.mlp) is FrozenFP8MLP \
+                and exact_gelu_without_dropout(self.mlp) and hook_free(self.mlp, *self.mlp.modules()):
             out = fp8_mlp(self.mlp.layers[0][0], self.mlp.layers[1], x, unused=mlp is not None, norm=self.norm2)
             if out is not None:
                 return out

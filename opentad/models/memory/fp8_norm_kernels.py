@@ -6,12 +6,14 @@ One program per row; the row is held in registers as one piece or three of
 1408 channels: three pieces of 512, one warp). Per row: the mean and the
 variance as two float32 sums (the mean first, then the squared deviations
 from it; PyTorch sums by Welford's method, so the two differ in the last
-float32 bits), ``rstd = 1 / sqrt(var + eps)`` correctly rounded, each value
+float32 bits), ``rstd = 1 / sqrt(var + eps)``, each division and the root
+correctly rounded (``div_rn``, ``sqrt_rn``: not the GPU's approximate
+division), each value
 ``(x - mean) * rstd * w + b`` in float32 rounded to bf16 as the eager bf16
 norm rounds its output, then the quantization of
 :func:`~.fp8_rows.quantize_rows_reference`
 (:func:`~.fp8_activation_kernels.store_quantized_pieces`). The mean and
-``rstd`` are stored for the norm's backward. Counted for sm90: 24.5
+``rstd`` are stored for the norm's backward. Counted for sm90: 25.0
 instructions a value at 1408 (``tools/count_instructions.py``).
 """
 import triton
@@ -60,7 +62,7 @@ def layer_norm_rows_kernel(x_ptr, w_ptr, b_ptr, q_ptr, scale_ptr, mean_ptr, rstd
         x1 = load_piece(x_row, 1, cols, PART, EVEN, NATIVE)
         x2 = load_piece(x_row, 2, cols, PART, EVEN, NATIVE)
         total += tl.sum(x1, axis=0) + tl.sum(x2, axis=0)
-    mean = total / cols
+    mean = tl.div_rn(total, cols.to(tl.float32))
     d0 = _deviations(x0, mean, 0, cols, PART)
     squares = tl.sum(d0 * d0, axis=0)
     d1, d2 = d0, d0
@@ -68,7 +70,7 @@ def layer_norm_rows_kernel(x_ptr, w_ptr, b_ptr, q_ptr, scale_ptr, mean_ptr, rstd
         d1 = _deviations(x1, mean, 1, cols, PART)
         d2 = _deviations(x2, mean, 2, cols, PART)
         squares += tl.sum(d1 * d1, axis=0) + tl.sum(d2 * d2, axis=0)
-    rstd = 1.0 / tl.sqrt_rn(squares / cols + eps)
+    rstd = tl.div_rn(1.0, tl.sqrt_rn(tl.div_rn(squares, cols.to(tl.float32)) + eps))
     y0 = _normed(d0, rstd, w_ptr, b_ptr, 0, cols, PART, EVEN, NATIVE)
     y1, y2 = y0, y0
     if PARTS == 3:

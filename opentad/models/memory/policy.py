@@ -99,7 +99,9 @@ class MemoryPolicy:
         fused_fp8_norms: with ``frozen_fp8="all"`` and ``compile_blocks``, each block's frozen layer norms fused
             with the fp8 row quantization of the product after them (``norm1`` with ``qkv``; ``norm2`` with
             ``fc1``, where ``fused_fp8_mlp`` makes the MLP fp8's own), one pass over the rows, in the compiled
-            blocks (:mod:`.fp8_norm_block`). Approximate as ``frozen_fp8``; a value moves by at most one e4m3 step.
+            blocks (:mod:`.fp8_norm_block`). Approximate as ``frozen_fp8``; a value moves by at most one e4m3
+            step (on CUDA; on the CPU, whose bf16 layer norm keeps bf16 statistics, the fused norm's float32
+            backward moves gradients further from the unfused one's: docs/qlora.md).
         cuda_graphs: in training on CUDA, replay the blocks' forward and backward from two CUDA graphs (captured
             after a few eager steps; :mod:`.cuda_graphs`): for launch-bound small ViTs. Offloading blocks offload
             inside the graphs (:mod:`.graph_offload`). Not with temporal checkpointing.

@@ -8,9 +8,8 @@ is within ``(2^-4 + 2^-6) |y| + 2^-10 s + 2^-20 max|w|``, and at least 99.9% of 
 for bit. The mean of ``C`` values of magnitude at most ``M``, summed in float32 in any order, is within
 ``C 2^-24 M`` of the exact one (each of at most ``C - 1`` additions rounds by at most ``2^-24`` of a partial sum
 of magnitude at most ``C M``, divided by ``C``; the division adds ``2^-24 |mean|``); ``rstd`` within ``(C + 8)
-2^-24`` of itself (the squared deviations' sum likewise, the mean's error entering squared, a division, a
-square root and a reciprocal, each rounded by ``2^-24`` relative, more under the GPU's approximate reciprocal:
-a few units).
+2^-24`` of itself (the squared deviations' sum likewise, the mean's error entering squared, then a division, a
+square root and a reciprocal, each correctly rounded: ``2^-24`` relative).
 """
 import argparse
 

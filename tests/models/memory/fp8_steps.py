@@ -32,11 +32,11 @@ def within_fp8_tenth(got, want, bf16) -> None:
         assert float((g - w).norm()) <= 0.1 * float((far - w).norm()), name
 
 
-def compiled_step(model, backend: str, step=None):
+def compiled_step(model, backend: str, step=None, graphs=None):
     """``step(model)`` (default: :func:`vit_step` fused and compiled) with blocks compiled by ``backend``: (its
     results, graph breaks, targets the graphs call, their subgraphs' included: an autograd Function's forward and
-    backward bodies)."""
-    graphs = []
+    backward bodies); with ``backend="eager"`` the graphs are appended to ``graphs`` (a list) when given."""
+    graphs = [] if graphs is None else graphs
 
     def recording(gm, example_inputs):
         graphs.append(gm)

@@ -52,7 +52,8 @@ def test_the_kernel_on_cuda_follows_the_eager_norm():
 
 def test_the_cuda_kernel_compiles_for_hopper_with_the_gpus_own_instructions():
     """ViT-g's rows (three pieces of 512, one warp), compiled for sm90 without a GPU: the saturating e4m3
-    conversion, the NaN-propagating maximum, a correctly rounded square root."""
+    conversion, the NaN-propagating maximum, a correctly rounded square root and divisions (no approximate
+    ``div.full``, which Triton's ``/`` compiles to and the interpreter cannot show)."""
     triton = pytest.importorskip("triton")
     pytest.importorskip("triton.backends.nvidia")
     from triton.backends.compiler import GPUTarget
@@ -68,6 +69,7 @@ def test_the_cuda_kernel_compiles_for_hopper_with_the_gpus_own_instructions():
                        constexprs=shape)
     ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 1}).asm["ptx"]
     assert "cvt.rn.satfinite.e4m3x2.f32" in ptx and "max.NaN.f32" in ptx and "sqrt.rn.f32" in ptx
+    assert "div.rn.f32" in ptx and "div.full" not in ptx and "div.approx" not in ptx
 
 
 def test_the_reference_path_is_the_float64_norm_within_bf16_and_e4m3_rounding():
@@ -149,8 +151,9 @@ def test_the_fused_norm_product_is_the_norm_then_the_fp8_product():
 
 
 def test_the_fused_norm_product_applies_only_where_it_computes_the_same():
-    """None (the caller's unfused path) for a norm that trains, a norm over another width, float32 rows, a layer
-    whose backward is not fp8, a bias that trains, a plain linear."""
+    """None (the caller's unfused path) for a norm that trains, a norm over another width, a subclass of a layer
+    norm (it may compute otherwise), a norm or layer with a forward hook (it would be skipped), float32 rows, a
+    layer whose backward is not fp8, a bias that trains, a plain linear."""
     x, norm, _ = _exact_rows()
     qkv = _fp8_layer(64, 192, seed=3)
     F8.quantize_fp8_weights(qkv, x.device)
@@ -159,6 +162,16 @@ def test_the_fused_norm_product_applies_only_where_it_computes_the_same():
     assert N.fp8_norm_linear(nn.LayerNorm(32).to(BF16).requires_grad_(False), qkv, x) is None
     assert N.fp8_norm_linear(nn.LayerNorm(64).to(BF16), qkv, x) is None  # trains
     assert N.fp8_norm_linear(norm, nn.Linear(64, 192).to(BF16), x) is None
+
+    class Scaled(nn.LayerNorm):
+        pass
+
+    assert N.fp8_norm_linear(Scaled(64).to(BF16).requires_grad_(False), qkv, x) is None
+    for module in (norm, qkv):
+        hook = module.register_forward_hook(lambda *args: None)
+        assert N.fp8_norm_linear(norm, qkv, x) is None
+        hook.remove()
+    assert N.fp8_norm_linear(norm, qkv, x) is not None
     qkv.bias.requires_grad_(True)
     assert N.fp8_norm_linear(norm, qkv, x) is None
     qkv.bias.requires_grad_(False)
@@ -227,16 +240,35 @@ def _float32_statistics_norm(self, x: torch.Tensor) -> torch.Tensor:
     return y.to(x.dtype)
 
 
+def _with_biases(model: nn.Module) -> nn.Module:
+    """``model`` with its frozen attention biases (``q_bias``, ``v_bias``) and block norms' weights and biases
+    drawn away from their initial zeros and ones, so that a fused branch that dropped one would show."""
+    gen = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for block in model.blocks:
+            for t in (block.attn.q_bias, block.attn.v_bias, block.norm1.bias, block.norm2.bias):
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.5)
+            for t in (block.norm1.weight, block.norm2.weight):
+                t.copy_(1 + torch.randn(t.shape, generator=gen) * 0.3)
+    return model
+
+
 def test_a_compiled_vit_step_calls_the_fused_norm_and_keeps_the_fp8_results(monkeypatch):
-    """The tiny QLoRA ViT without LoRA dropout, compiled with Dynamo's ``eager`` backend, fused MLP and norms: the
-    graphs call the fused norm, with no graph break, and the step (checkpointed, with the chunked backward's
-    recomputation that leaves ``fc2`` out) is within the module's error model of the eager fused-MLP step whose
-    norms compute as CUDA's bf16 norm does (the fused norm's arithmetic; the CPU's own bf16 norm rounds its
-    statistics to bf16, which moves gradients by a third of the fp8-vs-bf16 difference)."""
-    model = tiny_qlora_vit(lora_dropout=0.0)
+    """The tiny QLoRA ViT without LoRA dropout, frozen biases and norms drawn (:func:`_with_biases`), compiled
+    with Dynamo's ``eager`` backend, fused MLP and norms: a block's graph calls the fused norm twice (``norm1``
+    with ``qkv``, ``norm2`` with ``fc1``), with no graph break, and the step (checkpointed, with the chunked
+    backward's recomputation that leaves ``fc2`` out) is within the module's error model of the eager fused-MLP
+    step whose norms compute as CUDA's bf16 norm does (the fused norm's arithmetic; the CPU's own bf16 norm
+    rounds its statistics to bf16, which moves gradients by a third of the fp8-vs-bf16 difference)."""
+    model = _with_biases(tiny_qlora_vit(lora_dropout=0.0))
     bf16 = vit_step(model, False, False, fp8=False)
-    compiled, breaks, targets = compiled_step(model, "eager", step=lambda m: vit_step(m, True, True, norms=True))
+    graphs = []
+    compiled, breaks, _ = compiled_step(model, "eager", step=lambda m: vit_step(m, True, True, norms=True),
+                                        graphs=graphs)
     assert breaks == 0
-    assert torch.ops.opentad.layer_norm_fp8_rows.default in targets
+    op = torch.ops.opentad.layer_norm_fp8_rows.default
+    calls = [sum(node.target is op for sub in gm.modules() if isinstance(sub, torch.fx.GraphModule)
+                 for node in sub.graph.nodes) for gm in graphs]
+    assert max(calls) == 2, calls
     monkeypatch.setattr(StreamLayerNorm, "forward", _float32_statistics_norm)
     within_fp8_tenth(compiled, vit_step(model, True, False), bf16)
