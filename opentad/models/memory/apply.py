@@ -16,7 +16,7 @@ from torch import nn
 from opentad.models.bricks.vit import FFN, Block
 from opentad.models.memory.compile import compile_blocks
 from opentad.models.memory.fp8_matmul import set_fp8_products
-from opentad.models.memory.fp8_norm_block import set_fp8_norm_blocks
+from opentad.models.memory.fp8_norm_block import log_fusable_norms, set_fp8_norm_blocks
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, FrozenMLP
 from opentad.models.memory.fused_residual import set_fused_residuals
 from opentad.models.memory.stream_norm import set_stream_norms
@@ -77,6 +77,7 @@ def apply_memory_policy(backbone: nn.Module, policy: Any) -> int:
     set_fused_residuals(backbone.modules(), policy.fused_residual and policy.frozen_dtype is not None
                         and policy.compile_blocks is False)
     set_fp8_products(backbone, policy.frozen_fp8)
+    log_fusable_norms(blocks)
     compile_blocks(backbone, policy.compile_blocks)
     setter = getattr(backbone, "set_memory_policy", None)
     if setter is not None:

@@ -17,17 +17,22 @@ on any of them) a branch computes as the plain block does.
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Iterable, Optional
 
 import torch
 from torch import Tensor, nn
 
 from opentad.models.bricks.vit import Attention, Block
+from opentad.models.memory.fp8_matmul import fp8_frozen_linear_all
 from opentad.models.memory.fp8_mlp import fp8_mlp
 from opentad.models.memory.fp8_norm import fp8_norm_linear, hook_free
+from opentad.models.memory.stream_norm import StreamLayerNorm
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, exact_gelu_without_dropout, unused_output_mlp
 
-__all__ = ["FP8NormBlock", "set_fp8_norm_blocks"]
+__all__ = ["FP8NormBlock", "set_fp8_norm_blocks", "fusable_norms", "log_fusable_norms"]
+
+logger = logging.getLogger(__name__)
 
 
 class FP8NormBlock(Block):
@@ -56,11 +61,11 @@ class FP8NormBlock(Block):
 
 
 def set_fp8_norm_blocks(blocks: Iterable[nn.Module], on: bool) -> int:
-    """Make ``blocks`` of class :class:`~opentad.models.bricks.vit.Block` :class:`FP8NormBlock`\\ s (``on``), or
+    """Make ``blocks`` of class :class:`~opentad.models.bricks.vit.Block` :class:`FP8NormBlock` (``on``), or
     plain blocks again; blocks of other classes are left as built.
 
     Returns:
-        the number of :class:`FP8NormBlock`\\ s after the call.
+        the number of blocks of class :class:`FP8NormBlock` after the call.
     """
     count = 0
     for block in blocks:
@@ -68,3 +73,42 @@ def set_fp8_norm_blocks(blocks: Iterable[nn.Module], on: bool) -> int:
             block.__class__ = FP8NormBlock if on else Block
             count += on
     return count
+
+
+def _fp8_all(layer: nn.Module) -> bool:
+    return vars(layer).get("frozen_matmul") is fp8_frozen_linear_all
+
+
+def fusable_norms(blocks: Iterable[nn.Module]) -> int:
+    """How many norms of the :class:`FP8NormBlock` blocks the fused path can take, from the modules alone (the call's
+    own checks, bf16 inputs and weights made before the step, come on top): a frozen layer norm of exactly
+    its class before a frozen product that is fp8 both ways (``norm1`` before ``attn.qkv`` of exactly
+    :class:`~opentad.models.bricks.vit.Attention`; ``norm2`` before an MLP of exactly
+    :class:`~.frozen_mlp.FrozenFP8MLP` whose two layers are). LoRA on ``qkv`` or ``fc1`` rules a norm out."""
+    count = 0
+    for block in blocks:
+        if type(block) is not FP8NormBlock:
+            continue
+        pairs = ((block.norm1, type(block.attn) is Attention and _fp8_all(block.attn.qkv)),
+                 (block.norm2, type(block.mlp) is FrozenFP8MLP and _fp8_all(block.mlp.layers[0][0])
+                  and _fp8_all(block.mlp.layers[1])))
+        count += sum(ok and type(norm) in (nn.LayerNorm, StreamLayerNorm)
+                     and not any(p.requires_grad for p in norm.parameters()) for norm, ok in pairs)
+    return count
+
+
+def log_fusable_norms(blocks: Iterable[nn.Module]) -> int:
+    """Log how many of the blocks' norms ``fused_fp8_norms`` can fuse (:func:`fusable_norms`), as a warning
+    when none; returns the count."""
+    blocks = [b for b in blocks if type(b) is FP8NormBlock]
+    count = fusable_norms(blocks)
+    if blocks and count == 0:
+        logger.warning("fused_fp8_norms: none of the %d blocks' layer norms can be fused: each needs a frozen norm "
+                       "before a frozen 4-bit layer with frozen_fp8='all' (not a LoRA layer: "
+                       "backbone_lora_targets on qkv or fc1 rules it out) and, for norm2, fused_fp8_mlp",
+                       len(blocks))
+    elif blocks:
+        logger.info("fused_fp8_norms: %d of the %d layer norms of %d blocks fused with their product's fp8 rows",
+                    count, 2 * len(blocks), len(blocks))
+    return count
+

@@ -199,14 +199,26 @@ def test_the_fused_norm_mlp_is_the_norm_then_the_fused_mlp(unused):
     assert fp8_mlp(fc1, fc2, x, made_only=False, norm=nn.LayerNorm(64).to(BF16)) is None  # a norm that trains
 
 
-def test_the_policy_switches_the_blocks_and_refuses_what_it_cannot_fuse():
-    """``fused_fp8_norms`` makes the blocks :class:`FP8NormBlock` (same state-dict keys) and back; it needs
-    ``frozen_fp8="all"`` and ``compile_blocks`` (errors naming the key and the value at fault)."""
+def test_the_policy_switches_the_blocks_and_refuses_what_it_cannot_fuse(caplog):
+    """``fused_fp8_norms`` makes the blocks :class:`FP8NormBlock` (same state-dict keys) and back, logging how
+    many norms it fuses (all 6 of the tiny ViT's 3 blocks; 3 without ``fused_fp8_mlp``; none, a warning, with
+    LoRA on ``qkv`` and ``fc1``); it needs ``frozen_fp8="all"`` and ``compile_blocks`` (errors naming the key
+    and the value at fault)."""
     model = tiny_qlora_vit()
     keys = list(model.state_dict())
     options = WrapperOptions.from_mapping(dict(frozen_dtype="bf16", frozen_fp8="all", fused_fp8_mlp=True,
                                                fused_fp8_norms=True, compile_blocks=True))
-    apply_memory_policy(model, options.memory_policy(model))
+    with caplog.at_level("INFO", logger="opentad.models.memory.fp8_norm_block"):
+        apply_memory_policy(model, options.memory_policy(model))
+        apply_memory_policy(tiny_qlora_vit(), MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all", fused_fp8_norms=True,
+                                                           compile_blocks=True))
+        apply_memory_policy(tiny_qlora_vit(backbone_lora_targets=["qkv", "fc1"]),
+                            MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all", fused_fp8_mlp=True,
+                                         fused_fp8_norms=True, compile_blocks=True))
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    fused = "fused_fp8_norms: {} of the 6 layer norms of 3 blocks fused with their product's fp8 rows"
+    assert messages[:2] == [("INFO", fused.format(6)), ("INFO", fused.format(3))]
+    assert messages[2][0] == "WARNING" and "none of the 3 blocks' layer norms can be fused" in messages[2][1]
     blocks = [m for m in model.modules() if isinstance(m, Block)]
     assert blocks and all(type(m) is FP8NormBlock for m in blocks) and list(model.state_dict()) == keys
     apply_memory_policy(model, MemoryPolicy(frozen_dtype=BF16, frozen_fp8="all"))
