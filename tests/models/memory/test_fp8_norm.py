@@ -12,6 +12,7 @@ is checked against the formula in float64 within ``2^-8`` of each value (its rou
 of the row's largest term. A compiled ViT step (Dynamo's ``eager`` backend) reorders float32 sums only: within
 a tenth of the fp8-vs-bf16 difference, as test_fp8_mlp.py states.
 """
+import copy
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,30 @@ def test_a_compiled_vit_step_calls_the_fused_norm_and_keeps_the_fp8_results(monk
     assert max(calls) == 2, calls
     monkeypatch.setattr(StreamLayerNorm, "forward", _float32_statistics_norm)
     within_fp8_tenth(compiled, vit_step(model, True, False), bf16)
+
+
+def test_blocks_replayed_from_cuda_graphs_keep_the_fused_norms_results(monkeypatch):
+    """The configuration of the g benchmark (compiled blocks, fp8 "all", fused MLP and norms, CUDA graphs) through
+    the emulating graph backend: the third step is replayed, and its features and gradients are the ungraphed
+    compiled step's within the module's error model (the graphs run the same compiled blocks)."""
+    from opentad.models.memory.graph_capture import Replay
+    from tests.models.memory.graph_cases import graphed
+    from tests.models.memory.tiny_qlora import bf16_step, compile_backend
+
+    replays, real = [], Replay.apply
+    monkeypatch.setattr(Replay, "apply", lambda *args: replays.append(1) or real(*args))
+    options = dict(frozen_dtype=BF16, frozen_fp8="all", fused_fp8_mlp=True, fused_fp8_norms=True,
+                   compile_blocks=True, checkpoint=True)
+    model = _with_biases(tiny_qlora_vit(lora_dropout=0.0))
+    bf16 = vit_step(model, False, False, fp8=False)
+    with compile_backend("eager"):
+        plain, policy = copy.deepcopy(model), MemoryPolicy(**options)
+        apply_memory_policy(plain, policy)
+        want = bf16_step(plain, policy)
+        graphed_model, policy = copy.deepcopy(model), graphed(**options)
+        apply_memory_policy(graphed_model, policy)
+        for _ in range(3):
+            graphed_model.zero_grad(set_to_none=True)
+            got = bf16_step(graphed_model, policy)
+    assert len(replays) == 2  # one eager warm-up step, then the capture's and the next step's replays
+    within_fp8_tenth(got, want, bf16)
