@@ -27,8 +27,8 @@ from opentad.models.bricks.vit import Attention, Block
 from opentad.models.memory.fp8_matmul import fp8_frozen_linear_all
 from opentad.models.memory.fp8_mlp import fp8_mlp
 from opentad.models.memory.fp8_norm import fp8_norm_linear, hook_free
-from opentad.models.memory.stream_norm import StreamLayerNorm
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, exact_gelu_without_dropout, unused_output_mlp
+from opentad.models.memory.stream_norm import StreamLayerNorm
 
 __all__ = ["FP8NormBlock", "set_fp8_norm_blocks", "fusable_norms", "log_fusable_norms"]
 
