@@ -116,9 +116,10 @@ def tensors_read(blocks: Sequence[nn.Module]) -> Tuple[int, ...]:
     4-bit weight's quantization state), buffers, and what modules keep as attributes (held dequantized weights,
     fp8 copies and their scales, in lists, dicts or objects): a graph reads each where it was at capture.
 
-    Computed at every step (the graphs' key), so the walk skips what holds no tensor without a call: 9 ms for
-    40 blocks of a tiny-width QLoRA ViT with fp8 copies on a 2-core AMD EPYC, where the first version took 14 ms
-    and, four levels deep, missed the nested quantization states (tests/models/memory/test_tensors_read.py)."""
+    Computed at every step (the graphs' key), so the walk skips what holds no tensor without a call: 5.7-6.4 ms
+    for 40 blocks of a tiny-width QLoRA ViT with fp8 copies on one core of an AMD EPYC, where the first version
+    took 11.7-14.2 ms and, four levels deep, missed the nested quantization states
+    (``tools/benchmark_graph_key.py``; docs/benchmarks.md; tests/models/memory/test_tensors_read.py)."""
     found: List[int] = []
     for block in blocks:
         for module in block.modules():
