@@ -46,7 +46,7 @@ from opentad.models.memory.fp8_rows import TINY, empty_rows, kernel_device, quan
 from opentad.models.memory.stream_norm import StreamLayerNorm
 
 __all__ = ["layer_norm_fp8_rows", "layer_norm_rows_reference", "launch_layer_norm_rows", "layer_norm_input_grad",
-           "hook_free", "norm_operands", "FP8NormProductFunction", "fp8_norm_linear"]
+           "hook_free", "frozen_layer_norm", "norm_operands", "FP8NormProductFunction", "fp8_norm_linear"]
 
 BF16 = torch.bfloat16
 NormRows = Tuple[Tensor, Tensor, Tensor, Tensor]
@@ -76,10 +76,19 @@ def _check(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> None:
             raise ValueError(f"layer_norm_fp8_rows: {name} of shape [{x.shape[1]}] expected, got {tuple(t.shape)}")
 
 
+def _kernel_rows(x: Tensor) -> bool:
+    """bf16 rows of unit stride along C <= 16384 (what the kernel reads)."""
+    return x.dtype == BF16 and x.stride(1) == 1 and x.shape[1] <= 16384
+
+
+def _kernel_parameters(weight: Optional[Tensor], bias: Optional[Tensor]) -> bool:
+    """A contiguous bf16 weight and bias (what the kernel reads)."""
+    return all(t is not None and t.dtype == BF16 and t.is_contiguous() for t in (weight, bias))
+
+
 def _kernel_takes(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> bool:
-    """bf16 rows of unit stride along C <= 16384 on the kernel's device, a contiguous bf16 weight and bias."""
-    return (kernel_device() == x.device.type and x.dtype == BF16 and x.stride(1) == 1 and x.shape[1] <= 16384
-            and all(t is not None and t.dtype == BF16 and t.is_contiguous() for t in (weight, bias)))
+    """Rows and parameters the kernel reads, on the kernel's device."""
+    return kernel_device() == x.device.type and _kernel_rows(x) and _kernel_parameters(weight, bias)
 
 
 def launch_layer_norm_rows(x: Tensor, weight: Tensor, bias: Tensor, eps: float, *,
@@ -105,11 +114,11 @@ def launch_layer_norm_rows(x: Tensor, weight: Tensor, bias: Tensor, eps: float, 
 
     _check(x, weight, bias)
     native = x.is_cuda if native_casts is None else native_casts
-    if not (x.dtype == BF16 and x.stride(1) == 1 and x.shape[1] <= 16384) or (native and not x.is_cuda):
+    if not _kernel_rows(x) or (native and not x.is_cuda):
         raise ValueError(f"layer_norm_fp8_rows' kernel takes bf16 rows of unit stride along C <= 16384 (native casts "
                          f"on CUDA only); got {x.dtype} {tuple(x.shape)} strides {x.stride()} on {x.device}, "
                          f"native_casts={native}")
-    if not all(t is not None and t.dtype == BF16 and t.is_contiguous() for t in (weight, bias)):
+    if not _kernel_parameters(weight, bias):
         raise ValueError("layer_norm_fp8_rows' kernel takes a contiguous bf16 weight and bias")
     if num_warps is not None and (num_warps < 1 or num_warps & (num_warps - 1)):
         raise ValueError(f"num_warps must be a power of two, got {num_warps}")
@@ -198,11 +207,17 @@ def norm_operands(norm: nn.Module, x: Tensor) -> Optional[Tuple[Optional[Tensor]
         ``C``, without hooks, when ``x`` is bf16; else None (a norm that trains: its weight's gradient is not
         computed here).
     """
-    if type(norm) not in (nn.LayerNorm, StreamLayerNorm) or tuple(norm.normalized_shape) != (x.shape[-1],):
+    if not frozen_layer_norm(norm) or tuple(norm.normalized_shape) != (x.shape[-1],):
         return None
-    if x.dtype != BF16 or not hook_free(norm) or any(p.requires_grad for p in norm.parameters()):
+    if x.dtype != BF16 or not hook_free(norm):
         return None
     return norm.weight, norm.bias, norm.eps
+
+
+def frozen_layer_norm(norm: nn.Module) -> bool:
+    """Whether ``norm`` is exactly a :class:`torch.nn.LayerNorm` or :class:`~.stream_norm.StreamLayerNorm` (a
+    subclass may compute otherwise) none of whose parameters trains. Traceable."""
+    return type(norm) in (nn.LayerNorm, StreamLayerNorm) and not any(p.requires_grad for p in norm.parameters())
 
 
 class FP8NormProductFunction(torch.autograd.Function):

@@ -26,9 +26,8 @@ from torch import Tensor, nn
 from opentad.models.bricks.vit import Attention, Block
 from opentad.models.memory.fp8_matmul import fp8_frozen_linear_all
 from opentad.models.memory.fp8_mlp import fp8_mlp
-from opentad.models.memory.fp8_norm import fp8_norm_linear, hook_free
+from opentad.models.memory.fp8_norm import fp8_norm_linear, frozen_layer_norm, hook_free
 from opentad.models.memory.frozen_mlp import FrozenFP8MLP, exact_gelu_without_dropout, unused_output_mlp
-from opentad.models.memory.stream_norm import StreamLayerNorm
 
 __all__ = ["FP8NormBlock", "set_fp8_norm_blocks", "fusable_norms", "log_fusable_norms"]
 
@@ -92,8 +91,7 @@ def fusable_norms(blocks: Iterable[nn.Module]) -> int:
         pairs = ((block.norm1, type(block.attn) is Attention and _fp8_all(block.attn.qkv)),
                  (block.norm2, type(block.mlp) is FrozenFP8MLP and _fp8_all(block.mlp.layers[0][0])
                   and _fp8_all(block.mlp.layers[1])))
-        count += sum(ok and type(norm) in (nn.LayerNorm, StreamLayerNorm)
-                     and not any(p.requires_grad for p in norm.parameters()) for norm, ok in pairs)
+        count += sum(ok and frozen_layer_norm(norm) for norm, ok in pairs)
     return count
 
 
